@@ -1,0 +1,62 @@
+# Clinic assistant. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+MODEL := models/clinic.tar.gz
+# Everything training reads: when none of it changed, the model is not retrained.
+TRAINING_INPUT := config.yml $(shell find domain data -name '*.yml' 2>/dev/null) \
+                  $(shell find clinic/nlu clinic/safety -name '*.py' 2>/dev/null)
+
+export PYTHONPATH := $(CURDIR)
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help run test train venv validate test-core test-py eval-nlu lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+run: $(MODEL) ## set up if needed, then start Rasa, the action server and the web app (http://localhost:8000)
+	$(BIN)/honcho start -f Procfile
+
+test: validate $(MODEL) test-core test-py ## set up if needed, then run every test
+
+venv: $(VENV)/.installed ## create the virtualenv and install the pinned requirements
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || "$$(scripts/find-python3.10)" -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m clinic.spacy_model
+	touch $@
+
+train: $(MODEL) ## train the model when its training input changed
+
+$(MODEL): $(VENV)/.installed $(TRAINING_INPUT)
+	$(BIN)/rasa train --domain domain --fixed-model-name clinic --out models --quiet
+	touch $@
+
+validate: $(VENV)/.installed ## check domain, rules and training data for mistakes
+	$(BIN)/rasa data validate --domain domain --fail-on-warnings --quiet
+
+test-core: $(MODEL) ## dialogue test stories
+	$(BIN)/rasa test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --out results/core --quiet
+
+test-py: $(MODEL) ## pytest: actions, safety net, NLU held-out set, web app, end to end
+	$(PY) -m pytest tests
+
+eval-nlu: $(MODEL) ## per-intent precision/recall and FAQ topic accuracy on the held-out set
+	$(PY) -m clinic.nlu_eval tests/nlu/heldout.yml
+
+lock: ## re-pin requirements.txt from requirements.in in a fresh venv
+	rm -rf /tmp/clinic-lock && "$$(scripts/find-python3.10)" -m venv /tmp/clinic-lock
+	/tmp/clinic-lock/bin/pip install --quiet -r requirements.in
+	{ echo "# Generated from requirements.in by \`make lock\` (pip freeze of a clean venv). Do not edit by hand."; \
+	  /tmp/clinic-lock/bin/pip freeze; } > requirements.txt
+
+clean: ## remove the venv, models and runtime state (var/)
+	rm -rf $(VENV) models .rasa results var

@@ -1,0 +1,116 @@
+"""The clinic database: what staff act on (handoff requests, urgent flags).
+
+SQLAlchemy 1.4 Core, one URL setting (``CLINIC_DB_URL``): a SQLite file under
+``var/`` by default, PostgreSQL in a larger deployment. Engines are made on
+first use, never at import.
+"""
+
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Engine
+
+metadata = MetaData()
+
+handoff_requests = Table(
+    "handoff_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", String(64), nullable=False, index=True),
+    # why a person is wanted: "visitor_request" or "crisis"
+    Column("reason", String(32), nullable=False),
+    Column("urgent", Boolean, nullable=False, default=False),
+    Column("status", String(16), nullable=False, default="new"),
+    Column("created_at", DateTime, nullable=False),
+)
+
+conversation_flags = Table(
+    "conversation_flags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", String(64), nullable=False, index=True),
+    Column("flag", String(32), nullable=False),  # "crisis": urgent staff review
+    Column("created_at", DateTime, nullable=False),
+    Column("reviewed", Boolean, nullable=False, default=False),
+)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+@lru_cache(maxsize=None)
+def get_engine(url: str) -> Engine:
+    """One engine per URL for the process, tables created on first use."""
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    metadata.create_all(engine)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def record_handoff_request(engine: Engine, conversation_id: str, reason: str, urgent: bool) -> int:
+    with engine.begin() as conn:
+        result = conn.execute(
+            insert(handoff_requests).values(
+                conversation_id=conversation_id,
+                reason=reason,
+                urgent=urgent,
+                status="new",
+                created_at=utcnow(),
+            )
+        )
+        return int(result.inserted_primary_key[0])
+
+
+def flag_conversation(engine: Engine, conversation_id: str, flag: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(conversation_flags).values(
+                conversation_id=conversation_id, flag=flag, created_at=utcnow(), reviewed=False
+            )
+        )
+
+
+def handoff_requests_for(engine: Engine, conversation_id: str) -> List[Dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(handoff_requests)
+            .where(handoff_requests.c.conversation_id == conversation_id)
+            .order_by(handoff_requests.c.id)
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def flags_for(engine: Engine, conversation_id: str, flag: Optional[str] = None) -> List[Dict[str, Any]]:
+    query = select(conversation_flags).where(conversation_flags.c.conversation_id == conversation_id)
+    if flag:
+        query = query.where(conversation_flags.c.flag == flag)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query.order_by(conversation_flags.c.id))]

@@ -1,0 +1,1 @@
+"""Safety nets that back the classifier."""

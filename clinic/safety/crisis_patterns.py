@@ -1,0 +1,255 @@
+"""The crisis safety net: spaCy Matcher patterns, with negation handled.
+
+Recall comes before precision: a message that may express thoughts of
+suicide or self-harm, or danger now, must get the crisis resources even when
+the classifier misses it. The patterns are token patterns over lower-cased
+text, with common misspellings; a match is dropped only when it is negated
+in its own clause ("I'm not going to hurt myself", "never had thoughts of
+suicide") or when a mere mention of the subject sits in a general question
+about treatment ("does ketamine help with suicidal thoughts?").
+
+Pure functions of a spaCy ``Doc``: the Rasa component in
+``clinic.nlu.crisis_safety_net`` and the tests share them.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from spacy.matcher import Matcher
+from spacy.tokens import Doc
+from spacy.vocab import Vocab
+
+# Kinds of match. STATEMENT: first-person intent, plan, act or danger; only a
+# negation in its clause clears it. MENTION: the subject named ("suicidal",
+# "self-harm"); cleared also inside a general question about treatment.
+STATEMENT = "statement"
+MENTION = "mention"
+
+SELF = r"myself|myslef|mysef|meself|mself|myselfe"
+KILL = r"kill|kil|kll|killin|killing|kiling|murder|murdering|unalive|unaliving"
+DIE = r"die|dye|dead|diee"
+HURT = r"hurt|hurting|harm|harming|cut|cutting|cuttin|burn|burning|burned|burnt|punish|starve|starving"
+SUICIDE = (
+    r"suicide|suicidal|suicidel|suicdal|suicde|sucide|suicid|suicidl|suicidle|suicidial|"
+    r"suiside|suisidal|sucidal|suicidality|suicides"
+)
+NEG_WANT = r"do|dont|don't|doesnt|no|not|never"
+WANT = r"want|wanna|wnat|wnt|wamt|whant|wish|wished|going|gonna|ready|planning|plan|need|trying|try|tried|about|decided|decide|thinking"
+PILLS = r"pills|pill|meds|medication|medications|tablets|sleeping|oxy|xanax|tylenol"
+PARTNER = (
+    r"someone|somebody|he|she|they|partner|husband|wife|boyfriend|girlfriend|bf|gf|dad|father|"
+    r"mom|mother|stepdad|stepfather|ex|brother|sister|roommate|man|guy"
+)
+
+# Each pattern is a line of token regexes (fullmatch on the lower-cased
+# token), written for spaCy's tokenizer: "don't" is "do n't", "dont" is
+# "do nt", "gonna" is "gon na", "i'm" is "i 'm". A token written `x?` is
+# optional; `*` stands for up to two other tokens.
+PATTERNS: Dict[str, Tuple[str, List[str]]] = {
+    "kill_self": (STATEMENT, [
+        f"({KILL}) ({SELF})",
+        f"({KILL}) my self",
+        r"kms|kys|unalive|unalived|unaliving",
+        r"(take|taking|took|end|ending|ended|endin) my own? life",
+        r"(end|ending|endin) it all",
+        r"(i|me|like) (end|ending) it",
+        r"ending it (seems|is|feels|sounds)",
+        f"(use|using|used) (it|this|that|a|the|my)? (gun|knife|pills|rope|blade)? on ({SELF})",
+        r"(end|ending) * it (all|tonight|today|now|forever)",
+        r"(want|wanna|going|gon|planning|plan|ready|gonna) (to|na)? (end|ending) it",
+        r"(end|ending) everything",
+        f"(shoot|shot|hang|hanging|hung|drown|poison|stab|suffocate|gas) ({SELF})",
+        r"(slit|slitting|cut|cutting) my (wrists|wrist|throat)",
+        r"(jump|jumping|jumped) (off|from|in) * (bridge|building|roof|cliff|front|tracks|train|window)",
+        r"(drive|driving|crash|crashing) my car (into|off)",
+        r"(standing|sitting) (on|at) (the|a) (roof|bridge|ledge|edge)",
+        r"(rope|noose|gun) (is|ready)",
+        r"(have|got|bought) (the|a) (rope|noose)",
+    ]),
+    "want_to_die": (STATEMENT, [
+        f"({WANT}) (to|na)? ({DIE})",
+        f"(want|wanna) (to)? be ({DIE})",
+        r"(wish|wished|hope) i (was|were|had|would|could|'d) * (dead|die|died|gone|disappear|never)",
+        r"better off (dead|gone)",
+        r"better off without me",
+        r"better off if i (was|were|'m|m|am|wasn't|died|disappeared) (gone|dead|not)?",
+        r"(better|happier|easier) * without me",
+        r"(no|nothing) (reason|point|purpose) (to|in|for) (live|living|life|going|me|being|keep|keeping|stay|staying)",
+        r"(what|whats|what's) (is|'s)? the point (of|in) (living|life|going|being|anything|trying)",
+        r"(nt|n't|no|not|never) (want|wanna|wish) (to)? (live|exist|continue)",
+        r"(nt|n't|no|not|never) (want|wanna|wish) (to)? be (alive|here|around|living|awake|anymore)",
+        r"(nt|n't|no|not|never) (want|wanna|wish) (to)? wake up",
+        r"(nt|n't|no|not|never) (want|wanna|wish) (to)? (keep|go|stay) (living|going|on|alive|here)",
+        r"(nt|n't|not|no) (see|find|have) (a|any)? (reason|point) (to|in) (live|living|keep|go|be)",
+        r"(no|nt|n't|not) * way out",
+        r"rather (be|die) (dead|gone)?",
+        r"(not|nt|n't) (going|gon) (to|na) be (around|here|alive)",
+        r"(ca|can|cannot) (nt|n't|not)? (go|keep|carry) on",
+        r"(ca|can) (nt|n't) (do|take) (this|it) (anymore|any)",
+        r"(done|finished|tired|sick) (with|of) (life|living|being|existing|everything)",
+        r"life (is|'s) (nt|n't|not)? (worth|pointless|meaningless)",
+        r"(not|nt|n't) worth living",
+        r"(sleep|sleeping) and never wake up",
+        r"never (wake|woke) up (again)?",
+        r"(wo|will) (nt|n't|not) (be|being) (around|here|alive)",
+        r"(last|final) (message|goodbye|note|letter|words)",
+        r"(goodbye|suicide) (note|notes|letter|letters)",
+        r"(saying|say) goodbye to (everyone|everybody|my|the|all)",
+        r"(nobody|noone) (would|will|'d) (miss|care|notice)",
+        r"no one (would|will|'d) (miss|care|notice)",
+        r"burden (to|on|for) (everyone|everybody|my|all|the|others|people)",
+        r"(want|wanna|need) (the|all|it|this|everything) (pain)? (to)? (all)? (stop|end) (for|forever|permanently)",
+        r"(want|wanna|need) it (all)? to (end|stop)",
+        r"(ways|way|how) to (die|kill)",
+        r"(want|wanna) to disappear forever",
+        r"do something (stupid|drastic)",
+        f"(do|doing) something to ({SELF})",
+        r"(give|giving) (away)? (all)? my (stuff|things|belongings)",
+    ]),
+    "self_harm": (STATEMENT, [
+        f"({HURT}) ({SELF})",
+        f"({HURT}) my self",
+        f"({HURT}) my (arms|arm|legs|leg|wrists|wrist|skin|body|thighs)",
+        r"(self|slef) -? (harm|harming|harmed|injury|injuring|hurt)",
+        r"selfharm|selfharming|self-harm|self-harming|self-injury",
+        r"(relapsed|relapsing|relapse|started|back) (into|to|with)? (cutting|self|hurting|harming)",
+        r"(cutting|cut|hurting|harming) (myself)? again",
+    ]),
+    "overdose": (STATEMENT, [
+        f"(took|take|taken|taking|swallowed|swallow|ate|downed) * (bunch|lot|handful|many|whole|bottle|box|all) * ({PILLS})",
+        f"(saving|saved|stockpiling|hoarding|collecting|stocking) (up)? (my|the|some)? ({PILLS})",
+        f"how many ({PILLS}) (would|does|do|to|it|will)",
+    ]),
+    "overdose_mention": (MENTION, [
+        r"overdose|overdosed|overdosing|od|od'd|oding|odd",
+    ]),
+    "danger_now": (STATEMENT, [
+        f"({PARTNER}) (is|'s|s|are|was|keeps|keep) (hurting|hitting|beating|choking|strangling|attacking|threatening) me",
+        f"({PARTNER}) (is|'s|s|are|keeps|keep)? (going|gon|trying|threatening|threatened|wants) (to|na) (kill|hurt|hit|beat|shoot) me",
+        r"(threatening|threatened|trying) to (kill|hurt|shoot) me",
+        r"(i|'m|m|am) not safe",
+        r"not safe (at|in) (home|my)",
+        r"(i|'m|m|am) in danger",
+        r"(being|been|getting) (abused|beaten|attacked)",
+        r"(going|gon|about) (to|na) (hurt|kill) (someone|somebody|him|her|them|people)",
+    ]),
+    "suicide_mention": (MENTION, [
+        f"({SUICIDE})",
+        r"(thoughts|thinking|thought|ideation) (of|about) (dying|death|ending)",
+    ]),
+}
+
+NEGATIONS = {"not", "n't", "nt", "never", "no", "nor", "without", "none", "cannot"}
+# A negation followed by one of these does not negate what follows it:
+# "not gonna lie, ...", "not sure I want to live", "don't know if I can go on".
+NOT_NEGATING_NEXT = {"sure", "know", "lie", "lying", "think", "care", "even", "really", "only", "okay", "ok", "well", "fine"}
+CLAUSE_BREAKS = {",", ";", ".", "!", "?", "but", "and", "so", "because", "cause", "cuz", "though", "although", "however", "yet", ":", "-", "—"}
+NEGATION_WINDOW = 5
+QUESTION_STARTS = {"does", "do", "can", "could", "is", "will", "would", "how", "what", "are", "should", "did", "why", "has", "have"}
+QUESTION_PAIRS = {("how", "do"), ("how", "does"), ("do", "you"), ("does", "it"), ("can", "it"), ("what", "if")}
+FIRST_PERSON = {"i", "me", "my", "myself", "mine", "im", "ive", "id"}
+# "I had suicidal thoughts years ago, but that's long behind me": a mention
+# of the past that the visitor says is resolved.
+PAST = re.compile(
+    r"\b(years? ago|decades? ago|used to|as a (teen|teenager|kid|child)|in the past|"
+    r"when i was (younger|a teen|a kid|in (high )?school)|long time ago)\b"
+)
+RESOLVED = re.compile(
+    r"\b(behind me|have ?n[o']?t (since|in|for)|havent (since|in|for)|no longer|not anymore|"
+    r"recovered|clean (for|since)|doing (much )?(better|well|fine)|over it|past that)\b"
+)
+
+
+@dataclass(frozen=True)
+class CrisisMatch:
+    rule: str
+    kind: str
+    text: str
+
+
+def _token_specs(line: str) -> List[dict]:
+    specs: List[dict] = []
+    for word in line.split():
+        if word == "*":
+            specs.extend([{"OP": "?"}, {"OP": "?"}])
+            continue
+        optional = word.endswith("?") and len(word) > 1 and not word.endswith("\\?")
+        if optional:
+            word = word[:-1]
+        spec: dict = {"LOWER": {"REGEX": f"^(?:{word})$"}}
+        if optional:
+            spec["OP"] = "?"
+        specs.append(spec)
+    return specs
+
+
+def build_matcher(vocab: Vocab) -> Matcher:
+    matcher = Matcher(vocab)
+    for rule, (_kind, lines) in PATTERNS.items():
+        matcher.add(rule, [_token_specs(line) for line in lines])
+    return matcher
+
+
+def _clause_before(doc: Doc, start: int) -> Sequence:
+    tokens = []
+    i = start - 1
+    while i >= 0 and len(tokens) < NEGATION_WINDOW:
+        tok = doc[i]
+        if tok.lower_ in CLAUSE_BREAKS or tok.is_sent_end and i != start - 1:
+            break
+        tokens.append(tok)
+        i -= 1
+    return list(reversed(tokens))
+
+
+def _is_negated(doc: Doc, start: int) -> bool:
+    before = _clause_before(doc, start)
+    for idx, tok in enumerate(before):
+        if tok.lower_ in NEGATIONS:
+            following = before[idx + 1] if idx + 1 < len(before) else doc[start]
+            if following.lower_ in NOT_NEGATING_NEXT:
+                continue
+            return True
+    return False
+
+
+def _is_question(doc: Doc) -> bool:
+    words = [t.lower_ for t in doc if not t.is_punct]
+    if not words:
+        return False
+    return "?" in doc.text or words[0] in QUESTION_STARTS or any(
+        (x, y) in QUESTION_PAIRS for x, y in zip(words, words[1:])
+    )
+
+
+def _about_the_visitor(doc: Doc) -> bool:
+    return any(t.lower_ in FIRST_PERSON for t in doc)
+
+
+def _past_and_resolved(doc: Doc) -> bool:
+    text = doc.text.lower()
+    return bool(PAST.search(text) and RESOLVED.search(text))
+
+
+class CrisisDetector:
+    """Finds crisis language in spaCy docs that share one vocab."""
+
+    def __init__(self, vocab: Vocab) -> None:
+        self.vocab = vocab
+        self.matcher = build_matcher(vocab)
+
+    def find(self, doc: Doc) -> Optional[CrisisMatch]:
+        general_question = _is_question(doc) and not _about_the_visitor(doc)
+        resolved = _past_and_resolved(doc)
+        for match_id, start, end in sorted(self.matcher(doc), key=lambda m: m[1]):
+            rule = self.vocab.strings[match_id]
+            kind = PATTERNS[rule][0]
+            if _is_negated(doc, start):
+                continue
+            if kind == MENTION and general_question:
+                continue
+            if resolved and (kind == MENTION or rule == "self_harm"):
+                continue
+            return CrisisMatch(rule=rule, kind=kind, text=doc[start:end].text)
+        return None

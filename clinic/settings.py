@@ -1,0 +1,133 @@
+"""Settings, read in one place.
+
+The clinic's identity and contact details come from ``settings/clinic.yml``
+and its pre-screen rules from ``settings/eligibility.yml``. Deployment
+settings (database URLs, ports, secrets) come from environment variables,
+with safe local defaults: SQLite files under ``var/``, services on loopback.
+"""
+
+import os
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict
+
+import yaml
+
+from clinic import us_states
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class ClinicInfo:
+    name: str
+    phone: str
+    email: str
+    website: str
+    support_hours: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    settings_dir: Path
+    var_dir: Path
+    clinic_db_url: str
+    rasa_url: str
+    web_host: str
+    web_port: int
+    cookie_secure: bool
+    max_message_chars: int
+    max_body_bytes: int
+
+    @property
+    def clinic(self) -> ClinicInfo:
+        return load_clinic_info(self.settings_dir)
+
+    @property
+    def eligibility(self) -> Dict[str, Any]:
+        return load_yaml(self.settings_dir / "eligibility.yml")
+
+    @property
+    def secret_key(self) -> bytes:
+        return load_secret(self.var_dir)
+
+
+@lru_cache(maxsize=None)
+def get_settings() -> Settings:
+    var_dir = Path(_env("CLINIC_VAR_DIR", str(ROOT / "var")))
+    return Settings(
+        settings_dir=Path(_env("CLINIC_SETTINGS_DIR", str(ROOT / "settings"))),
+        var_dir=var_dir,
+        clinic_db_url=_env("CLINIC_DB_URL", f"sqlite:///{var_dir / 'clinic.db'}"),
+        rasa_url=_env("RASA_URL", "http://127.0.0.1:5005").rstrip("/"),
+        web_host=_env("WEB_HOST", "127.0.0.1"),
+        web_port=int(_env("WEB_PORT", "8000")),
+        cookie_secure=_env("COOKIE_SECURE", "false").lower() in ("1", "true", "yes"),
+        max_message_chars=int(_env("MAX_MESSAGE_CHARS", "2000")),
+        max_body_bytes=int(_env("MAX_BODY_BYTES", "16384")),
+    )
+
+
+def load_yaml(path: Path) -> Dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+@lru_cache(maxsize=None)
+def load_clinic_info(settings_dir: Path) -> ClinicInfo:
+    data = load_yaml(settings_dir / "clinic.yml")
+    missing = [k for k in ("name", "phone", "email", "website", "support_hours") if not data.get(k)]
+    if missing:
+        raise ValueError(f"{settings_dir / 'clinic.yml'}: missing {', '.join(missing)}")
+    return ClinicInfo(**{k: str(data[k]) for k in ClinicInfo.__dataclass_fields__})
+
+
+def public_facts(settings: Settings) -> Dict[str, str]:
+    """The values the assistant's answers may quote (slot name -> text)."""
+    clinic = settings.clinic
+    rules = settings.eligibility
+    return {
+        "clinic_name": clinic.name,
+        "clinic_phone": clinic.phone,
+        "clinic_email": clinic.email,
+        "clinic_website": clinic.website,
+        "clinic_hours": clinic.support_hours,
+        "clinic_states": us_states.describe(rules.get("states_served", [])),
+        "min_age": str(rules.get("min_age", 18)),
+    }
+
+
+def load_secret(var_dir: Path) -> bytes:
+    """CLINIC_SECRET_KEY if set, else a key generated once into var/secret_key."""
+    from_env = os.environ.get("CLINIC_SECRET_KEY", "").strip()
+    if from_env:
+        return from_env.encode()
+    path = var_dir / "secret_key"
+    if not path.exists():
+        # Written to a private temporary file, then linked into place: two
+        # processes starting at once end up with the same key.
+        var_dir.mkdir(parents=True, exist_ok=True)
+        tmp = var_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_hex(32).encode())
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_bytes().strip()
+

@@ -1,0 +1,13 @@
+"""`python -m clinic.web`: serve the web app (host and port from settings)."""
+
+from clinic.settings import get_settings
+from clinic.web.app import create_app
+
+
+def main() -> None:
+    settings = get_settings()
+    create_app(settings).run(host=settings.web_host, port=settings.web_port, access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The web app factory."""
+
+from typing import Any, Optional
+
+from sanic import Request, Sanic
+from sanic.exceptions import PayloadTooLarge
+from sanic.response import HTTPResponse, json
+
+from clinic.settings import Settings, get_settings
+from clinic.web import pages, visitor_api
+from clinic.web.rasa_client import RasaClient
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def create_app(
+    settings: Optional[Settings] = None, rasa: Optional[Any] = None, name: str = "clinic_web"
+) -> Sanic:
+    """The public web app. ``rasa`` replaces the Rasa client (tests)."""
+    settings = settings or get_settings()
+    app = Sanic(name)
+    app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.ACCESS_LOG = False
+    app.ctx.settings = settings
+    app.ctx.secret = settings.secret_key
+    app.ctx.rasa = rasa if rasa is not None else RasaClient(settings.rasa_url)
+
+    app.blueprint(pages.bp)
+    app.blueprint(visitor_api.bp)
+    app.static("/static", str(pages.STATIC), name="static")
+
+    @app.get("/health")
+    async def health(request: Request) -> HTTPResponse:
+        return json({"status": "ok"})
+
+    @app.exception(PayloadTooLarge)
+    async def too_large(request: Request, exc: Exception) -> HTTPResponse:
+        return visitor_api.refusal(
+            413, "message_too_long", "That message is too long for me. Please send a shorter one."
+        )
+
+    @app.on_response
+    async def security_headers(request: Request, response: HTTPResponse) -> None:
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+
+    @app.after_server_stop
+    async def close_rasa(app: Sanic, _loop: Any) -> None:
+        close = getattr(app.ctx.rasa, "close", None)
+        if close is not None:
+            await close()
+
+    return app

@@ -1,0 +1,70 @@
+"""What a visitor may send: checks with a clear reason for each refusal."""
+
+import json
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Optional
+
+
+@dataclass
+class Refusal(Exception):
+    status: int
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Button:
+    payload: str
+    signature: str
+
+
+# Control and format characters that have no place in a chat message
+# (NUL, escapes, bidi overrides, zero-width marks); newlines and tabs stay.
+def _keep(ch: str) -> bool:
+    if ch in "\n\t":
+        return True
+    category = unicodedata.category(ch)
+    return not (category.startswith("C"))
+
+
+def clean_text(text: str) -> str:
+    text = unicodedata.normalize("NFC", text)
+    return "".join(ch for ch in text if _keep(ch)).strip()
+
+
+def parse_body(body: bytes, content_type: Optional[str]) -> Any:
+    if not (content_type or "").split(";")[0].strip().lower() == "application/json":
+        raise Refusal(415, "unsupported_media_type", "Send the message as JSON (Content-Type: application/json).")
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise Refusal(400, "invalid_json", "The request body is not valid JSON.")
+
+
+def chat_message(data: Any, max_chars: int) -> "str | Button":
+    """The visitor's text, or the button they pressed."""
+    if not isinstance(data, dict):
+        raise Refusal(400, "invalid_body", 'Expected a JSON object such as {"message": "Hello"}.')
+    button = data.get("button")
+    if button is not None:
+        if not isinstance(button, dict) or not isinstance(button.get("payload"), str) or not isinstance(button.get("sig"), str):
+            raise Refusal(400, "invalid_button", "A button needs its payload and signature.")
+        return Button(payload=button["payload"], signature=button["sig"])
+    message = data.get("message")
+    if not isinstance(message, str):
+        raise Refusal(400, "invalid_body", 'Expected a JSON object such as {"message": "Hello"}.')
+    text = clean_text(message)
+    if not text:
+        raise Refusal(422, "empty_message", "Please type a message first.")
+    if len(text) > max_chars:
+        raise Refusal(
+            413, "message_too_long",
+            f"That message is too long for me. Please keep it under {max_chars:,} characters.",
+        )
+    if text.startswith("/"):
+        raise Refusal(
+            422, "slash_command",
+            "Messages can't start with '/'. Please type your question in words, or use the buttons.",
+        )
+    return text

@@ -1,0 +1,64 @@
+"""Shared fixtures: one event loop, one trained model and one spaCy model per session.
+
+Loading the Rasa agent costs about 30 s (TensorFlow), so it is loaded once and
+shared; coroutines run on one session-scoped loop (pytest-asyncio's loops
+clash with Sanic's uvloop).
+"""
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "models" / "clinic.tar.gz"
+
+os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="session")
+def agent(loop: asyncio.AbstractEventLoop) -> Any:
+    if not MODEL.exists():
+        pytest.fail(f"{MODEL} is missing: run `make train` (make test does it)")
+    from rasa.core.agent import Agent
+
+    return Agent.load(str(MODEL))
+
+
+@pytest.fixture(scope="session")
+def parse(agent: Any, loop: asyncio.AbstractEventLoop) -> Any:
+    def _parse(text: str) -> dict:
+        return loop.run_until_complete(agent.parse_message(text))
+
+    return _parse
+
+
+@pytest.fixture(scope="session")
+def nlp() -> Any:
+    import spacy
+
+    from clinic.spacy_model import package_model_dir
+
+    return spacy.load(package_model_dir(), disable=["parser"])
+
+
+@pytest.fixture
+def clinic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Settings pointing at a fresh var/ folder and clinic DB for one test."""
+    from clinic import db, settings
+
+    monkeypatch.setenv("CLINIC_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("CLINIC_DB_URL", f"sqlite:///{tmp_path / 'var' / 'clinic.db'}")
+    settings.get_settings.cache_clear()
+    yield tmp_path
+    settings.get_settings.cache_clear()
+    db.get_engine.cache_clear()

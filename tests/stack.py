@@ -1,0 +1,131 @@
+"""Starts the real stack (Rasa server, action server, web app) for end-to-end tests.
+
+Each process gets free loopback ports and a private var/ folder, so the tests
+never touch a running `make run`.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    rasa_port: int = field(default_factory=free_port)
+    actions_port: int = field(default_factory=free_port)
+    web_port: int = field(default_factory=free_port)
+    procs: Dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def var_dir(self) -> Path:
+        return self.workdir / "var"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def clinic_db_url(self) -> str:
+        return f"sqlite:///{self.var_dir / 'clinic.db'}"
+
+    def env(self) -> Dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            PYTHONPATH=str(ROOT),
+            RASA_TELEMETRY_ENABLED="false",
+            TF_CPP_MIN_LOG_LEVEL="2",
+            SQLALCHEMY_SILENCE_UBER_WARNING="1",
+            CLINIC_VAR_DIR=str(self.var_dir),
+            CLINIC_DB_URL=self.clinic_db_url,
+            RASA_URL=self.rasa_url,
+            WEB_HOST="127.0.0.1",
+            WEB_PORT=str(self.web_port),
+            SANIC_HOST="127.0.0.1",
+        )
+        return env
+
+    def write_endpoints(self) -> Path:
+        path = self.workdir / "endpoints.yml"
+        path.write_text(
+            f'action_endpoint:\n  url: "http://127.0.0.1:{self.actions_port}/webhook"\n'
+            f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{self.var_dir / "tracker.db"}"\n'
+        )
+        return path
+
+    def commands(self) -> Dict[str, List[str]]:
+        rasa = str(VENV_BIN / "rasa")
+        return {
+            "rasa": [rasa, "run", "--model", str(ROOT / "models" / "clinic.tar.gz"), "--enable-api",
+                     "--interface", "127.0.0.1", "--port", str(self.rasa_port),
+                     "--endpoints", str(self.write_endpoints()), "--credentials", str(ROOT / "credentials.yml")],
+            "actions": [rasa, "run", "actions", "--actions", "actions", "--port", str(self.actions_port)],
+            "web": [sys.executable, "-m", "clinic.web"],
+        }
+
+    def start(self, name: str) -> None:
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.workdir / f"{name}.log", "ab")
+        self.procs[name] = subprocess.Popen(
+            self.commands()[name], cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def stop(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def start_all(self, timeout_s: float = 240) -> None:
+        for name in ("actions", "rasa", "web"):
+            self.start(name)
+        self.wait_ready(timeout_s)
+
+    def wait_ready(self, timeout_s: float = 240) -> None:
+        deadline = time.time() + timeout_s
+        checks = {
+            "actions": lambda: requests.get(f"http://127.0.0.1:{self.actions_port}/health", timeout=2).ok,
+            "rasa": lambda: requests.post(f"{self.rasa_url}/model/parse", json={"text": "hi"}, timeout=5).ok,
+            "web": lambda: requests.get(f"{self.web_url}/health", timeout=2).ok,
+        }
+        for name, check in checks.items():
+            while True:
+                proc = self.procs.get(name)
+                if proc is not None and proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited: see {self.workdir / (name + '.log')}")
+                try:
+                    if check():
+                        break
+                except requests.RequestException:
+                    pass
+                if time.time() > deadline:
+                    raise TimeoutError(f"{name} not ready: see {self.workdir / (name + '.log')}")
+                time.sleep(0.5)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)

@@ -1,0 +1,144 @@
+"""The whole stack, as `make run` starts it: the browser's path through the web app."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from clinic import db
+from clinic.settings import load_clinic_info, load_secret
+from clinic.web import signing
+from tests.stack import ROOT, Stack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    s = Stack(tmp_path_factory.mktemp("stack"))
+    try:
+        s.start_all()
+        yield s
+    finally:
+        s.stop_all()
+
+
+def say(session: requests.Session, stack: Stack, text: str):
+    resp = session.post(f"{stack.web_url}/api/chat", json={"message": text}, timeout=60)
+    return resp
+
+
+def press(session: requests.Session, stack: Stack, button: dict):
+    return session.post(
+        f"{stack.web_url}/api/chat", json={"button": {"payload": button["payload"], "sig": button["sig"]}}, timeout=60
+    )
+
+
+def conversation_id(session: requests.Session, stack: Stack) -> str:
+    return signing.read_conversation_id(load_secret(stack.var_dir), session.cookies.get("cid"))
+
+
+def faq_answer(key: str) -> str:
+    doc = yaml.safe_load((ROOT / "data" / "faq" / f"{key}.yml").read_text())
+    return doc["responses"][f"utter_faq/{key}"][0]["text"]
+
+
+def test_the_page_is_served(stack):
+    resp = requests.get(stack.web_url + "/", timeout=10)
+    assert resp.status_code == 200 and 'role="log"' in resp.text
+
+
+def test_greeting_and_faq_answers_carry_the_clinic_settings(stack):
+    clinic = load_clinic_info(ROOT / "settings")
+    s = requests.Session()
+    greet = say(s, stack, "hi there")
+    assert greet.status_code == 200
+    text = greet.json()["messages"][0]["text"]
+    assert clinic.name in text and "not a clinician" in text and "988" in text
+
+    pricing = say(s, stack, "how much does this cost per month")
+    expected = faq_answer("pricing").format(clinic_name=clinic.name, clinic_phone=clinic.phone, clinic_email=clinic.email)
+    assert pricing.json()["messages"][0]["text"] == expected
+
+    side = say(s, stack, "are there side effects")
+    assert side.json()["messages"][0]["text"] == faq_answer("side_effects").format(clinic_name=clinic.name)
+
+
+def test_crisis_mid_conversation_gets_resources_flag_and_a_person(stack):
+    s = requests.Session()
+    say(s, stack, "what is ketamine therapy")
+    resp = say(s, stack, "i just don't see the point in living anymore")
+    messages = resp.json()["messages"]
+    text = " ".join(m["text"] for m in messages)
+    assert "988" in text and "911" in text and "741741" in text
+    cid = conversation_id(s, stack)
+    engine = db.get_engine(stack.clinic_db_url)
+    assert [f["flag"] for f in db.flags_for(engine, cid)] == ["crisis"]
+
+    yes = next(b for m in messages for b in m["buttons"] if b["payload"] == "/affirm")
+    handoff = press(s, stack, yes)
+    assert handoff.status_code == 200
+    rows = db.handoff_requests_for(engine, cid)
+    assert [(r["reason"], r["urgent"]) for r in rows] == [("crisis", True)]
+
+
+def test_handoff_and_medical_advice(stack):
+    s = requests.Session()
+    advice = say(s, stack, "should i stop my zoloft before i start ketamine")
+    assert "can't give personal medical advice" in advice.json()["messages"][0]["text"]
+    handoff = say(s, stack, "can i talk to a real person please")
+    assert "let the" in handoff.json()["messages"][0]["text"]
+    rows = db.handoff_requests_for(db.get_engine(stack.clinic_db_url), conversation_id(s, stack))
+    assert [(r["reason"], r["status"]) for r in rows] == [("visitor_request", "new")]
+
+
+def test_gibberish_gets_the_helpful_fallback(stack):
+    s = requests.Session()
+    resp = say(s, stack, "qwzx plorf vrrk")
+    message = resp.json()["messages"][0]
+    assert "not sure I understood" in message["text"]
+    assert any(b["payload"] == "/human_handoff" for b in message["buttons"])
+
+
+def test_bad_input_through_the_whole_stack(stack):
+    s = requests.Session()
+    assert say(s, stack, "/affirm").status_code == 422
+    assert say(s, stack, "   ").status_code == 422
+    assert say(s, stack, "x" * 50_000).status_code == 413
+    bad = s.post(f"{stack.web_url}/api/chat", data=b"{oops", headers={"content-type": "application/json"}, timeout=10)
+    assert bad.status_code == 400
+    assert say(s, stack, "🙂").status_code == 200
+    assert say(s, stack, "still there?").status_code == 200
+
+
+def test_rasa_parse_contract_on_the_server(stack):
+    resp = requests.post(f"{stack.rasa_url}/model/parse", json={"text": "do you take blue cross insurance"}, timeout=10)
+    data = resp.json()
+    assert data["intent"]["name"] == "faq"
+    assert data["response_selector"]["faq"]["response"]["intent_response_key"] == "faq/insurance"
+
+
+def test_conversations_are_kept_in_the_sql_tracker_store(stack):
+    s = requests.Session()
+    say(s, stack, "hello")
+    cid = conversation_id(s, stack)
+    with sqlite3.connect(stack.var_dir / "tracker.db") as conn:
+        (n,) = conn.execute("select count(*) from events where sender_id = ?", (cid,)).fetchone()
+    assert n > 0
+
+
+def test_a_restarted_rasa_server_keeps_the_conversation(stack):
+    s = requests.Session()
+    say(s, stack, "hello")
+    stack.stop("rasa")
+    down = say(s, stack, "are you there")
+    assert down.status_code == 503 and "988" in down.json()["detail"]
+    stack.start("rasa")
+    stack.wait_ready()
+    back = say(s, stack, "what is the price")
+    assert back.status_code == 200
+    cid = conversation_id(s, stack)
+    with sqlite3.connect(stack.var_dir / "tracker.db") as conn:
+        texts = [r[0] for r in conn.execute(
+            "select data from events where sender_id = ? and type_name = 'user'", (cid,))]
+    assert any('"hello"' in t for t in texts) and any("what is the price" in t for t in texts)

@@ -1,0 +1,173 @@
+"""The web app: the clinic page and the visitor API, with Rasa replaced by a recorder."""
+
+import json
+from typing import Any, Dict, List
+
+import pytest
+from sanic import Sanic
+
+from clinic.settings import get_settings
+from clinic.web import signing
+from clinic.web.app import create_app
+from clinic.web.rasa_client import RasaUnavailable
+
+Sanic.test_mode = True
+
+
+class FakeRasa:
+    """Records what the web app forwards and answers like Rasa's REST channel."""
+
+    def __init__(self, replies: List[Dict[str, Any]] = None, down: bool = False) -> None:
+        self.sent: List[tuple] = []
+        self.replies = replies if replies is not None else [{"recipient_id": "x", "text": "Hello!"}]
+        self.down = down
+
+    async def send(self, conversation_id: str, text: str) -> List[Dict[str, Any]]:
+        if self.down:
+            raise RasaUnavailable("connection refused")
+        self.sent.append((conversation_id, text))
+        return self.replies
+
+
+@pytest.fixture
+def rasa():
+    return FakeRasa(
+        replies=[
+            {"recipient_id": "x", "text": "Hi, I'm the assistant.",
+             "buttons": [{"title": "Talk to a person", "payload": "/human_handoff"}]},
+            {"recipient_id": "x", "image": "https://elsewhere.example/x.png"},
+        ]
+    )
+
+
+@pytest.fixture
+def app(clinic_env, rasa):
+    return create_app(get_settings(), rasa=rasa, name=f"web_{id(rasa)}")
+
+
+def post(app, body: Any, cookies: Dict[str, str] = None, content_type="application/json"):
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return app.test_client.post(
+        "/api/chat", data=data, headers={"content-type": content_type} if content_type else {}, cookies=cookies or {}
+    )
+
+
+def test_the_page_shows_the_clinic_and_the_chat(app):
+    _, resp = app.test_client.get("/")
+    assert resp.status == 200
+    clinic = get_settings().clinic
+    assert clinic.name in resp.text and clinic.phone in resp.text
+    assert 'role="log"' in resp.text and 'aria-live="polite"' in resp.text
+    assert "988" in resp.text
+    assert "unsafe-inline" not in resp.headers["content-security-policy"]
+    _, js = app.test_client.get("/static/chat.js")
+    assert js.status == 200 and "/api/chat" in js.text
+
+
+def test_health(app):
+    _, resp = app.test_client.get("/health")
+    assert resp.status == 200 and resp.json == {"status": "ok"}
+
+
+def test_first_message_opens_a_conversation_in_a_signed_httponly_cookie(app, rasa):
+    _, resp = post(app, {"message": "hello"})
+    assert resp.status == 200
+    set_cookie = resp.headers["set-cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie
+    cookie = resp.cookies["cid"]
+    cid = signing.read_conversation_id(get_settings().secret_key, cookie)
+    assert cid is not None
+    assert rasa.sent == [(cid, "hello")]
+    # only text and buttons reach the browser, buttons signed for this conversation
+    assert resp.json["messages"] == [
+        {"text": "Hi, I'm the assistant.",
+         "buttons": [{"title": "Talk to a person", "payload": "/human_handoff",
+                      "sig": signing.sign_payload(get_settings().secret_key, cid, "/human_handoff")}]}
+    ]
+
+
+def test_the_cookie_keeps_the_conversation(app, rasa):
+    _, first = post(app, {"message": "hello"})
+    cookie = first.cookies["cid"]
+    _, second = post(app, {"message": "what does it cost"}, cookies={"cid": cookie})
+    assert second.status == 200
+    assert "set-cookie" not in second.headers
+    assert rasa.sent[0][0] == rasa.sent[1][0]
+
+
+def test_a_forged_cookie_gets_a_new_conversation(app, rasa):
+    victim = "a" * 32
+    _, resp = post(app, {"message": "hello"}, cookies={"cid": victim + ".forged"})
+    assert resp.status == 200
+    assert rasa.sent[0][0] != victim
+    _, resp = post(app, {"message": "hello"}, cookies={"cid": victim})
+    assert rasa.sent[1][0] != victim
+
+
+def test_a_signed_button_is_forwarded_as_its_payload(app, rasa):
+    _, first = post(app, {"message": "hello"})
+    button = first.json["messages"][0]["buttons"][0]
+    _, resp = post(app, {"button": {"payload": button["payload"], "sig": button["sig"]}},
+                   cookies={"cid": first.cookies["cid"]})
+    assert resp.status == 200
+    assert rasa.sent[-1][1] == "/human_handoff"
+
+
+def test_a_forged_button_is_refused(app, rasa):
+    _, first = post(app, {"message": "hello"})
+    button = first.json["messages"][0]["buttons"][0]
+    _, resp = post(app, {"button": {"payload": '/inform{"age":"99"}', "sig": button["sig"]}},
+                   cookies={"cid": first.cookies["cid"]})
+    assert resp.status == 403 and resp.json["error"] == "unknown_button"
+    # a button signed for another conversation is refused too
+    _, other = post(app, {"message": "hello"})
+    _, resp = post(app, {"button": {"payload": button["payload"], "sig": button["sig"]}},
+                   cookies={"cid": other.cookies["cid"]})
+    assert resp.status == 403
+    assert [t for _, t in rasa.sent] == ["hello", "hello"]
+
+
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ({"message": ""}, 422, "empty_message"),
+        ({"message": "   "}, 422, "empty_message"),
+        ({"message": "/affirm"}, 422, "slash_command"),
+        ({"message": '/inform{"age":"99"}'}, 422, "slash_command"),
+        ({"message": "x" * 5000}, 413, "message_too_long"),
+        (b"{not json", 400, "invalid_json"),
+        ({"text": "hi"}, 400, "invalid_body"),
+    ],
+)
+def test_bad_input_gets_a_clear_refusal_and_nothing_reaches_rasa(app, rasa, body, status, code):
+    _, resp = post(app, body)
+    assert resp.status == status
+    assert resp.json["error"] == code and resp.json["detail"]
+    assert rasa.sent == []
+
+
+def test_a_50_kb_body_is_refused_before_it_is_read(app, rasa):
+    _, resp = post(app, {"message": "x" * 50_000})
+    assert resp.status == 413
+    assert resp.json["error"] == "message_too_long"
+    assert rasa.sent == []
+    _, ok = post(app, {"message": "still here?"})
+    assert ok.status == 200
+
+
+def test_wrong_content_type_is_refused(app, rasa):
+    _, resp = post(app, "message=hi", content_type="application/x-www-form-urlencoded")
+    assert resp.status == 415 and rasa.sent == []
+
+
+def test_rasa_down_gives_a_clear_503(clinic_env):
+    app = create_app(get_settings(), rasa=FakeRasa(down=True), name="web_down")
+    _, resp = post(app, {"message": "hello"})
+    assert resp.status == 503
+    assert resp.json["error"] == "assistant_unavailable"
+    assert "988" in resp.json["detail"]
+
+
+def test_emoji_only_reaches_the_assistant(app, rasa):
+    _, resp = post(app, {"message": "🙂"})
+    assert resp.status == 200 and rasa.sent[-1][1] == "🙂"
