@@ -1,4 +1,9 @@
-"""The clinic database: what staff act on (handoff requests, urgent flags).
+"""The clinic database: what staff act on (handoff requests, urgent flags,
+referrals and the waitlist).
+
+Contact details and answers are stored only encrypted (``*_encrypted``
+columns hold Fernet tokens, see ``clinic.crypto``); the functions that read
+and write referrals live in ``clinic.referrals``.
 
 SQLAlchemy 1.4 Core, one URL setting (``CLINIC_DB_URL``): a SQLite file under
 ``var/`` by default, PostgreSQL in a larger deployment. Engines are made on
@@ -18,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     create_engine,
     event,
     insert,
@@ -47,6 +53,36 @@ conversation_flags = Table(
     Column("flag", String(32), nullable=False),  # "crisis": urgent staff review
     Column("created_at", DateTime, nullable=False),
     Column("reviewed", Boolean, nullable=False, default=False),
+)
+
+# One per conversation (unique conversation_id): a reloaded page or a retried
+# action finds the referral already made instead of making a second one.
+referrals = Table(
+    "referrals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("reference", String(16), nullable=False, unique=True),  # e.g. "K7Q-4M2"
+    Column("conversation_id", String(64), nullable=False, index=True, unique=True),
+    Column("outcome", String(32), nullable=False),  # "eligible" or "clinician_review"
+    Column("urgent", Boolean, nullable=False, default=False),
+    Column("status", String(16), nullable=False, default="new"),
+    Column("contact_encrypted", Text, nullable=False),
+    Column("answers_encrypted", Text, nullable=False),  # {"answers": ..., "reasons": [...]}
+    Column("created_at", DateTime, nullable=False),
+    Column("notified_at", DateTime, nullable=True),
+    Column("notify_attempts", Integer, nullable=False, default=0),
+    # the exception class name of the last failed notice, never its message
+    Column("last_notify_error", String(64), nullable=True),
+)
+
+waitlist = Table(
+    "waitlist",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", String(64), nullable=False, index=True, unique=True),
+    Column("state", String(2), nullable=False),  # US state code, e.g. "OR"
+    Column("contact_encrypted", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
 )
 
 

@@ -4,14 +4,32 @@ The clinic's identity and contact details come from ``settings/clinic.yml``
 and its pre-screen rules from ``settings/eligibility.yml``. Deployment
 settings (database URLs, ports, secrets) come from environment variables,
 with safe local defaults: SQLite files under ``var/``, services on loopback.
+
+Referral notices (``clinic.notifier``) and encryption:
+
+- ``SMTP_HOST`` (``127.0.0.1``), ``SMTP_PORT`` (``1025``): the mail server.
+- ``SMTP_SENDER`` (``assistant@localhost``): the From address.
+- ``SMTP_RECIPIENTS`` (``clinicians@localhost``): comma-separated To addresses.
+- ``SMTP_STARTTLS`` (``false``): upgrade the connection with STARTTLS.
+- ``SMTP_USERNAME`` / ``SMTP_PASSWORD`` (unset): log in when a username is set
+  (use STARTTLS with them, or the password crosses the network in clear).
+- ``SMTP_TIMEOUT_S`` (``10``): seconds before a mail server is given up on.
+- ``CONSOLE_URL`` (``http://127.0.0.1:8001``): staff console base URL, for
+  the link in a notice.
+- ``NOTIFY_RETRY_SECONDS`` (``60``): how often the notifier worker retries
+  notices not sent yet.
+- ``CLINIC_ENCRYPTION_KEY`` (unset): the Fernet key that encrypts contact
+  details and answers; when unset, a key is generated once into
+  ``var/encryption_key`` (mode 0600) and reused. Losing that key loses the
+  stored referrals: back it up with the database, apart from it.
 """
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Tuple
 
 import yaml
 
@@ -45,6 +63,16 @@ class Settings:
     cookie_secure: bool
     max_message_chars: int
     max_body_bytes: int
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_sender: str = "assistant@localhost"
+    smtp_recipients: Tuple[str, ...] = ("clinicians@localhost",)
+    smtp_starttls: bool = False
+    smtp_username: Optional[str] = None
+    smtp_password: Optional[str] = field(default=None, repr=False)
+    smtp_timeout_s: float = 10.0
+    console_url: str = "http://127.0.0.1:8001"
+    notify_retry_seconds: float = 60.0
 
     @property
     def clinic(self) -> ClinicInfo:
@@ -57,6 +85,10 @@ class Settings:
     @property
     def secret_key(self) -> bytes:
         return load_secret(self.var_dir)
+
+    @property
+    def encryption_key(self) -> bytes:
+        return load_encryption_key(self.var_dir)
 
 
 @lru_cache(maxsize=None)
@@ -72,7 +104,28 @@ def get_settings() -> Settings:
         cookie_secure=_env("COOKIE_SECURE", "false").lower() in ("1", "true", "yes"),
         max_message_chars=int(_env("MAX_MESSAGE_CHARS", "2000")),
         max_body_bytes=int(_env("MAX_BODY_BYTES", "16384")),
+        smtp_host=_env("SMTP_HOST", "127.0.0.1"),
+        smtp_port=int(_env("SMTP_PORT", "1025")),
+        smtp_sender=_env("SMTP_SENDER", "assistant@localhost"),
+        smtp_recipients=_env_list("SMTP_RECIPIENTS", "clinicians@localhost"),
+        smtp_starttls=_env_bool("SMTP_STARTTLS", "false"),
+        smtp_username=os.environ.get("SMTP_USERNAME", "").strip() or None,
+        smtp_password=os.environ.get("SMTP_PASSWORD") or None,
+        smtp_timeout_s=float(_env("SMTP_TIMEOUT_S", "10")),
+        console_url=_env("CONSOLE_URL", "http://127.0.0.1:8001").rstrip("/"),
+        notify_retry_seconds=float(_env("NOTIFY_RETRY_SECONDS", "60")),
     )
+
+
+def _env_bool(name: str, default: str) -> bool:
+    return _env(name, default).lower() in ("1", "true", "yes")
+
+
+def _env_list(name: str, default: str) -> Tuple[str, ...]:
+    items = tuple(item.strip() for item in _env(name, default).split(",") if item.strip())
+    if not items:
+        raise ValueError(f"{name}: expected at least one address")
+    return items
 
 
 def load_yaml(path: Path) -> Dict[str, Any]:
@@ -131,3 +184,43 @@ def load_secret(var_dir: Path) -> bytes:
             tmp.unlink()
     return path.read_bytes().strip()
 
+
+def load_encryption_key(var_dir: Path) -> bytes:
+    """CLINIC_ENCRYPTION_KEY if set, else a Fernet key generated once into var/encryption_key.
+
+    Created the way ``load_secret`` creates its key (a private temporary file
+    linked into place), so processes starting at once share one key. Raises
+    ValueError when the key found is not a valid Fernet key.
+    """
+    from cryptography.fernet import Fernet
+
+    from_env = os.environ.get("CLINIC_ENCRYPTION_KEY", "").strip()
+    if from_env:
+        key, source = from_env.encode(), "CLINIC_ENCRYPTION_KEY"
+    else:
+        path = var_dir / "encryption_key"
+        if not path.exists():
+            _create_once(path, Fernet.generate_key())
+        key, source = path.read_bytes().strip(), str(path)
+    try:
+        Fernet(key)
+    except (ValueError, TypeError):
+        raise ValueError(f"{source}: not a valid Fernet key (32 url-safe base64-encoded bytes)") from None
+    return key
+
+
+def _create_once(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` (mode 0600) unless another process got there first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, content)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
