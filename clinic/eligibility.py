@@ -86,7 +86,7 @@ CUTOFF = 3
 
 def _item(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3:
-        raise ValueError(f"{name}: expected an int 0..3, got {value!r}")
+        raise ValueError(f"{name}: expected an int 0..3")  # never the value: it is health data
     return value
 
 
@@ -103,7 +103,7 @@ def gad2_score(nervous: int, worry: int) -> int:
 def is_positive(score: int) -> bool:
     """A PHQ-2 or GAD-2 total of 3 or more is a positive screen."""
     if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 6:
-        raise ValueError(f"expected a score 0..6, got {score!r}")
+        raise ValueError("expected a score 0..6")
     return score >= CUTOFF
 
 
@@ -228,6 +228,17 @@ class Assessment:
     reasons: Tuple[str, ...]
 
 
+def is_valid_answer(name: str, value: Any) -> bool:
+    """True when ``value`` is an answer to question ``name`` in its domain."""
+    if name not in QUESTIONS or value is None:
+        return False
+    try:
+        _answer({name: value}, name)
+    except ValueError:
+        return False
+    return True
+
+
 def _answer(answers: Mapping[str, Any], name: str) -> Optional[Any]:
     """The validated answer to one question, or None when not answered."""
     value = answers.get(name)
@@ -235,11 +246,11 @@ def _answer(answers: Mapping[str, Any], name: str) -> Optional[Any]:
         return None
     if name == "age":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"age: expected an int, got {value!r}")
+            raise ValueError("age: expected an int")
         return value
     if name == "state":
         if not isinstance(value, str) or value.upper() not in STATE_NAMES:
-            raise ValueError(f"state: expected a two-letter state code, got {value!r}")
+            raise ValueError("state: expected a two-letter state code")
         return value.upper()
     if name == "concern":
         domain: Iterable[str] = CONCERNS
@@ -250,7 +261,7 @@ def _answer(answers: Mapping[str, Any], name: str) -> Optional[Any]:
     else:
         domain = YES_NO_UNSURE
     if value not in domain:
-        raise ValueError(f"{name}: expected one of {', '.join(domain)}, got {value!r}")
+        raise ValueError(f"{name}: expected one of {', '.join(domain)}")
     return value
 
 

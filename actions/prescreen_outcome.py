@@ -1,0 +1,78 @@
+"""The pre-screen's outcome, said well; and stopping the pre-screen."""
+
+from typing import Any, Dict, List, Sequence, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.crisis import respond_to_crisis
+from actions.prescreen_answers import answers_of, reset_events, rules
+from clinic import eligibility
+from clinic.us_states import STATE_NAMES
+
+# How each reason is put to the visitor: plainly, without judgement.
+REASON_WORDS = {
+    eligibility.UNDER_MIN_AGE: "the treatment is only for adults of {min_age} and over",
+    "pregnant_or_breastfeeding": "pregnancy or breastfeeding",
+    "psychosis_history": "a history of psychosis, schizophrenia or mania",
+    "cardiovascular": "blood pressure, heart or blood vessel conditions",
+    "substance_misuse": "current alcohol or drug use",
+    "no_support_person": "having someone nearby during at-home sessions",
+    "no_prior_treatment": "not having tried other treatments yet",
+    "screens_below_cutoff": "your answers about mood and worry",
+    "unsure_answer": "safety questions you weren't sure about",
+}
+
+
+def describe_reasons(reasons: Sequence[Text], min_age: int) -> Text:
+    words = [REASON_WORDS[r].format(min_age=min_age) for r in reasons if r in REASON_WORDS]
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+class ActionPrescreenOutcome(Action):
+    def name(self) -> Text:
+        return "action_prescreen_outcome"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        answers = answers_of(tracker)
+        clinic_rules = rules()
+        assessment = eligibility.assess(answers, clinic_rules)
+        outcome = assessment.outcome
+        events: List[EventType] = [SlotSet("prescreen_outcome", outcome)]
+        reasons = describe_reasons(assessment.reasons, clinic_rules.min_age)
+
+        if outcome == eligibility.CRISIS:
+            return events + respond_to_crisis(dispatcher, tracker) + reset_events()
+        if outcome == eligibility.ELIGIBLE:
+            dispatcher.utter_message(response="utter_prescreen_eligible")
+        elif outcome == eligibility.CLINICIAN_REVIEW:
+            dispatcher.utter_message(response="utter_prescreen_clinician_review", reasons=reasons)
+            if answers.get("suicidal_thoughts") == "unsure":
+                dispatcher.utter_message(response="utter_prescreen_unsure_thoughts")
+        elif outcome == eligibility.OUT_OF_AREA:
+            state = str(answers.get("state") or "")
+            dispatcher.utter_message(
+                response="utter_prescreen_out_of_area", state_name=STATE_NAMES.get(state, state)
+            )
+        else:
+            dispatcher.utter_message(response="utter_prescreen_not_eligible", reasons=reasons)
+            events += reset_events()
+        return events
+
+
+class ActionPrescreenStop(Action):
+    """The visitor stops: the form ends and its answers are forgotten (the transcript stays)."""
+
+    def name(self) -> Text:
+        return "action_prescreen_stop"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        dispatcher.utter_message(response="utter_prescreen_stopped")
+        return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("prescreen_outcome", None)] + reset_events()
