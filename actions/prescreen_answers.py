@@ -16,6 +16,7 @@ MISSES = "prescreen_misses"
 MAX_MISSES = 3
 # Which slot a correction names (clinic.answer_parsing.detect_correction).
 CORRECTABLE = {"age": "age", "state": "state", "email": "contact_email", "phone": "contact_phone"}
+FORM_SLOTS = {"prescreen_form": QUESTIONS, "contact_form": CONTACT_SLOTS, "waitlist_form": WAITLIST_SLOTS}
 # Intents whose question is answered mid-form before the question is asked again.
 ANSWERED_MID_FORM = {"medical_advice": "utter_medical_advice", "bot_challenge": "utter_iamabot"}
 
@@ -80,14 +81,16 @@ def understood(slot: Text, value: Any) -> Dict[Text, Any]:
 def correction(
     dispatcher: CollectingDispatcher, tracker: Tracker, slot: Text, found: Optional[tuple]
 ) -> Optional[Dict[Text, Any]]:
-    """An earlier answer corrected ("actually I'm 25"): set it, ask the current question again."""
+    """An earlier answer of the same form corrected ("actually I'm 25"): set it,
+    and ask the current question again."""
     if not found:
         return None
     kind, value = found
     target = CORRECTABLE.get(kind)
     if target == slot:
         return understood(slot, value)
-    if target is None or tracker.get_slot(target) is None:
+    same_form = FORM_SLOTS.get(tracker.active_loop_name or "", ())
+    if target not in same_form or tracker.get_slot(target) is None:
         return None
     dispatcher.utter_message(response="utter_prescreen_corrected")
     return {target: value, slot: None, MISSES: 0}
@@ -101,12 +104,13 @@ def validate_answer(
     parser: Callable[[Text], Optional[Any]],
     wrong_response: Text,
 ) -> Dict[Text, Any]:
-    """A form answer: a correction of an earlier one, the parsed value, or a clear re-ask."""
+    """A form answer: the parsed value, a correction of an earlier answer, or a clear re-ask."""
     text = str(value or "")
+    parsed = parser(text)
+    if parsed is not None:
+        return understood(slot, parsed)
+    # Not an answer to this question: perhaps a correction of an earlier one.
     corrected = correction(dispatcher, tracker, slot, detect_correction(text))
     if corrected is not None:
         return corrected
-    parsed = parser(text)
-    if parsed is None:
-        return not_understood(dispatcher, tracker, slot, wrong_response)
-    return understood(slot, parsed)
+    return not_understood(dispatcher, tracker, slot, wrong_response)

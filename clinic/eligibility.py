@@ -232,6 +232,8 @@ def is_valid_answer(name: str, value: Any) -> bool:
     """True when ``value`` is an answer to question ``name`` in its domain."""
     if name not in QUESTIONS or value is None:
         return False
+    if name == "state" and (not isinstance(value, str) or value != value.upper()):
+        return False  # "ok", "hi", "in" typed in lower case are words, not codes
     try:
         _answer({name: value}, name)
     except ValueError:

@@ -62,3 +62,44 @@ def clinic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     yield tmp_path
     settings.get_settings.cache_clear()
     db.get_engine.cache_clear()
+
+
+class SmtpCollector:
+    """aiosmtpd handler that keeps the messages it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(envelope.content.decode("utf-8", "replace"))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[SmtpCollector]:
+    from aiosmtpd.controller import Controller
+
+    from tests.stack import free_port
+
+    collector = SmtpCollector()
+    controller = Controller(collector, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    collector.port = controller.port
+    yield collector
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpCollector) -> Iterator[Any]:
+    """Rasa server, action server and web app, as `make run` starts them (once per session)."""
+    from tests.stack import Stack
+
+    s = Stack(
+        tmp_path_factory.mktemp("stack"),
+        extra_env={"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "CONSOLE_URL": "http://console.test"},
+    )
+    try:
+        s.start_all()
+        yield s
+    finally:
+        s.stop_all()

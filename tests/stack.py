@@ -32,6 +32,7 @@ class Stack:
     actions_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
     procs: Dict[str, subprocess.Popen] = field(default_factory=dict)
+    extra_env: Dict[str, str] = field(default_factory=dict)
 
     @property
     def var_dir(self) -> Path:
@@ -63,6 +64,7 @@ class Stack:
             WEB_PORT=str(self.web_port),
             SANIC_HOST="127.0.0.1",
         )
+        env.update(self.extra_env)
         return env
 
     def write_endpoints(self) -> Path:
@@ -129,3 +131,31 @@ class Stack:
     def stop_all(self) -> None:
         for name in list(self.procs):
             self.stop(name)
+
+
+# --- a visitor's side ---------------------------------------------------------
+
+def say(session: requests.Session, stack: Stack, text: str) -> requests.Response:
+    return session.post(f"{stack.web_url}/api/chat", json={"message": text}, timeout=60)
+
+
+def press(session: requests.Session, stack: Stack, button: dict) -> requests.Response:
+    return session.post(
+        f"{stack.web_url}/api/chat", json={"button": {"payload": button["payload"], "sig": button["sig"]}}, timeout=60
+    )
+
+
+def conversation_id(session: requests.Session, stack: Stack) -> str:
+    from clinic.settings import load_secret
+    from clinic.web import signing
+
+    return signing.read_conversation_id(load_secret(stack.var_dir), session.cookies.get("cid"))
+
+
+def button(response: requests.Response, title: str) -> dict:
+    """The button with this title among the bot's last replies."""
+    for message in response.json()["messages"]:
+        for b in message["buttons"]:
+            if b["title"] == title:
+                return b
+    raise AssertionError(f"no button {title!r} in {response.json()}")

@@ -8,34 +8,8 @@ import requests
 import yaml
 
 from clinic import db
-from clinic.settings import load_clinic_info, load_secret
-from clinic.web import signing
-from tests.stack import ROOT, Stack
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("stack"))
-    try:
-        s.start_all()
-        yield s
-    finally:
-        s.stop_all()
-
-
-def say(session: requests.Session, stack: Stack, text: str):
-    resp = session.post(f"{stack.web_url}/api/chat", json={"message": text}, timeout=60)
-    return resp
-
-
-def press(session: requests.Session, stack: Stack, button: dict):
-    return session.post(
-        f"{stack.web_url}/api/chat", json={"button": {"payload": button["payload"], "sig": button["sig"]}}, timeout=60
-    )
-
-
-def conversation_id(session: requests.Session, stack: Stack) -> str:
-    return signing.read_conversation_id(load_secret(stack.var_dir), session.cookies.get("cid"))
+from clinic.settings import load_clinic_info
+from tests.stack import ROOT, Stack, conversation_id, press, say
 
 
 def faq_answer(key: str) -> str:
