@@ -5,6 +5,20 @@ and its pre-screen rules from ``settings/eligibility.yml``. Deployment
 settings (database URLs, ports, secrets) come from environment variables,
 with safe local defaults: SQLite files under ``var/``, services on loopback.
 
+The web app:
+
+- ``WEB_HOST`` (``127.0.0.1``), ``WEB_PORT`` (``8000``); ``RASA_URL``
+  (``http://127.0.0.1:5005``) and ``RASA_TOKEN`` (unset: Rasa's API token, if
+  the Rasa server was started with ``--auth-token``).
+- ``WIDGET_ALLOWED_ORIGINS`` (unset): comma-separated origins of other sites
+  that may embed the chat widget (CORS on the visitor API).
+- ``COOKIE_SECURE`` (``false``; true in production behind HTTPS) and
+  ``COOKIE_SAMESITE`` (``Lax``; ``None`` with ``COOKIE_SECURE`` for a widget
+  embedded on another site).
+- ``CLINIC_SECRET_KEY`` (unset: generated into ``var/secret_key``) signs the
+  conversation cookie and the bot's buttons.
+- ``MAX_MESSAGE_CHARS`` (``2000``), ``MAX_BODY_BYTES`` (``16384``).
+
 Referral notices (``clinic.notifier``) and encryption:
 
 - ``SMTP_HOST`` (``127.0.0.1``), ``SMTP_PORT`` (``1025``): the mail server.
@@ -73,6 +87,9 @@ class Settings:
     smtp_timeout_s: float = 10.0
     console_url: str = "http://127.0.0.1:8001"
     notify_retry_seconds: float = 60.0
+    widget_allowed_origins: Tuple[str, ...] = ()
+    cookie_samesite: str = "Lax"
+    rasa_token: Optional[str] = field(default=None, repr=False)
 
     @property
     def clinic(self) -> ClinicInfo:
@@ -104,6 +121,11 @@ def get_settings() -> Settings:
         cookie_secure=_env("COOKIE_SECURE", "false").lower() in ("1", "true", "yes"),
         max_message_chars=int(_env("MAX_MESSAGE_CHARS", "2000")),
         max_body_bytes=int(_env("MAX_BODY_BYTES", "16384")),
+        widget_allowed_origins=tuple(
+            o.strip().rstrip("/") for o in _env("WIDGET_ALLOWED_ORIGINS", "").split(",") if o.strip()
+        ),
+        cookie_samesite=_env("COOKIE_SAMESITE", "Lax"),
+        rasa_token=os.environ.get("RASA_TOKEN") or None,
         smtp_host=_env("SMTP_HOST", "127.0.0.1"),
         smtp_port=int(_env("SMTP_PORT", "1025")),
         smtp_sender=_env("SMTP_SENDER", "assistant@localhost"),

@@ -116,3 +116,14 @@ def test_a_restarted_rasa_server_keeps_the_conversation(stack):
         texts = [r[0] for r in conn.execute(
             "select data from events where sender_id = ? and type_name = 'user'", (cid,))]
     assert any('"hello"' in t for t in texts) and any("what is the price" in t for t in texts)
+
+
+def test_history_comes_back_from_the_tracker_store(stack):
+    s = requests.Session()
+    say(s, stack, "hi there")
+    say(s, stack, "how much does it cost")
+    history = s.get(f"{stack.web_url}/api/history", timeout=30).json()["messages"]
+    roles = [m["role"] for m in history]
+    assert roles[:2] == ["visitor", "bot"] and roles.count("visitor") == 2
+    assert history[0]["text"] == "hi there"
+    assert any(b["payload"] == "/start_prescreen" for b in history[1]["buttons"])

@@ -80,6 +80,11 @@ def test_eligible_visitor_gets_a_reference_and_a_clinician_is_notified(stack, sm
     for private in ("Jane", "jane.example", "(212)", "555-0199", "Texas", "TX", "depress", "eligible"):
         assert private not in body, private
 
+    # nothing the visitor typed reaches any process's log
+    logs = "\n".join(p.read_text(errors="replace") for p in stack.workdir.glob("*.log"))
+    for private in ("Jane Example", "jane.example@", "555-0199", "twenty five", "nope"):
+        assert private not in logs, private
+
 
 def test_a_page_reload_mid_form_continues_where_the_visitor_was(stack):
     s = requests.Session()

@@ -1,6 +1,7 @@
 """The web app: the clinic page and the visitor API, with Rasa replaced by a recorder."""
 
 import json
+import time
 from typing import Any, Dict, List
 
 import pytest
@@ -17,16 +18,24 @@ Sanic.test_mode = True
 class FakeRasa:
     """Records what the web app forwards and answers like Rasa's REST channel."""
 
-    def __init__(self, replies: List[Dict[str, Any]] = None, down: bool = False) -> None:
+    def __init__(self, replies: List[Dict[str, Any]] = None, down: bool = False, events=None) -> None:
         self.sent: List[tuple] = []
+        self.metadata: List[dict] = []
         self.replies = replies if replies is not None else [{"recipient_id": "x", "text": "Hello!"}]
         self.down = down
+        self.tracker_events = events or []
 
-    async def send(self, conversation_id: str, text: str) -> List[Dict[str, Any]]:
+    async def send(self, conversation_id: str, text: str, metadata: dict = None) -> List[Dict[str, Any]]:
         if self.down:
             raise RasaUnavailable("connection refused")
         self.sent.append((conversation_id, text))
+        self.metadata.append(metadata or {})
         return self.replies
+
+    async def events(self, conversation_id: str) -> List[Dict[str, Any]]:
+        if self.down:
+            raise RasaUnavailable("connection refused")
+        return self.tracker_events
 
 
 @pytest.fixture
@@ -79,11 +88,13 @@ def test_first_message_opens_a_conversation_in_a_signed_httponly_cookie(app, ras
     assert cid is not None
     assert rasa.sent == [(cid, "hello")]
     # only text and buttons reach the browser, buttons signed for this conversation
-    assert resp.json["messages"] == [
-        {"text": "Hi, I'm the assistant.",
-         "buttons": [{"title": "Talk to a person", "payload": "/human_handoff",
-                      "sig": signing.sign_payload(get_settings().secret_key, cid, "/human_handoff")}]}
+    [message] = resp.json["messages"]
+    assert message["text"] == "Hi, I'm the assistant."
+    assert message["buttons"] == [
+        {"title": "Talk to a person", "payload": "/human_handoff",
+         "sig": signing.sign_payload(get_settings().secret_key, cid, "/human_handoff")}
     ]
+    assert abs(message["ts"] - time.time()) < 60
 
 
 def test_the_cookie_keeps_the_conversation(app, rasa):
@@ -171,3 +182,99 @@ def test_rasa_down_gives_a_clear_503(clinic_env):
 def test_emoji_only_reaches_the_assistant(app, rasa):
     _, resp = post(app, {"message": "🙂"})
     assert resp.status == 200 and rasa.sent[-1][1] == "🙂"
+
+
+def test_a_button_press_is_forwarded_with_its_title_for_the_transcript(app, rasa):
+    _, first = post(app, {"message": "hello"})
+    b = first.json["messages"][0]["buttons"][0]
+    post(app, {"button": {"payload": b["payload"], "sig": b["sig"], "title": b["title"]}},
+         cookies={"cid": first.cookies["cid"]})
+    assert rasa.metadata[-1] == {"display": "Talk to a person"}
+
+
+def test_a_retried_message_id_is_answered_once(app, rasa):
+    _, first = post(app, {"message": "hello", "id": "m-1"})
+    cookie = {"cid": first.cookies["cid"]}
+    _, again = post(app, {"message": "hello", "id": "m-1"}, cookies=cookie)
+    assert again.status == 200
+    _, other = post(app, {"message": "hello", "id": "m-2"}, cookies=cookie)
+    assert [t for _, t in rasa.sent] == ["hello", "hello"]  # m-1 once, m-2 once
+    assert again.json["messages"][0]["text"] == other.json["messages"][0]["text"]
+
+
+@pytest.mark.parametrize("bad_id", ["", "x" * 65, "a b", "<script>", 5])
+def test_a_bad_message_id_is_refused(app, rasa, bad_id):
+    _, resp = post(app, {"message": "hello", "id": bad_id})
+    assert resp.status == 400 and resp.json["error"] == "invalid_id"
+    assert rasa.sent == []
+
+
+def test_history_restores_what_the_visitor_saw(clinic_env):
+    events = [
+        {"event": "action", "name": "action_listen"},
+        {"event": "user", "text": "am i eligible", "timestamp": 1.0},
+        {"event": "bot", "text": "Shall we start?", "timestamp": 2.0,
+         "data": {"buttons": [{"title": "Yes, let's start", "payload": "/affirm"}]}},
+        {"event": "user", "text": "/affirm", "metadata": {"display": "Yes, let's start"}, "timestamp": 3.0},
+        {"event": "user", "text": "/greet", "timestamp": 3.5},  # no title: not shown
+        {"event": "bot", "text": "How old are you?", "timestamp": 4.0, "data": {}},
+    ]
+    rasa = FakeRasa(events=events)
+    app = create_app(get_settings(), rasa=rasa, name="web_history")
+    _, empty_history = app.test_client.get("/api/history")
+    assert empty_history.json == {"messages": []}
+    _, first = post(app, {"message": "hello"})
+    cookie = first.cookies["cid"]
+    cid = signing.read_conversation_id(get_settings().secret_key, cookie)
+    _, resp = app.test_client.get("/api/history", cookies={"cid": cookie})
+    assert resp.status == 200
+    assert [(m["role"], m["text"]) for m in resp.json["messages"]] == [
+        ("visitor", "am i eligible"),
+        ("bot", "Shall we start?"),
+        ("visitor", "Yes, let's start"),
+        ("bot", "How old are you?"),
+    ]
+    button = resp.json["messages"][1]["buttons"][0]
+    assert signing.payload_is_genuine(get_settings().secret_key, cid, "/affirm", button["sig"])
+    assert resp.json["messages"][3]["ts"] == 4.0
+
+
+def test_history_when_rasa_is_down(clinic_env):
+    app = create_app(get_settings(), rasa=FakeRasa(down=True), name="web_history_down")
+    _, first = post(create_app(get_settings(), rasa=FakeRasa(), name="web_history_up"), {"message": "hi"})
+    _, resp = app.test_client.get("/api/history", cookies={"cid": first.cookies["cid"]})
+    assert resp.status == 503 and resp.json["error"] == "assistant_unavailable"
+
+
+def test_start_over_gives_a_new_conversation(app, rasa):
+    _, first = post(app, {"message": "hello"})
+    _, resp = app.test_client.post("/api/reset", cookies={"cid": first.cookies["cid"]})
+    assert resp.status == 200 and resp.json == {"messages": []}
+    new_cookie = resp.cookies["cid"]
+    assert new_cookie != first.cookies["cid"]
+    post(app, {"message": "hello again"}, cookies={"cid": new_cookie})
+    assert rasa.sent[0][0] != rasa.sent[1][0]
+
+
+def test_cors_only_for_allowed_origins(clinic_env, monkeypatch, rasa):
+    from clinic import settings as settings_module
+
+    monkeypatch.setenv("WIDGET_ALLOWED_ORIGINS", "https://www.clinic.example, http://localhost:9000/")
+    settings_module.get_settings.cache_clear()
+    app = create_app(get_settings(), rasa=rasa, name="web_cors")
+    _, pre = app.test_client.options(
+        "/api/chat", headers={"origin": "http://localhost:9000", "access-control-request-method": "POST"}
+    )
+    assert pre.status == 204
+    assert pre.headers["access-control-allow-origin"] == "http://localhost:9000"
+    assert pre.headers["access-control-allow-credentials"] == "true"
+    _, ok = app.test_client.post(
+        "/api/chat", data=json.dumps({"message": "hi"}),
+        headers={"content-type": "application/json", "origin": "https://www.clinic.example"},
+    )
+    assert ok.headers["access-control-allow-origin"] == "https://www.clinic.example"
+    _, other = app.test_client.post(
+        "/api/chat", data=json.dumps({"message": "hi"}),
+        headers={"content-type": "application/json", "origin": "https://evil.example"},
+    )
+    assert "access-control-allow-origin" not in other.headers

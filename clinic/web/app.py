@@ -8,6 +8,7 @@ from sanic.response import HTTPResponse, json
 
 from clinic.settings import Settings, get_settings
 from clinic.web import pages, visitor_api
+from clinic.web.idempotency import ReplyCache
 from clinic.web.rasa_client import RasaClient
 
 SECURITY_HEADERS = {
@@ -32,7 +33,8 @@ def create_app(
     app.config.ACCESS_LOG = False
     app.ctx.settings = settings
     app.ctx.secret = settings.secret_key
-    app.ctx.rasa = rasa if rasa is not None else RasaClient(settings.rasa_url)
+    app.ctx.rasa = rasa if rasa is not None else RasaClient(settings.rasa_url, token=settings.rasa_token)
+    app.ctx.replies = ReplyCache()
 
     app.blueprint(pages.bp)
     app.blueprint(visitor_api.bp)
@@ -52,6 +54,7 @@ def create_app(
     async def security_headers(request: Request, response: HTTPResponse) -> None:
         for header, value in SECURITY_HEADERS.items():
             response.headers.setdefault(header, value)
+        visitor_api.add_cors_headers(request, response)
 
     @app.after_server_stop
     async def close_rasa(app: Sanic, _loop: Any) -> None:

@@ -1,16 +1,26 @@
 """The visitor API: what the chat widget talks to.
 
-``POST /api/chat`` takes ``{"message": "..."}`` (typed text) or
-``{"button": {"payload": "...", "sig": "..."}}`` (a button the bot offered)
-and answers ``{"messages": [{"text": ..., "buttons": [...]}]}``. The
-conversation id lives in a signed, HttpOnly cookie.
+- ``POST /api/chat`` takes ``{"message": "...", "id": "<uuid>"}`` (typed text) or
+  ``{"button": {"payload": ..., "sig": ..., "title": ...}, "id": "<uuid>"}`` (a
+  button the bot offered) and answers ``{"messages": [{"text", "buttons", "ts"}]}``.
+  The same ``id`` sent again (a retry) gets the first answer and is not
+  processed twice.
+- ``GET /api/history`` gives the conversation so far, so that a reload or
+  another page of the site restores it.
+- ``POST /api/reset`` starts a new conversation ("start over").
+
+The conversation id lives in a signed, HttpOnly cookie. Other sites may embed
+the widget when their origin is in ``WIDGET_ALLOWED_ORIGINS`` (CORS).
 """
 
+import functools
 import logging
-from typing import Any, Dict, List, Optional
+import re
+import time
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, json
+from sanic.response import HTTPResponse, empty, json
 
 from clinic.web import signing, visitor_input
 from clinic.web.rasa_client import RasaUnavailable
@@ -21,11 +31,24 @@ bp = Blueprint("visitor_api", url_prefix="/api")
 
 COOKIE = "cid"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 30
+MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 UNAVAILABLE = (
     "Sorry, the assistant can't be reached right now. Please try again in a moment. "
     "If you need to talk to someone now, call or text 988, or call 911 in an emergency."
 )
+
+
+def answers_preflight(handler: Callable[[Request], Awaitable[HTTPResponse]]) -> Callable[[Request], Awaitable[HTTPResponse]]:
+    """CORS preflight (OPTIONS) answered with 204; the headers come from add_cors_headers."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> HTTPResponse:
+        if request.method == "OPTIONS":
+            return empty(status=204)
+        return await handler(request)
+
+    return wrapped
 
 
 def refusal(status: int, code: str, detail: str) -> HTTPResponse:
@@ -37,36 +60,61 @@ def _conversation_id(request: Request) -> Optional[str]:
 
 
 def _set_cookie(request: Request, response: HTTPResponse, conversation_id: str) -> None:
+    settings = request.app.ctx.settings
     response.cookies[COOKIE] = signing.sign_conversation_id(request.app.ctx.secret, conversation_id)
     cookie = response.cookies[COOKIE]
     cookie["httponly"] = True
-    cookie["samesite"] = "Lax"
+    cookie["samesite"] = settings.cookie_samesite
     cookie["path"] = "/"
     cookie["max-age"] = COOKIE_MAX_AGE
-    if request.app.ctx.settings.cookie_secure:
+    if settings.cookie_secure:
         cookie["secure"] = True
+
+
+def _buttons(secret: bytes, conversation_id: str, buttons: Any) -> List[Dict[str, str]]:
+    return [
+        {
+            "title": str(b.get("title", "")),
+            "payload": str(b.get("payload", "")),
+            "sig": signing.sign_payload(secret, conversation_id, str(b.get("payload", ""))),
+        }
+        for b in buttons or []
+        if isinstance(b, dict) and b.get("payload")
+    ]
 
 
 def for_browser(secret: bytes, conversation_id: str, replies: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Rasa's replies, reduced to text and signed buttons."""
+    now = time.time()
     messages = []
     for reply in replies:
         text = reply.get("text")
-        buttons = [
-            {
-                "title": str(b.get("title", "")),
-                "payload": str(b.get("payload", "")),
-                "sig": signing.sign_payload(secret, conversation_id, str(b.get("payload", ""))),
-            }
-            for b in reply.get("buttons") or []
-            if b.get("payload")
-        ]
+        buttons = _buttons(secret, conversation_id, reply.get("buttons"))
         if text or buttons:
-            messages.append({"text": text or "", "buttons": buttons})
+            messages.append({"text": text or "", "buttons": buttons, "ts": now})
     return messages
 
 
-@bp.post("/chat")
+def history_from_events(secret: bytes, conversation_id: str, events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """What the visitor saw: their messages (a button press as its title) and the bot's."""
+    messages = []
+    for event in events:
+        kind = event.get("event")
+        if kind == "user":
+            text = (event.get("metadata") or {}).get("display") or event.get("text") or ""
+            if text and not text.startswith("/"):
+                messages.append({"role": "visitor", "text": text, "buttons": [], "ts": event.get("timestamp")})
+        elif kind == "bot":
+            buttons = _buttons(secret, conversation_id, (event.get("data") or {}).get("buttons"))
+            if event.get("text") or buttons:
+                messages.append(
+                    {"role": "bot", "text": event.get("text") or "", "buttons": buttons, "ts": event.get("timestamp")}
+                )
+    return messages
+
+
+@bp.route("/chat", methods=["POST", "OPTIONS"])
+@answers_preflight
 async def chat(request: Request) -> HTTPResponse:
     settings = request.app.ctx.settings
     secret = request.app.ctx.secret
@@ -75,27 +123,73 @@ async def chat(request: Request) -> HTTPResponse:
     if conversation_id is None:
         conversation_id = signing.new_conversation_id()
     try:
-        parsed = visitor_input.chat_message(
-            visitor_input.parse_body(request.body, request.headers.get("content-type")),
-            settings.max_message_chars,
-        )
+        body = visitor_input.parse_body(request.body, request.headers.get("content-type"))
+        parsed = visitor_input.chat_message(body, settings.max_message_chars)
     except visitor_input.Refusal as r:
         return refusal(r.status, r.code, r.detail)
+    message_id = body.get("id")
+    if message_id is not None and not (isinstance(message_id, str) and MESSAGE_ID.match(message_id)):
+        return refusal(400, "invalid_id", "A message id is up to 64 letters, digits, - or _.")
 
+    metadata: Dict[str, Any] = {}
     if isinstance(parsed, visitor_input.Button):
         if is_new or not signing.payload_is_genuine(secret, conversation_id, parsed.payload, parsed.signature):
             return refusal(403, "unknown_button", "That button has expired. Please type your message instead.")
         text = parsed.payload
+        if parsed.title:
+            metadata["display"] = parsed.title
     else:
         text = parsed
 
+    async def answer() -> List[Dict[str, Any]]:
+        replies = await request.app.ctx.rasa.send(conversation_id, text, metadata)
+        return for_browser(secret, conversation_id, replies)
+
     try:
-        replies = await request.app.ctx.rasa.send(conversation_id, text)
+        if message_id:
+            messages = await request.app.ctx.replies.once((conversation_id, message_id), answer)
+        else:
+            messages = await answer()
     except RasaUnavailable as exc:
         logger.warning("rasa unavailable: %s", exc)  # never the visitor's text
         return refusal(503, "assistant_unavailable", UNAVAILABLE)
 
-    response = json({"messages": for_browser(secret, conversation_id, replies)})
+    response = json({"messages": messages})
     if is_new:
         _set_cookie(request, response, conversation_id)
     return response
+
+
+@bp.route("/history", methods=["GET", "OPTIONS"])
+@answers_preflight
+async def history(request: Request) -> HTTPResponse:
+    conversation_id = _conversation_id(request)
+    if conversation_id is None:
+        return json({"messages": []})
+    try:
+        events = await request.app.ctx.rasa.events(conversation_id)
+    except RasaUnavailable as exc:
+        logger.warning("rasa unavailable: %s", exc)
+        return refusal(503, "assistant_unavailable", UNAVAILABLE)
+    return json({"messages": history_from_events(request.app.ctx.secret, conversation_id, events)})
+
+
+@bp.route("/reset", methods=["POST", "OPTIONS"])
+@answers_preflight
+async def reset(request: Request) -> HTTPResponse:
+    response = json({"messages": []})
+    _set_cookie(request, response, signing.new_conversation_id())
+    return response
+
+
+def add_cors_headers(request: Request, response: HTTPResponse) -> None:
+    """Let the allowed sites' pages call the visitor API with the visitor's cookie."""
+    origin = request.headers.get("origin", "").rstrip("/")
+    if not request.path.startswith("/api/") or origin not in request.app.ctx.settings.widget_allowed_origins:
+        return
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Allow-Credentials"] = "true"
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    response.headers["Access-Control-Max-Age"] = "600"
+    response.headers["Vary"] = "Origin"

@@ -17,6 +17,7 @@ class Refusal(Exception):
 class Button:
     payload: str
     signature: str
+    title: str = ""
 
 
 # Control and format characters that have no place in a chat message
@@ -50,7 +51,9 @@ def chat_message(data: Any, max_chars: int) -> "str | Button":
     if button is not None:
         if not isinstance(button, dict) or not isinstance(button.get("payload"), str) or not isinstance(button.get("sig"), str):
             raise Refusal(400, "invalid_button", "A button needs its payload and signature.")
-        return Button(payload=button["payload"], signature=button["sig"])
+        title = button.get("title")
+        title = clean_text(title)[:200] if isinstance(title, str) else ""
+        return Button(payload=button["payload"], signature=button["sig"], title=title)
     message = data.get("message")
     if not isinstance(message, str):
         raise Refusal(400, "invalid_body", 'Expected a JSON object such as {"message": "Hello"}.')
