@@ -189,21 +189,7 @@ def load_secret(var_dir: Path) -> bytes:
         return from_env.encode()
     path = var_dir / "secret_key"
     if not path.exists():
-        # Written to a private temporary file, then linked into place: two
-        # processes starting at once end up with the same key.
-        var_dir.mkdir(parents=True, exist_ok=True)
-        tmp = var_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, secrets.token_hex(32).encode())
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+        _create_once(path, secrets.token_hex(32).encode())
     return path.read_bytes().strip()
 
 
