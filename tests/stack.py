@@ -80,8 +80,10 @@ class Stack:
         return {
             "rasa": [rasa, "run", "--model", str(ROOT / "models" / "clinic.tar.gz"), "--enable-api",
                      "--interface", "127.0.0.1", "--port", str(self.rasa_port),
-                     "--endpoints", str(self.write_endpoints()), "--credentials", str(ROOT / "credentials.yml")],
-            "actions": [rasa, "run", "actions", "--actions", "actions", "--port", str(self.actions_port)],
+                     "--endpoints", str(self.write_endpoints()), "--credentials", str(ROOT / "credentials.yml"),
+                     "--logging-config-file", str(ROOT / "settings" / "logging.yml")],
+            "actions": [rasa, "run", "actions", "--actions", "actions", "--port", str(self.actions_port),
+                        "--logging-config-file", str(ROOT / "settings" / "logging.yml")],
             "web": [sys.executable, "-m", "clinic.web"],
         }
 
