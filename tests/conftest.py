@@ -90,13 +90,26 @@ def smtp() -> Iterator[SmtpCollector]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpCollector) -> Iterator[Any]:
+def embed_port() -> int:
+    """The port of a second site that embeds the widget (cross-origin tests)."""
+    from tests.stack import free_port
+
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpCollector, embed_port: int) -> Iterator[Any]:
     """Rasa server, action server and web app, as `make run` starts them (once per session)."""
     from tests.stack import Stack
 
     s = Stack(
         tmp_path_factory.mktemp("stack"),
-        extra_env={"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "CONSOLE_URL": "http://console.test"},
+        extra_env={
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(smtp.port),
+            "CONSOLE_URL": "http://console.test",
+            "WIDGET_ALLOWED_ORIGINS": f"http://127.0.0.1:{embed_port}",
+        },
     )
     try:
         s.start_all()
