@@ -66,11 +66,13 @@ def test_the_page_shows_the_clinic_and_the_chat(app):
     assert resp.status == 200
     clinic = get_settings().clinic
     assert clinic.name in resp.text and clinic.phone in resp.text
-    assert 'role="log"' in resp.text and 'aria-live="polite"' in resp.text
-    assert "988" in resp.text
+    assert resp.text.count("<script") == 1 and '<script src="/widget.js"' in resp.text  # the chat widget
+    assert "Not for emergencies" in resp.text and "988" in resp.text
     assert "unsafe-inline" not in resp.headers["content-security-policy"]
-    _, js = app.test_client.get("/static/chat.js")
-    assert js.status == 200 and "/api/chat" in js.text
+    _, js = app.test_client.get("/widget.js")
+    assert js.status == 200 and "/api/chat" in js.text and '"role", "log"' in js.text
+    _, css = app.test_client.get("/widget.css")
+    assert css.status == 200 and "prefers-reduced-motion" in css.text
 
 
 def test_health(app):

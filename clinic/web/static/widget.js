@@ -1,0 +1,625 @@
+/*
+ * The clinic's chat widget. One tag on any page:
+ *
+ *   <script src="https://clinic.example/widget.js" data-clinic-name="..."
+ *           data-color="#2f6f5e" data-greeting="..." data-open="false" defer></script>
+ *
+ * adds a launcher button and a chat panel that talk to the visitor API on the
+ * script's own origin (/api/chat, /api/history, /api/reset). No dependencies,
+ * no build step, no third-party requests. Everything lives in a shadow root,
+ * styled by widget.css from the same folder as this script (no inline styles,
+ * so it runs under a strict CSP). Message text is only ever put in the page as
+ * text nodes: bot text gets light formatting (paragraphs, "- " lists, **bold**,
+ * links to the clinic's own origin or tel:/sms:) built node by node.
+ */
+(function () {
+  "use strict";
+
+  var script = document.currentScript || (function () {
+    var all = document.querySelectorAll("script[src]");
+    for (var i = all.length - 1; i >= 0; i--) {
+      if (/\/widget\.js(\?|#|$)/.test(all[i].src)) { return all[i]; }
+    }
+    return null;
+  })();
+  if (!script || window.__clinicChatWidget) { return; }
+  window.__clinicChatWidget = true;
+
+  var SRC = new URL(script.src, document.baseURI);
+  var BASE = SRC.origin;
+  var CSS_URL = new URL("widget.css", SRC).href;
+  var TIMEOUT_MS = 15000;
+  var STORAGE_KEY = "clinic-chat:open:" + BASE;
+  var SVG_NS = "http://www.w3.org/2000/svg";
+
+  var options = {
+    clinicName: (script.getAttribute("data-clinic-name") || "").trim() || "Our clinic",
+    color: safeColor(script.getAttribute("data-color")),
+    greeting: (script.getAttribute("data-greeting") || "").trim() ||
+      "Hi! Ask me anything about at-home ketamine therapy, or ask whether it could be right for you.",
+    open: (script.getAttribute("data-open") || "").toLowerCase() === "true"
+  };
+
+  // --- small helpers -----------------------------------------------------------
+
+  function safeColor(value) {
+    value = (value || "").trim();
+    return /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.test(value) ? value : "#2f6f5e";
+  }
+
+  function textOn(hex) {
+    // black or white text, whichever reads better on this colour
+    var h = hex.slice(1);
+    if (h.length === 3) { h = h.replace(/(.)/g, "$1$1"); }
+    var rgb = [0, 2, 4].map(function (i) {
+      var c = parseInt(h.substr(i, 2), 16) / 255;
+      return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    });
+    var lum = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2];
+    return lum > 0.35 ? "#111" : "#fff";
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined && text !== null) { node.textContent = text; }
+    return node;
+  }
+
+  function svgIcon(paths) {
+    var svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    svg.setAttribute("class", "ccw-icon");
+    paths.forEach(function (d) {
+      var p = document.createElementNS(SVG_NS, "path");
+      p.setAttribute("d", d);
+      svg.appendChild(p);
+    });
+    return svg;
+  }
+
+  function uuid() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") { return window.crypto.randomUUID(); }
+    var b = new Uint8Array(16);
+    window.crypto.getRandomValues(b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    var hex = Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
+    return hex.slice(0, 8) + "-" + hex.slice(8, 12) + "-" + hex.slice(12, 16) + "-" + hex.slice(16, 20) + "-" + hex.slice(20);
+  }
+
+  function storageGet() {
+    try { return window.sessionStorage.getItem(STORAGE_KEY); } catch (e) { return null; }
+  }
+
+  function storageSet(value) {
+    try { window.sessionStorage.setItem(STORAGE_KEY, value); } catch (e) { /* storage off: fine */ }
+  }
+
+  function timeOf(ts) {
+    var d = typeof ts === "number" && isFinite(ts) ? new Date(ts * 1000) : new Date();
+    var t = el("time", "ccw-time", d.toLocaleTimeString([], { hour: "numeric", minute: "2-digit" }));
+    t.setAttribute("datetime", d.toISOString());
+    return t;
+  }
+
+  // --- safe light formatting of bot text ----------------------------------------
+
+  function allowedHref(raw) {
+    var href = raw.trim();
+    if (/^(tel|sms):\+?[0-9][0-9\-().\s]{1,20}$/i.test(href)) { return href.replace(/\s+/g, ""); }
+    var url;
+    try { url = new URL(href, BASE); } catch (e) { return null; }
+    if ((url.protocol === "https:" || url.protocol === "http:") && url.origin === BASE &&
+        (/^https?:\/\//i.test(href) || href.charAt(0) === "/")) {
+      return url.href;
+    }
+    return null;
+  }
+
+  function link(href, label) {
+    var a = el("a", "ccw-link", label);
+    a.setAttribute("href", href);
+    if (/^https?:/i.test(href) && BASE !== window.location.origin) {
+      a.setAttribute("target", "_blank");
+      a.setAttribute("rel", "noopener noreferrer");
+    }
+    return a;
+  }
+
+  var INLINE = /\[([^\]\n]{1,200})\]\(([^)\s]{1,500})\)|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])|(tel:\+?[0-9][0-9\-]{1,20}|sms:\+?[0-9][0-9\-]{1,20})/g;
+
+  function appendLinks(parent, text) {
+    var last = 0;
+    text.replace(INLINE, function (match, label, mdHref, bare, telsms, offset) {
+      if (offset > last) { parent.appendChild(document.createTextNode(text.slice(last, offset))); }
+      var href = allowedHref(mdHref || bare || telsms);
+      if (href) {
+        parent.appendChild(link(href, label || match));
+      } else {
+        parent.appendChild(document.createTextNode(match));
+      }
+      last = offset + match.length;
+      return match;
+    });
+    if (last < text.length) { parent.appendChild(document.createTextNode(text.slice(last))); }
+  }
+
+  function appendInline(parent, text) {
+    text.split(/(\*\*[^*\n]+\*\*)/).forEach(function (part) {
+      if (/^\*\*[^*\n]+\*\*$/.test(part)) {
+        var strong = el("strong");
+        appendLinks(strong, part.slice(2, -2));
+        parent.appendChild(strong);
+      } else if (part) {
+        appendLinks(parent, part);
+      }
+    });
+  }
+
+  function formatBotText(container, text) {
+    var blocks = String(text || "").replace(/\r\n?/g, "\n").split(/\n\s*\n/);
+    blocks.forEach(function (block) {
+      var lines = block.split("\n");
+      var list = null;
+      var para = null;
+      lines.forEach(function (line) {
+        var item = /^\s*[-*•]\s+(.*)$/.exec(line);
+        if (item) {
+          para = null;
+          if (!list) { list = el("ul", "ccw-list"); container.appendChild(list); }
+          var li = el("li");
+          appendInline(li, item[1]);
+          list.appendChild(li);
+        } else if (line.trim()) {
+          list = null;
+          if (para) { para.appendChild(el("br")); } else { para = el("p", "ccw-p"); container.appendChild(para); }
+          appendInline(para, line);
+        }
+      });
+    });
+  }
+
+  // --- the DOM -------------------------------------------------------------------
+
+  var host = el("div");
+  host.id = "clinic-chat-widget";
+  host.setAttribute("data-clinic-chat", "");
+  host.style.setProperty("--ccw-accent", options.color);
+  host.style.setProperty("--ccw-on-accent", textOn(options.color));
+  var root = host.attachShadow({ mode: "open" });
+
+  var sheet = el("link");
+  sheet.setAttribute("rel", "stylesheet");
+  sheet.setAttribute("href", CSS_URL);
+  root.appendChild(sheet);
+
+  var wrap = el("div", "ccw-root");
+  wrap.hidden = true; // until widget.css has loaded, so nothing shows unstyled
+  root.appendChild(wrap);
+
+  var launcher = el("button", "ccw-launcher");
+  launcher.type = "button";
+  launcher.setAttribute("aria-controls", "ccw-panel");
+  launcher.setAttribute("aria-expanded", "false");
+  launcher.setAttribute("aria-label", "Chat with the " + options.clinicName + " assistant");
+  launcher.appendChild(svgIcon(["M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"]));
+  launcher.appendChild(el("span", "ccw-launcher-text", "Chat"));
+  wrap.appendChild(launcher);
+
+  var panel = el("section", "ccw-panel");
+  panel.id = "ccw-panel";
+  panel.setAttribute("role", "dialog");
+  panel.setAttribute("aria-modal", "false");
+  panel.setAttribute("aria-labelledby", "ccw-title");
+  panel.setAttribute("aria-describedby", "ccw-emergency");
+  panel.hidden = true;
+  wrap.appendChild(panel);
+
+  var header = el("div", "ccw-header");
+  var titles = el("div", "ccw-titles");
+  var title = el("h2", "ccw-title", options.clinicName + " assistant");
+  title.id = "ccw-title";
+  titles.appendChild(title);
+  titles.appendChild(el("p", "ccw-subtitle", "Automated answers, not medical advice"));
+  header.appendChild(titles);
+  var restart = el("button", "ccw-restart", "Start over");
+  restart.type = "button";
+  restart.setAttribute("aria-label", "Start over: clear this conversation");
+  header.appendChild(restart);
+  var closeBtn = el("button", "ccw-close");
+  closeBtn.type = "button";
+  closeBtn.setAttribute("aria-label", "Close chat");
+  closeBtn.appendChild(svgIcon(["M6 6l12 12M18 6L6 18"]));
+  header.appendChild(closeBtn);
+  panel.appendChild(header);
+
+  var emergency = el("p", "ccw-emergency");
+  emergency.id = "ccw-emergency";
+  emergency.appendChild(document.createTextNode("Not for emergencies: "));
+  emergency.appendChild(link("tel:988", "call"));
+  emergency.appendChild(document.createTextNode(" or "));
+  emergency.appendChild(link("sms:988", "text"));
+  emergency.appendChild(document.createTextNode(" 988"));
+  panel.appendChild(emergency);
+
+  var log = el("div", "ccw-log");
+  log.setAttribute("role", "log");
+  log.setAttribute("aria-live", "polite");
+  log.setAttribute("aria-relevant", "additions");
+  log.setAttribute("aria-label", "Conversation");
+  log.tabIndex = 0;
+  panel.appendChild(log);
+
+  var typing = el("div", "ccw-typing");
+  typing.setAttribute("role", "status");
+  var dots = el("span", "ccw-dots");
+  dots.setAttribute("aria-hidden", "true");
+  dots.appendChild(el("span"));
+  dots.appendChild(el("span"));
+  dots.appendChild(el("span"));
+  var typingText = el("span", "ccw-typing-text", "");
+  typing.appendChild(dots);
+  typing.appendChild(typingText);
+  typing.hidden = true;
+  panel.appendChild(typing);
+
+  var form = el("form", "ccw-form");
+  form.setAttribute("autocomplete", "off");
+  form.noValidate = true;
+  form.setAttribute("aria-busy", "false");
+  var label = el("label", "ccw-sr", "Your message");
+  label.setAttribute("for", "ccw-input");
+  var input = el("input", "ccw-input");
+  input.id = "ccw-input";
+  input.type = "text";
+  input.name = "message";
+  input.maxLength = 2000;
+  input.setAttribute("placeholder", "Type your message…");
+  input.setAttribute("enterkeyhint", "send");
+  var sendBtn = el("button", "ccw-send");
+  sendBtn.type = "submit";
+  sendBtn.setAttribute("aria-label", "Send");
+  sendBtn.appendChild(svgIcon(["M3 20l18-8L3 4v6l12 2-12 2z"]));
+  form.appendChild(label);
+  form.appendChild(input);
+  form.appendChild(sendBtn);
+  panel.appendChild(form);
+
+  sheet.addEventListener("load", function () { wrap.hidden = false; });
+  sheet.addEventListener("error", function () { wrap.hidden = false; });
+
+  // --- the log --------------------------------------------------------------------
+
+  function scrollDown() { log.scrollTop = log.scrollHeight; }
+
+  function reveal(visitorItem) {
+    // the answer from its start: the visitor's message at the top when the answer is long
+    var max = log.scrollHeight - log.clientHeight;
+    var top = visitorItem && visitorItem.parentNode === log ? visitorItem.offsetTop - 8 : max;
+    log.scrollTop = Math.max(0, Math.min(max, top));
+  }
+
+  function addVisitor(text, ts) {
+    var item = el("div", "ccw-msg ccw-visitor");
+    item.appendChild(el("span", "ccw-sr", "You said: "));
+    var body = el("div", "ccw-body");
+    body.appendChild(el("p", "ccw-p", text));
+    item.appendChild(body);
+    item.appendChild(timeOf(ts));
+    log.appendChild(item);
+    scrollDown();
+    return item;
+  }
+
+  function addBot(message, active) {
+    var item = el("div", "ccw-msg ccw-bot");
+    item.appendChild(el("span", "ccw-sr", "Assistant said: "));
+    var body = el("div", "ccw-body");
+    formatBotText(body, message.text);
+    item.appendChild(body);
+    var buttons = Array.isArray(message.buttons) ? message.buttons : [];
+    var row = null;
+    if (buttons.length) {
+      row = el("div", "ccw-buttons");
+      row.setAttribute("role", "group");
+      row.setAttribute("aria-label", "Answer options");
+      buttons.forEach(function (b) {
+        var btn = el("button", "ccw-choice", String(b.title || b.payload || ""));
+        btn.type = "button";
+        btn.disabled = !active;
+        btn.addEventListener("click", function () { pressButton(row, btn, b); });
+        row.appendChild(btn);
+      });
+      item.appendChild(row);
+    }
+    item.appendChild(timeOf(message.ts));
+    log.appendChild(item);
+    scrollDown();
+    return row;
+  }
+
+  function disableAllChoices() {
+    var all = log.querySelectorAll(".ccw-choice");
+    for (var i = 0; i < all.length; i++) { all[i].disabled = true; }
+  }
+
+  function showTyping(on) {
+    typing.hidden = !on;
+    typingText.textContent = on ? "The assistant is typing…" : "";
+    if (on) { scrollDown(); }
+  }
+
+  function clearLog() {
+    while (log.firstChild) { log.removeChild(log.firstChild); }
+  }
+
+  function greet() {
+    addBot({ text: options.greeting, buttons: [] }, false);
+  }
+
+  // --- talking to the visitor API -------------------------------------------------------
+
+  function request(method, path, body) {
+    var controller = typeof AbortController === "function" ? new AbortController() : null;
+    var timer = setTimeout(function () { if (controller) { controller.abort(); } }, TIMEOUT_MS);
+    var init = { method: method, credentials: "include", headers: { Accept: "application/json" } };
+    if (controller) { init.signal = controller.signal; }
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(BASE + path, init).then(function (resp) {
+      return resp.json().catch(function () { return {}; }).then(function (data) {
+        clearTimeout(timer);
+        if (!resp.ok) {
+          var err = new Error((data && data.detail) || "HTTP " + resp.status);
+          err.status = resp.status;
+          err.detail = data && typeof data.detail === "string" ? data.detail : "";
+          throw err;
+        }
+        return data || {};
+      });
+    }, function (e) {
+      clearTimeout(timer);
+      var err = new Error(e && e.name === "AbortError" ? "timeout" : "network");
+      err.status = 0;
+      err.timeout = !!(e && e.name === "AbortError");
+      throw err;
+    });
+  }
+
+  var busy = false;
+  var failed = null; // the failed request waiting for Retry: {body, visitorItem, errorItem}
+  var focusChoicesNext = false;
+  var historyLoaded;
+
+  function setBusy(on) {
+    busy = on;
+    sendBtn.disabled = on;
+    restart.disabled = on;
+    form.setAttribute("aria-busy", on ? "true" : "false");
+  }
+
+  function retryable(err) {
+    return !err.status || err.status >= 500 || err.status === 408 || err.status === 429;
+  }
+
+  function errorText(err) {
+    if (err.timeout) {
+      return "The assistant is taking too long to answer. Your message is kept: press Retry to send it again. " +
+        "If you need to talk to someone now, call or text 988, or call 911 in an emergency.";
+    }
+    if (err.detail) { return err.detail + (retryable(err) ? " Your message is kept: press Retry to send it again." : ""); }
+    return "Sorry, the assistant can't be reached right now. Your message is kept: press Retry to send it again. " +
+      "If you need to talk to someone now, call or text 988, or call 911 in an emergency.";
+  }
+
+  function showError(err, pending) {
+    var item = el("div", "ccw-msg ccw-error");
+    item.setAttribute("role", "alert");
+    var body = el("div", "ccw-body");
+    body.appendChild(el("p", "ccw-p", errorText(err)));
+    item.appendChild(body);
+    if (retryable(err)) {
+      var retry = el("button", "ccw-retry", "Retry");
+      retry.type = "button";
+      retry.addEventListener("click", function () {
+        if (busy || failed !== pending) { return; }
+        failed = null;
+        if (item.parentNode) { item.parentNode.removeChild(item); }
+        deliver(pending);
+      });
+      item.appendChild(retry);
+      failed = pending;
+      pending.errorItem = item;
+      pending.visitorItem.classList.add("ccw-unsent");
+    }
+    log.appendChild(item);
+    scrollDown();
+  }
+
+  function abandonFailed() {
+    // a new message instead of Retry: the failed one stays shown, marked as unanswered
+    if (!failed) { return; }
+    var f = failed;
+    failed = null;
+    if (f.errorItem && f.errorItem.parentNode) {
+      var retry = f.errorItem.querySelector(".ccw-retry");
+      if (retry) { retry.disabled = true; }
+    }
+    if (!f.visitorItem.querySelector(".ccw-note")) {
+      f.visitorItem.appendChild(el("span", "ccw-note", "No answer received"));
+    }
+  }
+
+  function deliver(pending) {
+    setBusy(true);
+    showTyping(true);
+    return request("POST", "/api/chat", pending.body).then(function (data) {
+      showTyping(false);
+      pending.visitorItem.classList.remove("ccw-unsent");
+      var messages = Array.isArray(data.messages) ? data.messages : [];
+      var firstChoice = null;
+      messages.forEach(function (m) {
+        var row = addBot(m, true);
+        if (row && !firstChoice) { firstChoice = row.querySelector("button"); }
+      });
+      setBusy(false);
+      if (isOpen()) {
+        if (focusChoicesNext && firstChoice) {
+          firstChoice.focus({ preventScroll: true });
+        } else if (focusChoicesNext) {
+          input.focus({ preventScroll: true });
+        }
+      }
+      reveal(pending.visitorItem);
+      focusChoicesNext = false;
+    }, function (err) {
+      showTyping(false);
+      setBusy(false);
+      showError(err, pending);
+      if (isOpen() && (focusChoicesNext || root.activeElement === null)) { input.focus(); }
+      focusChoicesNext = false;
+    });
+  }
+
+  function send(body, shownText) {
+    if (busy) { return false; }
+    abandonFailed();
+    disableAllChoices();
+    body.id = uuid();
+    var pending = { body: body, visitorItem: addVisitor(shownText) };
+    historyLoaded.then(function () { deliver(pending); });
+    setBusy(true);
+    return true;
+  }
+
+  function pressButton(row, btn, b) {
+    if (busy || btn.disabled) { return; }
+    var buttons = row.querySelectorAll("button");
+    for (var i = 0; i < buttons.length; i++) { buttons[i].disabled = true; }
+    btn.classList.add("ccw-chosen");
+    btn.setAttribute("aria-pressed", "true");
+    focusChoicesNext = true;
+    send({ button: { payload: String(b.payload), sig: String(b.sig), title: String(b.title || "") } },
+      String(b.title || b.payload));
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value.trim();
+    if (!text || busy) { input.focus(); return; }
+    focusChoicesNext = false;
+    if (send({ message: text }, text)) { input.value = ""; }
+    input.focus();
+  });
+
+  function loadHistory() {
+    log.setAttribute("aria-busy", "true");
+    return request("GET", "/api/history").then(function (data) {
+      var messages = Array.isArray(data.messages) ? data.messages : [];
+      clearLog();
+      failed = null;
+      greet();
+      var lastVisitor = -1;
+      messages.forEach(function (m, i) { if (m.role === "visitor") { lastVisitor = i; } });
+      messages.forEach(function (m, i) {
+        if (m.role === "visitor") { addVisitor(String(m.text || ""), m.ts); } else { addBot(m, i > lastVisitor); }
+      });
+    }, function (err) {
+      // no cookie never fails (the server answers an empty list without asking Rasa),
+      // so a failure here means an earlier conversation that can't be shown just now
+      clearLog();
+      greet();
+      var item = el("div", "ccw-msg ccw-error");
+      item.setAttribute("role", "alert");
+      var body = el("div", "ccw-body");
+      body.appendChild(el("p", "ccw-p", "I couldn't load our earlier conversation just now. " +
+        (err.detail || "Please try again in a moment.")));
+      item.appendChild(body);
+      var again = el("button", "ccw-retry", "Retry");
+      again.type = "button";
+      again.addEventListener("click", function () {
+        if (busy) { return; }
+        historyLoaded = loadHistory();
+      });
+      item.appendChild(again);
+      log.appendChild(item);
+    }).then(function () {
+      log.removeAttribute("aria-busy");
+      scrollDown();
+    });
+  }
+
+  restart.addEventListener("click", function () {
+    if (busy) { return; }
+    setBusy(true);
+    request("POST", "/api/reset", {}).then(function () {
+      failed = null;
+      clearLog();
+      greet();
+    }, function (err) {
+      var item = el("div", "ccw-msg ccw-error");
+      item.setAttribute("role", "alert");
+      item.appendChild(el("p", "ccw-p", err.detail || "Sorry, I couldn't start over just now. Please try again in a moment."));
+      log.appendChild(item);
+      scrollDown();
+    }).then(function () {
+      setBusy(false);
+      input.focus();
+    });
+  });
+
+  // --- open and close ---------------------------------------------------------------
+
+  function isOpen() { return !panel.hidden; }
+
+  function setOpen(open, moveFocus) {
+    panel.hidden = !open;
+    wrap.classList.toggle("ccw-is-open", open);
+    launcher.setAttribute("aria-expanded", open ? "true" : "false");
+    storageSet(open ? "1" : "0");
+    if (open) {
+      scrollDown();
+      if (moveFocus) { input.focus(); }
+    } else if (moveFocus) {
+      launcher.focus();
+    }
+  }
+
+  launcher.addEventListener("click", function () { setOpen(!isOpen(), true); });
+  closeBtn.addEventListener("click", function () { setOpen(false, true); });
+  panel.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" || event.key === "Esc") {
+      event.preventDefault();
+      event.stopPropagation();
+      setOpen(false, true);
+    }
+  });
+
+  // any element on the page with data-clinic-chat-open opens the chat (a "Chat with us" call to action)
+  document.addEventListener("click", function (event) {
+    var target = event.target && event.target.closest ? event.target.closest("[data-clinic-chat-open]") : null;
+    if (target) {
+      event.preventDefault();
+      setOpen(true, true);
+    }
+  });
+
+  function mount() {
+    document.body.appendChild(host);
+    var stored = storageGet();
+    setOpen(stored === null ? options.open : stored === "1", false);
+    historyLoaded = loadHistory();
+  }
+
+  window.ClinicChat = {
+    open: function () { setOpen(true, true); },
+    close: function () { setOpen(false, true); }
+  };
+
+  if (document.body) { mount(); } else { document.addEventListener("DOMContentLoaded", mount); }
+})();
