@@ -17,7 +17,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export PYTHONDONTWRITEBYTECODE := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help run test train venv validate test-core test-py eval-nlu lock clean
+.PHONY: help run test train venv validate test-core test-py eval-nlu lock clean staff-user
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,10 @@ test-py: $(MODEL) ## pytest: actions, safety net, NLU held-out set, web app, end
 
 eval-nlu: $(MODEL) ## per-intent precision/recall and FAQ topic accuracy on the held-out set
 	$(PY) -m clinic.nlu_eval tests/nlu/heldout.yml
+
+staff-user: $(VENV)/.installed ## create a staff account: make staff-user USERNAME=ana ROLE=admin (asks the password)
+	@test -n "$(USERNAME)" -a -n "$(ROLE)" || { echo "usage: make staff-user USERNAME=<name> ROLE=admin|clinician|support"; exit 2; }
+	$(PY) -m clinic.console.users create "$(USERNAME)" --role "$(ROLE)"
 
 lock: ## re-pin requirements.txt from requirements.in in a fresh venv
 	rm -rf /tmp/clinic-lock && "$$(scripts/find-python3.10)" -m venv /tmp/clinic-lock

@@ -19,6 +19,17 @@ The web app:
   conversation cookie and the bot's buttons.
 - ``MAX_MESSAGE_CHARS`` (``2000``), ``MAX_BODY_BYTES`` (``16384``).
 
+The staff console (``python -m clinic.console``):
+
+- ``CONSOLE_HOST`` (``127.0.0.1``), ``CONSOLE_PORT`` (``8001``).
+- ``TRACKER_DB_URL`` (``sqlite:///<project>/var/tracker.db``): Rasa's tracker
+  store, read by the console (read-only on SQLite), the same database as in
+  endpoints.yml.
+- ``STAFF_SESSION_HOURS`` (``8``), ``STAFF_IDLE_MINUTES`` (``30``): sessions end
+  after this long, or after this long without a request.
+- ``RETENTION_DAYS`` (``365``): conversations older than this are deleted by
+  ``python -m clinic.console.purge``.
+
 Referral notices (``clinic.notifier``) and encryption:
 
 - ``SMTP_HOST`` (``127.0.0.1``), ``SMTP_PORT`` (``1025``): the mail server.
@@ -90,6 +101,12 @@ class Settings:
     widget_allowed_origins: Tuple[str, ...] = ()
     cookie_samesite: str = "Lax"
     rasa_token: Optional[str] = field(default=None, repr=False)
+    tracker_db_url: str = "sqlite:///var/tracker.db"
+    console_host: str = "127.0.0.1"
+    console_port: int = 8001
+    staff_session_hours: float = 8.0
+    staff_idle_minutes: float = 30.0
+    retention_days: int = 365
 
     @property
     def clinic(self) -> ClinicInfo:
@@ -126,6 +143,12 @@ def get_settings() -> Settings:
         ),
         cookie_samesite=_env("COOKIE_SAMESITE", "Lax"),
         rasa_token=os.environ.get("RASA_TOKEN") or None,
+        tracker_db_url=_env("TRACKER_DB_URL", f"sqlite:///{var_dir / 'tracker.db'}"),
+        console_host=_env("CONSOLE_HOST", "127.0.0.1"),
+        console_port=int(_env("CONSOLE_PORT", "8001")),
+        staff_session_hours=float(_env("STAFF_SESSION_HOURS", "8")),
+        staff_idle_minutes=float(_env("STAFF_IDLE_MINUTES", "30")),
+        retention_days=int(_env("RETENTION_DAYS", "365")),
         smtp_host=_env("SMTP_HOST", "127.0.0.1"),
         smtp_port=int(_env("SMTP_PORT", "1025")),
         smtp_sender=_env("SMTP_SENDER", "assistant@localhost"),

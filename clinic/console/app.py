@@ -1,0 +1,69 @@
+"""The staff console app factory (loopback :8001 by default)."""
+
+from typing import Any, Optional
+
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+
+from clinic import db
+from clinic.console import conversations, dashboard, handoffs, pages, referrals_queue, staff_admin
+from clinic.settings import Settings, get_settings
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+def tracker_reader(url: str) -> Engine:
+    """Rasa's tracker store, read-only: the console never writes to what Rasa writes, and on
+    SQLite it reads in WAL mode so that Rasa is never blocked by a reader."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        import sqlite3
+
+        try:  # WAL is a property of the file: set it once, with a short writable connection
+            with sqlite3.connect(path, timeout=5) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error:
+            pass
+        return create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", connect_args={"check_same_thread": False})
+    return create_engine(url, pool_pre_ping=True)
+
+
+def create_console_app(settings: Optional[Settings] = None, name: str = "clinic_console") -> Sanic:
+    settings = settings or get_settings()
+    app = Sanic(name)
+    app.config.FALLBACK_ERROR_FORMAT = "html"
+    app.config.ACCESS_LOG = False
+    app.config.REQUEST_MAX_SIZE = 1_000_000
+    app.ctx.settings = settings
+    app.ctx.secret = settings.secret_key
+    app.ctx.engine = db.get_engine(settings.clinic_db_url)
+    app.ctx.tracker = tracker_reader(settings.tracker_db_url)
+    app.ctx.tracker_url = settings.tracker_db_url
+
+    for module in (pages, conversations, referrals_queue, handoffs, dashboard, staff_admin):
+        app.blueprint(module.bp)
+    app.static("/static", str(pages.STATIC), name="console_static")
+
+    @app.get("/health")
+    async def health(request: Request) -> HTTPResponse:
+        from sanic.response import json
+
+        return json({"status": "ok"})
+
+    @app.on_response
+    async def security_headers(request: Request, response: HTTPResponse) -> None:
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+
+    return app

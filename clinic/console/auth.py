@@ -1,0 +1,225 @@
+"""Staff accounts, sessions, roles and CSRF for the console.
+
+Passwords are argon2 hashes (argon2-cffi). A session is a random token in an
+HttpOnly cookie; the database keeps only its SHA-256, with an absolute expiry
+(STAFF_SESSION_HOURS) and an idle timeout (STAFF_IDLE_MINUTES). Five failed
+logins in a row lock an account for 15 minutes. Every POST carries a CSRF
+token bound to the session (or, on the login form, to a signed pre-session
+cookie). Roles: support < clinician < admin; ``require("clinician")`` lets
+clinicians and admins in.
+"""
+
+import datetime as dt
+import functools
+import hashlib
+import hmac
+import secrets
+from typing import Any, Awaitable, Callable, Dict, Optional
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sanic import Request
+from sanic.response import HTTPResponse, redirect
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Engine
+
+from clinic import db
+from clinic.db import audit_log, staff_sessions, staff_users, utcnow
+
+ROLES = ("support", "clinician", "admin")
+RANK = {role: i for i, role in enumerate(ROLES)}
+SESSION_COOKIE = "staff_session"
+LOGIN_CSRF_COOKIE = "staff_login_csrf"
+MAX_FAILED_LOGINS = 5
+LOCKOUT = dt.timedelta(minutes=15)
+MIN_PASSWORD_LENGTH = 12
+
+_hasher = PasswordHasher()
+
+
+class StaffError(ValueError):
+    """A staff account request that cannot be done (the message says why)."""
+
+
+# --- accounts -------------------------------------------------------------------
+
+
+def create_user(engine: Engine, username: str, password: str, role: str) -> int:
+    username = (username or "").strip().lower()
+    if not username or len(username) > 64 or not all(c.isalnum() or c in "._-" for c in username):
+        raise StaffError("a username is 1-64 letters, digits, '.', '_' or '-'")
+    if role not in ROLES:
+        raise StaffError(f"role must be one of {', '.join(ROLES)}")
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise StaffError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    with engine.begin() as conn:
+        if conn.execute(select(staff_users.c.id).where(staff_users.c.username == username)).first():
+            raise StaffError(f"user {username!r} exists already")
+        result = conn.execute(
+            insert(staff_users).values(
+                username=username, password_hash=_hasher.hash(password), role=role,
+                active=True, failed_logins=0, created_at=utcnow(),
+            )
+        )
+        return int(result.inserted_primary_key[0])
+
+
+def set_password(engine: Engine, username: str, password: str) -> None:
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise StaffError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(staff_users)
+            .where(staff_users.c.username == username.strip().lower())
+            .values(password_hash=_hasher.hash(password), failed_logins=0, locked_until=None)
+        )
+        if not done.rowcount:
+            raise StaffError(f"no user {username!r}")
+
+
+def user_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return len(conn.execute(select(staff_users.c.id)).fetchall())
+
+
+def authenticate(engine: Engine, username: str, password: str) -> Optional[Dict[str, Any]]:
+    """The user, or None (wrong name or password, locked, inactive). Counts failures."""
+    username = (username or "").strip().lower()
+    with engine.begin() as conn:
+        row = conn.execute(select(staff_users).where(staff_users.c.username == username)).first()
+        if row is None:
+            _hasher.hash(password or "x")  # same work as a real check: no user enumeration by timing
+            return None
+        user = dict(row._mapping)
+        now = utcnow()
+        if not user["active"] or (user["locked_until"] and user["locked_until"] > now):
+            return None
+        try:
+            _hasher.verify(user["password_hash"], password or "")
+        except (VerificationError, InvalidHashError):
+            failed = user["failed_logins"] + 1
+            values: Dict[str, Any] = {"failed_logins": failed}
+            if failed >= MAX_FAILED_LOGINS:
+                values = {"failed_logins": 0, "locked_until": now + LOCKOUT}
+            conn.execute(update(staff_users).where(staff_users.c.id == user["id"]).values(**values))
+            return None
+        conn.execute(
+            update(staff_users).where(staff_users.c.id == user["id"]).values(failed_logins=0, locked_until=None)
+        )
+        return user
+
+
+# --- sessions -------------------------------------------------------------------
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(engine: Engine, user_id: int, hours: float) -> str:
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            insert(staff_sessions).values(
+                token_hash=_hash(token), user_id=user_id, created_at=now, last_seen=now,
+                expires_at=now + dt.timedelta(hours=hours),
+            )
+        )
+    return token
+
+
+def end_session(engine: Engine, token: Optional[str]) -> None:
+    if token:
+        with engine.begin() as conn:
+            conn.execute(delete(staff_sessions).where(staff_sessions.c.token_hash == _hash(token)))
+
+
+def session_user(engine: Engine, token: Optional[str], idle_minutes: float) -> Optional[Dict[str, Any]]:
+    """The signed-in user of a session token, or None when missing, expired or idle too long."""
+    if not token:
+        return None
+    now = utcnow()
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(staff_sessions, staff_users.c.username, staff_users.c.role, staff_users.c.active)
+            .join(staff_users, staff_users.c.id == staff_sessions.c.user_id)
+            .where(staff_sessions.c.token_hash == _hash(token))
+        ).first()
+        if row is None:
+            return None
+        s = dict(row._mapping)
+        if not s["active"] or s["expires_at"] <= now or now - s["last_seen"] > dt.timedelta(minutes=idle_minutes):
+            conn.execute(delete(staff_sessions).where(staff_sessions.c.token_hash == s["token_hash"]))
+            return None
+        conn.execute(update(staff_sessions).where(staff_sessions.c.token_hash == s["token_hash"]).values(last_seen=now))
+    return {"id": s["user_id"], "username": s["username"], "role": s["role"], "session": s["token_hash"]}
+
+
+# --- CSRF -----------------------------------------------------------------------
+
+
+def csrf_token(secret: bytes, bound_to: str) -> str:
+    return hmac.new(secret, f"csrf\x00{bound_to}".encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_ok(secret: bytes, bound_to: Optional[str], given: Optional[str]) -> bool:
+    return bool(bound_to) and hmac.compare_digest(csrf_token(secret, bound_to or ""), given or "")
+
+
+# --- audit ----------------------------------------------------------------------
+
+
+def audit(
+    engine: Engine, user: Optional[Dict[str, Any]], action: str, target_type: str = "", target_id: str = "", detail: str = ""
+) -> None:
+    """Who did what, when. Never visitor text in ``detail``."""
+    with engine.begin() as conn:
+        conn.execute(
+            insert(audit_log).values(
+                at=utcnow(), user_id=(user or {}).get("id"), username=(user or {}).get("username"),
+                action=action, target_type=target_type or None, target_id=target_id or None,
+                detail=(detail or None) and detail[:255],
+            )
+        )
+
+
+# --- route guard ----------------------------------------------------------------
+
+Handler = Callable[..., Awaitable[HTTPResponse]]
+
+
+def require(role: str) -> Callable[[Handler], Handler]:
+    """Only signed-in staff of at least ``role``; POSTs need the session's CSRF token."""
+    if role not in ROLES:
+        raise ValueError(role)
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapped(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+            ctx = request.app.ctx
+            user = session_user(ctx.engine, request.cookies.get(SESSION_COOKIE), ctx.settings.staff_idle_minutes)
+            if user is None:
+                return redirect(f"/login?next={request.path}")
+            request.ctx.user = user
+            if RANK[user["role"]] < RANK[role]:
+                from clinic.console.pages import render
+
+                return render(request, "forbidden.html", status=403)
+            if request.method == "POST" and not csrf_ok(ctx.secret, user["session"], request.form.get("csrf")):
+                from clinic.console.pages import render
+
+                return render(request, "forbidden.html", status=403, reason="The form expired. Please go back and try again.")
+            return await handler(request, *args, **kwargs)
+
+        wrapped.required_role = role  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorate
+
+
+def engine_of(request: Request) -> Engine:
+    return request.app.ctx.engine
+
+
+__all__ = ["ROLES", "require", "audit", "create_user", "authenticate", "db"]

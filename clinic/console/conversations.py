@@ -1,0 +1,5 @@
+"""Console pages: conversations (being built)."""
+
+from sanic import Blueprint
+
+bp = Blueprint("console_conversations")

@@ -1,0 +1,94 @@
+"""Rendering for the console, and the pages every role shares: sign in, sign out, home."""
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, html, redirect
+
+from clinic.console import auth
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+
+bp = Blueprint("console_pages")
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTTPResponse:
+    """A page; ``user``, ``csrf`` and ``can(role)`` are always there for the templates."""
+    user = getattr(request.ctx, "user", None)
+    secret = request.app.ctx.secret
+    csrf = auth.csrf_token(secret, user["session"]) if user else ""
+    context.setdefault("reason", "")
+    body = env.get_template(template).render(
+        request=request, user=user, csrf=csrf,
+        can=lambda role: bool(user) and auth.RANK[user["role"]] >= auth.RANK[role],
+        **context,
+    )
+    return html(body, status=status)
+
+
+def _safe_next(target: str) -> str:
+    parsed = urlparse(target or "/")
+    if parsed.scheme or parsed.netloc or not (target or "/").startswith("/"):
+        return "/"
+    return target or "/"
+
+
+@bp.get("/login")
+async def login_form(request: Request) -> HTTPResponse:
+    pre = request.cookies.get(auth.LOGIN_CSRF_COOKIE) or auth.secrets.token_urlsafe(16)
+    response = render(
+        request, "login.html", csrf_login=auth.csrf_token(request.app.ctx.secret, pre),
+        next=_safe_next(request.args.get("next", "/")), error="",
+    )
+    response.cookies[auth.LOGIN_CSRF_COOKIE] = pre
+    response.cookies[auth.LOGIN_CSRF_COOKIE]["httponly"] = True
+    response.cookies[auth.LOGIN_CSRF_COOKIE]["samesite"] = "Strict"
+    response.cookies[auth.LOGIN_CSRF_COOKIE]["path"] = "/login"
+    return response
+
+
+@bp.post("/login")
+async def login(request: Request) -> HTTPResponse:
+    ctx = request.app.ctx
+    next_url = _safe_next(request.form.get("next", "/"))
+    if not auth.csrf_ok(ctx.secret, request.cookies.get(auth.LOGIN_CSRF_COOKIE), request.form.get("csrf")):
+        return redirect("/login")
+    user = auth.authenticate(ctx.engine, request.form.get("username", ""), request.form.get("password", ""))
+    if user is None:
+        auth.audit(ctx.engine, None, "login_failed", "staff_user", (request.form.get("username") or "")[:64])
+        pre = request.cookies.get(auth.LOGIN_CSRF_COOKIE)
+        return render(
+            request, "login.html", status=401, csrf_login=auth.csrf_token(ctx.secret, pre), next=next_url,
+            error="That username and password don't match, or the account is locked for a while after repeated failures.",
+        )
+    token = auth.start_session(ctx.engine, user["id"], ctx.settings.staff_session_hours)
+    auth.audit(ctx.engine, user, "login")
+    response = redirect(next_url)
+    response.cookies[auth.SESSION_COOKIE] = token
+    cookie = response.cookies[auth.SESSION_COOKIE]
+    cookie["httponly"] = True
+    cookie["samesite"] = "Strict"
+    cookie["path"] = "/"
+    if ctx.settings.cookie_secure:
+        cookie["secure"] = True
+    return response
+
+
+@bp.post("/logout")
+@auth.require("support")
+async def logout(request: Request) -> HTTPResponse:
+    auth.end_session(request.app.ctx.engine, request.cookies.get(auth.SESSION_COOKIE))
+    response = redirect("/login")
+    del response.cookies[auth.SESSION_COOKIE]
+    return response
+
+
+@bp.get("/")
+@auth.require("support")
+async def home(request: Request) -> HTTPResponse:
+    return redirect("/conversations")
