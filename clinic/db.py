@@ -16,14 +16,18 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
+    Float,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     insert,
@@ -125,6 +129,28 @@ audit_log = Table(
 )
 
 
+# Staff work on a referral (the console's referral queue). Kept beside ``referrals``
+# rather than as new columns of it, so that existing databases need no migration.
+referral_workflow = Table(
+    "referral_workflow",
+    metadata,
+    Column("reference", String(16), primary_key=True),
+    Column("assignee_id", Integer, nullable=True),  # a staff_users.id (clinician or admin)
+    Column("updated_at", DateTime, nullable=False),
+)
+
+referral_notes = Table(
+    "referral_notes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("reference", String(16), nullable=False, index=True),
+    Column("user_id", Integer, nullable=True),
+    Column("username", String(64), nullable=True),  # kept if the account goes later
+    Column("at", DateTime, nullable=False),
+    Column("text", Text, nullable=False),
+)
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
@@ -189,3 +215,73 @@ def flags_for(engine: Engine, conversation_id: str, flag: Optional[str] = None) 
         query = query.where(conversation_flags.c.flag == flag)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query.order_by(conversation_flags.c.id))]
+
+
+# --- staff console: the conversation list ------------------------------------
+# An index of the tracker store's conversations (one row per sender_id), kept up
+# to date incrementally by clinic.console.conversation_index, with the staff's
+# tags, notes and reviewed mark. On SQLite a full-text table over visitor_text
+# (conversation_fts, FTS5) is created beside it by that module.
+
+conversation_index = Table(
+    "conversation_index",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", String(255), nullable=False, unique=True),
+    Column("first_ts", Float, nullable=False),  # epoch seconds, as in the tracker store
+    Column("last_ts", Float, nullable=False),  # last activity
+    Column("message_count", Integer, nullable=False, default=0),  # visitor + bot messages
+    Column("visitor_messages", Integer, nullable=False, default=0),
+    Column("outcome", String(32), nullable=True),  # last prescreen_outcome set
+    Column("referral_reference", String(16), nullable=True),
+    Column("referred", Boolean, nullable=False, default=False),
+    Column("prescreen", Boolean, nullable=False, default=False),  # a pre-screen was started
+    Column("crisis", Boolean, nullable=False, default=False),
+    Column("handoff", Boolean, nullable=False, default=False),
+    Column("fallback", Boolean, nullable=False, default=False),
+    Column("reviewed", Boolean, nullable=False, default=False),
+    Column("reviewed_at", DateTime, nullable=True),
+    Column("reviewed_by", String(64), nullable=True),
+    Column("active_form", String(64), nullable=True),  # the form active after the last event read
+    Column("first_message", String(200), nullable=True),  # the first thing the visitor typed (shortened)
+    Column("visitor_text", Text, nullable=False, default=""),  # searchable visitor text, lower case
+    Column("last_event_id", Integer, nullable=False, default=0),  # the last tracker events.id applied
+    Index("ix_conversation_index_recent", "last_ts", "id"),
+    Index("ix_conversation_index_outcome", "outcome", "last_ts", "id"),
+    Index("ix_conversation_index_referred", "referred", "last_ts", "id"),
+    Index("ix_conversation_index_crisis", "crisis", "last_ts", "id"),
+    Index("ix_conversation_index_handoff", "handoff", "last_ts", "id"),
+    Index("ix_conversation_index_fallback", "fallback", "last_ts", "id"),
+    Index("ix_conversation_index_reviewed", "reviewed", "last_ts", "id"),
+)
+
+# Where the index is in the tracker store: name "events" -> the last events.id read.
+conversation_index_state = Table(
+    "conversation_index_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False, default=0),
+)
+
+conversation_tags = Table(
+    "conversation_tags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", String(255), nullable=False),
+    Column("tag", String(40), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(64), nullable=True),
+    UniqueConstraint("conversation_id", "tag", name="uq_conversation_tag"),
+    Index("ix_conversation_tags_tag", "tag", "conversation_id"),
+)
+
+conversation_notes = Table(
+    "conversation_notes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", String(255), nullable=False, index=True),
+    Column("author_id", Integer, nullable=True),
+    Column("author", String(64), nullable=True),  # kept if the account goes later
+    Column("created_at", DateTime, nullable=False),
+    Column("body", Text, nullable=False),
+)

@@ -17,7 +17,7 @@ The web app:
   embedded on another site).
 - ``CLINIC_SECRET_KEY`` (unset: generated into ``var/secret_key``) signs the
   conversation cookie and the bot's buttons.
-- ``MAX_MESSAGE_CHARS`` (``2000``), ``MAX_BODY_BYTES`` (``16384``).
+- ``MAX_MESSAGE_CHARS`` (``2000``), ``MAX_BODY_BYTES`` (``65536``: larger bodies are cut off unread).
 
 The staff console (``python -m clinic.console``):
 
@@ -137,7 +137,7 @@ def get_settings() -> Settings:
         web_port=int(_env("WEB_PORT", "8000")),
         cookie_secure=_env("COOKIE_SECURE", "false").lower() in ("1", "true", "yes"),
         max_message_chars=int(_env("MAX_MESSAGE_CHARS", "2000")),
-        max_body_bytes=int(_env("MAX_BODY_BYTES", "16384")),
+        max_body_bytes=int(_env("MAX_BODY_BYTES", "65536")),
         widget_allowed_origins=tuple(
             o.strip().rstrip("/") for o in _env("WIDGET_ALLOWED_ORIGINS", "").split(",") if o.strip()
         ),

@@ -31,6 +31,7 @@ class Stack:
     rasa_port: int = field(default_factory=free_port)
     actions_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
+    console_port: int = field(default_factory=free_port)
     procs: Dict[str, subprocess.Popen] = field(default_factory=dict)
     extra_env: Dict[str, str] = field(default_factory=dict)
 
@@ -41,6 +42,14 @@ class Stack:
     @property
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.console_port}"
+
+    @property
+    def tracker_db_url(self) -> str:
+        return f"sqlite:///{self.var_dir / 'tracker.db'}"
 
     @property
     def rasa_url(self) -> str:
@@ -85,13 +94,23 @@ class Stack:
             "actions": [rasa, "run", "actions", "--actions", "actions", "--port", str(self.actions_port),
                         "--logging-config-file", str(ROOT / "settings" / "logging.yml")],
             "web": [sys.executable, "-m", "clinic.web"],
+            "console": [sys.executable, "-m", "clinic.console"],
         }
+
+    def process_env(self, name: str) -> Dict[str, str]:
+        """The environment of one process: the stack's, plus the console's own settings."""
+        env = self.env()
+        if name == "console":
+            env.update(
+                CONSOLE_HOST="127.0.0.1", CONSOLE_PORT=str(self.console_port), TRACKER_DB_URL=self.tracker_db_url
+            )
+        return env
 
     def start(self, name: str) -> None:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.workdir / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(
-            self.commands()[name], cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT
+            self.commands()[name], cwd=ROOT, env=self.process_env(name), stdout=log, stderr=subprocess.STDOUT
         )
 
     def stop(self, name: str) -> None:
@@ -116,6 +135,8 @@ class Stack:
             "rasa": lambda: requests.post(f"{self.rasa_url}/model/parse", json={"text": "hi"}, timeout=5).ok,
             "web": lambda: requests.get(f"{self.web_url}/health", timeout=2).ok,
         }
+        if "console" in self.procs:  # only started when a test asks for it: start_console()
+            checks["console"] = lambda: requests.get(f"{self.console_url}/health", timeout=2).ok
         for name, check in checks.items():
             while True:
                 proc = self.procs.get(name)
@@ -129,6 +150,14 @@ class Stack:
                 if time.time() > deadline:
                     raise TimeoutError(f"{name} not ready: see {self.workdir / (name + '.log')}")
                 time.sleep(0.5)
+
+    def start_console(self, timeout_s: float = 60) -> str:
+        """Starts the staff console (once) and waits for it; returns its URL."""
+        proc = self.procs.get("console")
+        if proc is None or proc.poll() is not None:
+            self.start("console")
+        self.wait_ready(timeout_s)
+        return self.console_url
 
     def stop_all(self) -> None:
         for name in list(self.procs):

@@ -159,7 +159,7 @@ def test_bad_input_gets_a_clear_refusal_and_nothing_reaches_rasa(app, rasa, body
     assert rasa.sent == []
 
 
-def test_a_50_kb_body_is_refused_before_it_is_read(app, rasa):
+def test_a_50_kb_message_is_refused_with_a_reason(app, rasa):
     _, resp = post(app, {"message": "x" * 50_000})
     assert resp.status == 413
     assert resp.json["error"] == "message_too_long"

@@ -3,6 +3,7 @@
 from typing import Any, Optional
 
 from sanic import Request, Sanic
+from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
@@ -60,6 +61,10 @@ def create_console_app(settings: Optional[Settings] = None, name: str = "clinic_
         from sanic.response import json
 
         return json({"status": "ok"})
+
+    @app.exception(NotFound)
+    async def not_found(request: Request, exc: Exception) -> HTTPResponse:
+        return pages.render(request, "not_found.html", status=404)
 
     @app.on_response
     async def security_headers(request: Request, response: HTTPResponse) -> None:

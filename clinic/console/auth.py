@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import secrets
 from typing import Any, Awaitable, Callable, Dict, Optional
+from urllib.parse import urlencode
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -200,7 +201,7 @@ def require(role: str) -> Callable[[Handler], Handler]:
             ctx = request.app.ctx
             user = session_user(ctx.engine, request.cookies.get(SESSION_COOKIE), ctx.settings.staff_idle_minutes)
             if user is None:
-                return redirect(f"/login?next={request.path}")
+                return redirect("/login?" + urlencode({"next": request.path}))
             request.ctx.user = user
             if RANK[user["role"]] < RANK[role]:
                 from clinic.console.pages import render

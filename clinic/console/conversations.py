@@ -1,5 +1,561 @@
-"""Console pages: conversations (being built)."""
+"""Console pages: the conversation list, a transcript, tags, notes, reviewed, export and deletion.
 
-from sanic import Blueprint
+Roles: support and up see the list and transcripts and can tag, note and mark
+reviewed; the pre-screen's answers are health data, so only clinicians and up
+see them (support sees that a pre-screen happened and its outcome; what the
+visitor typed while a form asked its questions, and the bot's replies that
+quote those answers, are withheld from support). Export is for clinicians and
+up for the same reason; deletion is for admins. Every transcript view, export
+and deletion is audited (never with visitor text in the detail).
+"""
+
+import csv
+import datetime as dt
+import io
+import json
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+from urllib.parse import quote, urlencode
+
+from sanic import Blueprint, Request
+from sanic.exceptions import NotFound
+from sanic.response import HTTPResponse, redirect
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from clinic import referrals as referral_store
+from clinic.console import auth, conversation_index as index
+from clinic.console.pages import render
+from clinic.db import conversation_index, conversation_notes, conversation_tags, utcnow
+from clinic.eligibility import QUESTIONS, is_valid_answer
 
 bp = Blueprint("console_conversations")
+
+EXPORT_MAX = 2000  # conversations in one export of a filtered set
+MAX_NOTE_CHARS = 2000
+TRANSCRIPT_MAX_EVENTS = 20_000
+
+# Slots whose values anyone on the staff may see (the rest hold answers or contact details).
+PUBLIC_SLOTS = frozenset({
+    "requested_slot", "prescreen_outcome", "crisis_flagged", "prescreen_misses", "clinic_name", "clinic_phone",
+    "clinic_email", "clinic_website", "clinic_hours", "clinic_states", "min_age",
+})
+# Bot replies that quote a visitor's answers, reasons, state or name.
+SENSITIVE_UTTERANCES = frozenset({
+    "utter_prescreen_clinician_review", "utter_prescreen_not_eligible", "utter_prescreen_out_of_area",
+    "utter_prescreen_unsure_thoughts", "utter_referral_done",
+})
+ANSWER_LABELS = {
+    "age": "Age",
+    "state": "State",
+    "concern": "Main concern",
+    "treatments_tried": "Treatments tried",
+    "phq2_interest": "PHQ-2: little interest or pleasure",
+    "phq2_mood": "PHQ-2: down, depressed or hopeless",
+    "gad2_nervous": "GAD-2: nervous, anxious or on edge",
+    "gad2_worry": "GAD-2: can't stop or control worrying",
+    "suicidal_thoughts": "Thoughts of ending their life",
+    "pregnant_or_breastfeeding": "Pregnant or breastfeeding",
+    "psychosis_history": "History of psychosis or mania",
+    "cardiovascular": "Blood pressure, heart or vessel condition",
+    "substance_misuse": "Current alcohol or drug misuse",
+    "support_person": "Support person during sessions",
+}
+FREQUENCY_WORDS = {0: "Not at all (0)", 1: "Several days (1)", 2: "More than half the days (2)", 3: "Nearly every day (3)"}
+OUTCOME_LABELS = {
+    "eligible": "Eligible", "clinician_review": "Clinician review", "not_eligible": "Not eligible",
+    "out_of_area": "Out of area", "crisis": "Crisis",
+}
+CSV_COLUMNS = (
+    "conversation_id", "time_utc", "speaker", "text", "intent", "faq_topic", "confidence",
+    "outcome", "referred", "crisis", "handoff", "fallback", "reviewed", "tags",
+)
+
+
+def path_quote(value: str) -> str:
+    return quote(str(value), safe="")
+
+
+def when(ts: Optional[float]) -> str:
+    if ts is None:
+        return ""
+    return dt.datetime.fromtimestamp(float(ts), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso(ts: Optional[float]) -> Optional[str]:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(float(ts), dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def can_see_answers(user: Mapping[str, Any]) -> bool:
+    return auth.RANK[user["role"]] >= auth.RANK["clinician"]
+
+
+# --- a transcript from tracker events ------------------------------------------------
+
+
+def _answer_text(name: str, value: Any) -> str:
+    if name.startswith(("phq2_", "gad2_")) and isinstance(value, int) and value in FREQUENCY_WORDS:
+        return FREQUENCY_WORDS[value]
+    if isinstance(value, str):
+        return {"yes": "Yes", "no": "No", "unsure": "Not sure"}.get(value, value)
+    return str(value)
+
+
+def build_transcript(events: Sequence[Any], answers_visible: bool) -> Dict[str, Any]:
+    """Messages, timeline and pre-screen summary of one conversation's events.
+
+    ``answers_visible`` False (support): answers typed into a form, slot values
+    that hold answers or contact details, and bot replies quoting them are
+    withheld (``masked``)."""
+    messages: List[Dict[str, Any]] = []
+    timeline: List[Dict[str, Any]] = []
+    answers: Dict[str, Any] = {}
+    outcome: Optional[str] = None
+    reference: Optional[str] = None
+    prescreen = False
+    active_form: Optional[str] = None
+    for e in events[:TRANSCRIPT_MAX_EVENTS]:
+        event_id, _sender, type_name, ts, intent_col, action_col, data = e[:7]
+        if type_name == "user_featurization":
+            continue
+        d = index._loads(data)
+        item: Dict[str, Any] = {"id": event_id, "time": when(ts), "type": type_name, "name": "", "detail": "", "masked": False}
+        if type_name == "user":
+            parse = d.get("parse_data") or {}
+            intent = index.intent_of(d) or intent_col
+            confidence = (parse.get("intent") or {}).get("confidence")
+            topic = None
+            if intent == "faq":
+                topic = (((parse.get("response_selector") or {}).get("faq") or {}).get("response") or {}).get("intent_response_key")
+            shown = index.visitor_text_of(d)
+            button = bool((d.get("metadata") or {}).get("display"))
+            if not shown:
+                shown = d.get("text") if isinstance(d.get("text"), str) else ""
+            masked = not answers_visible and index.is_form_answer(active_form, intent)
+            messages.append({
+                "speaker": "visitor", "time": when(ts), "ts": ts, "text": "" if masked else shown, "masked": masked,
+                "button": button, "intent": intent, "confidence": confidence if isinstance(confidence, (int, float)) else None,
+                "topic": topic if isinstance(topic, str) else None, "form": active_form,
+            })
+            item.update(name=intent or "", detail=f"confidence {confidence:.2f}" if isinstance(confidence, (int, float)) else "")
+        elif type_name == "bot":
+            utter = (d.get("metadata") or {}).get("utter_action") or ""
+            masked = not answers_visible and utter in SENSITIVE_UTTERANCES
+            buttons = [b.get("title") for b in ((d.get("data") or {}).get("buttons") or []) if isinstance(b, dict) and b.get("title")]
+            messages.append({
+                "speaker": "bot", "time": when(ts), "ts": ts, "text": "" if masked else (d.get("text") or ""),
+                "masked": masked, "utter": utter, "buttons": [] if masked else buttons,
+            })
+            item.update(name=utter)
+        elif type_name == "action":
+            name = d.get("name") or action_col or ""
+            policy, conf = d.get("policy"), d.get("confidence")
+            item.update(name=name, detail=" ".join(x for x in (
+                policy or "", f"confidence {conf:.2f}" if isinstance(conf, (int, float)) else "") if x))
+            if name in ("prescreen_form", "action_prescreen_outcome"):
+                prescreen = True
+        elif type_name == "slot":
+            name = d.get("name") or action_col or ""
+            value = d.get("value")
+            if name in QUESTIONS and is_valid_answer(name, value):
+                answers[name] = value
+            if name == "prescreen_outcome" and isinstance(value, str) and value:
+                outcome = value
+                prescreen = True
+            if name == "referral_reference" and isinstance(value, str) and value:
+                reference = value
+            hidden = not answers_visible and name not in PUBLIC_SLOTS
+            item.update(name=name, detail="(value shown to clinicians)" if hidden else json.dumps(value, ensure_ascii=False)[:300], masked=hidden)
+        elif type_name == "active_loop":
+            name = d.get("name") if "name" in d else action_col
+            active_form = name
+            if name == "prescreen_form":
+                prescreen = True
+            item.update(name=name or "(form ended)")
+        else:
+            item.update(name=d.get("name") or action_col or "")
+        timeline.append(item)
+    summary = [
+        {"name": q, "label": ANSWER_LABELS.get(q, q), "value": _answer_text(q, answers[q])}
+        for q in QUESTIONS if q in answers
+    ]
+    scores = {}
+    if all(k in answers for k in ("phq2_interest", "phq2_mood")):
+        scores["PHQ-2 score"] = int(answers["phq2_interest"]) + int(answers["phq2_mood"])
+    if all(k in answers for k in ("gad2_nervous", "gad2_worry")):
+        scores["GAD-2 score"] = int(answers["gad2_nervous"]) + int(answers["gad2_worry"])
+    return {
+        "messages": messages, "timeline": timeline, "prescreen": prescreen or bool(answers), "outcome": outcome,
+        "referral_reference": reference, "answers": answers, "summary": summary, "scores": scores,
+        "truncated": len(events) > TRANSCRIPT_MAX_EVENTS,
+    }
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _events_or_404(request: Request, conversation_id: str) -> List[Any]:
+    events = index.conversation_events(request.app.ctx.tracker, conversation_id)
+    if not events:
+        index.drop_rows(request.app.ctx.engine, [conversation_id])
+        raise NotFound("No such conversation")
+    return events
+
+
+def _tags(engine: Engine, conversation_id: str) -> List[str]:
+    return index.tags_for(engine, [conversation_id]).get(conversation_id, [])
+
+
+def _notes(engine: Engine, conversation_id: str) -> List[Dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(
+            select(conversation_notes).where(conversation_notes.c.conversation_id == conversation_id)
+            .order_by(conversation_notes.c.created_at, conversation_notes.c.id)
+        )]
+
+
+def _back(conversation_id: str, done: str = "") -> HTTPResponse:
+    return redirect(f"/conversations/{path_quote(conversation_id)}" + (f"?done={done}" if done else ""), status=303)
+
+
+NOTICES = {
+    "tag": "Tag added.", "untag": "Tag removed.", "note": "Note added.",
+    "reviewed": "Marked reviewed.", "unreviewed": "Marked not reviewed.",
+}
+
+
+def _refresh(request: Request) -> str:
+    """Bring the index up to date (a bounded batch); a notice when it is still behind or unreachable."""
+    ctx = request.app.ctx
+    try:
+        read = index.refresh(ctx.engine, ctx.tracker, index.BATCH_EVENTS)
+    except SQLAlchemyError as exc:
+        return f"The conversation store could not be read just now ({type(exc).__name__}); the list may be out of date."
+    if read >= index.BATCH_EVENTS:
+        behind = index.pending_events(ctx.engine, ctx.tracker)
+        return f"Still indexing: about {behind} newer events are not in the list yet. Reload in a moment."
+    return ""
+
+
+# --- the list ---------------------------------------------------------------------
+
+
+@bp.get("/conversations")
+@auth.require("support")
+async def conversation_list(request: Request) -> HTTPResponse:
+    ctx = request.app.ctx
+    notice = _refresh(request)
+    filters = index.Filters.from_args(request.args)
+    cursor = index.parse_cursor(request.args.get("cursor"))
+    rows, next_cursor = index.list_page(ctx.engine, ctx.tracker, filters, cursor)
+    for r in rows:
+        r["last"] = when(r["last_ts"])
+        r["first"] = when(r["first_ts"])
+    base = filters.query_args()
+    with ctx.engine.connect() as conn:
+        known_tags = [r[0] for r in conn.execute(
+            select(conversation_tags.c.tag).distinct().order_by(conversation_tags.c.tag).limit(200))]
+    return render(
+        request, "conversations.html", rows=rows, filters=filters, outcomes=index.OUTCOME_FILTERS,
+        outcome_labels=OUTCOME_LABELS, known_tags=known_tags, q=path_quote, notice=notice,
+        deleted=request.args.get("done") == "deleted",
+        older_url=("/conversations?" + urlencode({**base, "cursor": next_cursor})) if next_cursor else "",
+        first_url=("/conversations?" + urlencode(base)) if cursor else "",
+        export_query=urlencode(base), errors=filters.errors,
+    )
+
+
+# --- a transcript -------------------------------------------------------------------
+
+
+@bp.get("/conversations/<conversation_id>", unquote=True)
+@auth.require("support")
+async def transcript(request: Request, conversation_id: str) -> HTTPResponse:
+    ctx = request.app.ctx
+    user = request.ctx.user
+    events = _events_or_404(request, conversation_id)
+    row = index.ensure_indexed(ctx.engine, ctx.tracker, conversation_id, events) or {}
+    visible = can_see_answers(user)
+    t = build_transcript(events, visible)
+    referral = None
+    if visible:
+        found = referral_store.referral_for_conversation(ctx.engine, conversation_id)
+        referral = {"reference": found["reference"], "status": found["status"]} if found else None
+    auth.audit(ctx.engine, user, "view_transcript", "conversation", conversation_id)
+    return render(
+        request, "transcript.html", cid=conversation_id, row=row, t=t, answers_visible=visible,
+        tags=_tags(ctx.engine, conversation_id), notes=_notes(ctx.engine, conversation_id), referral=referral,
+        outcome_labels=OUTCOME_LABELS, q=path_quote, first=when(row.get("first_ts")), last=when(row.get("last_ts")),
+        notice=NOTICES.get(request.args.get("done", ""), ""), error="", max_note=MAX_NOTE_CHARS,
+    )
+
+
+def _transcript_error(request: Request, conversation_id: str, events: List[Any], error: str) -> HTTPResponse:
+    ctx = request.app.ctx
+    row = index.ensure_indexed(ctx.engine, ctx.tracker, conversation_id, events) or {}
+    visible = can_see_answers(request.ctx.user)
+    return render(
+        request, "transcript.html", status=400, cid=conversation_id, row=row, t=build_transcript(events, visible),
+        answers_visible=visible, tags=_tags(ctx.engine, conversation_id), notes=_notes(ctx.engine, conversation_id),
+        referral=None, outcome_labels=OUTCOME_LABELS, q=path_quote, first=when(row.get("first_ts")),
+        last=when(row.get("last_ts")), notice="", error=error, max_note=MAX_NOTE_CHARS,
+    )
+
+
+@bp.post("/conversations/<conversation_id>/tags", unquote=True)
+@auth.require("support")
+async def conversation_tag(request: Request, conversation_id: str) -> HTTPResponse:
+    engine = request.app.ctx.engine
+    events = _events_or_404(request, conversation_id)
+    tag = (request.form.get("tag") or "").strip().lower()
+    op = request.form.get("op") or "add"
+    if not index.TAG_RE.match(tag) or op not in ("add", "remove"):
+        return _transcript_error(request, conversation_id, events,
+                                 "A tag is 1-40 lower-case letters, digits, spaces, '-' or '_', starting with a letter or digit.")
+    index.ensure_schema(engine)
+    with engine.begin() as conn:
+        if op == "add":
+            exists = conn.execute(select(conversation_tags.c.id).where(
+                conversation_tags.c.conversation_id == conversation_id, conversation_tags.c.tag == tag)).first()
+            if not exists:
+                try:
+                    conn.execute(insert(conversation_tags).values(
+                        conversation_id=conversation_id, tag=tag, created_at=utcnow(), created_by=request.ctx.user["username"]))
+                except IntegrityError:
+                    pass
+        else:
+            conn.execute(delete(conversation_tags).where(
+                conversation_tags.c.conversation_id == conversation_id, conversation_tags.c.tag == tag))
+    auth.audit(engine, request.ctx.user, "tag_add" if op == "add" else "tag_remove", "conversation", conversation_id, f"tag={tag}")
+    return _back(conversation_id, "tag" if op == "add" else "untag")
+
+
+@bp.post("/conversations/<conversation_id>/notes", unquote=True)
+@auth.require("support")
+async def conversation_note(request: Request, conversation_id: str) -> HTTPResponse:
+    engine = request.app.ctx.engine
+    events = _events_or_404(request, conversation_id)
+    body = (request.form.get("body") or "").strip()
+    if not body:
+        return _transcript_error(request, conversation_id, events, "A note cannot be empty.")
+    if len(body) > MAX_NOTE_CHARS:
+        return _transcript_error(request, conversation_id, events, f"A note is at most {MAX_NOTE_CHARS} characters.")
+    index.ensure_schema(engine)
+    user = request.ctx.user
+    with engine.begin() as conn:
+        result = conn.execute(insert(conversation_notes).values(
+            conversation_id=conversation_id, author_id=user["id"], author=user["username"], created_at=utcnow(), body=body))
+        note_id = result.inserted_primary_key[0]
+    auth.audit(engine, user, "note_add", "conversation", conversation_id, f"note={note_id}")
+    return _back(conversation_id, "note")
+
+
+@bp.post("/conversations/<conversation_id>/review", unquote=True)
+@auth.require("support")
+async def conversation_reviewed(request: Request, conversation_id: str) -> HTTPResponse:
+    ctx = request.app.ctx
+    events = _events_or_404(request, conversation_id)
+    value = request.form.get("reviewed")
+    if value not in ("1", "0"):
+        return _transcript_error(request, conversation_id, events, "Choose reviewed or not reviewed.")
+    index.ensure_indexed(ctx.engine, ctx.tracker, conversation_id, events)
+    reviewed = value == "1"
+    user = request.ctx.user
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            update(conversation_index).where(conversation_index.c.conversation_id == conversation_id).values(
+                reviewed=reviewed, reviewed_at=utcnow() if reviewed else None, reviewed_by=user["username"] if reviewed else None)
+        )
+    auth.audit(ctx.engine, user, "mark_reviewed" if reviewed else "mark_unreviewed", "conversation", conversation_id)
+    return _back(conversation_id, "reviewed" if reviewed else "unreviewed")
+
+
+# --- export (clinicians and up: transcripts hold health data) -------------------------
+
+
+def neutralise(value: Any) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    cell = str(value)
+    if cell and cell[0] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + cell
+    return cell
+
+
+def _index_rows(engine: Engine, ids: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    found: Dict[str, Dict[str, Any]] = {}
+    with engine.connect() as conn:
+        for part in index._chunks(list(ids)):
+            for r in conn.execute(select(conversation_index).where(conversation_index.c.conversation_id.in_(part))):
+                found[r.conversation_id] = dict(r._mapping)
+    return found
+
+
+def _events_of(tracker: Engine, ids: Sequence[str]) -> Dict[str, List[Any]]:
+    by_sender: Dict[str, List[Any]] = {}
+    for part in index._chunks(list(ids), 200):
+        params = {f"s{i}": v for i, v in enumerate(part)}
+        rows = index._tracker_rows(
+            tracker,
+            f"SELECT {index.EVENT_COLUMNS}, data FROM events WHERE sender_id IN ("
+            + ", ".join(f":s{i}" for i in range(len(part))) + ") ORDER BY id",
+            params,
+        )
+        for r in rows or []:
+            by_sender.setdefault(r[1], []).append(r)
+    return by_sender
+
+
+def export_records(engine: Engine, tracker: Engine, ids: Sequence[str]) -> List[Dict[str, Any]]:
+    """What an export holds for each conversation (answers included: clinicians and up only)."""
+    events = _events_of(tracker, ids)
+    rows = _index_rows(engine, ids)
+    tags = index.tags_for(engine, ids)
+    notes: Dict[str, List[Dict[str, Any]]] = {}
+    with engine.connect() as conn:
+        for part in index._chunks(list(ids)):
+            for n in conn.execute(select(conversation_notes).where(conversation_notes.c.conversation_id.in_(part))
+                                  .order_by(conversation_notes.c.created_at, conversation_notes.c.id)):
+                notes.setdefault(n.conversation_id, []).append(
+                    {"author": n.author, "created_at": n.created_at.isoformat() + "Z", "body": n.body})
+    records = []
+    for cid in ids:
+        evs = events.get(cid)
+        if not evs:
+            continue
+        t = build_transcript(evs, True)
+        row = rows.get(cid) or {}
+        records.append({
+            "conversation_id": cid,
+            "first_activity": iso(evs[0][3]),
+            "last_activity": iso(max((e[3] for e in evs if e[3] is not None), default=None)),
+            "outcome": t["outcome"] or row.get("outcome"),
+            "referred": bool(row.get("referred") or t["referral_reference"]),
+            "referral_reference": t["referral_reference"] or row.get("referral_reference"),
+            "crisis": bool(row.get("crisis")), "handoff": bool(row.get("handoff")), "fallback": bool(row.get("fallback")),
+            "reviewed": bool(row.get("reviewed")),
+            "tags": tags.get(cid, []),
+            "notes": notes.get(cid, []),
+            "prescreen": {"started": t["prescreen"], "outcome": t["outcome"], "answers": t["answers"]},
+            "messages": [
+                {
+                    "time": iso(m["ts"]), "speaker": m["speaker"], "text": m["text"],
+                    "intent": m.get("intent"), "faq_topic": m.get("topic"), "confidence": m.get("confidence"),
+                    "button": m.get("button", False),
+                }
+                for m in t["messages"]
+            ],
+        })
+    return records
+
+
+def to_csv(records: Sequence[Mapping[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in records:
+        common = [r["outcome"], r["referred"], r["crisis"], r["handoff"], r["fallback"], r["reviewed"], " ".join(r["tags"])]
+        for m in r["messages"] or [{}]:
+            conf = m.get("confidence")
+            writer.writerow([neutralise(v) for v in [
+                r["conversation_id"], m.get("time"), m.get("speaker"), m.get("text"), m.get("intent"), m.get("faq_topic"),
+                f"{conf:.4f}" if isinstance(conf, (int, float)) else None, *common,
+            ]])
+    return out.getvalue()
+
+
+def _download(body: str, fmt: str, name: str) -> HTTPResponse:
+    content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json; charset=utf-8"
+    return HTTPResponse(
+        body.encode("utf-8"), content_type=content_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"', "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _export(request: Request, ids: Sequence[str], fmt: str, name: str, target: str, extra: Dict[str, Any]) -> HTTPResponse:
+    ctx = request.app.ctx
+    records = export_records(ctx.engine, ctx.tracker, ids)
+    detail = f"{fmt} {len(records)} conversation{'s' if len(records) != 1 else ''}"
+    if extra.get("filters_summary"):
+        detail += " " + extra.pop("filters_summary")
+    auth.audit(ctx.engine, request.ctx.user, "export", "conversation", target, detail)
+    if fmt == "csv":
+        return _download(to_csv(records), "csv", name)
+    payload = {"exported_at": utcnow().isoformat() + "Z", **extra, "count": len(records), "conversations": records}
+    return _download(json.dumps(payload, ensure_ascii=False, indent=1), "json", name)
+
+
+@bp.get("/conversations/export.csv")
+@auth.require("clinician")
+async def export_set_csv(request: Request) -> HTTPResponse:
+    return _export_set(request, "csv")
+
+
+@bp.get("/conversations/export.json")
+@auth.require("clinician")
+async def export_set_json(request: Request) -> HTTPResponse:
+    return _export_set(request, "json")
+
+
+def _export_set(request: Request, fmt: str) -> HTTPResponse:
+    ctx = request.app.ctx
+    _refresh(request)
+    filters = index.Filters.from_args(request.args)
+    ids = index.matching_ids(ctx.engine, filters, EXPORT_MAX + 1)
+    truncated = len(ids) > EXPORT_MAX
+    ids = ids[:EXPORT_MAX]
+    stamp = utcnow().strftime("%Y%m%d-%H%M")
+    return _export(request, ids, fmt, f"conversations-{stamp}", "", {
+        "filters": filters.query_args(), "truncated": truncated, "limit": EXPORT_MAX,
+        "filters_summary": filters.summary(),
+    })
+
+
+@bp.get("/conversations/<conversation_id>/export.csv", unquote=True)
+@auth.require("clinician")
+async def export_one_csv(request: Request, conversation_id: str) -> HTTPResponse:
+    return _export_one(request, conversation_id, "csv")
+
+
+@bp.get("/conversations/<conversation_id>/export.json", unquote=True)
+@auth.require("clinician")
+async def export_one_json(request: Request, conversation_id: str) -> HTTPResponse:
+    return _export_one(request, conversation_id, "json")
+
+
+def _export_one(request: Request, conversation_id: str, fmt: str) -> HTTPResponse:
+    _events_or_404(request, conversation_id)
+    safe = "".join(c for c in conversation_id if c.isalnum() or c in "-_")[:64] or "conversation"
+    return _export(request, [conversation_id], fmt, f"conversation-{safe}", conversation_id, {})
+
+
+# --- deletion (admins) -----------------------------------------------------------------
+
+
+@bp.get("/conversations/<conversation_id>/delete", unquote=True)
+@auth.require("admin")
+async def delete_confirm(request: Request, conversation_id: str) -> HTTPResponse:
+    from clinic.console import purge
+
+    events = _events_or_404(request, conversation_id)
+    linked = purge.linked_counts(request.app.ctx.engine, conversation_id)
+    return render(request, "conversation_delete.html", cid=conversation_id, events=len(events), linked=linked, q=path_quote)
+
+
+@bp.post("/conversations/<conversation_id>/delete", unquote=True)
+@auth.require("admin")
+async def delete_conversation(request: Request, conversation_id: str) -> HTTPResponse:
+    from clinic.console import purge
+
+    ctx = request.app.ctx
+    _events_or_404(request, conversation_id)
+    if request.form.get("confirm") not in ("yes", conversation_id):
+        return redirect(f"/conversations/{path_quote(conversation_id)}/delete", status=303)
+    counts = purge.delete_conversations(ctx.engine, ctx.settings.tracker_db_url, [conversation_id])
+    auth.audit(ctx.engine, request.ctx.user, "delete", "conversation", conversation_id, purge.describe(counts))
+    return redirect("/conversations?done=deleted", status=303)

@@ -1,5 +1,332 @@
-"""Console pages: dashboard (being built)."""
+"""The dashboard: what the assistant has been doing lately (support staff and up).
 
-from sanic import Blueprint
+Figures cover the last ``days`` days (30 by default; 7 or 90 on request),
+whole days in UTC, today included, and are computed from Rasa's tracker store
+(read-only) and the clinic DB:
+
+- A *conversation* is a tracker (``sender_id``) whose first event falls in the
+  window and in which the visitor wrote at least one message; it counts on the
+  day of its first event.
+- *Fallback*: the conversation has a visitor message understood as
+  ``nlu_fallback`` or a run of ``action_default_fallback``. *Handoff*: it ran
+  ``action_human_handoff``. *Contained*: neither of the two happened.
+  Containment rate and fallback rate are shares of conversations; the share of
+  visitor messages that fell back is given too.
+- *Top FAQ topics*: visitor messages in the window understood as ``faq``, by
+  retrieval topic (``faq/pricing`` -> "pricing").
+- *Unanswered questions*: the 20 latest visitor messages in the window that
+  fell back (``nlu_fallback``). Support staff may read transcripts, so they
+  see these too; the page escapes them like every visitor text, links each to
+  its transcript, and the view is written to the audit log
+  (``view_unanswered``, only a count in the detail).
+- *Referral funnel*: conversations of the window in which the pre-screen form
+  ran -> those with a referral (clinic DB) -> referrals ``scheduled`` or
+  ``closed`` (a referral is closed only after being scheduled).
+- *Crisis*: conversations in which the crisis response ran or the
+  ``crisis_flagged`` slot was set.
+
+Speed on a large tracker store: the ``events`` table has no index on
+``timestamp``, but its ``id`` grows with time, so the first event of the window
+is found by a binary search over ``id`` (about 25 indexed look-ups), and every
+query reads only ``id >= that`` (a range of the primary key) and aggregates in
+SQL. A margin of one day before the window absorbs events written slightly out
+of time order.
+"""
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.engine import Connection, Engine
+
+from clinic.console import auth, charts
+from clinic.console.pages import render
+from clinic.console.referrals_queue import path_quote
+from clinic.db import referrals, utcnow
 
 bp = Blueprint("console_dashboard")
+
+WINDOWS = (7, 30, 90)
+DEFAULT_DAYS = 30
+MARGIN_S = 86400.0
+TOP_TOPICS = 10
+UNANSWERED = 20
+UNANSWERED_CHARS = 300
+SCHEDULED = ("scheduled", "closed")
+_CHUNK = 500
+
+
+@dataclass
+class Day:
+    day: dt.date
+    conversations: int = 0
+    contained: int = 0
+    fell_back: int = 0
+    handoff: int = 0
+    prescreen: int = 0
+    crisis: int = 0
+    user_messages: int = 0
+    fallback_messages: int = 0
+
+    @property
+    def containment_rate(self) -> Optional[float]:
+        return self.contained / self.conversations if self.conversations else None
+
+    @property
+    def fallback_rate(self) -> Optional[float]:
+        return self.fell_back / self.conversations if self.conversations else None
+
+
+@dataclass
+class Stats:
+    start: dt.datetime
+    days: List[Day]
+    topics: List[Tuple[str, int]] = field(default_factory=list)
+    unanswered: List[Dict[str, Any]] = field(default_factory=list)
+    referrals: int = 0
+    scheduled: int = 0
+
+    def total(self, attr: str) -> int:
+        return sum(getattr(d, attr) for d in self.days)
+
+    @property
+    def conversations(self) -> int:
+        return self.total("conversations")
+
+    @property
+    def containment_rate(self) -> Optional[float]:
+        n = self.conversations
+        return self.total("contained") / n if n else None
+
+    @property
+    def fallback_rate(self) -> Optional[float]:
+        n = self.conversations
+        return self.total("fell_back") / n if n else None
+
+    @property
+    def fallback_message_rate(self) -> Optional[float]:
+        n = self.total("user_messages")
+        return self.total("fallback_messages") / n if n else None
+
+    @property
+    def crisis(self) -> int:
+        return self.total("crisis")
+
+    @property
+    def funnel(self) -> List[Tuple[str, int]]:
+        return [
+            ("Pre-screen started", self.total("prescreen")),
+            ("Referral made", self.referrals),
+            ("Scheduled", self.scheduled),
+        ]
+
+
+# --- tracker queries --------------------------------------------------------------
+
+
+def _epoch(moment: dt.datetime) -> float:
+    return moment.replace(tzinfo=dt.timezone.utc).timestamp()
+
+
+def first_id_from(conn: Connection, timestamp: float) -> Optional[int]:
+    """The smallest event id from which on events are at ``timestamp`` or later (None: no events).
+
+    A binary search over the primary key; ids grow with time.
+    """
+    low, high = conn.execute(text("SELECT MIN(id), MAX(id) FROM events")).one()
+    if low is None:
+        return None
+    probe = text("SELECT timestamp FROM events WHERE id >= :id ORDER BY id LIMIT 1")
+    high += 1
+    while low < high:
+        mid = (low + high) // 2
+        ts = conn.execute(probe, {"id": mid}).scalar()
+        if ts is None or ts >= timestamp:
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
+def _json_text(dialect: str, *path: str) -> str:
+    if dialect == "sqlite":
+        return "json_extract(data, '$." + ".".join(path) + "')"
+    steps = "".join(f"->'{p}'" for p in path[:-1])
+    return f"(CAST(data AS json){steps}->>'{path[-1]}')"
+
+
+def _day_bucket(dialect: str) -> str:
+    if dialect == "sqlite":
+        return "CAST((c.started - :start) / 86400 AS INTEGER)"
+    return "CAST(FLOOR((c.started - :start) / 86400) AS INTEGER)"
+
+
+_PER_CONVERSATION = """
+SELECT sender_id, MIN(timestamp) AS started,
+  MAX(CASE WHEN (type_name = 'user' AND intent_name = 'nlu_fallback')
+             OR (type_name = 'action' AND action_name = 'action_default_fallback') THEN 1 ELSE 0 END) AS fell_back,
+  MAX(CASE WHEN type_name = 'action' AND action_name = 'action_human_handoff' THEN 1 ELSE 0 END) AS handoff,
+  MAX(CASE WHEN type_name = 'action' AND action_name = 'prescreen_form' THEN 1 ELSE 0 END) AS prescreen,
+  MAX(CASE WHEN (type_name = 'action' AND action_name = 'action_crisis_response')
+             OR (type_name = 'slot' AND action_name = 'crisis_flagged' AND data LIKE '%"value": true%')
+           THEN 1 ELSE 0 END) AS crisis,
+  SUM(CASE WHEN type_name = 'user' THEN 1 ELSE 0 END) AS user_messages,
+  SUM(CASE WHEN type_name = 'user' AND intent_name = 'nlu_fallback' THEN 1 ELSE 0 END) AS fallback_messages
+FROM events
+WHERE id >= :lo
+GROUP BY sender_id
+HAVING MIN(timestamp) >= :start AND SUM(CASE WHEN type_name = 'user' THEN 1 ELSE 0 END) > 0
+"""
+
+
+def _per_day(conn: Connection, dialect: str, lo: int, start: float) -> Dict[int, Dict[str, int]]:
+    query = text(
+        f"""
+        SELECT {_day_bucket(dialect)} AS day, COUNT(*) AS conversations,
+          SUM(CASE WHEN c.fell_back = 0 AND c.handoff = 0 THEN 1 ELSE 0 END) AS contained,
+          SUM(c.fell_back) AS fell_back, SUM(c.handoff) AS handoff, SUM(c.prescreen) AS prescreen,
+          SUM(c.crisis) AS crisis, SUM(c.user_messages) AS user_messages,
+          SUM(c.fallback_messages) AS fallback_messages
+        FROM ({_PER_CONVERSATION}) AS c
+        WHERE NOT EXISTS (SELECT 1 FROM events p WHERE p.sender_id = c.sender_id AND p.id < :lo)
+        GROUP BY 1
+        """
+    )
+    return {int(r.day): {k: int(v or 0) for k, v in r._mapping.items() if k != "day"} for r in conn.execute(query, {"lo": lo, "start": start})}
+
+
+def _topics(conn: Connection, dialect: str, lo: int, start: float) -> List[Tuple[str, int]]:
+    topic = _json_text(dialect, "parse_data", "intent", "full_retrieval_intent_name")
+    query = text(
+        f"""
+        SELECT {topic} AS topic, COUNT(*) AS n FROM events
+        WHERE id >= :lo AND timestamp >= :start AND type_name = 'user' AND intent_name = 'faq'
+        GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT :limit
+        """
+    )
+    out = []
+    for row in conn.execute(query, {"lo": lo, "start": start, "limit": TOP_TOPICS}):
+        name = row.topic or ""
+        out.append((name.split("/", 1)[1] if "/" in name else (name or "(topic not recorded)"), int(row.n)))
+    return out
+
+
+def _unanswered(conn: Connection, dialect: str, lo: int, start: float) -> List[Dict[str, Any]]:
+    query = text(
+        f"""
+        SELECT sender_id, timestamp, {_json_text(dialect, 'text')} AS text FROM events
+        WHERE id >= :lo AND timestamp >= :start AND type_name = 'user' AND intent_name = 'nlu_fallback'
+        ORDER BY id DESC LIMIT :limit
+        """
+    )
+    rows = []
+    for r in conn.execute(query, {"lo": lo, "start": start, "limit": UNANSWERED}):
+        body = str(r.text or "")
+        rows.append({
+            "conversation_id": r.sender_id,
+            "at": dt.datetime.fromtimestamp(r.timestamp, dt.timezone.utc).replace(tzinfo=None) if r.timestamp else None,
+            "text": body if len(body) <= UNANSWERED_CHARS else body[: UNANSWERED_CHARS - 1] + "…",
+        })
+    return rows
+
+
+def _started_in_window(tracker: Engine, conversation_ids: Sequence[str], start: float) -> set:
+    """Which of ``conversation_ids`` began at ``start`` or later (uses the sender_id index)."""
+    found: set = set()
+    query = text(
+        "SELECT sender_id FROM events WHERE sender_id IN :ids GROUP BY sender_id HAVING MIN(timestamp) >= :start"
+    ).bindparams(bindparam("ids", expanding=True))
+    ids = list(conversation_ids)
+    with tracker.connect() as conn:
+        for i in range(0, len(ids), _CHUNK):
+            found.update(r.sender_id for r in conn.execute(query, {"ids": ids[i:i + _CHUNK], "start": start}))
+    return found
+
+
+def compute(clinic: Engine, tracker: Engine, days: int = DEFAULT_DAYS, now: Optional[dt.datetime] = None) -> Stats:
+    """The dashboard's figures for the ``days`` days up to ``now`` (UTC, naive)."""
+    now = now or utcnow()
+    first_day = now.date() - dt.timedelta(days=days - 1)
+    start_dt = dt.datetime.combine(first_day, dt.time.min)
+    start = _epoch(start_dt)
+    stats = Stats(start=start_dt, days=[Day(first_day + dt.timedelta(days=i)) for i in range(days)])
+    dialect = tracker.dialect.name
+    with tracker.connect() as conn:
+        lo = first_id_from(conn, start - MARGIN_S)
+        if lo is None:
+            return stats
+        for index, values in _per_day(conn, dialect, lo, start).items():
+            if 0 <= index < days:
+                for key, value in values.items():
+                    setattr(stats.days[index], key, value)
+        stats.topics = _topics(conn, dialect, lo, start)
+        stats.unanswered = _unanswered(conn, dialect, lo, start)
+    with clinic.connect() as conn:
+        made = [
+            (r.conversation_id, r.status)
+            for r in conn.execute(select(referrals.c.conversation_id, referrals.c.status).where(referrals.c.created_at >= start_dt))
+        ]
+    in_window = _started_in_window(tracker, [cid for cid, _ in made], start)
+    stats.referrals = sum(1 for cid, _ in made if cid in in_window)
+    stats.scheduled = sum(1 for cid, status in made if cid in in_window and status in SCHEDULED)
+    return stats
+
+
+# --- page -------------------------------------------------------------------------
+
+
+def _rate(value: Optional[float]) -> str:
+    return "—" if value is None else charts.percent(value)
+
+
+def build_charts(stats: Stats) -> Dict[str, Any]:
+    n = len(stats.days)
+    every = 1 if n <= 10 else (5 if n <= 45 else 15)
+    labels = [d.day.strftime("%m-%d") for d in stats.days]
+    return {
+        "per_day": charts.bar_chart(
+            list(zip(labels, [d.conversations for d in stats.days])),
+            label=f"Conversations per day, last {n} days: {stats.conversations} in all",
+            x_label="Day (UTC)", y_label="Conversations", every=every,
+        ),
+        "rates": charts.line_chart(
+            labels,
+            [("Containment rate", [d.containment_rate for d in stats.days]),
+             ("Fallback rate", [d.fallback_rate for d in stats.days])],
+            label=(f"Containment and fallback rates per day, last {n} days: containment {_rate(stats.containment_rate)}, "
+                   f"fallback {_rate(stats.fallback_rate)}"),
+            x_label="Day (UTC)", y_label="Share of conversations", value_format=charts.percent, y_max=1.0, every=every,
+        ),
+        "topics": charts.hbar_chart(
+            stats.topics, label=f"Top FAQ topics, last {n} days", x_label="Questions",
+        ),
+        "funnel": charts.hbar_chart(
+            stats.funnel, label=f"Referral funnel, last {n} days: " + ", ".join(f"{k} {v}" for k, v in stats.funnel),
+            x_label="Conversations",
+        ),
+    }
+
+
+@bp.get("/dashboard")
+@auth.require("support")
+async def dashboard(request: Request) -> HTTPResponse:
+    ctx = request.app.ctx
+    try:
+        days = int(request.args.get("days", DEFAULT_DAYS))
+    except ValueError:
+        days = DEFAULT_DAYS
+    if days not in WINDOWS:
+        days = DEFAULT_DAYS
+    # Seconds of SQL on a large store must not stall the other staff's requests.
+    stats = await asyncio.get_running_loop().run_in_executor(None, compute, ctx.engine, ctx.tracker, days)
+    if stats.unanswered:
+        auth.audit(ctx.engine, request.ctx.user, "view_unanswered", "dashboard", f"last {days} days",
+                   f"{len(stats.unanswered)} questions")
+    return render(
+        request, "dashboard.html", stats=stats, charts=build_charts(stats), days=days, windows=WINDOWS,
+        rate=_rate, q=path_quote,
+    )

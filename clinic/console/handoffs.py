@@ -1,5 +1,185 @@
-"""Console pages: handoffs (being built)."""
+"""Handoff requests (support staff and up) and the waitlist (clinicians and up).
 
-from sanic import Blueprint
+A handoff request is what ``action_human_handoff`` records when a visitor asks
+for a person (reason ``visitor_request``, or ``crisis`` when the conversation
+was flagged). Urgent requests come first, then the longest waiting. Status
+moves ``new -> in_progress -> closed``; the server refuses anything else.
+
+The waitlist holds visitors from states not served yet; their email address is
+contact data, so the list is for clinicians and admins and every view of it is
+audited (``view_contact``, target ``waitlist``).
+"""
+
+import datetime as dt
+from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import urlencode
+
+from sanic import Blueprint, Request
+from sanic.exceptions import NotFound
+from sanic.response import HTTPResponse, redirect
+from sqlalchemy import func, select, true, update
+from sqlalchemy.engine import Engine
+
+from clinic import referrals as referral_store
+from clinic.console import auth
+from clinic.console.pages import render
+from clinic.console.referrals_queue import path_quote
+from clinic.crypto import DecryptionError
+from clinic.db import handoff_requests, utcnow, waitlist
 
 bp = Blueprint("console_handoffs")
+
+STATUSES = ("new", "in_progress", "closed")
+STATUS_LABELS = {"new": "New", "in_progress": "In progress", "closed": "Closed"}
+TRANSITIONS: Dict[str, Tuple[str, ...]] = {"new": ("in_progress",), "in_progress": ("closed",), "closed": ()}
+OPEN_STATUSES = ("new", "in_progress")
+FILTERS = ("open", "all") + STATUSES
+PAGE_SIZE = 50
+WAITLIST_PAGE_SIZE = 200
+
+
+def allowed(current: str, target: str) -> bool:
+    return target in TRANSITIONS.get(current, ())
+
+
+def waiting(created_at: dt.datetime, now: Optional[dt.datetime] = None) -> str:
+    """How long since ``created_at``, e.g. "5 min", "3 h 20 min", "2 d 4 h"."""
+    minutes = max(int(((now or utcnow()) - created_at).total_seconds() // 60), 0)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def requests(engine: Engine, status: str = "open", page: int = 1) -> Tuple[List[Dict[str, Any]], int]:
+    if status == "open":
+        where = handoff_requests.c.status.in_(OPEN_STATUSES)
+    elif status in STATUSES:
+        where = handoff_requests.c.status == status
+    else:
+        where = true()
+    query = (
+        select(handoff_requests)
+        .where(where)
+        .order_by(handoff_requests.c.urgent.desc(), handoff_requests.c.created_at, handoff_requests.c.id)
+        .limit(PAGE_SIZE)
+        .offset((max(page, 1) - 1) * PAGE_SIZE)
+    )
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+        total = conn.execute(select(func.count()).select_from(handoff_requests).where(where)).scalar() or 0
+    return rows, int(total)
+
+
+class TransitionError(ValueError):
+    pass
+
+
+def set_status(engine: Engine, request_id: int, current: str, target: str) -> None:
+    if target not in STATUSES or not allowed(current, target):
+        raise TransitionError(f"a request cannot go from {STATUS_LABELS.get(current, current)} to {STATUS_LABELS.get(target, 'that status')}")
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(handoff_requests)
+            .where(handoff_requests.c.id == request_id, handoff_requests.c.status == current)
+            .values(status=target)
+        )
+    if not done.rowcount:
+        raise TransitionError("the request changed meanwhile; look at its status again")
+
+
+def _int_arg(value: Optional[str], default: int = 1) -> int:
+    try:
+        return max(int(value or default), 1)
+    except ValueError:
+        return default
+
+
+def _page(request: Request, status_code: int = 200, error: str = "", message: str = "") -> HTTPResponse:
+    status = request.args.get("status", "open")
+    if status not in FILTERS:
+        status = "open"
+    page = _int_arg(request.args.get("page"))
+    rows, total = requests(request.app.ctx.engine, status, page)
+    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    now = utcnow()
+    for row in rows:
+        row["waiting"] = waiting(row["created_at"], now) if row["status"] != "closed" else None
+        row["next"] = TRANSITIONS.get(row["status"], ())
+    return render(
+        request, "handoffs.html", status=status_code, rows=rows, total=total, filter=status, filters=FILTERS,
+        labels=STATUS_LABELS, page=page, pages=pages, q=path_quote, error=error, message=message,
+        prev_url=f"/handoffs?{urlencode({'status': status, 'page': page - 1})}" if page > 1 else None,
+        next_url=f"/handoffs?{urlencode({'status': status, 'page': page + 1})}" if page < pages else None,
+    )
+
+
+@bp.get("/handoffs")
+@auth.require("support")
+async def handoff_list(request: Request) -> HTTPResponse:
+    message = "Status changed." if request.args.get("done") == "status" else ""
+    return _page(request, message=message)
+
+
+@bp.post("/handoffs/<request_id:int>/status")
+@auth.require("support")
+async def handoff_status(request: Request, request_id: int) -> HTTPResponse:
+    engine = request.app.ctx.engine
+    with engine.connect() as conn:
+        row = conn.execute(select(handoff_requests).where(handoff_requests.c.id == request_id)).first()
+    if row is None:
+        raise NotFound("No such handoff request")
+    target = request.form.get("status", "")
+    current = request.form.get("from") or row.status
+    try:
+        if current != row.status:
+            raise TransitionError("the request changed meanwhile; look at its status again")
+        set_status(engine, request_id, current, target)
+    except TransitionError as exc:
+        auth.audit(engine, request.ctx.user, "handoff_status_refused", "handoff_request", str(request_id),
+                   f"{current}->{target if target in STATUSES else '?'}")
+        return _page(request, status_code=409, error=f"Request {request_id} not changed: {exc}.")
+    auth.audit(engine, request.ctx.user, "handoff_status", "handoff_request", str(request_id), f"{current}->{target}")
+    back = request.form.get("filter", "open")
+    return redirect(f"/handoffs?{urlencode({'status': back if back in FILTERS else 'open', 'done': 'status'})}", status=303)
+
+
+@bp.get("/waitlist")
+@auth.require("clinician")
+async def waitlist_page(request: Request) -> HTTPResponse:
+    ctx = request.app.ctx
+    page = _int_arg(request.args.get("page"))
+    with ctx.engine.connect() as conn:
+        by_state = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(waitlist.c.state, func.count().label("n")).group_by(waitlist.c.state).order_by(func.count().desc(), waitlist.c.state)
+            )
+        ]
+        rows = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(waitlist).order_by(waitlist.c.created_at.desc(), waitlist.c.id.desc())
+                .limit(WAITLIST_PAGE_SIZE).offset((page - 1) * WAITLIST_PAGE_SIZE)
+            )
+        ]
+    total = sum(s["n"] for s in by_state)
+    entries = []
+    failed = 0
+    for row in rows:
+        try:
+            entries.append(referral_store.decrypt_waitlist_entry(row, ctx.settings.encryption_key))
+        except DecryptionError:
+            failed += 1
+            entries.append({**{k: v for k, v in row.items() if k != "contact_encrypted"}, "contact": None})
+    auth.audit(ctx.engine, request.ctx.user, "view_contact", "waitlist", f"page {page}", f"{len(entries)} entries")
+    pages = max((total + WAITLIST_PAGE_SIZE - 1) // WAITLIST_PAGE_SIZE, 1)
+    return render(
+        request, "waitlist.html", entries=entries, by_state=by_state, total=total, failed=failed, q=path_quote,
+        page=page, pages=pages,
+        prev_url=f"/waitlist?page={page - 1}" if page > 1 else None,
+        next_url=f"/waitlist?page={page + 1}" if page < pages else None,
+    )

@@ -32,10 +32,16 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
 
 
 def _safe_next(target: str) -> str:
-    parsed = urlparse(target or "/")
-    if parsed.scheme or parsed.netloc or not (target or "/").startswith("/"):
+    # A path on this site only: browsers read a backslash as a slash and drop tabs and
+    # newlines, so "/<backslash>evil" or "/<tab>/evil" would become "//evil" (another host).
+    target = target or "/"
+    parsed = urlparse(target)
+    if (
+        parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//")
+        or "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target)
+    ):
         return "/"
-    return target or "/"
+    return target
 
 
 @bp.get("/login")
@@ -66,6 +72,7 @@ async def login(request: Request) -> HTTPResponse:
             request, "login.html", status=401, csrf_login=auth.csrf_token(ctx.secret, pre), next=next_url,
             error="That username and password don't match, or the account is locked for a while after repeated failures.",
         )
+    auth.end_session(ctx.engine, request.cookies.get(auth.SESSION_COOKIE))  # no session carried over a sign-in
     token = auth.start_session(ctx.engine, user["id"], ctx.settings.staff_session_hours)
     auth.audit(ctx.engine, user, "login")
     response = redirect(next_url)

@@ -1,0 +1,168 @@
+"""Data for the staff console's browser tests, made through the real assistant,
+and a staff member's hands on the console (Playwright, Debian's Chromium).
+
+Conversations are made the way a visitor makes them (the web app's chat
+endpoint, buttons pressed by their signed payloads); staff accounts with
+``clinic.console.auth.create_user`` on the stack's clinic DB.
+"""
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import requests
+from playwright.sync_api import Locator, Page, expect
+
+from tests.stack import Stack, button, conversation_id, say
+
+# A word only these tests type (the stack is shared with the other end-to-end tests).
+PLACE = "tuscaloosa"
+GIBBERISH = "qwzx blorptang vrrk"
+FORMULAS = ["=cmd|' /C calc'!A0 blorptang", "@SUM(1+1) blorptang", "+1 555 0100 blorptang", "-2+3 blorptang"]
+XSS = [
+    "<img src=x onerror=alert('img')> zebrafinch",
+    "<script>alert('script')</script> zebrafinch",
+    "<svg onload=alert('svg')></svg> zebrafinch",
+    '<a href="javascript:alert(1)">click</a> zebrafinch',
+]
+PASSWORD = {"admin": "admin-pass-phrase-1", "clinician": "clinician-pass-phrase-2", "support": "support-pass-phrase-3"}
+USERS = {"admin": "ada.admin", "clinician": "cleo.clinician", "support": "sam.support"}
+CONTACT = {"name": "Jane Example", "email": "jane.example@example.com", "phone": "(212) 555-0199"}
+
+
+def press(session: requests.Session, stack: Stack, b: dict) -> requests.Response:
+    """A button pressed as the widget presses it: its signed payload and its title."""
+    body = {"button": {"payload": b["payload"], "sig": b["sig"], "title": b["title"]}}
+    return session.post(f"{stack.web_url}/api/chat", json=body, timeout=60)
+
+
+def texts(response: requests.Response) -> str:
+    assert response.status_code == 200, response.text
+    return " ".join(m["text"] for m in response.json()["messages"])
+
+
+@dataclass
+class Conversation:
+    cid: str
+    typed: List[str] = field(default_factory=list)
+    reference: Optional[str] = None
+
+
+@dataclass
+class ConsoleData:
+    referral: Conversation
+    handoff: Conversation
+    fallback: Conversation
+
+
+def _typed(s: requests.Session, stack: Stack, convo: List[str], text: str) -> requests.Response:
+    convo.append(text)
+    return say(s, stack, text)
+
+
+def make_referral(stack: Stack, greeting: str = f"hello from {PLACE.title()}") -> Conversation:
+    """A greeting (with PLACE in it), an FAQ, then the whole pre-screen to a referral."""
+    s = requests.Session()
+    typed: List[str] = []
+    assert "not a clinician" in texts(_typed(s, stack, typed, greeting))
+    _typed(s, stack, typed, "what is ketamine therapy")
+    intro = _typed(s, stack, typed, "am i eligible for this?")
+    assert "not a diagnosis" in texts(intro)
+    r = press(s, stack, button(intro, "Yes, let's start"))
+    assert "How old are you?" in texts(r)
+    r = _typed(s, stack, typed, "twenty five")
+    assert "Which US state" in texts(r)
+    r = _typed(s, stack, typed, "TX")
+    r = press(s, stack, button(r, "Depression"))
+    r = press(s, stack, button(r, "Both"))
+    for _ in range(4):
+        assert "Over the last 2 weeks" in texts(r)
+        r = press(s, stack, button(r, "More than half the days"))
+    assert "thoughts of ending your life" in texts(r)
+    r = press(s, stack, button(r, "No"))
+    for _ in range(4):  # pregnancy, psychosis, heart, substances
+        r = _typed(s, stack, typed, "nope")
+    assert "trusted adult" in texts(r)
+    r = press(s, stack, button(r, "Yes"))
+    assert "What name" in texts(r)
+    r = _typed(s, stack, typed, CONTACT["name"])
+    r = _typed(s, stack, typed, CONTACT["email"])
+    r = _typed(s, stack, typed, CONTACT["phone"])
+    r = press(s, stack, button(r, "Evenings"))
+    r = press(s, stack, button(r, "Yes, contact me"))
+    done = texts(r)
+    assert "Your reference is" in done, done
+    cid = conversation_id(s, stack)
+    from clinic import db, referrals
+
+    row = referrals.referral_for_conversation(db.get_engine(stack.clinic_db_url), cid)
+    assert row is not None and row["reference"] in done
+    return Conversation(cid, typed, row["reference"])
+
+
+def make_simple(stack: Stack, lines: List[str], expect_text: str = "") -> Conversation:
+    s = requests.Session()
+    last = None
+    for line in lines:
+        last = say(s, stack, line)
+        assert last.status_code == 200, (line, last.text)
+    if expect_text:
+        assert expect_text in texts(last), texts(last)
+    return Conversation(conversation_id(s, stack), list(lines))
+
+
+def make_data(stack: Stack) -> ConsoleData:
+    referral = make_referral(stack)
+    handoff = make_simple(stack, [f"good morning from {PLACE}", "can i talk to a real person please"], "let the")
+    fallback = make_simple(stack, [GIBBERISH, *FORMULAS])
+    return ConsoleData(referral, handoff, fallback)
+
+
+def make_staff(stack: Stack) -> Dict[str, str]:
+    from clinic import db
+    from clinic.console import auth
+
+    engine = db.get_engine(stack.clinic_db_url)
+    for role, username in USERS.items():
+        try:
+            auth.create_user(engine, username, PASSWORD[role], role)
+        except auth.StaffError as exc:  # made by an earlier module of this session
+            assert "exists already" in str(exc)
+    return dict(USERS)
+
+
+# --- the staff member's side ------------------------------------------------------
+
+
+def sign_in(page: Page, console_url: str, role: str, next_path: str = "") -> None:
+    page.goto(console_url + (next_path or "/login"))
+    page.get_by_label("Username").fill(USERS[role])
+    page.get_by_label("Password").fill(PASSWORD[role])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".who")).to_have_text(f"{USERS[role]} ({role})")
+
+
+def listed_ids(page: Page) -> List[str]:
+    """The conversation ids of the rows on a conversations page (from their links)."""
+    hrefs = page.locator("table.conversations tbody a[href^='/conversations/']").evaluate_all(
+        "as => as.map(a => a.getAttribute('href'))"
+    )
+    from urllib.parse import unquote
+
+    return [unquote(h.split("/conversations/", 1)[1]) for h in hrefs]
+
+
+def filter_conversations(page: Page, outcome: str = "", q: str = "") -> List[str]:
+    form = page.get_by_role("search", name="Filter conversations")
+    form.get_by_label("Outcome").select_option(outcome)
+    form.get_by_label("Visitor said").fill(q)
+    form.get_by_role("button", name="Filter").click()
+    page.wait_for_load_state()
+    return listed_ids(page)
+
+
+def row_of(page: Page, cid: str) -> Locator:
+    from urllib.parse import quote
+
+    return page.locator("table.conversations tbody tr").filter(
+        has=page.locator(f"a[href='/conversations/{quote(cid, safe='')}']")
+    )
