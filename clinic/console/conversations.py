@@ -13,7 +13,7 @@ import csv
 import datetime as dt
 import io
 import json
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import quote, urlencode
 
 from sanic import Blueprint, Request
@@ -93,6 +93,21 @@ def can_see_answers(user: Mapping[str, Any]) -> bool:
 
 
 # --- a transcript from tracker events ------------------------------------------------
+
+
+def answer_summary(answers: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Dict[str, int]]:
+    """The pre-screen answers with their labels, and the PHQ-2 / GAD-2 totals."""
+    given = {q: v for q, v in answers.items() if v is not None}
+    summary = [
+        {"name": q, "label": ANSWER_LABELS.get(q, q), "value": _answer_text(q, given[q])}
+        for q in QUESTIONS if q in given
+    ]
+    scores = {}
+    if all(k in given for k in ("phq2_interest", "phq2_mood")):
+        scores["PHQ-2 score"] = int(given["phq2_interest"]) + int(given["phq2_mood"])
+    if all(k in given for k in ("gad2_nervous", "gad2_worry")):
+        scores["GAD-2 score"] = int(given["gad2_nervous"]) + int(given["gad2_worry"])
+    return summary, scores
 
 
 def _answer_text(name: str, value: Any) -> str:
@@ -177,15 +192,7 @@ def build_transcript(events: Sequence[Any], answers_visible: bool) -> Dict[str, 
         else:
             item.update(name=d.get("name") or action_col or "")
         timeline.append(item)
-    summary = [
-        {"name": q, "label": ANSWER_LABELS.get(q, q), "value": _answer_text(q, answers[q])}
-        for q in QUESTIONS if q in answers
-    ]
-    scores = {}
-    if all(k in answers for k in ("phq2_interest", "phq2_mood")):
-        scores["PHQ-2 score"] = int(answers["phq2_interest"]) + int(answers["phq2_mood"])
-    if all(k in answers for k in ("gad2_nervous", "gad2_worry")):
-        scores["GAD-2 score"] = int(answers["gad2_nervous"]) + int(answers["gad2_worry"])
+    summary, scores = answer_summary(answers)
     return {
         "messages": messages, "timeline": timeline, "prescreen": prescreen or bool(answers), "outcome": outcome,
         "referral_reference": reference, "answers": answers, "summary": summary, "scores": scores,

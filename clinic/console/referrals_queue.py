@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from clinic import referrals as referral_store
 from clinic.console import auth
+from clinic.console.conversations import answer_summary
 from clinic.console.pages import render
 from clinic.crypto import DecryptionError
 from clinic.db import referral_notes, referral_workflow, referrals, staff_users, utcnow
@@ -271,8 +272,10 @@ def _detail(request: Request, row: Dict[str, Any], status: int = 200, error: str
     except DecryptionError:
         detail = "decryption failed"
     auth.audit(ctx.engine, user, "view_contact", "referral", reference, detail)
+    summary, scores = answer_summary((decrypted or {}).get("answers") or {})
     return render(
         request, "referral.html", status=status, referral=row, plain=decrypted, labels=STATUS_LABELS,
+        summary=summary, scores=scores,
         next_statuses=TRANSITIONS.get(row["status"], ()), workflow=workflow(ctx.engine, reference),
         staff=assignable_staff(ctx.engine), notes=notes(ctx.engine, reference), error=error, message=message,
         q=path_quote, max_note=MAX_NOTE_CHARS,
