@@ -280,3 +280,22 @@ def test_cors_only_for_allowed_origins(clinic_env, monkeypatch, rasa):
         headers={"content-type": "application/json", "origin": "https://evil.example"},
     )
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_fifty_messages_a_second_from_one_visitor_get_429_and_others_are_unaffected(app, rasa):
+    _, first = post(app, {"message": "hello"})
+    cookie = {"cid": first.cookies["cid"]}
+    statuses = [post(app, {"message": f"message {i}"}, cookies=cookie)[1] for i in range(50)]
+    refused = [r for r in statuses if r.status == 429]
+    assert refused, "a visitor sending 50 messages at once must be slowed down"
+    assert refused[0].json["error"] == "rate_limited" and "wait" in refused[0].json["detail"]
+    assert int(refused[0].headers["retry-after"]) >= 1
+    assert len(rasa.sent) < 51  # refused messages never reach the assistant
+    _, other = post(app, {"message": "hello from someone else"})
+    assert other.status == 200
+
+
+def test_many_new_visitors_from_one_address_get_429(app, rasa):
+    results = [post(app, {"message": "hi"})[1].status for _ in range(70)]
+    assert results[:60] == [200] * 60
+    assert 429 in results[60:]

@@ -9,6 +9,7 @@ from sanic.response import HTTPResponse, json
 from clinic.settings import Settings, get_settings
 from clinic.web import pages, visitor_api
 from clinic.web.idempotency import ReplyCache
+from clinic.web.rate_limit import RateLimiter
 from clinic.web.rasa_client import RasaClient
 
 SECURITY_HEADERS = {
@@ -35,6 +36,8 @@ def create_app(
     app.ctx.secret = settings.secret_key
     app.ctx.rasa = rasa if rasa is not None else RasaClient(settings.rasa_url, token=settings.rasa_token)
     app.ctx.replies = ReplyCache()
+    app.ctx.message_limit = RateLimiter(per_second=2.0, burst=30)  # per conversation
+    app.ctx.new_visitor_limit = RateLimiter(per_second=1.0, burst=60)  # new conversations per address
 
     app.blueprint(pages.bp)
     app.blueprint(visitor_api.bp)

@@ -113,6 +113,22 @@ def history_from_events(secret: bytes, conversation_id: str, events: List[Dict[s
     return messages
 
 
+TOO_FAST = "You're sending messages faster than I can answer. Please wait a few seconds and try again."
+
+
+def _rate_limited(request: Request, conversation_id: str, is_new: bool) -> Optional[HTTPResponse]:
+    """A 429 when this visitor, or this address opening new conversations, goes too fast."""
+    if is_new:
+        limiter, key = request.app.ctx.new_visitor_limit, f"ip:{request.ip}"
+    else:
+        limiter, key = request.app.ctx.message_limit, f"cid:{conversation_id}"
+    if limiter.allow(key):
+        return None
+    response = refusal(429, "rate_limited", TOO_FAST)
+    response.headers["Retry-After"] = str(limiter.retry_after(key))
+    return response
+
+
 @bp.route("/chat", methods=["POST", "OPTIONS"])
 @answers_preflight
 async def chat(request: Request) -> HTTPResponse:
@@ -130,6 +146,10 @@ async def chat(request: Request) -> HTTPResponse:
     message_id = body.get("id")
     if message_id is not None and not (isinstance(message_id, str) and MESSAGE_ID.match(message_id)):
         return refusal(400, "invalid_id", "A message id is up to 64 letters, digits, - or _.")
+
+    limited = _rate_limited(request, conversation_id, is_new)
+    if limited is not None:
+        return limited
 
     metadata: Dict[str, Any] = {}
     if isinstance(parsed, visitor_input.Button):
