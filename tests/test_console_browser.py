@@ -22,11 +22,11 @@ from sqlalchemy import select
 
 pytest.importorskip("playwright", reason="pip install -r requirements.txt brings Playwright")
 
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, BrowserContext, Page, expect  # noqa: E402
 
 from clinic import db  # noqa: E402
 from tests import console_driver as cd  # noqa: E402
-from tests.widget_driver import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Widget  # noqa: E402
+from tests.widget_driver import ARTIFACTS, Widget  # noqa: E402
 
 DESKTOP = {"width": 1280, "height": 800}
 FORMULA_START = ("=", "+", "-", "@")
@@ -46,16 +46,6 @@ def console_url(stack: Any) -> str:
 def data(stack: Any, console_url: str) -> cd.ConsoleData:
     cd.make_staff(stack)
     return cd.make_data(stack)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (never a downloaded browser)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 class Watch:

@@ -14,14 +14,12 @@ import yaml
 
 pytest.importorskip("playwright", reason="pip install -r requirements.txt brings Playwright")
 
-from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect  # noqa: E402
 
 from clinic.settings import load_clinic_info  # noqa: E402
 from tests.stack import ROOT  # noqa: E402
 from tests.widget_driver import (  # noqa: E402
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     KeyboardWidget,
     Widget,
     embed_site,
@@ -41,16 +39,6 @@ def faq_answer(key: str) -> str:
     return doc["responses"][f"utter_faq/{key}"][0]["text"].format(
         clinic_name=clinic.name, clinic_phone=clinic.phone, clinic_email=clinic.email
     )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (never a downloaded browser)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
