@@ -30,6 +30,7 @@ def test_non_crisis_language_is_left_alone(detector, nlp, text):
     "text, rule",
     [
         ("i dont want to live anymore", "want_to_die"),       # the negation is the crisis
+        ("i don't want to continue living like this", "want_to_die"),
         ("not gonna lie, i want to die", "want_to_die"),      # an idiom does not negate
         ("i'm not okay, i want to die", "want_to_die"),       # a clause break ends the negation
         ("gonna kill myself tonight", "kill_self"),
@@ -52,6 +53,7 @@ def test_rule_that_fires(detector, nlp, text, rule):
         "this paperwork is killing me",
         "can i take tylenol with my troche",
         "i don't want to be handed a prescription and forgotten",
+        "i dont wanna continue the screening",
     ],
 )
 def test_negations_idioms_and_general_questions(detector, nlp, text):
