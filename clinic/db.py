@@ -45,8 +45,19 @@ handoff_requests = Table(
     # why a person is wanted: "visitor_request" or "crisis"
     Column("reason", String(32), nullable=False),
     Column("urgent", Boolean, nullable=False, default=False),
+    # kind "live": waiting -> live -> handed_back / closed, or cancelled (clinic.handoff);
+    # kind "callback" (and the requests of before live chat, kind NULL): new -> in_progress -> closed
     Column("status", String(16), nullable=False, default="new"),
     Column("created_at", DateTime, nullable=False),
+    Column("kind", String(16), nullable=True),
+    Column("staff_id", Integer, nullable=True),  # who holds a live chat (staff_users.id)
+    Column("staff_name", String(64), nullable=True),  # the name the visitor sees
+    Column("claimed_at", DateTime, nullable=True),
+    Column("ended_at", DateTime, nullable=True),
+    Column("updated_at", DateTime, nullable=True),
+    # bumped on every change and every message of a live chat: what the visitor's long poll waits on
+    Column("version", Integer, nullable=False, default=0, server_default="0"),
+    Column("contact_encrypted", Text, nullable=True),  # a callback's name, contact and best time
 )
 
 conversation_flags = Table(
@@ -99,6 +110,7 @@ staff_users = Table(
     Column("username", String(64), nullable=False, unique=True),
     Column("password_hash", String(255), nullable=False),
     Column("role", String(16), nullable=False),  # support | clinician | admin
+    Column("display_name", String(64), nullable=True),  # shown to visitors in a live chat
     Column("active", Boolean, nullable=False, default=True),
     Column("failed_logins", Integer, nullable=False, default=0),
     Column("locked_until", DateTime, nullable=True),
@@ -165,7 +177,24 @@ def get_engine(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     metadata.create_all(engine)
+    add_missing_columns(engine)
     return engine
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Columns added to a table after its database was made (nullable ones, or ones with a
+    server default) are added in place, so that an existing clinic DB needs no manual step."""
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateColumn
+
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            existing = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in existing:
+                    ddl = CreateColumn(column).compile(dialect=engine.dialect)
+                    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

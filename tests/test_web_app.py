@@ -10,7 +10,7 @@ from sanic import Sanic
 from clinic.settings import get_settings
 from clinic.web import signing
 from clinic.web.app import create_app
-from clinic.web.rasa_client import RasaUnavailable
+from clinic.rasa_client import RasaUnavailable
 
 Sanic.test_mode = True
 

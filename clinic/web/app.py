@@ -10,7 +10,7 @@ from clinic.settings import Settings, get_settings
 from clinic.web import pages, visitor_api
 from clinic.web.idempotency import ReplyCache
 from clinic.web.rate_limit import RateLimiter
-from clinic.web.rasa_client import RasaClient
+from clinic.rasa_client import RasaClient
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (

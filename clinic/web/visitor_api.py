@@ -23,7 +23,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty, json
 
 from clinic.web import signing, visitor_input
-from clinic.web.rasa_client import RasaUnavailable
+from clinic.rasa_client import RasaUnavailable
 
 logger = logging.getLogger(__name__)
 
