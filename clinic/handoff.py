@@ -4,7 +4,7 @@ One row of ``handoff_requests`` (kind ``live``) per request, and this state
 machine over its ``status``::
 
     waiting --claim--> live --hand_back--> handed_back
-       |                 \\--close-------> closed
+       |      <--release--     \\--close-------> closed
        |--cancel (the visitor leaves the queue)--> cancelled
        \\--close (staff close a request nobody will take)--> closed
 
@@ -52,7 +52,7 @@ STATUS_LABELS = {
 # status -> {event: next status}; anything else is refused.
 TRANSITIONS: Dict[str, Dict[str, str]] = {
     WAITING: {"claim": LIVE, "cancel": CANCELLED, "close": CLOSED},
-    LIVE: {"hand_back": HANDED_BACK, "close": CLOSED},
+    LIVE: {"hand_back": HANDED_BACK, "close": CLOSED, "release": WAITING},
     HANDED_BACK: {},
     CLOSED: {},
     CANCELLED: {},
@@ -67,6 +67,11 @@ HANDED_BACK_TEXT = (
 CLOSED_TEXT = (
     "{name} has closed this chat. I'm the clinic's automated assistant and I'm still here "
     "if you have other questions. If you need help right now, call or text 988."
+)
+# staff close a request still waiting (nobody can take it now)
+CLOSED_WAITING_TEXT = (
+    "Sorry, nobody from the team can join this chat right now. You can reach them at {phone} or {email} "
+    "({hours}), or ask me for a callback. If you need help right now, call or text 988, or call 911 in an emergency."
 )
 CANCELLED_TEXT = (
     "You've left the queue. I'm still here if you have questions, and you can ask for a person again at any time."
@@ -162,6 +167,8 @@ def change(
     target = next_status(expected, event)
     now = utcnow()
     values: Dict[str, Any] = {"status": target, "updated_at": now, "version": handoff_requests.c.version + 1}
+    if event == "release":
+        values.update(staff_id=None, staff_name=None, claimed_at=None)
     if event == "claim":
         if staff_id is None or not staff_name:
             raise HandoffError("a chat is claimed by a staff member")
@@ -280,6 +287,10 @@ def resumed_events(staff_name: str, closed: bool) -> List[Dict[str, Any]]:
         _bot(text, {"handoff": "closed" if closed else "handed_back"}),
         {"event": "action", "name": "action_listen", "timestamp": time.time()},
     ]
+
+
+def closed_waiting_events(phone: str, email: str, hours: str) -> List[Dict[str, Any]]:
+    return [_bot(CLOSED_WAITING_TEXT.format(phone=phone, email=email, hours=hours), {"handoff": "closed"})]
 
 
 def cancelled_events() -> List[Dict[str, Any]]:

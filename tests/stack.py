@@ -25,6 +25,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def write_staffing(path: Path, staffed: bool) -> None:
+    """A staffing file open all week round the clock, or closed all week."""
+    days = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    hours = '["00:00-24:00"]' if staffed else "[]"
+    text = "time_zone: America/New_York\nhours:\n" + "".join(f"  {d}: {hours}\n" for d in days) + "holidays: []\n"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    # a rewrite within the same second must still be seen as a change
+    stamp = time.time()
+    os.utime(path, (stamp, stamp))
+
+
 @dataclass
 class Stack:
     workdir: Path
@@ -72,9 +85,19 @@ class Stack:
             WEB_HOST="127.0.0.1",
             WEB_PORT=str(self.web_port),
             SANIC_HOST="127.0.0.1",
+            STAFFING_FILE=str(self.staffing_file),
         )
         env.update(self.extra_env)
         return env
+
+    @property
+    def staffing_file(self) -> Path:
+        return self.workdir / "staffing.yml"
+
+    def set_staffed(self, staffed: bool) -> None:
+        """Staffed around the clock (the default of the test stack), or never: the action
+        server reads the file again when it changes."""
+        write_staffing(self.staffing_file, staffed)
 
     def write_endpoints(self) -> Path:
         path = self.workdir / "endpoints.yml"
@@ -108,6 +131,8 @@ class Stack:
 
     def start(self, name: str) -> None:
         self.var_dir.mkdir(parents=True, exist_ok=True)
+        if not self.staffing_file.exists():
+            self.set_staffed(True)
         log = open(self.workdir / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(
             self.commands()[name], cwd=ROOT, env=self.process_env(name), stdout=log, stderr=subprocess.STDOUT
