@@ -30,6 +30,12 @@ The staff console (``python -m clinic.console``):
 - ``RETENTION_DAYS`` (``365``): conversations older than this are deleted by
   ``python -m clinic.console.purge``.
 
+Live handoff (``clinic.handoff``, ``clinic.staffing``):
+
+- ``STAFFING_FILE`` (``settings/staffing.yml``): the time zone, weekly hours and
+  holidays when people answer the live chat; outside them a visitor who asks
+  for a person leaves a callback request. Read again when the file changes.
+
 Referral notices (``clinic.notifier``) and encryption:
 
 - ``SMTP_HOST`` (``127.0.0.1``), ``SMTP_PORT`` (``1025``): the mail server.
