@@ -224,7 +224,9 @@ def test_history_restores_what_the_visitor_saw(clinic_env):
     rasa = FakeRasa(events=events)
     app = create_app(get_settings(), rasa=rasa, name="web_history")
     _, empty_history = app.test_client.get("/api/history")
-    assert empty_history.json == {"messages": []}
+    assert empty_history.json == {
+        "messages": [], "handoff": {"mode": "assistant", "agent": None, "position": None, "version": 0}
+    }
     _, first = post(app, {"message": "hello"})
     cookie = first.cookies["cid"]
     cid = signing.read_conversation_id(get_settings().secret_key, cookie)
@@ -251,7 +253,7 @@ def test_history_when_rasa_is_down(clinic_env):
 def test_start_over_gives_a_new_conversation(app, rasa):
     _, first = post(app, {"message": "hello"})
     _, resp = app.test_client.post("/api/reset", cookies={"cid": first.cookies["cid"]})
-    assert resp.status == 200 and resp.json == {"messages": []}
+    assert resp.status == 200 and resp.json["messages"] == [] and resp.json["handoff"]["mode"] == "assistant"
     new_cookie = resp.cookies["cid"]
     assert new_cookie != first.cookies["cid"]
     post(app, {"message": "hello again"}, cookies={"cid": new_cookie})

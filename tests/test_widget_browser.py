@@ -540,3 +540,151 @@ def test_reduced_motion_is_respected(new_context: Any, stack: Any, motion: str) 
         assert animations == {"panel": "none", "dots": "none"}
     else:
         assert animations == {"panel": "ccw-in", "dots": "ccw-blink"}
+
+
+# --- a person takes over the chat (the staff side as the console does it, without its page) ---------
+
+
+def conversation_of(page: Page, stack: Any) -> str:
+    from clinic.settings import load_secret
+    from clinic.web import signing
+
+    cid = signing.read_conversation_id(load_secret(stack.var_dir), cookie(page))
+    assert cid, "no conversation cookie yet"
+    return cid
+
+
+@pytest.fixture
+def staff(stack: Any) -> Iterator[Any]:
+    from tests.widget_driver import StaffSide
+
+    side = StaffSide(stack)
+    side.cids = []
+    yield side
+    for cid in side.cids:
+        side.end(cid)
+
+
+def test_a_person_takes_over_the_chat_and_hands_it_back(page: Page, stack: Any, staff: Any) -> None:
+    w = visit(page, stack.web_url + "/")
+    w.open()
+    who = page.locator(".ccw-who")
+    expect(who).to_have_text("Now answering: Assistant")
+    w.say("hello")
+    cid = conversation_of(page, stack)
+    staff.cids.append(cid)
+    staff.queue(cid)  # as the assistant's action does on "yes" to a person
+    assert faq_answer("insurance")[:80] in w.say("is it covered by insurance?")  # the assistant answers meanwhile
+    waiting_box = page.locator(".ccw-waiting")
+    expect(waiting_box).to_be_visible()
+    expect(waiting_box).to_contain_text(re.compile(r"Waiting for a person from the team\. You're number \d+ in line\."))
+    expect(waiting_box.get_by_role("button", name="Leave the queue")).to_be_enabled()
+    expect(page.locator(".ccw-log .ccw-event").last).to_have_text("Waiting for a person from the team.")
+
+    staff.claim(cid)
+    expect(who).to_have_text("Now answering: Dana, clinic team", timeout=5_000)
+    expect(waiting_box).to_be_hidden()
+    expect(page.locator(".ccw-log .ccw-event").last).to_have_text("Now answering: Dana, clinic team.")
+    expect(page.locator(".ccw-staff").first).to_contain_text("Dana from the")  # the joined line, named
+
+    staff.say(cid, "Hi, I'm Dana from the clinic team. How can I help?")
+    message = page.locator(".ccw-staff").filter(has_text="How can I help?")
+    expect(message).to_be_visible(timeout=2_000)  # within 2 s of being stored
+    expect(message.locator(".ccw-agent")).to_have_text("Dana, clinic team")
+    assert message.evaluate("m => getComputedStyle(m).backgroundColor") != page.locator(".ccw-bot").first.evaluate(
+        "m => getComputedStyle(m).backgroundColor"
+    )
+
+    bots_before = w.bots().count()
+    w.input.fill("Thanks! Can I take it with my other medication?")
+    w.input.press("Enter")
+    expect(w.form).to_have_attribute("aria-busy", "false")
+    expect(w.typing).to_be_hidden()
+    assert w.visitor_texts()[-1] == "Thanks! Can I take it with my other medication?"
+    assert w.errors().count() == 0 and w.bots().count() == bots_before  # nobody answers automatically
+    page.screenshot(path=str(ARTIFACTS / "widget-live-chat.png"))
+
+    staff.say(cid, "Good question: your clinician will go through your medications with you.")
+    expect(page.locator(".ccw-staff").filter(has_text="go through your medications")).to_be_visible(timeout=2_000)
+
+    staff.hand_back(cid)
+    expect(who).to_have_text("Now answering: Assistant", timeout=5_000)
+    expect(w.bots().last).to_contain_text("Dana has handed the chat back to me")
+    expect(page.locator(".ccw-log .ccw-event").last).to_have_text("Now answering: the assistant.")
+    assert faq_answer("pricing")[:80] in w.say("how much does it cost")
+    # each message once, in the order the visitor saw them, and the same after a reload
+    shown = page.locator(".ccw-msg").all_inner_texts()
+    assert sum("How can I help?" in t for t in shown) == 1
+    page.reload()
+    Widget(page).wait_ready()
+    expect(who).to_have_text("Now answering: Assistant")
+    assert [t for t in page.locator(".ccw-staff .ccw-body").all_inner_texts() if "How can I help?" in t]
+    assert not page.watch.page_errors and not page.watch.console_errors, page.watch.__dict__
+
+
+def test_a_visitor_leaves_the_queue_after_a_reload(new_context: Any, stack: Any, staff: Any) -> None:
+    page = new_context(viewport=SMALLEST, is_mobile=True, has_touch=True, reduced_motion="reduce").new_page()
+    page.watch = Watch(page)
+    w = visit(page, stack.web_url + "/")
+    w.open()
+    w.say("hello")
+    cid = conversation_of(page, stack)
+    staff.cids.append(cid)
+    row = staff.queue(cid)
+    page.reload()
+    w = Widget(page)
+    w.wait_ready()
+    waiting_box = page.locator(".ccw-waiting")
+    expect(waiting_box).to_be_visible()  # the wait is restored, and watched again
+    expect(page.locator(".ccw-who")).to_have_text("Now answering: Assistant")
+    leave = waiting_box.get_by_role("button", name="Leave the queue")
+    expect(leave).to_be_in_viewport()  # on the smallest phone too
+    page.screenshot(path=str(ARTIFACTS / "widget-waiting-mobile-320x640.png"))
+    for _ in range(100):  # the long poll starts from the history answer
+        if any("/api/updates?" in u for u in page.watch.requests):
+            break
+        page.wait_for_timeout(50)
+    else:
+        raise AssertionError("no long poll after the reload")
+    leave.click()
+    expect(waiting_box).to_be_hidden()
+    expect(w.bots().last).to_have_text(re.compile("You've left the queue"))
+    expect(page.locator(".ccw-log .ccw-event").last).to_have_text("Now answering: the assistant.")
+    from clinic import handoff
+
+    assert handoff.get(staff.engine, row["id"])["status"] == handoff.CANCELLED
+    assert "ccw-input" in str((w.focused() or {}).get("cls"))
+    # after a reload the line is in the conversation once
+    page.reload()
+    Widget(page).wait_ready()
+    assert sum("You've left the queue" in t for t in Widget(page).bot_texts()) == 1
+    expect(page.locator(".ccw-waiting")).to_be_hidden()
+
+
+def test_the_widget_reconnects_when_the_web_app_restarts_mid_chat(page: Page, stack: Any, staff: Any) -> None:
+    w = visit(page, stack.web_url + "/")
+    w.open()
+    w.say("hello")
+    cid = conversation_of(page, stack)
+    staff.cids.append(cid)
+    staff.queue(cid)
+    w.say("is it safe")
+    staff.claim(cid)
+    who = page.locator(".ccw-who")
+    expect(who).to_have_text("Now answering: Dana, clinic team", timeout=5_000)
+    web = stack.procs["web"]
+    stack.stop("web")
+    assert web.returncode == 0  # stopped by itself: the open long poll did not hold it
+    try:
+        staff.say(cid, "Sorry for the wait, I'm still here.")
+    finally:
+        stack.start("web")
+        stack.wait_ready()
+    expect(page.locator(".ccw-staff").filter(has_text="I'm still here")).to_be_visible(timeout=20_000)
+    bots_before = w.bots().count()
+    w.input.fill("No problem")
+    w.input.press("Enter")
+    expect(w.form).to_have_attribute("aria-busy", "false")
+    assert w.errors().count() == 0 and w.bots().count() == bots_before
+    staff.say(cid, "Glad to hear it.")
+    expect(page.locator(".ccw-staff").filter(has_text="Glad to hear it.")).to_be_visible(timeout=2_000)

@@ -229,3 +229,85 @@ def embed_site(port: int, widget_url: str) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- the staff side of a live chat, as the console does it (tests that need no console page) ---
+
+
+class StaffSide:
+    """A staff member taking a visitor's chat on the test stack: the state change in the
+    clinic DB, then the tracker events through Rasa's HTTP API, then ``touch`` for a message."""
+
+    def __init__(self, stack: "object", staff_id: int = 41, name: str = "Dana") -> None:
+        from clinic import db
+        from clinic.settings import ROOT, load_clinic_info
+
+        self.engine = db.get_engine(stack.clinic_db_url)
+        self.rasa_url = stack.rasa_url
+        self.staff_id = staff_id
+        self.name = name
+        self.clinic_name = load_clinic_info(ROOT / "settings").name
+
+    def _rasa(self, method: str, *args: object) -> object:
+        """One RasaClient call, on its own loop in a thread (Playwright's sync API owns this one)."""
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+
+        from clinic.rasa_client import RasaClient
+
+        async def call() -> object:
+            client = RasaClient(self.rasa_url)
+            try:
+                return await getattr(client, method)(*args)
+            finally:
+                await client.close()
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, call()).result()
+
+    def queue(self, cid: str) -> Dict[str, object]:
+        """What the assistant's action does when the visitor says yes to a person."""
+        from clinic import handoff
+
+        return handoff.request_live(self.engine, cid, "visitor_request", urgent=False)
+
+    def active(self, cid: str) -> Optional[Dict[str, object]]:
+        from clinic import handoff
+
+        return handoff.active(self.engine, cid)
+
+    def claim(self, cid: str) -> None:
+        from clinic import handoff
+
+        row = handoff.active(self.engine, cid)
+        assert row is not None and row["status"] == handoff.WAITING, row
+        handoff.change(self.engine, row["id"], "claim", handoff.WAITING, staff_id=self.staff_id, staff_name=self.name)
+        self._rasa("append_events", cid, handoff.joined_events(self.staff_id, self.name, self.clinic_name))
+
+    def say(self, cid: str, text: str) -> None:
+        from clinic import handoff
+
+        row = handoff.active(self.engine, cid)
+        assert row is not None and row["status"] == handoff.LIVE, row
+        self._rasa("append_events", cid, [handoff.staff_message_event(self.staff_id, self.name, text)])
+        handoff.touch(self.engine, row["id"])
+
+    def hand_back(self, cid: str, closed: bool = False) -> None:
+        from clinic import handoff
+
+        row = handoff.active(self.engine, cid)
+        assert row is not None and row["status"] == handoff.LIVE, row
+        handoff.change(self.engine, row["id"], "close" if closed else "hand_back", handoff.LIVE)
+        self._rasa("append_events", cid, handoff.resumed_events(self.name, closed=closed))
+
+    def end(self, cid: str) -> None:
+        """Leaves nothing waiting or live behind for the next test (close, whatever the state)."""
+        from clinic import handoff
+
+        row = handoff.active(self.engine, cid)
+        if row is None:
+            return
+        if row["status"] == handoff.LIVE:
+            self.hand_back(cid, closed=True)
+        else:
+            handoff.change(self.engine, row["id"], "close", handoff.WAITING)

@@ -7,7 +7,8 @@ from sanic.exceptions import PayloadTooLarge
 from sanic.response import HTTPResponse, json
 
 from clinic.settings import Settings, get_settings
-from clinic.web import pages, visitor_api
+from clinic import db
+from clinic.web import live_updates, pages, visitor_api
 from clinic.web.idempotency import ReplyCache
 from clinic.web.rate_limit import RateLimiter
 from clinic.rasa_client import RasaClient
@@ -34,6 +35,7 @@ def create_app(
     app.config.ACCESS_LOG = False
     app.ctx.settings = settings
     app.ctx.secret = settings.secret_key
+    app.ctx.engine = db.get_engine(settings.clinic_db_url)  # the handoff state, shared by every process
     app.ctx.rasa = rasa if rasa is not None else RasaClient(settings.rasa_url, token=settings.rasa_token)
     app.ctx.replies = ReplyCache()
     app.ctx.message_limit = RateLimiter(per_second=2.0, burst=30)  # per conversation
@@ -41,6 +43,7 @@ def create_app(
 
     app.blueprint(pages.bp)
     app.blueprint(visitor_api.bp)
+    live_updates.setup(app)
     app.static("/static", str(pages.STATIC), name="static")
 
     @app.get("/health")

@@ -2,12 +2,21 @@
 
 - ``POST /api/chat`` takes ``{"message": "...", "id": "<uuid>"}`` (typed text) or
   ``{"button": {"payload": ..., "sig": ..., "title": ...}, "id": "<uuid>"}`` (a
-  button the bot offered) and answers ``{"messages": [{"text", "buttons", "ts"}]}``.
-  The same ``id`` sent again (a retry) gets the first answer and is not
-  processed twice.
-- ``GET /api/history`` gives the conversation so far, so that a reload or
-  another page of the site restores it.
-- ``POST /api/reset`` starts a new conversation ("start over").
+  button the bot offered) and answers ``{"messages": [{"text", "buttons", "ts"}],
+  "handoff": {"mode", "agent", "position", "version"}}``. The same ``id`` sent
+  again (a retry) gets the first answer and is not processed twice. While a
+  person holds the chat the message goes to them and nothing answers it (but a
+  crisis: ``clinic.web.live_chat``).
+- ``GET /api/history`` gives the conversation so far (staff messages with the
+  person's name), so that a reload or another page of the site restores it.
+- ``GET /api/updates`` waits for what a person sends (``clinic.web.live_updates``).
+- ``POST /api/handoff/cancel`` leaves the queue for a person.
+- ``POST /api/reset`` starts a new conversation ("start over"); a wait for a
+  person is cancelled, a live chat closed.
+
+``handoff`` in each answer says who answers the visitor: ``mode`` "assistant",
+"waiting" (in the queue for a person, at ``position``) or "person" (``agent``
+answers); ``version`` changes whenever that or the live chat changes.
 
 The conversation id lives in a signed, HttpOnly cookie. Other sites may embed
 the widget when their origin is in ``WIDGET_ALLOWED_ORIGINS`` (CORS).
@@ -22,7 +31,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty, json
 
-from clinic.web import signing, visitor_input
+from clinic.web import live_chat, signing, visitor_input
 from clinic.rasa_client import RasaUnavailable
 
 logger = logging.getLogger(__name__)
@@ -51,11 +60,12 @@ def answers_preflight(handler: Callable[[Request], Awaitable[HTTPResponse]]) -> 
     return wrapped
 
 
-def refusal(status: int, code: str, detail: str) -> HTTPResponse:
-    return json({"error": code, "detail": detail}, status=status)
+def refusal(status: int, code: str, detail: str, **extra: Any) -> HTTPResponse:
+    return json({"error": code, "detail": detail, **extra}, status=status)
 
 
-def _conversation_id(request: Request) -> Optional[str]:
+def visitor_conversation(request: Request) -> Optional[str]:
+    """The conversation id in the visitor's cookie; None without one (or with a forged one)."""
     return signing.read_conversation_id(request.app.ctx.secret, request.cookies.get(COOKIE))
 
 
@@ -96,7 +106,8 @@ def for_browser(secret: bytes, conversation_id: str, replies: List[Dict[str, Any
 
 
 def history_from_events(secret: bytes, conversation_id: str, events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """What the visitor saw: their messages (a button press as its title) and the bot's."""
+    """What the visitor saw: their messages (a button press as its title), the bot's, and
+    the clinic staff's (bot events with the staff member in ``metadata.staff``)."""
     messages = []
     for event in events:
         kind = event.get("event")
@@ -104,6 +115,12 @@ def history_from_events(secret: bytes, conversation_id: str, events: List[Dict[s
             text = (event.get("metadata") or {}).get("display") or event.get("text") or ""
             if text and not text.startswith("/"):
                 messages.append({"role": "visitor", "text": text, "buttons": [], "ts": event.get("timestamp")})
+        elif kind == "bot" and isinstance((event.get("metadata") or {}).get("staff"), dict):
+            if event.get("text"):
+                messages.append({
+                    "role": "staff", "agent": str(event["metadata"]["staff"].get("name") or ""),
+                    "text": event["text"], "buttons": [], "ts": event.get("timestamp"),
+                })
         elif kind == "bot":
             buttons = _buttons(secret, conversation_id, (event.get("data") or {}).get("buttons"))
             if event.get("text") or buttons:
@@ -134,7 +151,7 @@ def _rate_limited(request: Request, conversation_id: str, is_new: bool) -> Optio
 async def chat(request: Request) -> HTTPResponse:
     settings = request.app.ctx.settings
     secret = request.app.ctx.secret
-    conversation_id = _conversation_id(request)
+    conversation_id = visitor_conversation(request)
     is_new = conversation_id is None
     if conversation_id is None:
         conversation_id = signing.new_conversation_id()
@@ -161,8 +178,14 @@ async def chat(request: Request) -> HTTPResponse:
     else:
         text = parsed
 
+    rasa, engine = request.app.ctx.rasa, request.app.ctx.engine
+
     async def answer() -> List[Dict[str, Any]]:
-        replies = await request.app.ctx.rasa.send(conversation_id, text, metadata)
+        state = await live_chat.full_state(engine, None if is_new else conversation_id)
+        if state["mode"] == "person":
+            replies = await live_chat.send_to_person(rasa, engine, conversation_id, state["request"], text, metadata)
+        else:
+            replies = await rasa.send(conversation_id, text, metadata)
         return for_browser(secret, conversation_id, replies)
 
     try:
@@ -174,7 +197,9 @@ async def chat(request: Request) -> HTTPResponse:
         logger.warning("rasa unavailable: %s", exc)  # never the visitor's text
         return refusal(503, "assistant_unavailable", UNAVAILABLE)
 
-    response = json({"messages": messages})
+    # read after the message: the assistant may just have put the visitor in the queue
+    state = await live_chat.visitor_state(engine, conversation_id)
+    response = json({"messages": messages, "handoff": state})
     if is_new:
         _set_cookie(request, response, conversation_id)
     return response
@@ -183,21 +208,42 @@ async def chat(request: Request) -> HTTPResponse:
 @bp.route("/history", methods=["GET", "OPTIONS"])
 @answers_preflight
 async def history(request: Request) -> HTTPResponse:
-    conversation_id = _conversation_id(request)
+    conversation_id = visitor_conversation(request)
     if conversation_id is None:
-        return json({"messages": []})
+        return json({"messages": [], "handoff": dict(live_chat.ASSISTANT)})
     try:
         events = await request.app.ctx.rasa.events(conversation_id)
     except RasaUnavailable as exc:
         logger.warning("rasa unavailable: %s", exc)
         return refusal(503, "assistant_unavailable", UNAVAILABLE)
-    return json({"messages": history_from_events(request.app.ctx.secret, conversation_id, events)})
+    state = await live_chat.visitor_state(request.app.ctx.engine, conversation_id)
+    return json({"messages": history_from_events(request.app.ctx.secret, conversation_id, events), "handoff": state})
+
+
+@bp.route("/handoff/cancel", methods=["POST", "OPTIONS"])
+@answers_preflight
+async def cancel_handoff(request: Request) -> HTTPResponse:
+    """The visitor leaves the queue for a person; 409 when they are not in it."""
+    conversation_id = visitor_conversation(request)
+    if conversation_id is not None:
+        limited = _rate_limited(request, conversation_id, is_new=False)
+        if limited is not None:
+            return limited
+    engine = request.app.ctx.engine
+    try:
+        events = await live_chat.leave_queue(request.app.ctx.rasa, engine, conversation_id)
+    except live_chat.NotWaiting as refused:
+        return refusal(409, "not_waiting", refused.detail, handoff=live_chat.public(refused.state))
+    messages = [{"text": e["text"], "buttons": [], "ts": e["timestamp"]} for e in events if e.get("event") == "bot"]
+    return json({"messages": messages, "handoff": await live_chat.visitor_state(engine, conversation_id)})
 
 
 @bp.route("/reset", methods=["POST", "OPTIONS"])
 @answers_preflight
 async def reset(request: Request) -> HTTPResponse:
-    response = json({"messages": []})
+    ctx = request.app.ctx
+    await live_chat.end_for_new_conversation(ctx.rasa, ctx.engine, visitor_conversation(request))
+    response = json({"messages": [], "handoff": dict(live_chat.ASSISTANT)})
     _set_cookie(request, response, signing.new_conversation_id())
     return response
 

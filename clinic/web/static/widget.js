@@ -5,7 +5,11 @@
  *           data-color="#2f6f5e" data-greeting="..." data-open="false" defer></script>
  *
  * adds a launcher button and a chat panel that talk to the visitor API on the
- * script's own origin (/api/chat, /api/history, /api/reset). No dependencies,
+ * script's own origin (/api/chat, /api/history, /api/reset). When the visitor
+ * asks for a person, a line under the header says who answers, a status area
+ * shows the place in the queue with a "Leave the queue" button
+ * (/api/handoff/cancel), and a long poll (/api/updates) brings the person's
+ * messages; it reconnects with a backoff when the server restarts. No dependencies,
  * no build step, no third-party requests. Everything lives in a shadow root,
  * styled by widget.css from the same folder as this script (no inline styles,
  * so it runs under a strict CSP). Message text is only ever put in the page as
@@ -29,6 +33,9 @@
   var BASE = SRC.origin;
   var CSS_URL = new URL("widget.css", SRC).href;
   var TIMEOUT_MS = 15000;
+  var POLL_TIMEOUT_MS = 45000; // the server answers a long poll within 25 s
+  var POLL_BACKOFF_MS = [1000, 2000, 4000, 8000, 10000];
+  var POLL_SLACK_S = 2; // ask for a little more than needed: what was already shown is skipped
   var STORAGE_KEY = "clinic-chat:open:" + BASE;
   var SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -223,7 +230,8 @@
   var title = el("h2", "ccw-title", options.clinicName + " assistant");
   title.id = "ccw-title";
   titles.appendChild(title);
-  titles.appendChild(el("p", "ccw-subtitle", "Automated answers, not medical advice"));
+  var subtitle = el("p", "ccw-subtitle", "");
+  titles.appendChild(subtitle);
   header.appendChild(titles);
   var restart = el("button", "ccw-restart", "Start over");
   restart.type = "button";
@@ -235,6 +243,13 @@
   closeBtn.appendChild(svgIcon(["M6 6l12 12M18 6L6 18"]));
   header.appendChild(closeBtn);
   panel.appendChild(header);
+
+  // who answers now: the assistant, or a named person from the clinic
+  var who = el("p", "ccw-who");
+  who.appendChild(el("span", "ccw-who-label", "Now answering: "));
+  var whoName = el("strong", "ccw-who-name", "");
+  who.appendChild(whoName);
+  panel.appendChild(who);
 
   var emergency = el("p", "ccw-emergency");
   emergency.id = "ccw-emergency";
@@ -252,6 +267,16 @@
   log.setAttribute("aria-label", "Conversation");
   log.tabIndex = 0;
   panel.appendChild(log);
+
+  // the wait for a person: place in line, and a way out
+  var waitBox = el("div", "ccw-waiting");
+  waitBox.hidden = true;
+  var waitText = el("p", "ccw-waiting-text", "");
+  var leaveBtn = el("button", "ccw-leave", "Leave the queue");
+  leaveBtn.type = "button";
+  waitBox.appendChild(waitText);
+  waitBox.appendChild(leaveBtn);
+  panel.appendChild(waitBox);
 
   var typing = el("div", "ccw-typing");
   typing.setAttribute("role", "status");
@@ -341,6 +366,37 @@
     return row;
   }
 
+  function addStaff(message) {
+    var agent = String(message.agent || "").trim() || "Clinic team";
+    var item = el("div", "ccw-msg ccw-staff");
+    item.appendChild(el("span", "ccw-sr", agent + " from the clinic team said: "));
+    var name = el("p", "ccw-agent", agent + ", clinic team");
+    name.setAttribute("aria-hidden", "true");
+    item.appendChild(name);
+    var body = el("div", "ccw-body");
+    formatBotText(body, message.text);
+    item.appendChild(body);
+    item.appendChild(timeOf(message.ts));
+    log.appendChild(item);
+    scrollDown();
+    return item;
+  }
+
+  function addEvent(text) {
+    // a change of who answers, said in the log (read out by screen readers)
+    var item = el("p", "ccw-event", text);
+    log.appendChild(item);
+    scrollDown();
+  }
+
+  function addNotice(text) {
+    var item = el("div", "ccw-msg ccw-error");
+    item.setAttribute("role", "alert");
+    item.appendChild(el("p", "ccw-p", text));
+    log.appendChild(item);
+    scrollDown();
+  }
+
   function disableAllChoices() {
     var all = log.querySelectorAll(".ccw-choice");
     for (var i = 0; i < all.length; i++) { all[i].disabled = true; }
@@ -362,9 +418,9 @@
 
   // --- talking to the visitor API -------------------------------------------------------
 
-  function request(method, path, body) {
+  function request(method, path, body, timeoutMs) {
     var controller = typeof AbortController === "function" ? new AbortController() : null;
-    var timer = setTimeout(function () { if (controller) { controller.abort(); } }, TIMEOUT_MS);
+    var timer = setTimeout(function () { if (controller) { controller.abort(); } }, timeoutMs || TIMEOUT_MS);
     var init = { method: method, credentials: "include", headers: { Accept: "application/json" } };
     if (controller) { init.signal = controller.signal; }
     if (body !== undefined) {
@@ -378,6 +434,7 @@
           var err = new Error((data && data.detail) || "HTTP " + resp.status);
           err.status = resp.status;
           err.detail = data && typeof data.detail === "string" ? data.detail : "";
+          err.data = data || {};
           throw err;
         }
         return data || {};
@@ -390,6 +447,135 @@
       throw err;
     });
   }
+
+  // --- who answers: the assistant, the queue for a person, or a person ----------------------
+
+  var ASSISTANT = { mode: "assistant", agent: null, position: null, version: 0 };
+  var handoff = ASSISTANT;
+  var lastTs = 0;   // the latest server time seen (seconds): where the long poll starts
+  var seen = {};    // the transcript's messages already shown (time and text), so none is shown twice
+  var polling = false;
+  var pollGen = 0;  // a poll answer from an earlier round (before a stop) is ignored
+  var pollFailures = 0;
+  var pollTimer = null;
+
+  function readState(state) {
+    state = state && typeof state === "object" ? state : {};
+    var mode = state.mode === "waiting" || state.mode === "person" ? state.mode : "assistant";
+    return {
+      mode: mode,
+      agent: typeof state.agent === "string" && state.agent.trim() ? state.agent.trim() : null,
+      position: typeof state.position === "number" && isFinite(state.position) ? state.position : null,
+      version: typeof state.version === "number" && isFinite(state.version) ? state.version : 0
+    };
+  }
+
+  function agentLabel(state) {
+    return (state.agent || "A person") + ", clinic team";
+  }
+
+  function showWho() {
+    var person = handoff.mode === "person";
+    whoName.textContent = person ? agentLabel(handoff) : "Assistant";
+    who.classList.toggle("ccw-who-person", person);
+    subtitle.textContent = person ? "Live chat with the clinic team" : "Automated answers, not medical advice";
+    input.setAttribute("placeholder", person ? "Type your message to " + (handoff.agent || "the team") + "…" : "Type your message…");
+    waitBox.hidden = handoff.mode !== "waiting";
+    if (handoff.mode === "waiting") {
+      waitText.textContent = "Waiting for a person from the team. " +
+        (handoff.position ? "You're number " + handoff.position + " in line. " : "") +
+        "The assistant can still answer questions meanwhile.";
+    }
+  }
+
+  function announce(before, after) {
+    if (after.mode === "waiting" && before.mode !== "waiting") {
+      addEvent("Waiting for a person from the team.");
+    } else if (after.mode === "person" && (before.mode !== "person" || before.agent !== after.agent)) {
+      addEvent("Now answering: " + agentLabel(after) + ".");
+    } else if (after.mode === "assistant" && before.mode !== "assistant") {
+      addEvent("Now answering: the assistant.");
+    }
+  }
+
+  function applyHandoff(state, said) {
+    if (!state) { return; }
+    var before = handoff;
+    handoff = readState(state);
+    showWho();
+    if (said) { announce(before, handoff); }
+    if (handoff.mode === "assistant") { stopPolling(); } else { startPolling(); }
+  }
+
+  function noteTs(ts) {
+    if (typeof ts === "number" && isFinite(ts) && ts > lastTs) { lastTs = ts; }
+  }
+
+  function seenBefore(m) {
+    // true for a transcript message already shown; notes it as shown
+    if (typeof m.ts !== "number") { return false; }
+    var key = m.ts + "\n" + String(m.text || "");
+    if (seen[key]) { return true; }
+    seen[key] = true;
+    return false;
+  }
+
+  function showFromTranscript(messages) {
+    // messages the visitor's own requests did not bring (the person's, the handoff's lines)
+    (Array.isArray(messages) ? messages : []).forEach(function (m) {
+      if (!m || m.role === "visitor" || seenBefore(m)) { return; }
+      noteTs(m.ts);
+      if (m.role === "staff") { addStaff(m); } else { addBot(m, false); }
+    });
+  }
+
+  function startPolling() {
+    if (polling) { return; }
+    polling = true;
+    pollFailures = 0;
+    pollOnce(++pollGen);
+  }
+
+  function stopPolling() {
+    polling = false;
+    pollGen++;
+    clearTimeout(pollTimer);
+  }
+
+  function pollOnce(gen) {
+    var query = "after=" + encodeURIComponent(String(Math.max(0, lastTs - POLL_SLACK_S))) +
+      "&version=" + encodeURIComponent(String(handoff.version));
+    if (handoff.mode === "waiting" && handoff.position) { query += "&position=" + handoff.position; }
+    request("GET", "/api/updates?" + query, undefined, POLL_TIMEOUT_MS).then(function (data) {
+      if (gen !== pollGen) { return; }
+      pollFailures = 0;
+      showFromTranscript(data.messages);
+      applyHandoff(data.handoff, true);
+      if (gen === pollGen && polling) { pollOnce(gen); }
+    }, function () {
+      // the server restarts, or the network is gone: try again, less and less often
+      if (gen !== pollGen) { return; }
+      var delay = POLL_BACKOFF_MS[Math.min(pollFailures, POLL_BACKOFF_MS.length - 1)];
+      pollFailures++;
+      clearTimeout(pollTimer);
+      pollTimer = setTimeout(function () { if (gen === pollGen) { pollOnce(gen); } }, delay);
+    });
+  }
+
+  leaveBtn.addEventListener("click", function () {
+    if (leaveBtn.disabled) { return; }
+    leaveBtn.disabled = true;
+    request("POST", "/api/handoff/cancel", {}).then(function (data) {
+      showFromTranscript(data.messages);
+      applyHandoff(data.handoff, true);
+    }, function (err) {
+      if (err.data && err.data.handoff) { applyHandoff(err.data.handoff, true); }
+      addNotice(err.detail || "Sorry, I couldn't take you out of the queue just now. Please try again in a moment.");
+    }).then(function () {
+      leaveBtn.disabled = false;
+      if (isOpen() && waitBox.hidden) { input.focus({ preventScroll: true }); }
+    });
+  });
 
   var busy = false;
   var failed = null; // the failed request waiting for Retry: {body, visitorItem, errorItem}
@@ -457,16 +643,19 @@
 
   function deliver(pending) {
     setBusy(true);
-    showTyping(true);
+    // in a live chat the person answers when they do (through the long poll): no typing indicator
+    showTyping(handoff.mode !== "person");
     return request("POST", "/api/chat", pending.body).then(function (data) {
       showTyping(false);
       pending.visitorItem.classList.remove("ccw-unsent");
       var messages = Array.isArray(data.messages) ? data.messages : [];
       var firstChoice = null;
       messages.forEach(function (m) {
+        noteTs(m.ts);
         var row = addBot(m, true);
         if (row && !firstChoice) { firstChoice = row.querySelector("button"); }
       });
+      applyHandoff(data.handoff, true);
       setBusy(false);
       if (isOpen()) {
         if (focusChoicesNext && firstChoice) {
@@ -523,12 +712,23 @@
       var messages = Array.isArray(data.messages) ? data.messages : [];
       clearLog();
       failed = null;
+      seen = {};
+      lastTs = 0;
       greet();
       var lastVisitor = -1;
       messages.forEach(function (m, i) { if (m.role === "visitor") { lastVisitor = i; } });
       messages.forEach(function (m, i) {
-        if (m.role === "visitor") { addVisitor(String(m.text || ""), m.ts); } else { addBot(m, i > lastVisitor); }
+        noteTs(m.ts);
+        seenBefore(m);
+        if (m.role === "visitor") {
+          addVisitor(String(m.text || ""), m.ts);
+        } else if (m.role === "staff") {
+          addStaff(m);
+        } else {
+          addBot(m, i > lastVisitor);
+        }
       });
+      applyHandoff(data.handoff, false);
     }, function (err) {
       // no cookie never fails (the server answers an empty list without asking Rasa),
       // so a failure here means an earlier conversation that can't be shown just now
@@ -557,16 +757,16 @@
   restart.addEventListener("click", function () {
     if (busy) { return; }
     setBusy(true);
-    request("POST", "/api/reset", {}).then(function () {
+    request("POST", "/api/reset", {}).then(function (data) {
       failed = null;
+      stopPolling();
+      seen = {};
+      lastTs = 0;
       clearLog();
       greet();
+      applyHandoff(data.handoff || ASSISTANT, false);
     }, function (err) {
-      var item = el("div", "ccw-msg ccw-error");
-      item.setAttribute("role", "alert");
-      item.appendChild(el("p", "ccw-p", err.detail || "Sorry, I couldn't start over just now. Please try again in a moment."));
-      log.appendChild(item);
-      scrollDown();
+      addNotice(err.detail || "Sorry, I couldn't start over just now. Please try again in a moment.");
     }).then(function () {
       setBusy(false);
       input.focus();
@@ -610,6 +810,7 @@
   });
 
   function mount() {
+    showWho();
     document.body.appendChild(host);
     var stored = storageGet();
     setOpen(stored === null ? options.open : stored === "1", false);

@@ -1,0 +1,145 @@
+"""What the visitor API does when a person from the clinic is wanted or holds the chat.
+
+The state lives in the clinic DB (``clinic.handoff``), so every web-app process
+sees the same thing and the web app stays stateless. The DB calls run in a
+worker thread, so a slow database never stalls the other visitors.
+
+- ``visitor_state``: who answers the visitor now, as the browser may see it
+  (without the internal request id).
+- ``send_to_person``: a message in a chat a person holds. Rasa's paused tracker
+  logs it and answers nothing, and the staff page is woken; a crisis message
+  still gets the crisis resources at once (the assistant is resumed for that
+  one message, then paused again).
+- ``leave_queue``: the visitor cancels a wait.
+- ``end_for_new_conversation``: the visitor starts over; a wait is cancelled,
+  a live chat is closed and the staff member is told.
+"""
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable, Dict, List, Optional, TypeVar
+
+from sqlalchemy.engine import Engine
+
+from clinic import handoff
+from clinic.rasa_client import RasaUnavailable
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PUBLIC_KEYS = ("mode", "agent", "position", "version")
+ASSISTANT = {"mode": "assistant", "agent": None, "position": None, "version": 0}
+
+VISITOR_LEFT_TEXT = "The visitor started a new conversation and has left this chat."
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.to_thread(fn, *args)
+
+
+def public(state: Dict[str, Any]) -> Dict[str, Any]:
+    return {key: state.get(key) for key in PUBLIC_KEYS}
+
+
+async def full_state(engine: Engine, conversation_id: Optional[str]) -> Dict[str, Any]:
+    """``handoff.visitor_state``, with the request id (for the web app's own use)."""
+    if conversation_id is None:
+        return dict(ASSISTANT)
+    state = await in_thread(handoff.visitor_state, engine, conversation_id)
+    for _ in range(3):
+        # the row and the queue are two reads: "waiting" with no place in line is a claim or a
+        # cancel landing between them; read again rather than show it
+        if not (state["mode"] == "waiting" and state["position"] is None):
+            break
+        state = await in_thread(handoff.visitor_state, engine, conversation_id)
+    return state
+
+
+async def visitor_state(engine: Engine, conversation_id: Optional[str]) -> Dict[str, Any]:
+    return public(await full_state(engine, conversation_id))
+
+
+class NotWaiting(Exception):
+    """The visitor asked to leave a queue they are not in."""
+
+    def __init__(self, detail: str, state: Dict[str, Any]) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.state = state
+
+
+def _stamped(kind: str) -> Dict[str, Any]:
+    return {"event": kind, "timestamp": time.time()}
+
+
+async def send_to_person(
+    rasa: Any, engine: Engine, conversation_id: str, request_id: int, text: str, metadata: Dict[str, Any]
+) -> List[Dict[str, Any]]:
+    """A visitor message while a person holds the chat; the assistant's replies (crisis only)."""
+    parsed = await rasa.parse(text)
+    crisis = ((parsed or {}).get("intent") or {}).get("name") == "crisis"
+    replies: List[Dict[str, Any]] = []
+    if crisis:
+        await rasa.append_events(conversation_id, [_stamped("resume")])
+        try:
+            replies = await rasa.send(conversation_id, text, metadata)
+        finally:
+            # pause again unless the person let go meanwhile (a hand back resumed the assistant for good)
+            now = await full_state(engine, conversation_id)
+            if now.get("mode") == "person" and now.get("request") == request_id:
+                await rasa.append_events(conversation_id, [_stamped("pause")])
+        logger.info("crisis message in a live chat: request %s", request_id)
+    else:
+        await rasa.send(conversation_id, text, metadata)
+    await in_thread(handoff.touch, engine, request_id)
+    return replies
+
+
+async def leave_queue(rasa: Any, engine: Engine, conversation_id: Optional[str]) -> List[Dict[str, Any]]:
+    """Cancel the visitor's wait; the events told to the visitor (stored in the transcript)."""
+    state = await full_state(engine, conversation_id)
+    if state["mode"] == "person":
+        raise NotWaiting("A person from the team has already joined this chat.", state)
+    if state["mode"] != "waiting" or conversation_id is None:
+        raise NotWaiting("You're not waiting for a person right now.", state)
+    try:
+        await in_thread(handoff.change, engine, state["request"], "cancel", handoff.WAITING)
+    except handoff.HandoffError:
+        raise NotWaiting(
+            "A person from the team has just joined this chat.", await full_state(engine, conversation_id)
+        ) from None
+    events = handoff.cancelled_events()
+    try:
+        await rasa.append_events(conversation_id, events)
+    except RasaUnavailable as exc:  # the wait is cancelled all the same; the transcript misses the line
+        logger.warning("cancelled request %s not written to the transcript: %s", state["request"], type(exc).__name__)
+    return events
+
+
+def visitor_left_events() -> List[Dict[str, Any]]:
+    return [
+        _stamped("resume"),
+        {"event": "bot", "text": VISITOR_LEFT_TEXT, "timestamp": time.time(), "metadata": {"handoff": "visitor_left"}},
+    ]
+
+
+async def end_for_new_conversation(rasa: Any, engine: Engine, conversation_id: Optional[str]) -> None:
+    """The visitor starts over: their wait is cancelled, or their live chat closed (the staff member sees why)."""
+    for _ in range(3):  # a claim may land between reading the state and changing it
+        state = await full_state(engine, conversation_id)
+        if state["mode"] == "assistant" or conversation_id is None:
+            return
+        event, expected = ("cancel", handoff.WAITING) if state["mode"] == "waiting" else ("close", handoff.LIVE)
+        try:
+            await in_thread(handoff.change, engine, state["request"], event, expected)
+        except handoff.HandoffError:
+            continue
+        if event == "close":
+            try:
+                await rasa.append_events(conversation_id, visitor_left_events())
+            except RasaUnavailable as exc:
+                logger.warning("request %s: visitor_left not written: %s", state["request"], type(exc).__name__)
+        return
+    logger.warning("request for a conversation kept changing during a start over")
