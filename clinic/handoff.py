@@ -98,20 +98,31 @@ def _row(conn: Any, query: Any) -> Optional[Dict[str, Any]]:
     return dict(row._mapping) if row is not None else None
 
 
+def _active_query(conversation_id: str) -> Any:
+    return (
+        select(handoff_requests)
+        .where(
+            handoff_requests.c.conversation_id == conversation_id,
+            handoff_requests.c.kind == LIVE_KIND,
+            handoff_requests.c.status.in_(ACTIVE),
+        )
+        .order_by(handoff_requests.c.id.desc())
+        .limit(1)
+    )
+
+
+def _queue_query() -> Any:
+    return (
+        select(handoff_requests)
+        .where(handoff_requests.c.kind == LIVE_KIND, handoff_requests.c.status == WAITING)
+        .order_by(handoff_requests.c.urgent.desc(), handoff_requests.c.created_at, handoff_requests.c.id)
+    )
+
+
 def active(engine: Engine, conversation_id: str) -> Optional[Dict[str, Any]]:
     """The conversation's waiting or live request, if any."""
     with engine.connect() as conn:
-        return _row(
-            conn,
-            select(handoff_requests)
-            .where(
-                handoff_requests.c.conversation_id == conversation_id,
-                handoff_requests.c.kind == LIVE_KIND,
-                handoff_requests.c.status.in_(ACTIVE),
-            )
-            .order_by(handoff_requests.c.id.desc())
-            .limit(1),
-        )
+        return _row(conn, _active_query(conversation_id))
 
 
 def get(engine: Engine, request_id: int) -> Optional[Dict[str, Any]]:
@@ -220,12 +231,7 @@ def raise_priority(engine: Engine, conversation_id: str) -> Optional[Dict[str, A
 def queue(engine: Engine) -> List[Dict[str, Any]]:
     """Waiting requests, urgent first, then the longest waiting."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(handoff_requests)
-            .where(handoff_requests.c.kind == LIVE_KIND, handoff_requests.c.status == WAITING)
-            .order_by(handoff_requests.c.urgent.desc(), handoff_requests.c.created_at, handoff_requests.c.id)
-        )
-        return [dict(r._mapping) for r in rows]
+        return [dict(r._mapping) for r in conn.execute(_queue_query())]
 
 
 def live_chats(engine: Engine) -> List[Dict[str, Any]]:
@@ -249,13 +255,17 @@ def position(engine: Engine, row: Dict[str, Any]) -> Optional[int]:
 
 def visitor_state(engine: Engine, conversation_id: str) -> Dict[str, Any]:
     """Who answers the visitor now: ``{"mode": "assistant" | "waiting" | "person", "agent",
-    "position", "version"}``; what the widget shows and the long poll compares."""
-    row = active(engine, conversation_id)
-    if row is None:
-        return {"mode": "assistant", "agent": None, "position": None, "version": 0}
-    if row["status"] == WAITING:
-        return {"mode": "waiting", "agent": None, "position": position(engine, row), "version": row["version"], "request": row["id"]}
-    return {"mode": "person", "agent": row["staff_name"], "position": None, "version": row["version"], "request": row["id"]}
+    "position", "version"}`` (and ``request``, the row's id, when one is active); what the widget
+    shows and the long poll compares. The row and its place in line are read in one transaction,
+    so a claim landing meanwhile never shows as "waiting, nowhere in line"."""
+    with engine.begin() as conn:
+        row = _row(conn, _active_query(conversation_id))
+        if row is None:
+            return {"mode": "assistant", "agent": None, "position": None, "version": 0}
+        if row["status"] == LIVE:
+            return {"mode": "person", "agent": row["staff_name"], "position": None, "version": row["version"], "request": row["id"]}
+        ids = [r.id for r in conn.execute(_queue_query().with_only_columns(handoff_requests.c.id))]
+    return {"mode": "waiting", "agent": None, "position": ids.index(row["id"]) + 1, "version": row["version"], "request": row["id"]}
 
 
 # --- what the assistant's tracker gets ----------------------------------------

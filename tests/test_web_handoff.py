@@ -533,21 +533,3 @@ def test_a_stopping_web_app_answers_its_open_long_polls_at_once(stack):
         if "web" not in stack.procs:
             stack.start("web")
         stack.wait_ready()
-
-
-def test_a_state_read_in_the_middle_of_a_claim_is_read_again(app, engine, rasa, monkeypatch):
-    """The row and the queue are two reads: a claim between them reads as "waiting, no place"."""
-    visitor = Visitor(app)
-    waiting(engine, visitor)
-    claim(engine, rasa, visitor)
-    real, reads = handoff.visitor_state, []
-
-    def torn(engine, cid):
-        reads.append(cid)
-        if len(reads) == 1:
-            return {"mode": "waiting", "agent": None, "position": None, "version": 1, "request": 1}
-        return real(engine, cid)
-
-    monkeypatch.setattr(handoff, "visitor_state", torn)
-    _, resp = app.test_client.get("/api/history", cookies={"cid": visitor.cookie})
-    assert resp.json["handoff"]["mode"] == "person" and len(reads) == 2

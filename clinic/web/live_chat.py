@@ -47,14 +47,7 @@ async def full_state(engine: Engine, conversation_id: Optional[str]) -> Dict[str
     """``handoff.visitor_state``, with the request id (for the web app's own use)."""
     if conversation_id is None:
         return dict(ASSISTANT)
-    state = await in_thread(handoff.visitor_state, engine, conversation_id)
-    for _ in range(3):
-        # the row and the queue are two reads: "waiting" with no place in line is a claim or a
-        # cancel landing between them; read again rather than show it
-        if not (state["mode"] == "waiting" and state["position"] is None):
-            break
-        state = await in_thread(handoff.visitor_state, engine, conversation_id)
-    return state
+    return await in_thread(handoff.visitor_state, engine, conversation_id)
 
 
 async def visitor_state(engine: Engine, conversation_id: Optional[str]) -> Dict[str, Any]:
