@@ -23,14 +23,16 @@ PHONE_SKIPPED = "skipped"
 _pending_notices: Set[asyncio.Future] = set()
 
 
-def _name(text: Text) -> Optional[Text]:
+def parse_name(text: Text) -> Optional[Text]:
+    """A name to address the visitor by (also the callback request's), or None."""
     text = " ".join(text.split())
     if not 1 <= len(text) <= 100 or not any(ch.isalpha() for ch in text) or "@" in text:
         return None
     return text
 
 
-def _contact_time(text: Text) -> Optional[Text]:
+def parse_contact_time(text: Text) -> Optional[Text]:
+    """When to reach the visitor, in their words (also the callback request's), or None."""
     text = " ".join(text.split())
     return text if 1 <= len(text) <= 100 else None
 
@@ -45,7 +47,7 @@ class ValidateContactForm(FormValidationAction):
         return "validate_contact_form"
 
     def validate_contact_name(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        return validate_answer("contact_name", value, dispatcher, tracker, _name, "utter_wrong_contact_name")
+        return validate_answer("contact_name", value, dispatcher, tracker, parse_name, "utter_wrong_contact_name")
 
     def validate_contact_email(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         return validate_answer("contact_email", value, dispatcher, tracker, parse.parse_email, "utter_wrong_contact_email")
@@ -56,7 +58,7 @@ class ValidateContactForm(FormValidationAction):
         return validate_answer("contact_phone", value, dispatcher, tracker, parse.parse_phone, "utter_wrong_contact_phone")
 
     def validate_contact_time(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        return validate_answer("contact_time", value, dispatcher, tracker, _contact_time, "utter_wrong_contact_time")
+        return validate_answer("contact_time", value, dispatcher, tracker, parse_contact_time, "utter_wrong_contact_time")
 
     def validate_contact_consent(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         return validate_answer("contact_consent", value, dispatcher, tracker, _consent, "utter_wrong_consent")

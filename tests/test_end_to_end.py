@@ -9,7 +9,7 @@ import yaml
 
 from clinic import db
 from clinic.settings import load_clinic_info
-from tests.stack import ROOT, Stack, conversation_id, press, say
+from tests.stack import ROOT, Stack, button, conversation_id, press, say
 
 
 def faq_answer(key: str) -> str:
@@ -50,10 +50,11 @@ def test_crisis_mid_conversation_gets_resources_flag_and_a_person(stack):
     assert [f["flag"] for f in db.flags_for(engine, cid)] == ["crisis"]
 
     yes = next(b for m in messages for b in m["buttons"] if b["payload"] == "/affirm")
-    handoff = press(s, stack, yes)
+    handoff = press(s, stack, yes)  # the test stack is staffed: the live queue
     assert handoff.status_code == 200
+    assert "in line" in handoff.json()["messages"][0]["text"]
     rows = db.handoff_requests_for(engine, cid)
-    assert [(r["reason"], r["urgent"]) for r in rows] == [("crisis", True)]
+    assert [(r["reason"], r["urgent"], r["status"]) for r in rows] == [("crisis", True, "waiting")]
 
 
 def test_handoff_and_medical_advice(stack):
@@ -61,9 +62,12 @@ def test_handoff_and_medical_advice(stack):
     advice = say(s, stack, "should i stop my zoloft before i start ketamine")
     assert "can't give personal medical advice" in advice.json()["messages"][0]["text"]
     handoff = say(s, stack, "can i talk to a real person please")
-    assert "let the" in handoff.json()["messages"][0]["text"]
-    rows = db.handoff_requests_for(db.get_engine(stack.clinic_db_url), conversation_id(s, stack))
-    assert [(r["reason"], r["status"]) for r in rows] == [("visitor_request", "new")]
+    assert "Would you like that?" in handoff.json()["messages"][0]["text"]  # consent first
+    engine = db.get_engine(stack.clinic_db_url)
+    assert db.handoff_requests_for(engine, conversation_id(s, stack)) == []
+    press(s, stack, button(handoff, "Yes"))
+    rows = db.handoff_requests_for(engine, conversation_id(s, stack))
+    assert [(r["reason"], r["status"]) for r in rows] == [("visitor_request", "waiting")]
 
 
 def test_gibberish_gets_the_helpful_fallback(stack):
