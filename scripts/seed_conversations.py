@@ -348,7 +348,7 @@ class Conversation:
             self.user("/human_handoff", "human_handoff", display="Talk to a person")
         else:
             self.user(project_text().example(self.rng, "human_handoff", "can i talk to a person"), "human_handoff", 0.99)
-        return self.action("action_human_handoff").bot("utter_handoff_recorded").listen()
+        return self.action("action_human_handoff").bot("utter_handoff_consent").listen()
 
     def crisis(self, wants_person: bool) -> "Conversation":
         self.user(project_text().example(self.rng, "crisis", "i can't go on"), "crisis", 0.999)
@@ -356,7 +356,7 @@ class Conversation:
         self.listen()
         if wants_person:
             self.user("/affirm", "affirm", display="Yes, please")
-            self.action("action_human_handoff").bot("utter_handoff_recorded").listen()
+            self.action("action_human_handoff").bot("utter_handoff_consent").listen()
         else:
             self.user("/deny", "deny", display="No, thanks")
             self.action("utter_crisis_declined").bot("utter_crisis_declined").listen()
