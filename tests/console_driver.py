@@ -26,6 +26,8 @@ XSS = [
 ]
 PASSWORD = {"admin": "admin-pass-phrase-1", "clinician": "clinician-pass-phrase-2", "support": "support-pass-phrase-3"}
 USERS = {"admin": "ada.admin", "clinician": "cleo.clinician", "support": "sam.support"}
+# The names visitors see when these people answer a live chat.
+DISPLAY_NAMES = {"admin": "Ada", "clinician": "Cleo", "support": "Sam"}
 CONTACT = {"name": "Jane Example", "email": "jane.example@example.com", "phone": "(212) 555-0199"}
 
 
@@ -112,7 +114,7 @@ def make_simple(stack: Stack, lines: List[str], expect_text: str = "") -> Conver
 
 def make_data(stack: Stack) -> ConsoleData:
     referral = make_referral(stack)
-    handoff = make_simple(stack, [f"good morning from {PLACE}", "can i talk to a real person please"], "let the")
+    handoff = make_simple(stack, [f"good morning from {PLACE}", "can i talk to a real person please"], "a person")
     fallback = make_simple(stack, [GIBBERISH, *FORMULAS])
     return ConsoleData(referral, handoff, fallback)
 
@@ -124,9 +126,10 @@ def make_staff(stack: Stack) -> Dict[str, str]:
     engine = db.get_engine(stack.clinic_db_url)
     for role, username in USERS.items():
         try:
-            auth.create_user(engine, username, PASSWORD[role], role)
+            auth.create_user(engine, username, PASSWORD[role], role, DISPLAY_NAMES[role])
         except auth.StaffError as exc:  # made by an earlier module of this session
             assert "exists already" in str(exc)
+            auth.set_display_name(engine, username, DISPLAY_NAMES[role])
     return dict(USERS)
 
 
@@ -166,3 +169,56 @@ def row_of(page: Page, cid: str) -> Locator:
     return page.locator("table.conversations tbody tr").filter(
         has=page.locator(f"a[href='/conversations/{quote(cid, safe='')}']")
     )
+
+
+# --- the live chat (/live) ------------------------------------------------------------------
+# Stable hooks of the pages: the queue's rows are `#waiting tr[data-request=<id>]` (with
+# data-position, data-urgent) and `#held tr[data-request=<id>]`; `button[data-action=claim]`
+# takes a chat; the chat page has `#state[data-state]` (waiting, live, handed_back, closed,
+# cancelled; data-holder), `#messages li.msg` with `.visitor`, `.bot`, `.staff`, `.notice`
+# (each with data-event-id; a staff message's `.speaker` reads "<name> (staff)", its text is
+# `.msg-text`), `form#reply textarea[name=text]` and `button[data-action=send]`, and the
+# buttons `[data-action=hand_back]`, `[data-action=close]`, `[data-action=release]`.
+# `#live-count` in the menu holds the number of visitors waiting.
+
+
+def open_live_queue(page: Page, console_url: str) -> None:
+    page.goto(console_url + "/live")
+    expect(page.get_by_role("heading", name="Live chat", exact=True)).to_be_visible()
+
+
+def waiting_request(page: Page, timeout_ms: float = 5000) -> int:
+    """The id of the first request in the live queue, once one shows (the page polls every 2 s)."""
+    row = page.locator("#waiting tr[data-request]").first
+    expect(row).to_be_visible(timeout=timeout_ms)
+    return int(row.get_attribute("data-request") or 0)
+
+
+def take_chat(page: Page, request_id: int) -> None:
+    """Take a chat from the queue page; ends on its chat page with the chat live."""
+    page.locator(f'#waiting button[data-action=claim][data-request="{request_id}"]').click()
+    page.wait_for_url(f"**/live/{request_id}")
+    expect(page.locator("#state")).to_have_attribute("data-state", "live")
+
+
+def send_reply(page: Page, text: str) -> None:
+    """Type and send a reply on a chat page (sent by fetch: the page does not reload)."""
+    before = page.locator("#messages li.msg.staff").count()
+    page.locator("form#reply textarea[name=text]").fill(text)
+    page.locator("form#reply button[data-action=send]").click()
+    expect(page.locator("#messages li.msg.staff")).to_have_count(before + 1)
+    expect(page.locator("form#reply textarea[name=text]")).to_have_value("")
+
+
+def visitor_messages(page: Page) -> Locator:
+    return page.locator("#messages li.msg.visitor .msg-text")
+
+
+def staff_messages(page: Page) -> Locator:
+    return page.locator("#messages li.msg.staff .msg-text")
+
+
+def end_chat(page: Page, action: str = "hand_back") -> None:
+    """hand_back, close or release the chat open on the page; ends back on the queue."""
+    page.locator(f"#actions button[data-action={action}]").click()
+    page.wait_for_url("**/live?done=*")

@@ -22,12 +22,76 @@ CSRF_FIELD = re.compile(r'<input type="hidden" name="csrf" value="([^"]*)">')
 # --- helpers (also used by test_console_roles) -----------------------------------------
 
 
-def make_app(settings: Any = None) -> Sanic:
+# The DDL of Rasa 3.6's SQLTrackerStore.
+TRACKER_DDL = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER NOT NULL,
+    sender_id VARCHAR(255) NOT NULL,
+    type_name VARCHAR(255) NOT NULL,
+    timestamp FLOAT,
+    intent_name VARCHAR(255),
+    action_name VARCHAR(255),
+    data TEXT,
+    PRIMARY KEY (id)
+);
+CREATE INDEX IF NOT EXISTS ix_events_sender_id ON events (sender_id);
+"""
+
+
+class FakeRasa:
+    """Stands in for ``clinic.rasa_client.RasaClient`` in the console: records every
+    ``append_events`` call and, like Rasa, writes the events to the tracker store (so the
+    console's pages read them back). ``down = True``: Rasa cannot be reached."""
+
+    def __init__(self, tracker_url: Optional[str] = None) -> None:
+        self.tracker_url = tracker_url
+        self.calls: list = []  # (conversation id, [events])
+        self.down = False
+
+    async def append_events(self, conversation_id: str, events: list) -> None:
+        from clinic.rasa_client import RasaUnavailable
+
+        if self.down:
+            raise RasaUnavailable("ClientConnectorError")
+        self.calls.append((conversation_id, [dict(e) for e in events]))
+        if self.tracker_url:
+            write_tracker_events(self.tracker_url, conversation_id, events)
+
+    async def close(self) -> None:
+        pass
+
+    def events(self, conversation_id: Optional[str] = None) -> list:
+        return [e for cid, events in self.calls if conversation_id in (None, cid) for e in events]
+
+
+def write_tracker_events(tracker_url: str, conversation_id: str, events: list) -> None:
+    """Events stored the way Rasa's SQLTrackerStore stores them."""
+    import json
+    import sqlite3
+    from pathlib import Path
+
+    path = Path(tracker_url[len("sqlite:///"):])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(TRACKER_DDL)
+        for e in events:
+            intent = ((e.get("parse_data") or {}).get("intent") or {}).get("name") if e["event"] == "user" else None
+            conn.execute(
+                "INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data) VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation_id, e["event"], e.get("timestamp"), intent, e.get("name"), json.dumps(e)),
+            )
+    conn.close()
+
+
+def make_app(settings: Any = None, rasa: Any = None) -> Sanic:
+    """A console app; Rasa is a FakeRasa on the settings' tracker store unless given."""
     from clinic.console.app import create_console_app
     from clinic.settings import get_settings
 
     Sanic.test_mode = True
-    return create_console_app(settings or get_settings(), name=f"console_{uuid.uuid4().hex[:12]}")
+    settings = settings or get_settings()
+    rasa = rasa if rasa is not None else FakeRasa(settings.tracker_db_url)
+    return create_console_app(settings, name=f"console_{uuid.uuid4().hex[:12]}", rasa=rasa)
 
 
 def add_user(app: Sanic, username: str, role: str, password: str = PASSWORD) -> int:

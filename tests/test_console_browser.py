@@ -343,7 +343,8 @@ def test_support_staff_have_no_referrals_and_no_pre_screen_answers(
     page = staff("support")
     nav = page.get_by_role("navigation", name="Console")
     expect(nav.get_by_role("link", name="Conversations")).to_be_visible()
-    expect(nav.get_by_role("link", name="Handoff requests")).to_be_visible()
+    expect(nav.get_by_role("link", name="Callback requests")).to_be_visible()
+    expect(nav.get_by_role("link", name="Live chat")).to_be_visible()
     expect(nav.get_by_role("link", name="Referrals")).to_have_count(0)
     expect(nav.get_by_role("link", name="Audit log")).to_have_count(0)
     expect(page.get_by_role("link", name="CSV")).to_have_count(0)  # no export for support

@@ -5,8 +5,10 @@ minimum role) and the ``required_role`` that ``auth.require`` leaves on each han
 that is in neither (other than /login, /health and /static) fails, so a route added without a
 guard cannot slip through. Then, for every route in the table and every role (anonymous,
 support, clinician, admin), real requests check the outcome: anonymous -> /login, too low a
-role -> 403 (and nothing changes), enough -> the page or the action; every POST also without
-and with a wrong CSRF token -> 403 (and nothing changes). Last, guessing another record's id.
+role -> 403 (and nothing changes), enough -> the page or the action (a live chat's replies and
+its end: its holder or an admin; other roles get 403, or 409 once it has ended, and nothing
+changes); every POST also without and with a wrong CSRF token -> 403 (and nothing changes).
+Last, guessing another record's id.
 """
 
 import json
@@ -40,10 +42,13 @@ PUBLIC = {
 @dataclass(frozen=True)
 class Spec:
     role: str  # the minimum role
-    url: str  # a sample URL; {conversation}, {reference}, {handoff}, {user} are filled from the seed
+    url: str  # a sample URL; {conversation}, {reference}, {handoff}, {user}, {waiting}, {held} are filled from the seed
     form: Dict[str, str] = field(default_factory=dict)  # a valid form for POST
     ok: Tuple[int, ...] = (200,)  # the status of a granted request (first role allowed)
     location: Optional[str] = None  # where a granted redirect goes (a prefix), if it must
+    # the person who holds a live chat (the seed's support user) or an admin: other roles that pass
+    # the guard are refused by the handler (403, or 409 once the chat has ended) and change nothing
+    holder_only: bool = False
 
 
 POST_OK = (302, 303)
@@ -87,12 +92,30 @@ ROUTES: Dict[Tuple[str, str], Spec] = {
     ("POST", "/handoffs/<request_id:int>/status"): Spec(
         "support", "/handoffs/{handoff}/status", {"status": "in_progress", "from": "new"}, POST_OK),
     ("GET", "/waitlist"): Spec("clinician", "/waitlist"),
+    # the live chat: the queue and any chat for support and up; replies and the end of a chat
+    # for its holder (the seed's support user holds {held}) or an admin
+    ("GET", "/live"): Spec("support", "/live"),
+    ("GET", "/live/queue.json"): Spec("support", "/live/queue.json"),
+    ("POST", "/live/<request_id:int>/claim"): Spec(
+        "support", "/live/{waiting}/claim", {}, (303,), location="/live/{waiting}"),
+    ("GET", "/live/<request_id:int>"): Spec("support", "/live/{held}"),
+    ("GET", "/live/<request_id:int>/events.json"): Spec("support", "/live/{held}/events.json"),
+    ("POST", "/live/<request_id:int>/messages"): Spec(
+        "support", "/live/{held}/messages", {"text": "hello, I'm here"}, (303,), holder_only=True),
+    ("POST", "/live/<request_id:int>/hand_back"): Spec(
+        "support", "/live/{held}/hand_back", {}, (303,), location="/live?done=handed_back", holder_only=True),
+    ("POST", "/live/<request_id:int>/close"): Spec(
+        "support", "/live/{held}/close", {}, (303,), location="/live?done=closed", holder_only=True),
+    ("POST", "/live/<request_id:int>/release"): Spec(
+        "support", "/live/{held}/release", {}, (303,), location="/live?done=released", holder_only=True),
     # admin
     ("GET", "/users"): Spec("admin", "/users"),
     ("POST", "/users"): Spec("admin", "/users", {"username": "newbie", "role": "support", "password": PASSWORD}, POST_OK),
     ("POST", "/users/<user_id:int>/role"): Spec("admin", "/users/{user}/role", {"role": "clinician"}, POST_OK),
     ("POST", "/users/<user_id:int>/active"): Spec("admin", "/users/{user}/active", {"active": "0"}, POST_OK),
     ("POST", "/users/<user_id:int>/unlock"): Spec("admin", "/users/{user}/unlock", {}, POST_OK),
+    ("POST", "/users/<user_id:int>/display_name"): Spec(
+        "admin", "/users/{user}/display_name", {"display_name": "Tess"}, POST_OK, location="/users?done=display_name"),
     ("GET", "/audit"): Spec("admin", "/audit"),
 }
 
@@ -299,8 +322,13 @@ def console(clinic_env: Any) -> Console:
     tokens: Dict[Optional[str], Optional[str]] = {None: None}
     for role in ROLES:
         tokens[role] = login(app, f"{role}1")
+    from clinic import handoff as live
+
+    waiting = live.request_live(engine, other, "visitor_request", urgent=False)["id"]
+    held = live.request_live(engine, conversation, "visitor_request", urgent=True)["id"]
+    live.change(engine, held, "claim", live.WAITING, user_ids["support"], "support1")
     ids = {"conversation": conversation, "other": other, "reference": reference, "handoff": str(handoff),
-           "user": str(user_ids["target"])}
+           "user": str(user_ids["target"]), "waiting": str(waiting), "held": str(held)}
     return Console(app, ids, tokens, user_ids)
 
 
@@ -348,13 +376,16 @@ def test_route_by_role(console: Console, key: Tuple[str, str]) -> None:
             assert console.snapshot() == before, f"{role} was refused but data changed"
             assert CONTACT_NAME not in response.text and VISITOR_WORDS not in response.text
         else:
-            assert response.status != 403 and not _is_login_redirect(response), (role, response.status)
+            assert (response.status != 403 or spec.holder_only) and not _is_login_redirect(response), (role, response.status)
             assert response.status < 500, (role, response.status, response.text[:500])
             if first_allowed:  # the first role allowed really gets the page or does the action
                 assert response.status in spec.ok, (role, response.status, response.text[:800])
                 if spec.location:
-                    assert response.headers["location"].startswith(spec.location)
+                    assert response.headers["location"].startswith(console.url(spec.location))
                 first_allowed = False
+            elif spec.holder_only and response.status in (403, 409):
+                assert console.snapshot() == before, f"{role} was refused by the handler but data changed"
+                assert response.status == 409 or "holds this chat" in response.text, (role, response.text[:500])
 
 
 def _other_role(role: str) -> str:

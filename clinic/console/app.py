@@ -9,7 +9,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
 from clinic import db
-from clinic.console import conversations, dashboard, handoffs, pages, referrals_queue, staff_admin
+from clinic.console import conversations, dashboard, handoffs, live_chat, pages, referrals_queue, staff_admin
+from clinic.rasa_client import RasaClient
 from clinic.settings import Settings, get_settings
 
 SECURITY_HEADERS = {
@@ -40,7 +41,11 @@ def tracker_reader(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def create_console_app(settings: Optional[Settings] = None, name: str = "clinic_console") -> Sanic:
+def create_console_app(
+    settings: Optional[Settings] = None, name: str = "clinic_console", rasa: Optional[Any] = None
+) -> Sanic:
+    """The staff console. ``rasa`` replaces the Rasa client (tests); the live chat writes to
+    conversations through it (Rasa's HTTP API), and reads them from the tracker store."""
     settings = settings or get_settings()
     app = Sanic(name)
     app.config.FALLBACK_ERROR_FORMAT = "html"
@@ -51,8 +56,9 @@ def create_console_app(settings: Optional[Settings] = None, name: str = "clinic_
     app.ctx.engine = db.get_engine(settings.clinic_db_url)
     app.ctx.tracker = tracker_reader(settings.tracker_db_url)
     app.ctx.tracker_url = settings.tracker_db_url
+    app.ctx.rasa = rasa if rasa is not None else RasaClient(settings.rasa_url, timeout_s=10.0, token=settings.rasa_token)
 
-    for module in (pages, conversations, referrals_queue, handoffs, dashboard, staff_admin):
+    for module in (pages, conversations, referrals_queue, handoffs, live_chat, dashboard, staff_admin):
         app.blueprint(module.bp)
     app.static("/static", str(pages.STATIC), name="console_static")
 
@@ -65,6 +71,12 @@ def create_console_app(settings: Optional[Settings] = None, name: str = "clinic_
     @app.exception(NotFound)
     async def not_found(request: Request, exc: Exception) -> HTTPResponse:
         return pages.render(request, "not_found.html", status=404)
+
+    @app.after_server_stop
+    async def close_rasa(app: Sanic, _loop: Any) -> None:
+        close = getattr(app.ctx.rasa, "close", None)
+        if close is not None:
+            await close()
 
     @app.on_response
     async def security_headers(request: Request, response: HTTPResponse) -> None:

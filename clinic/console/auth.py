@@ -34,6 +34,7 @@ LOGIN_CSRF_COOKIE = "staff_login_csrf"
 MAX_FAILED_LOGINS = 5
 LOCKOUT = dt.timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 12
+MAX_DISPLAY_NAME = 64
 
 _hasher = PasswordHasher()
 
@@ -45,7 +46,23 @@ class StaffError(ValueError):
 # --- accounts -------------------------------------------------------------------
 
 
-def create_user(engine: Engine, username: str, password: str, role: str) -> int:
+def clean_display_name(value: Optional[str]) -> Optional[str]:
+    """The name visitors see in a live chat ("Dana"): 1-64 printable characters, spaces
+    collapsed; empty means none (the username is shown instead)."""
+    name = " ".join((value or "").split())
+    if not name:
+        return None
+    if len(name) > MAX_DISPLAY_NAME or not all(c.isprintable() for c in name):
+        raise StaffError(f"a display name is 1-{MAX_DISPLAY_NAME} printable characters")
+    return name
+
+
+def visible_name(user: Dict[str, Any]) -> str:
+    """What visitors see of a staff member: the display name, else the username."""
+    return user.get("display_name") or user["username"]
+
+
+def create_user(engine: Engine, username: str, password: str, role: str, display_name: Optional[str] = None) -> int:
     username = (username or "").strip().lower()
     if not username or len(username) > 64 or not all(c.isalnum() or c in "._-" for c in username):
         raise StaffError("a username is 1-64 letters, digits, '.', '_' or '-'")
@@ -53,16 +70,29 @@ def create_user(engine: Engine, username: str, password: str, role: str) -> int:
         raise StaffError(f"role must be one of {', '.join(ROLES)}")
     if len(password or "") < MIN_PASSWORD_LENGTH:
         raise StaffError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    display_name = clean_display_name(display_name)
     with engine.begin() as conn:
         if conn.execute(select(staff_users.c.id).where(staff_users.c.username == username)).first():
             raise StaffError(f"user {username!r} exists already")
         result = conn.execute(
             insert(staff_users).values(
-                username=username, password_hash=_hasher.hash(password), role=role,
+                username=username, password_hash=_hasher.hash(password), role=role, display_name=display_name,
                 active=True, failed_logins=0, created_at=utcnow(),
             )
         )
         return int(result.inserted_primary_key[0])
+
+
+def set_display_name(engine: Engine, username: str, display_name: Optional[str]) -> Optional[str]:
+    """Set (or, with an empty value, clear) an account's display name; returns the name stored."""
+    name = clean_display_name(display_name)
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(staff_users).where(staff_users.c.username == (username or "").strip().lower()).values(display_name=name)
+        )
+        if not done.rowcount:
+            raise StaffError(f"no user {username!r}")
+    return name
 
 
 def set_password(engine: Engine, username: str, password: str) -> None:
@@ -143,7 +173,8 @@ def session_user(engine: Engine, token: Optional[str], idle_minutes: float) -> O
     now = utcnow()
     with engine.begin() as conn:
         row = conn.execute(
-            select(staff_sessions, staff_users.c.username, staff_users.c.role, staff_users.c.active)
+            select(staff_sessions, staff_users.c.username, staff_users.c.role, staff_users.c.active,
+                   staff_users.c.display_name)
             .join(staff_users, staff_users.c.id == staff_sessions.c.user_id)
             .where(staff_sessions.c.token_hash == _hash(token))
         ).first()
@@ -154,7 +185,10 @@ def session_user(engine: Engine, token: Optional[str], idle_minutes: float) -> O
             conn.execute(delete(staff_sessions).where(staff_sessions.c.token_hash == s["token_hash"]))
             return None
         conn.execute(update(staff_sessions).where(staff_sessions.c.token_hash == s["token_hash"]).values(last_seen=now))
-    return {"id": s["user_id"], "username": s["username"], "role": s["role"], "session": s["token_hash"]}
+    return {
+        "id": s["user_id"], "username": s["username"], "role": s["role"], "display_name": s["display_name"],
+        "session": s["token_hash"],
+    }
 
 
 # --- CSRF -----------------------------------------------------------------------

@@ -7,6 +7,11 @@ visitor typed while a form asked its questions, and the bot's replies that
 quote those answers, are withheld from support). Export is for clinicians and
 up for the same reason; deletion is for admins. Every transcript view, export
 and deletion is audited (never with visitor text in the detail).
+
+A live chat is in the transcript too: a staff member's messages are bot events
+with ``metadata.staff`` (speaker ``staff``, with their name), and the steps of
+the handoff (joined, handed back, closed...) bot events with
+``metadata.handoff`` (speaker ``notice``).
 """
 
 import csv
@@ -68,7 +73,7 @@ OUTCOME_LABELS = {
 }
 CSV_COLUMNS = (
     "conversation_id", "time_utc", "speaker", "text", "intent", "faq_topic", "confidence",
-    "outcome", "referred", "crisis", "handoff", "fallback", "reviewed", "tags",
+    "outcome", "referred", "crisis", "handoff", "fallback", "reviewed", "tags", "staff_name",
 )
 
 
@@ -118,6 +123,20 @@ def _answer_text(name: str, value: Any) -> str:
     return str(value)
 
 
+def speaker_of(metadata: Mapping[str, Any]) -> Tuple[str, Optional[str], Optional[str]]:
+    """Who a bot event speaks for: ``("staff", name, None)`` for a staff member's message in a live
+    chat (``metadata.staff``), ``("notice", name or None, step)`` for a step of the handoff (joined,
+    handed back, closed...; ``metadata.handoff``), else ``("bot", None, None)``."""
+    staff = metadata.get("staff") if isinstance(metadata.get("staff"), dict) else {}
+    name = staff.get("name") if isinstance(staff.get("name"), str) else None
+    step = metadata.get("handoff") if isinstance(metadata.get("handoff"), str) else None
+    if step:
+        return "notice", name, step
+    if staff:
+        return "staff", name or "staff", None
+    return "bot", None, None
+
+
 def build_transcript(events: Sequence[Any], answers_visible: bool) -> Dict[str, Any]:
     """Messages, timeline and pre-screen summary of one conversation's events.
 
@@ -150,20 +169,23 @@ def build_transcript(events: Sequence[Any], answers_visible: bool) -> Dict[str, 
                 shown = d.get("text") if isinstance(d.get("text"), str) else ""
             masked = not answers_visible and index.is_form_answer(active_form, intent)
             messages.append({
-                "speaker": "visitor", "time": when(ts), "ts": ts, "text": "" if masked else shown, "masked": masked,
+                "id": event_id, "speaker": "visitor", "time": when(ts), "ts": ts, "text": "" if masked else shown, "masked": masked,
                 "button": button, "intent": intent, "confidence": confidence if isinstance(confidence, (int, float)) else None,
                 "topic": topic if isinstance(topic, str) else None, "form": active_form,
             })
             item.update(name=intent or "", detail=f"confidence {confidence:.2f}" if isinstance(confidence, (int, float)) else "")
         elif type_name == "bot":
-            utter = (d.get("metadata") or {}).get("utter_action") or ""
+            metadata = d.get("metadata") or {}
+            utter = metadata.get("utter_action") or ""
             masked = not answers_visible and utter in SENSITIVE_UTTERANCES
             buttons = [b.get("title") for b in ((d.get("data") or {}).get("buttons") or []) if isinstance(b, dict) and b.get("title")]
+            speaker, staff_name, step = speaker_of(metadata)
             messages.append({
-                "speaker": "bot", "time": when(ts), "ts": ts, "text": "" if masked else (d.get("text") or ""),
+                "id": event_id, "speaker": speaker, "staff_name": staff_name, "handoff": step,
+                "time": when(ts), "ts": ts, "text": "" if masked else (d.get("text") or ""),
                 "masked": masked, "utter": utter, "buttons": [] if masked else buttons,
             })
-            item.update(name=utter)
+            item.update(name=utter or (f"handoff: {step}" if step else f"staff: {staff_name}" if staff_name else ""))
         elif type_name == "action":
             name = d.get("name") or action_col or ""
             policy, conf = d.get("policy"), d.get("confidence")
@@ -451,7 +473,7 @@ def export_records(engine: Engine, tracker: Engine, ids: Sequence[str]) -> List[
             "prescreen": {"started": t["prescreen"], "outcome": t["outcome"], "answers": t["answers"]},
             "messages": [
                 {
-                    "time": iso(m["ts"]), "speaker": m["speaker"], "text": m["text"],
+                    "time": iso(m["ts"]), "speaker": m["speaker"], "staff_name": m.get("staff_name"), "text": m["text"],
                     "intent": m.get("intent"), "faq_topic": m.get("topic"), "confidence": m.get("confidence"),
                     "button": m.get("button", False),
                 }
@@ -471,7 +493,7 @@ def to_csv(records: Sequence[Mapping[str, Any]]) -> str:
             conf = m.get("confidence")
             writer.writerow([neutralise(v) for v in [
                 r["conversation_id"], m.get("time"), m.get("speaker"), m.get("text"), m.get("intent"), m.get("faq_topic"),
-                f"{conf:.4f}" if isinstance(conf, (int, float)) else None, *common,
+                f"{conf:.4f}" if isinstance(conf, (int, float)) else None, *common, m.get("staff_name"),
             ]])
     return out.getvalue()
 

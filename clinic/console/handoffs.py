@@ -1,9 +1,14 @@
-"""Handoff requests (support staff and up) and the waitlist (clinicians and up).
+"""Callback requests (support staff and up) and the waitlist (clinicians and up).
 
-A handoff request is what ``action_human_handoff`` records when a visitor asks
-for a person (reason ``visitor_request``, or ``crisis`` when the conversation
-was flagged). Urgent requests come first, then the longest waiting. Status
-moves ``new -> in_progress -> closed``; the server refuses anything else.
+A callback request is what a visitor leaves when they ask for a person outside
+staffed hours (kind ``callback``: their name, phone or email and a best time to
+call, stored encrypted), and what ``action_human_handoff`` recorded before the
+live chat existed (kind NULL, no contact details). Support staff call people
+back, so they see the contact details; every page that shows any is audited
+(``view_contact``, target ``handoff_request``). Urgent requests come first,
+then the longest waiting. Status moves ``new -> in_progress -> closed``; the
+server refuses anything else. Live chat requests (kind ``live``) are not here:
+they are on /live (``clinic.console.live_chat``).
 
 The waitlist holds visitors from states not served yet; their email address is
 contact data, so the list is for clinicians and admins and every view of it is
@@ -17,15 +22,16 @@ from urllib.parse import urlencode
 from sanic import Blueprint, Request
 from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse, redirect
-from sqlalchemy import func, select, true, update
+from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.engine import Engine
 
 from clinic import referrals as referral_store
 from clinic.console import auth
 from clinic.console.pages import render
 from clinic.console.referrals_queue import path_quote
-from clinic.crypto import DecryptionError
+from clinic.crypto import DecryptionError, decrypt_json
 from clinic.db import handoff_requests, utcnow, waitlist
+from clinic.handoff import CALLBACK_KIND
 
 bp = Blueprint("console_handoffs")
 
@@ -36,6 +42,19 @@ OPEN_STATUSES = ("new", "in_progress")
 FILTERS = ("open", "all") + STATUSES
 PAGE_SIZE = 50
 WAITLIST_PAGE_SIZE = 200
+# Why a person was asked for (handoff_requests.reason), on this page and the live queue.
+REASON_LABELS = {
+    "visitor_request": "Visitor asked",
+    "crisis": "Crisis",
+    "fallback": "The assistant did not understand",
+    "clinician_review": "Pre-screen: clinician review",
+}
+# A callback's contact details, in this order (anything else stored is shown after, by its key).
+CONTACT_LABELS = {
+    "name": "Name", "phone": "Phone", "email": "Email", "preferred_time": "Best time to call", "best_time": "Best time to call",
+}
+# The requests on this page: callbacks, and those of before the live chat (no kind).
+IS_CALLBACK = or_(handoff_requests.c.kind == CALLBACK_KIND, handoff_requests.c.kind.is_(None))
 
 
 def allowed(current: str, target: str) -> bool:
@@ -55,12 +74,14 @@ def waiting(created_at: dt.datetime, now: Optional[dt.datetime] = None) -> str:
 
 
 def requests(engine: Engine, status: str = "open", page: int = 1) -> Tuple[List[Dict[str, Any]], int]:
+    """Callback requests (contact details still encrypted) of one page, and how many match."""
     if status == "open":
         where = handoff_requests.c.status.in_(OPEN_STATUSES)
     elif status in STATUSES:
         where = handoff_requests.c.status == status
     else:
         where = true()
+    where = IS_CALLBACK & where
     query = (
         select(handoff_requests)
         .where(where)
@@ -74,6 +95,16 @@ def requests(engine: Engine, status: str = "open", page: int = 1) -> Tuple[List[
     return rows, int(total)
 
 
+def contact_fields(contact: Any) -> List[Tuple[str, str]]:
+    """A callback's decrypted contact details as (label, value) pairs, the known ones first."""
+    if not isinstance(contact, dict):
+        return []
+    known = [(label, contact[key]) for key, label in CONTACT_LABELS.items() if contact.get(key)]
+    other = [(str(key).replace("_", " ").capitalize(), value) for key, value in sorted(contact.items(), key=lambda kv: str(kv[0]))
+             if key not in CONTACT_LABELS and value not in (None, "", True, False)]
+    return [(label, str(value)) for label, value in known + other]
+
+
 class TransitionError(ValueError):
     pass
 
@@ -84,8 +115,8 @@ def set_status(engine: Engine, request_id: int, current: str, target: str) -> No
     with engine.begin() as conn:
         done = conn.execute(
             update(handoff_requests)
-            .where(handoff_requests.c.id == request_id, handoff_requests.c.status == current)
-            .values(status=target)
+            .where(handoff_requests.c.id == request_id, handoff_requests.c.status == current, IS_CALLBACK)
+            .values(status=target, updated_at=utcnow())
         )
     if not done.rowcount:
         raise TransitionError("the request changed meanwhile; look at its status again")
@@ -103,15 +134,29 @@ def _page(request: Request, status_code: int = 200, error: str = "", message: st
     if status not in FILTERS:
         status = "open"
     page = _int_arg(request.args.get("page"))
-    rows, total = requests(request.app.ctx.engine, status, page)
+    ctx = request.app.ctx
+    rows, total = requests(ctx.engine, status, page)
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     now = utcnow()
+    shown = failed = 0
     for row in rows:
         row["waiting"] = waiting(row["created_at"], now) if row["status"] != "closed" else None
         row["next"] = TRANSITIONS.get(row["status"], ())
+        sealed = row.pop("contact_encrypted", None)
+        row["contact"], row["contact_failed"] = [], False
+        if sealed:
+            try:
+                row["contact"] = contact_fields(decrypt_json(ctx.settings.encryption_key, sealed))
+                shown += 1
+            except (DecryptionError, ValueError):
+                row["contact_failed"] = True
+                failed += 1
+    if shown or failed:
+        detail = f"{shown} callback{'s' if shown != 1 else ''}" + (f", {failed} could not be decrypted" if failed else "")
+        auth.audit(ctx.engine, request.ctx.user, "view_contact", "handoff_request", f"page {page}", detail)
     return render(
         request, "handoffs.html", status=status_code, rows=rows, total=total, filter=status, filters=FILTERS,
-        labels=STATUS_LABELS, page=page, pages=pages, q=path_quote, error=error, message=message,
+        labels=STATUS_LABELS, reasons=REASON_LABELS, page=page, pages=pages, q=path_quote, error=error, message=message,
         prev_url=f"/handoffs?{urlencode({'status': status, 'page': page - 1})}" if page > 1 else None,
         next_url=f"/handoffs?{urlencode({'status': status, 'page': page + 1})}" if page < pages else None,
     )
@@ -129,9 +174,9 @@ async def handoff_list(request: Request) -> HTTPResponse:
 async def handoff_status(request: Request, request_id: int) -> HTTPResponse:
     engine = request.app.ctx.engine
     with engine.connect() as conn:
-        row = conn.execute(select(handoff_requests).where(handoff_requests.c.id == request_id)).first()
+        row = conn.execute(select(handoff_requests).where(handoff_requests.c.id == request_id, IS_CALLBACK)).first()
     if row is None:
-        raise NotFound("No such handoff request")
+        raise NotFound("No such callback request")
     target = request.form.get("status", "")
     current = request.form.get("from") or row.status
     try:

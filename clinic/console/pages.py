@@ -17,18 +17,28 @@ env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_aut
 bp = Blueprint("console_pages")
 
 
-def render(request: Request, template: str, status: int = 200, **context: Any) -> HTTPResponse:
-    """A page; ``user``, ``csrf`` and ``can(role)`` are always there for the templates."""
+def render_fragment(request: Request, template: str, **context: Any) -> str:
+    """A template as text, with what every template may use: ``user``, ``csrf``, ``can(role)``
+    (a whole page, or a part of one that a page's script puts in place)."""
     user = getattr(request.ctx, "user", None)
     secret = request.app.ctx.secret
     csrf = auth.csrf_token(secret, user["session"]) if user else ""
     context.setdefault("reason", "")
-    body = env.get_template(template).render(
+    return env.get_template(template).render(
         request=request, user=user, csrf=csrf,
         can=lambda role: bool(user) and auth.RANK[user["role"]] >= auth.RANK[role],
         **context,
     )
-    return html(body, status=status)
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTTPResponse:
+    """A page; besides what ``render_fragment`` gives, ``live_waiting`` (the count of visitors
+    waiting for a person, in the menu) once someone is signed in."""
+    if getattr(request.ctx, "user", None) is not None:
+        from clinic.console.live_chat import waiting_count
+
+        context.setdefault("live_waiting", waiting_count(request.app.ctx.engine))
+    return html(render_fragment(request, template, **context), status=status)
 
 
 def _safe_next(target: str) -> str:

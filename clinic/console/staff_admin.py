@@ -1,7 +1,7 @@
 """Console pages for admins: staff accounts (/users) and the audit log (/audit).
 
 Every change to an account is audited (``user_create``, ``user_role``, ``user_active``,
-``user_unlock``) and so is every look at the audit log (``view_audit``). Password hashes
+``user_unlock``, ``user_display_name``) and so is every look at the audit log (``view_audit``). Password hashes
 never leave the database: the pages select only the columns they show.
 """
 
@@ -29,11 +29,12 @@ NOTICES = {
     "deactivated": "Account deactivated and signed out everywhere.",
     "reactivated": "Account reactivated.",
     "unlocked": "Account unlocked.",
+    "display_name": "Display name changed. Visitors see it from the next chat this person joins.",
 }
 
 # Only these columns are ever read for the pages (never password_hash).
 USER_COLUMNS = (
-    staff_users.c.id, staff_users.c.username, staff_users.c.role, staff_users.c.active,
+    staff_users.c.id, staff_users.c.username, staff_users.c.display_name, staff_users.c.role, staff_users.c.active,
     staff_users.c.failed_logins, staff_users.c.locked_until, staff_users.c.created_at,
 )
 
@@ -89,11 +90,13 @@ async def user_create(request: Request) -> HTTPResponse:
     username = (request.form.get("username") or "").strip().lower()
     role = request.form.get("role") or ""
     password = request.form.get("password") or ""
+    display_name = request.form.get("display_name") or ""
     try:
-        user_id = auth.create_user(engine, username, password, role)
+        user_id = auth.create_user(engine, username, password, role, display_name)
     except auth.StaffError as exc:
         # the password is never sent back into the form
-        return _users_page(request, status=400, error=str(exc), form={"username": username[:64], "role": role})
+        return _users_page(request, status=400, error=str(exc), form={
+            "username": username[:64], "role": role, "display_name": display_name[:auth.MAX_DISPLAY_NAME]})
     auth.audit(engine, request.ctx.user, "user_create", "staff_user", str(user_id), f"{username} role={role}")
     return redirect("/users?done=created")
 
@@ -159,6 +162,22 @@ async def user_active(request: Request, user_id: int) -> HTTPResponse:
     auth.audit(engine, request.ctx.user, "user_active", "staff_user", str(user_id),
                f"{target['username']} active={'yes' if active else 'no'}")
     return redirect("/users?done=" + ("reactivated" if active else "deactivated"))
+
+
+@bp.post("/users/<user_id:int>/display_name")
+@auth.require("admin")
+async def user_display_name(request: Request, user_id: int) -> HTTPResponse:
+    target, missing = _target(request, user_id)
+    if missing:
+        return missing
+    engine = auth.engine_of(request)
+    try:
+        stored = auth.set_display_name(engine, target["username"], request.form.get("display_name") or "")
+    except auth.StaffError as exc:
+        return _users_page(request, status=400, error=str(exc))
+    auth.audit(engine, request.ctx.user, "user_display_name", "staff_user", str(user_id),
+               f"{target['username']} display_name={stored or '(none)'}")
+    return redirect("/users?done=display_name")
 
 
 @bp.post("/users/<user_id:int>/unlock")
