@@ -58,6 +58,7 @@ handoff_requests = Table(
     # bumped on every change and every message of a live chat: what the visitor's long poll waits on
     Column("version", Integer, nullable=False, default=0, server_default="0"),
     Column("contact_encrypted", Text, nullable=True),  # a callback's name, contact and best time
+    Index("ix_handoff_requests_kind_status", "kind", "status", "urgent", "created_at"),
 )
 
 conversation_flags = Table(
@@ -183,7 +184,8 @@ def get_engine(url: str) -> Engine:
 
 def add_missing_columns(engine: Engine) -> None:
     """Columns added to a table after its database was made (nullable ones, or ones with a
-    server default) are added in place, so that an existing clinic DB needs no manual step."""
+    server default) and new indexes are added in place, so that an existing clinic DB needs
+    no manual step."""
     from sqlalchemy import inspect
     from sqlalchemy.schema import CreateColumn
 
@@ -195,6 +197,8 @@ def add_missing_columns(engine: Engine) -> None:
                 if column.name not in existing:
                     ddl = CreateColumn(column).compile(dialect=engine.dialect)
                     conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+            for index in table.indexes:
+                index.create(bind=conn, checkfirst=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

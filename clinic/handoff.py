@@ -68,6 +68,11 @@ CLOSED_TEXT = (
     "{name} has closed this chat. I'm the clinic's automated assistant and I'm still here "
     "if you have other questions. If you need help right now, call or text 988."
 )
+# the person steps away: back in the queue, and the assistant answers meanwhile
+RELEASED_TEXT = (
+    "{name} had to step away, so you're back in the queue: the next person free will join you here. "
+    "Meanwhile I can still answer questions."
+)
 # staff close a request still waiting (nobody can take it now)
 CLOSED_WAITING_TEXT = (
     "Sorry, nobody from the team can join this chat right now. You can reach them at {phone} or {email} "
@@ -295,6 +300,15 @@ def resumed_events(staff_name: str, closed: bool) -> List[Dict[str, Any]]:
     return [
         {"event": "resume", "timestamp": time.time()},
         _bot(text, {"handoff": "closed" if closed else "handed_back"}),
+        {"event": "action", "name": "action_listen", "timestamp": time.time()},
+    ]
+
+
+def released_events(staff_name: str) -> List[Dict[str, Any]]:
+    """The person lets go without ending the chat: the assistant resumes, says so, then listens."""
+    return [
+        {"event": "resume", "timestamp": time.time()},
+        _bot(RELEASED_TEXT.format(name=staff_name), {"handoff": "released"}),
         {"event": "action", "name": "action_listen", "timestamp": time.time()},
     ]
 

@@ -215,3 +215,10 @@ def test_an_existing_database_gets_the_new_columns(tmp_path):
         assert row["version"] == 1 and handoff.queue(engine)[0]["id"] == row["id"]
     finally:
         db.get_engine.cache_clear()
+
+
+def test_a_person_stepping_away_resumes_the_assistant_and_says_the_visitor_is_back_in_line():
+    resume, bot, listen = handoff.released_events("Dana")
+    assert (resume["event"], listen["event"], listen["name"]) == ("resume", "action", "action_listen")
+    assert "Dana had to step away" in bot["text"] and "back in the queue" in bot["text"]
+    assert bot["metadata"] == {"handoff": "released"}

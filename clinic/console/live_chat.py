@@ -30,7 +30,6 @@ open page current are not. Visitor text goes to no log.
 
 import datetime as dt
 import logging
-import time
 from typing import Any, Dict, List, Optional
 
 from sanic import Blueprint, Request
@@ -56,11 +55,6 @@ MAX_REPLY_CHARS = 2000
 QUEUE_POLL_MS = 2000
 CHAT_POLL_MS = 1000
 
-# A person steps away from a chat: the visitor goes back to the queue and the assistant answers meanwhile.
-RELEASED_TEXT = (
-    "{name} had to step away, so you're back in the queue: the next person free will join you here. "
-    "Meanwhile I can still answer questions."
-)
 RASA_DOWN = "the assistant's server (Rasa) could not be reached"
 NOTICES = {
     "handed_back": "You handed the chat back to the assistant.",
@@ -77,16 +71,6 @@ CRISIS_STEPS = (
     "For thoughts of suicide or self-harm: the 988 Suicide & Crisis Lifeline (call or text 988), "
     "or text HOME to 741741. Stay with them in the chat until they have reached help.",
 )
-
-
-def released_events(staff_name: str) -> List[Dict[str, Any]]:
-    """The person lets go without ending the chat: the assistant resumes, says so, then listens."""
-    now = time.time()
-    return [
-        {"event": "resume", "timestamp": now},
-        {"event": "bot", "text": RELEASED_TEXT.format(name=staff_name), "timestamp": now, "metadata": {"handoff": "released"}},
-        {"event": "action", "name": "action_listen", "timestamp": now},
-    ]
 
 
 # --- reading --------------------------------------------------------------------
@@ -333,7 +317,7 @@ async def _let_go(request: Request, request_id: int, event: str) -> HTTPResponse
     if not may_act(user, row):
         return _refused(request, row, 403, f"Not {what}: {row['staff_name']} holds this chat; only they or an admin can do that.")
     name = auth.visible_name(user)
-    events = released_events(name) if event == "release" else handoff.resumed_events(name, closed=event == "close")
+    events = handoff.released_events(name) if event == "release" else handoff.resumed_events(name, closed=event == "close")
     try:
         await ctx.rasa.append_events(row["conversation_id"], events)
     except RasaUnavailable as exc:
