@@ -53,9 +53,9 @@ test-py: $(MODEL) ## pytest: actions, safety net, NLU held-out set, web app, end
 eval-nlu: $(MODEL) ## per-intent precision/recall and FAQ topic accuracy on the held-out set
 	$(PY) -m clinic.nlu_eval tests/nlu/heldout.yml
 
-staff-user: $(VENV)/.installed ## create a staff account: make staff-user USERNAME=ana ROLE=admin (asks the password)
-	@test -n "$(USERNAME)" -a -n "$(ROLE)" || { echo "usage: make staff-user USERNAME=<name> ROLE=admin|clinician|support"; exit 2; }
-	$(PY) -m clinic.console.users create "$(USERNAME)" --role "$(ROLE)"
+staff-user: $(VENV)/.installed ## create a staff account: make staff-user USERNAME=ana ROLE=admin [NAME="Ana"] (asks the password)
+	@test -n "$(USERNAME)" -a -n "$(ROLE)" || { echo "usage: make staff-user USERNAME=<name> ROLE=admin|clinician|support [NAME=<name visitors see>]"; exit 2; }
+	$(PY) -m clinic.console.users create "$(USERNAME)" --role "$(ROLE)" --display-name "$(NAME)"
 
 lock: ## re-pin requirements.txt from requirements.in in a fresh venv
 	rm -rf /tmp/clinic-lock && "$$(scripts/find-python3.10)" -m venv /tmp/clinic-lock
