@@ -10,6 +10,7 @@ visitor's long poll (GET /api/updates, what the widget uses) returned it".
 """
 
 import argparse
+import random
 import asyncio
 import statistics
 import sys
@@ -76,7 +77,7 @@ def main() -> int:
                 found: Dict[str, float] = {}
                 t = threading.Thread(target=poll_until, args=(stack, chat["session"], text, after, state["handoff"]["version"], found))
                 t.start()
-                time.sleep(0.2)  # the poll is waiting
+                time.sleep(random.uniform(0.2, 0.8))  # the poll is waiting; staff write at any moment of it
                 sent = time.time()
                 event = handoff.staff_message_event(1, "Staff", text)
                 loop.run_until_complete(rasa.append_events(chat["cid"], [event]))
