@@ -148,3 +148,30 @@ def test_outside_staffed_hours_stop_ends_the_callback_request(stack):
     finally:
         stack.set_staffed(True)
     assert db.handoff_requests_for(db.get_engine(stack.clinic_db_url), conversation_id(s, stack)) == []
+
+
+def test_restarting_rasa_and_the_action_server_mid_handoff_loses_nothing(stack):
+    """The pause, the person's messages and the queue's state outlive the processes: a visitor message
+    sent while Rasa is down gets an honest 503 and, sent again, reaches the person, not the assistant."""
+    s, cid, row = in_the_queue(stack)
+    claimed(stack, cid, row)
+    engine = db.get_engine(stack.clinic_db_url)
+    stack.stop("rasa")
+    stack.stop("actions")
+    down = say(s, stack, "are you still there?")
+    assert down.status_code == 503 and "988" in down.json()["detail"]
+    stack.start("actions")
+    stack.start("rasa")
+    stack.wait_ready()
+    again = say(s, stack, "are you still there?")
+    assert again.status_code == 200 and again.json()["messages"] == []  # the person has the chat, not the assistant
+    assert again.json()["handoff"]["mode"] == "person" and again.json()["handoff"]["agent"] == "Ana"
+    events = rasa(stack, lambda c: c.events(cid))
+    visitor = [e["text"] for e in events if e["event"] == "user"]
+    assert visitor.count("are you still there?") == 1
+    staff = [e["text"] for e in events if e["event"] == "bot" and (e.get("metadata") or {}).get("staff")]
+    assert staff == ["Ana from the Daytryp RX team has joined the chat.", "Hi, I'm Ana. How can I help?"]
+    # the person hands back after the restart: the assistant answers again
+    handoff.change(engine, row["id"], "hand_back", handoff.LIVE)
+    rasa(stack, lambda c: c.append_events(cid, handoff.resumed_events("Ana", closed=False)))
+    assert texts(say(s, stack, "how much does it cost per month")) == faq_text("pricing")
