@@ -18,6 +18,9 @@ The web app:
 - ``CLINIC_SECRET_KEY`` (unset: generated into ``var/secret_key``) signs the
   conversation cookie and the bot's buttons.
 - ``MAX_MESSAGE_CHARS`` (``2000``), ``MAX_BODY_BYTES`` (``65536``: larger bodies are cut off unread).
+- ``RATE_LIMIT_MESSAGES`` (``30/2``: a burst of 30 messages per conversation, then 2 a second) and
+  ``RATE_LIMIT_NEW_VISITORS`` (``60/1``: new conversations per address); ``off`` turns one off (a
+  load test whose simulated visitors all come from one address).
 
 The staff console (``python -m clinic.console``):
 
@@ -113,6 +116,8 @@ class Settings:
     staff_session_hours: float = 8.0
     staff_idle_minutes: float = 30.0
     retention_days: int = 365
+    rate_limit_messages: Optional[Tuple[float, float]] = (30.0, 2.0)  # (burst, per second); None = off
+    rate_limit_new_visitors: Optional[Tuple[float, float]] = (60.0, 1.0)
 
     @property
     def clinic(self) -> ClinicInfo:
@@ -155,6 +160,8 @@ def get_settings() -> Settings:
         staff_session_hours=float(_env("STAFF_SESSION_HOURS", "8")),
         staff_idle_minutes=float(_env("STAFF_IDLE_MINUTES", "30")),
         retention_days=int(_env("RETENTION_DAYS", "365")),
+        rate_limit_messages=_rate("RATE_LIMIT_MESSAGES", "30/2"),
+        rate_limit_new_visitors=_rate("RATE_LIMIT_NEW_VISITORS", "60/1"),
         smtp_host=_env("SMTP_HOST", "127.0.0.1"),
         smtp_port=int(_env("SMTP_PORT", "1025")),
         smtp_sender=_env("SMTP_SENDER", "assistant@localhost"),
@@ -166,6 +173,20 @@ def get_settings() -> Settings:
         console_url=_env("CONSOLE_URL", "http://127.0.0.1:8001").rstrip("/"),
         notify_retry_seconds=float(_env("NOTIFY_RETRY_SECONDS", "60")),
     )
+
+
+def _rate(name: str, default: str) -> Optional[Tuple[float, float]]:
+    """ "burst/per_second", or "off"."""
+    value = _env(name, default).lower()
+    if value == "off":
+        return None
+    try:
+        burst, per_second = (float(part) for part in value.split("/"))
+    except ValueError:
+        raise ValueError(f"{name}: expected BURST/PER_SECOND (e.g. 30/2) or off, got {value!r}") from None
+    if burst < 1 or per_second <= 0:
+        raise ValueError(f"{name}: the burst must be at least 1 and the rate above 0")
+    return burst, per_second
 
 
 def _env_bool(name: str, default: str) -> bool:

@@ -38,8 +38,8 @@ def create_app(
     app.ctx.engine = db.get_engine(settings.clinic_db_url)  # the handoff state, shared by every process
     app.ctx.rasa = rasa if rasa is not None else RasaClient(settings.rasa_url, token=settings.rasa_token)
     app.ctx.replies = ReplyCache()
-    app.ctx.message_limit = RateLimiter(per_second=2.0, burst=30)  # per conversation
-    app.ctx.new_visitor_limit = RateLimiter(per_second=1.0, burst=60)  # new conversations per address
+    app.ctx.message_limit = RateLimiter.from_setting(settings.rate_limit_messages)  # per conversation
+    app.ctx.new_visitor_limit = RateLimiter.from_setting(settings.rate_limit_new_visitors)  # per address
 
     app.blueprint(pages.bp)
     app.blueprint(visitor_api.bp)

@@ -7,7 +7,7 @@ other visitors are unaffected. Per web-app process, like the reply cache.
 """
 
 import time
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 
 class RateLimiter:
@@ -18,7 +18,17 @@ class RateLimiter:
         self._buckets: Dict[str, Tuple[float, float]] = {}  # key -> (tokens, last time)
         self._last_sweep = 0.0
 
+    @classmethod
+    def from_setting(cls, setting: Optional[Tuple[float, float]]) -> "RateLimiter":
+        """From a (burst, per second) setting; None (``off``) lets everything through."""
+        if setting is None:
+            return cls(per_second=float("inf"), burst=float("inf"))
+        burst, per_second = setting
+        return cls(per_second=per_second, burst=burst)
+
     def allow(self, key: str, now: float = None) -> bool:
+        if self.burst == float("inf"):
+            return True
         now = time.monotonic() if now is None else now
         self._sweep(now)
         tokens, last = self._buckets.get(key, (self.burst, now))
