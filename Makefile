@@ -17,7 +17,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export PYTHONDONTWRITEBYTECODE := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help run test train venv validate test-core test-py eval-nlu lock clean staff-user
+.PHONY: help run test train venv validate test-core test-py eval-nlu lock clean staff-user scale-up
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ run: $(MODEL) ## set up if needed, then start Rasa, the action server and the we
 	$(BIN)/honcho start -f Procfile
 
 test: validate $(MODEL) test-core test-py ## set up if needed, then run every test
+
+scale-up: $(MODEL) ## PostgreSQL, Redis, 2 Rasa + 2 action servers, the web app, console, notifier (docs/DEPLOYMENT.md)
+	$(PY) scripts/scale-up
 
 venv: $(VENV)/.installed ## create the virtualenv and install the pinned requirements
 

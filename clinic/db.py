@@ -5,9 +5,10 @@ Contact details and answers are stored only encrypted (``*_encrypted``
 columns hold Fernet tokens, see ``clinic.crypto``); the functions that read
 and write referrals live in ``clinic.referrals``.
 
-SQLAlchemy 1.4 Core, one URL setting (``CLINIC_DB_URL``): a SQLite file under
-``var/`` by default, PostgreSQL in a larger deployment. Engines are made on
-first use, never at import.
+SQLAlchemy 1.4 Core, one URL setting (``CLINIC_DB_URL``, or ``DATABASE_URL``): a
+SQLite file under ``var/`` by default, PostgreSQL in a larger deployment (a pool of
+``DB_POOL_SIZE`` + ``DB_MAX_OVERFLOW`` connections per process). Engines are made
+on first use, never at import.
 """
 
 import datetime as dt
@@ -175,8 +176,13 @@ def get_engine(url: str) -> Engine:
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
         event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
+    else:  # a server database: connections checked before use (a restarted server is reconnected)
+        from clinic.settings import get_settings
+
+        settings = get_settings()
+        engine = create_engine(
+            url, pool_pre_ping=True, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        )
     metadata.create_all(engine)
     add_missing_columns(engine)
     return engine

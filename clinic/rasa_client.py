@@ -1,11 +1,27 @@
 """Talks to the Rasa server: its REST channel on the visitor's behalf, and its HTTP API
 (``--enable-api``, with ``RASA_TOKEN`` when the server has ``--auth-token``) for the
-transcript and for what a live handoff adds to it (used by the web app and the console)."""
+transcript and for what a live handoff adds to it (used by the web app and the console).
+
+Several Rasa servers (``RASA_URL`` comma-separated, sharing a tracker store and a lock store):
+each conversation goes to one of them, chosen by a hash of its id that every web-app process
+computes alike (rendezvous hashing: adding a server moves only its share of conversations).
+When that server cannot be reached (connection refused or reset, or closed before it
+answered), the same call is made once more on the next server of the conversation's order;
+the shared lock store keeps the conversation's messages in order whichever server takes
+them. A server that failed so is tried last for ``down_for_s`` seconds. A server that answers
+with an error, or too late, is not retried: it may have processed the message.
+"""
 
 import asyncio
+import hashlib
+import itertools
+import logging
+import time
 from typing import Any, Dict, List, Optional
 
 import aiohttp
+
+logger = logging.getLogger(__name__)
 
 
 class RasaUnavailable(Exception):
@@ -13,10 +29,23 @@ class RasaUnavailable(Exception):
 
 
 class RasaClient:
-    def __init__(self, base_url: str, timeout_s: float = 30.0, token: Optional[str] = None) -> None:
-        self.base_url = base_url.rstrip("/")
+    def __init__(
+        self,
+        base_url: str,
+        timeout_s: float = 30.0,
+        token: Optional[str] = None,
+        connect_timeout_s: float = 5.0,
+        down_for_s: float = 10.0,
+    ) -> None:
+        self.base_urls = [url.strip().rstrip("/") for url in base_url.split(",") if url.strip()]
+        if not self.base_urls:
+            raise ValueError("no Rasa server URL")
+        self.base_url = self.base_urls[0]
         self.token = token
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(connect_timeout_s, timeout_s))
+        self.down_for_s = down_for_s
+        self._down_until: Dict[str, float] = {}
+        self._round_robin = itertools.cycle(range(len(self.base_urls)))
         self._session: Optional[aiohttp.ClientSession] = None
 
     async def start(self) -> None:
@@ -27,32 +56,72 @@ class RasaClient:
             await self._session.close()
             self._session = None
 
-    async def _call(self, method: str, path: str, body: Any = None, params: Optional[Dict[str, str]] = None) -> Any:
+    def servers_for(self, conversation_id: Optional[str]) -> List[str]:
+        """The servers to try for a conversation, in order: its own first (the highest hash of
+        conversation and server), servers that failed lately last. Without a conversation, in
+        turn."""
+        if conversation_id is None:
+            start = next(self._round_robin)
+            order = self.base_urls[start:] + self.base_urls[:start]
+        else:
+            def score(url: str) -> bytes:
+                return hashlib.sha256(f"{conversation_id}\n{url}".encode()).digest()
+
+            order = sorted(self.base_urls, key=score, reverse=True)
+        now = time.monotonic()
+        return sorted(order, key=lambda url: self._down_until.get(url, 0.0) > now)  # stable: keeps the order
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Optional[Dict[str, str]] = None,
+        conversation_id: Optional[str] = None,
+    ) -> Any:
+        servers = self.servers_for(conversation_id)[:2]  # its own, then one retry on another
+        for attempt, base_url in enumerate(servers):
+            try:
+                return await self._call_one(base_url, method, path, body, params)
+            except aiohttp.ClientConnectionError as exc:  # refused, reset, closed: not answered
+                self._down_until[base_url] = time.monotonic() + self.down_for_s
+                if attempt + 1 < len(servers):
+                    logger.warning("rasa server %s unreachable (%s): retrying on %s",
+                                   base_url, type(exc).__name__, servers[attempt + 1])
+                    continue
+                raise RasaUnavailable(type(exc).__name__) from exc
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                raise RasaUnavailable(type(exc).__name__) from exc
+        raise AssertionError("unreachable")
+
+    async def _call_one(
+        self, base_url: str, method: str, path: str, body: Any, params: Optional[Dict[str, str]]
+    ) -> Any:
         if self._session is None:
             await self.start()
         assert self._session is not None
         params = dict(params or {})
         if self.token and not path.startswith("/webhooks/"):
             params["token"] = self.token
-        try:
-            async with self._session.request(method, f"{self.base_url}{path}", json=body, params=params) as resp:
-                if resp.status != 200:
-                    raise RasaUnavailable(f"Rasa answered HTTP {resp.status}")
-                return await resp.json()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise RasaUnavailable(type(exc).__name__) from exc
+        async with self._session.request(method, f"{base_url}{path}", json=body, params=params) as resp:
+            if resp.status != 200:
+                raise RasaUnavailable(f"Rasa answered HTTP {resp.status}")
+            return await resp.json()
 
     async def send(
         self, conversation_id: str, text: str, metadata: Optional[Dict[str, Any]] = None
     ) -> List[Dict[str, Any]]:
         """The bot's replies to one visitor message, as Rasa's REST channel gives them."""
         body = {"sender": conversation_id, "message": text, "metadata": metadata or {}}
-        replies = await self._call("POST", "/webhooks/rest/webhook", body)
+        replies = await self._call("POST", "/webhooks/rest/webhook", body, conversation_id=conversation_id)
         return replies if isinstance(replies, list) else []
 
     async def events(self, conversation_id: str) -> List[Dict[str, Any]]:
         """Every event of a conversation."""
-        tracker = await self._call("GET", f"/conversations/{conversation_id}/tracker", params={"include_events": "ALL"})
+        tracker = await self._call(
+            "GET", f"/conversations/{conversation_id}/tracker", params={"include_events": "ALL"},
+            conversation_id=conversation_id,
+        )
         return (tracker or {}).get("events") or []
 
     async def parse(self, text: str) -> Dict[str, Any]:
@@ -62,5 +131,6 @@ class RasaClient:
     async def append_events(self, conversation_id: str, events: List[Dict[str, Any]]) -> None:
         """Add events to a conversation's tracker (Rasa holds the conversation's lock meanwhile)."""
         await self._call(
-            "POST", f"/conversations/{conversation_id}/tracker/events", events, params={"include_events": "NONE"}
+            "POST", f"/conversations/{conversation_id}/tracker/events", events, params={"include_events": "NONE"},
+            conversation_id=conversation_id,
         )

@@ -9,7 +9,9 @@ The web app:
 
 - ``WEB_HOST`` (``127.0.0.1``), ``WEB_PORT`` (``8000``); ``RASA_URL``
   (``http://127.0.0.1:5005``) and ``RASA_TOKEN`` (unset: Rasa's API token, if
-  the Rasa server was started with ``--auth-token``).
+  the Rasa server was started with ``--auth-token``). ``RASA_URL`` may list
+  several Rasa servers, comma-separated: each conversation goes to one of them
+  (``clinic.rasa_client``), and to another when that one cannot be reached.
 - ``WIDGET_ALLOWED_ORIGINS`` (unset): comma-separated origins of other sites
   that may embed the chat widget (CORS on the visitor API).
 - ``COOKIE_SECURE`` (``false``; true in production behind HTTPS) and
@@ -22,12 +24,26 @@ The web app:
   ``RATE_LIMIT_NEW_VISITORS`` (``60/1``: new conversations per address); ``off`` turns one off (a
   load test whose simulated visitors all come from one address).
 
+Past one machine (docs/DEPLOYMENT.md):
+
+- ``DATABASE_URL`` (unset): one database for the clinic DB and Rasa's tracker
+  store, e.g. ``postgresql://clinic:secret@db.internal:5432/clinic``; the default
+  of ``CLINIC_DB_URL`` and ``TRACKER_DB_URL`` (which still override it). Rasa
+  reads it through ``endpoints.scale.yml``.
+- ``DB_POOL_SIZE`` (``5``) and ``DB_MAX_OVERFLOW`` (``10``): connections each
+  process keeps open to a server database (not SQLite), and how many more it
+  may open at a peak.
+- ``REDIS_URL`` (unset): ``redis://host:6379/0``; when set, the web app keeps
+  its reply cache and rate limits in Redis, shared by every web-app process
+  (in memory, per process, otherwise). Rasa's lock store reads it through
+  ``endpoints.scale.yml``.
+
 The staff console (``python -m clinic.console``):
 
 - ``CONSOLE_HOST`` (``127.0.0.1``), ``CONSOLE_PORT`` (``8001``).
-- ``TRACKER_DB_URL`` (``sqlite:///<project>/var/tracker.db``): Rasa's tracker
-  store, read by the console (read-only on SQLite), the same database as in
-  endpoints.yml.
+- ``TRACKER_DB_URL`` (``DATABASE_URL``, else ``sqlite:///<project>/var/tracker.db``):
+  Rasa's tracker store, read by the console (read-only on SQLite), the same
+  database as in endpoints.yml.
 - ``STAFF_SESSION_HOURS`` (``8``), ``STAFF_IDLE_MINUTES`` (``30``): sessions end
   after this long, or after this long without a request.
 - ``RETENTION_DAYS`` (``365``): conversations older than this are deleted by
@@ -118,6 +134,14 @@ class Settings:
     retention_days: int = 365
     rate_limit_messages: Optional[Tuple[float, float]] = (30.0, 2.0)  # (burst, per second); None = off
     rate_limit_new_visitors: Optional[Tuple[float, float]] = (60.0, 1.0)
+    redis_url: Optional[str] = field(default=None, repr=False)  # may hold a password
+    db_pool_size: int = 5
+    db_max_overflow: int = 10
+
+    @property
+    def rasa_urls(self) -> Tuple[str, ...]:
+        """Every Rasa server of RASA_URL."""
+        return tuple(self.rasa_url.split(","))
 
     @property
     def clinic(self) -> ClinicInfo:
@@ -139,11 +163,12 @@ class Settings:
 @lru_cache(maxsize=None)
 def get_settings() -> Settings:
     var_dir = Path(_env("CLINIC_VAR_DIR", str(ROOT / "var")))
+    database_url = _env("DATABASE_URL", "")
     return Settings(
         settings_dir=Path(_env("CLINIC_SETTINGS_DIR", str(ROOT / "settings"))),
         var_dir=var_dir,
-        clinic_db_url=_env("CLINIC_DB_URL", f"sqlite:///{var_dir / 'clinic.db'}"),
-        rasa_url=_env("RASA_URL", "http://127.0.0.1:5005").rstrip("/"),
+        clinic_db_url=_env("CLINIC_DB_URL", database_url or f"sqlite:///{var_dir / 'clinic.db'}"),
+        rasa_url=",".join(_env_list("RASA_URL", "http://127.0.0.1:5005", strip="/")),
         web_host=_env("WEB_HOST", "127.0.0.1"),
         web_port=int(_env("WEB_PORT", "8000")),
         cookie_secure=_env("COOKIE_SECURE", "false").lower() in ("1", "true", "yes"),
@@ -154,7 +179,10 @@ def get_settings() -> Settings:
         ),
         cookie_samesite=_env("COOKIE_SAMESITE", "Lax"),
         rasa_token=os.environ.get("RASA_TOKEN") or None,
-        tracker_db_url=_env("TRACKER_DB_URL", f"sqlite:///{var_dir / 'tracker.db'}"),
+        tracker_db_url=_env("TRACKER_DB_URL", database_url or f"sqlite:///{var_dir / 'tracker.db'}"),
+        redis_url=_env("REDIS_URL", "") or None,
+        db_pool_size=_env_int("DB_POOL_SIZE", "5", minimum=1),
+        db_max_overflow=_env_int("DB_MAX_OVERFLOW", "10", minimum=0),
         console_host=_env("CONSOLE_HOST", "127.0.0.1"),
         console_port=int(_env("CONSOLE_PORT", "8001")),
         staff_session_hours=float(_env("STAFF_SESSION_HOURS", "8")),
@@ -193,11 +221,21 @@ def _env_bool(name: str, default: str) -> bool:
     return _env(name, default).lower() in ("1", "true", "yes")
 
 
-def _env_list(name: str, default: str) -> Tuple[str, ...]:
-    items = tuple(item.strip() for item in _env(name, default).split(",") if item.strip())
+def _env_list(name: str, default: str, strip: str = "") -> Tuple[str, ...]:
+    items = tuple(item.strip().rstrip(strip) for item in _env(name, default).split(",") if item.strip())
     if not items:
         raise ValueError(f"{name}: expected at least one address")
     return items
+
+
+def _env_int(name: str, default: str, minimum: int) -> int:
+    try:
+        value = int(_env(name, default))
+    except ValueError:
+        raise ValueError(f"{name}: expected a whole number") from None
+    if value < minimum:
+        raise ValueError(f"{name}: expected at least {minimum}")
+    return value
 
 
 def load_yaml(path: Path) -> Dict[str, Any]:

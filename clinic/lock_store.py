@@ -1,0 +1,175 @@
+"""Rasa's per-conversation lock in Redis, safe when several Rasa servers share it.
+
+Rasa takes a ticket lock per conversation around each message (and each HTTP API call that
+changes a tracker), so that the messages of one conversation are processed one at a time and
+in the order they arrived, whichever server received them. Rasa 3.6's own ``RedisLockStore``
+reads the lock, changes it and writes it back in separate steps: two servers issuing tickets
+for one conversation at the same moment overwrite each other's, and messages are then
+processed at once (events lost) or dropped with a ``LockError`` (seen with 20 messages sent to
+two servers at once: 7 lost). This store makes each change one Redis transaction (WATCH/MULTI).
+
+A ticket is a lease: it lives ``lease_seconds`` (15) and its holder renews it every third of
+that while it waits or works, so a server that dies holding a ticket blocks its conversation
+for at most ``lease_seconds`` (Rasa's fixed ticket lifetime, 60 s by default, would outlast the
+web app's 30 s wait for the retried message). Waiters look again every ``poll_seconds`` (0.05)
+rather than Rasa's 1 s.
+
+endpoints.yml (see endpoints.scale.yml)::
+
+    lock_store:
+      type: clinic.lock_store.RedisTicketLockStore
+      url: ${REDIS_URL}            # redis://[:password@]host:port/db, rediss:// for TLS
+      lease_seconds: 15            # optional
+"""
+
+import asyncio
+import json
+import logging
+import math
+import time
+from contextlib import asynccontextmanager
+from typing import Any, AsyncGenerator, Callable, Optional, Tuple
+
+import redis
+from rasa.core.lock import TicketLock
+from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "lock:"  # Rasa's own prefix for conversation locks
+
+Change = Callable[[Optional[TicketLock]], Tuple[Optional[TicketLock], Any]]
+
+
+class RedisTicketLockStore(LockStore):
+    def __init__(
+        self,
+        endpoint_config: Any = None,
+        url: str = "redis://127.0.0.1:6379/0",
+        lease_seconds: float = 15.0,
+        poll_seconds: float = 0.05,
+        socket_timeout: float = 10.0,
+    ) -> None:
+        if endpoint_config is not None:  # how Rasa makes a lock store named by its class path
+            url = endpoint_config.url or url
+            options = endpoint_config.kwargs or {}
+            lease_seconds = float(options.get("lease_seconds", lease_seconds))
+            poll_seconds = float(options.get("poll_seconds", poll_seconds))
+            socket_timeout = float(options.get("socket_timeout", socket_timeout))
+        if lease_seconds <= 0 or poll_seconds <= 0:
+            raise ValueError("lease_seconds and poll_seconds must be above 0")
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.red = redis.Redis.from_url(url, socket_timeout=socket_timeout)
+        self.red.ping()  # fail at start, not at the first message
+        super().__init__()
+
+    def _key(self, conversation_id: str) -> str:
+        return KEY_PREFIX + conversation_id
+
+    def _transact(self, conversation_id: str, change: Change) -> Any:
+        """Read the lock, change it, write it back (or delete it when no ticket is left) as one
+        transaction: retried when another server changed the lock in between."""
+        key = self._key(conversation_id)
+        with self.red.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    lock = TicketLock.from_dict(json.loads(raw)) if raw else None
+                    lock, result = change(lock)
+                    pipe.multi()
+                    if lock is None or not lock.tickets:
+                        pipe.delete(key)
+                    else:  # a safety net: a lock nobody renews goes away by itself
+                        pipe.set(key, lock.dumps(), ex=math.ceil(self.lease_seconds * 2))
+                    pipe.execute()
+                    return result
+                except redis.WatchError:
+                    continue
+
+    # --- what LockStore reads and writes -------------------------------------
+
+    def get_lock(self, conversation_id: str) -> Optional[TicketLock]:
+        raw = self.red.get(self._key(conversation_id))
+        return TicketLock.from_dict(json.loads(raw)) if raw else None
+
+    def delete_lock(self, conversation_id: str) -> None:
+        self.red.delete(self._key(conversation_id))
+
+    def save_lock(self, lock: TicketLock) -> None:
+        self.red.set(self._key(lock.conversation_id), lock.dumps(), ex=math.ceil(self.lease_seconds * 2))
+
+    # --- every read-change-write of the base class, as one transaction ---------
+
+    def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
+        def change(lock: Optional[TicketLock]) -> Tuple[TicketLock, int]:
+            lock = lock or self.create_lock(conversation_id)
+            return lock, lock.issue_ticket(self.lease_seconds)
+
+        try:
+            return self._transact(conversation_id, change)
+        except redis.RedisError as exc:
+            raise LockError(f"Error while acquiring lock: {type(exc).__name__}") from exc
+
+    def renew(self, conversation_id: str, ticket_number: int) -> bool:
+        """Extend a ticket's lease; False when the ticket is gone (it expired)."""
+
+        def change(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], bool]:
+            if lock is None:
+                return None, False
+            for ticket in lock.tickets:
+                if ticket.number == ticket_number:
+                    ticket.expires = time.time() + self.lease_seconds
+                    return lock, True
+            return lock, False
+
+        return self._transact(conversation_id, change)
+
+    def update_lock(self, conversation_id: str) -> None:
+        def change(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], None]:
+            if lock is not None:
+                lock.remove_expired_tickets()
+            return lock, None
+
+        self._transact(conversation_id, change)
+
+    def finish_serving(self, conversation_id: str, ticket_number: int) -> None:
+        def change(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], None]:
+            if lock is not None:
+                lock.remove_ticket_for(ticket_number)
+            return lock, None
+
+        self._transact(conversation_id, change)
+
+    def cleanup(self, conversation_id: str, ticket_number: int) -> None:
+        """The ticket is done; the lock goes when nobody waits (one step: a ticket issued in
+        between is never deleted with it)."""
+        self.finish_serving(conversation_id, ticket_number)
+
+    @asynccontextmanager
+    async def lock(
+        self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME, wait_time_in_seconds: float = 1
+    ) -> AsyncGenerator[TicketLock, None]:
+        """The conversation's lock, held until the block ends. Rasa's ``lock_lifetime`` and
+        ``wait_time_in_seconds`` give way to the lease and the poll interval."""
+        ticket = self.issue_ticket(conversation_id)
+        keep_alive = asyncio.ensure_future(self._keep_alive(conversation_id, ticket))
+        try:
+            yield await self._acquire_lock(conversation_id, ticket, self.poll_seconds)
+        finally:
+            keep_alive.cancel()
+            try:
+                self.cleanup(conversation_id, ticket)
+            except redis.RedisError as exc:  # the lease runs out by itself
+                logger.warning("could not release a conversation lock: %s", type(exc).__name__)
+
+    async def _keep_alive(self, conversation_id: str, ticket: int) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                if not self.renew(conversation_id, ticket):
+                    logger.warning("a conversation lock ticket expired before it was renewed")
+                    return
+            except redis.RedisError as exc:
+                logger.warning("could not renew a conversation lock: %s", type(exc).__name__)

@@ -1,0 +1,500 @@
+"""Past one machine: two Rasa servers (each with its own action server) on PostgreSQL and
+Redis, the web app spreading visitors across them (tests/scale_stack.py, what `make scale-up`
+starts), and the pieces that make it work: settings, the web app's Rasa client with several
+servers, the lock store, and the reply cache and rate limits in Redis.
+
+Needs Debian's postgresql and redis-server (`.ci/run` installs them); skipped, saying so,
+where they are missing.
+"""
+
+import asyncio
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+import requests
+
+from tests.scale_stack import Redis, ScaleStack, missing_programs
+from tests.stack import ROOT, free_port
+
+QUESTIONS = [
+    "what are your hours",
+    "how much does it cost",
+    "where are you located",
+    "do you take insurance",
+    "how long does a session take",
+]
+
+
+def _skip_unless_installed(*programs: str) -> None:
+    missing = [p for p in missing_programs() if not programs or p in programs]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (Debian packages postgresql, redis-server; .ci/run installs them)")
+
+
+def _workdir(prefix: str) -> Path:
+    """A folder PostgreSQL's account can reach when the tests run as root (pytest's tmp is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o711)
+    return path
+
+
+# --- settings ------------------------------------------------------------------
+
+
+def test_one_database_url_and_several_rasa_servers_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinic import settings
+
+    for name in ("CLINIC_DB_URL", "TRACKER_DB_URL", "REDIS_URL", "DB_POOL_SIZE", "DB_MAX_OVERFLOW"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://clinic:pw@db:5432/clinic")
+    monkeypatch.setenv("RASA_URL", " http://a:5005/ , http://b:5005 ")
+    monkeypatch.setenv("REDIS_URL", "redis://cache:6379/0")
+    monkeypatch.setenv("DB_POOL_SIZE", "20")
+    settings.get_settings.cache_clear()
+    try:
+        s = settings.get_settings()
+        assert s.clinic_db_url == s.tracker_db_url == "postgresql://clinic:pw@db:5432/clinic"
+        assert s.rasa_url == "http://a:5005,http://b:5005" and s.rasa_urls == ("http://a:5005", "http://b:5005")
+        assert s.redis_url == "redis://cache:6379/0" and "cache" not in repr(s)
+        assert (s.db_pool_size, s.db_max_overflow) == (20, 10)
+        monkeypatch.setenv("TRACKER_DB_URL", "postgresql://clinic:pw@other:5432/rasa")  # still overrides
+        settings.get_settings.cache_clear()
+        assert settings.get_settings().tracker_db_url.endswith("/rasa")
+        monkeypatch.setenv("DB_POOL_SIZE", "0")
+        settings.get_settings.cache_clear()
+        with pytest.raises(ValueError, match="DB_POOL_SIZE"):
+            settings.get_settings()
+        monkeypatch.delenv("DB_POOL_SIZE")
+        monkeypatch.delenv("DATABASE_URL")
+        monkeypatch.delenv("TRACKER_DB_URL")
+        settings.get_settings.cache_clear()
+        assert settings.get_settings().clinic_db_url.startswith("sqlite:///")  # the default is unchanged
+    finally:
+        settings.get_settings.cache_clear()
+
+
+def test_the_scale_endpoints_name_the_shared_stores() -> None:
+    import yaml
+
+    endpoints = yaml.safe_load((ROOT / "endpoints.scale.yml").read_text())
+    assert endpoints["tracker_store"] == {"type": "clinic.tracker_store.SQLTrackerStore", "url": "${DATABASE_URL}"}
+    assert endpoints["lock_store"] == {"type": "clinic.lock_store.RedisTicketLockStore", "url": "${REDIS_URL}"}
+    default = yaml.safe_load((ROOT / "endpoints.yml").read_text())
+    assert default["tracker_store"]["dialect"] == "sqlite" and "lock_store" not in default
+
+
+# --- the web app's Rasa client with several servers -------------------------------
+
+
+class FakeRasa:
+    """A stand-in for one Rasa server's REST channel: answers with its name, or an error."""
+
+    def __init__(self, name: str, status: int = 200) -> None:
+        self.name, self.status, self.port = name, status, free_port()
+        self.senders: List[str] = []
+
+    async def start(self) -> None:
+        from aiohttp import web
+
+        async def webhook(request: Any) -> Any:
+            self.senders.append((await request.json())["sender"])
+            return web.json_response([{"text": self.name}], status=self.status)
+
+        app = web.Application()
+        app.router.add_post("/webhooks/rest/webhook", webhook)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def test_each_conversation_goes_to_one_server_and_to_another_when_it_is_down() -> None:
+    from clinic.rasa_client import RasaClient
+
+    async def main() -> None:
+        a, b = FakeRasa("a"), FakeRasa("b")
+        await a.start()
+        await b.start()
+        down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        conversations = [uuid.uuid4().hex for _ in range(40)]
+
+        first, second = RasaClient(f"{a.url},{b.url}"), RasaClient(f" {a.url}/ , {b.url} ")
+        answers = {c: (await first.send(c, "hi"))[0]["text"] for c in conversations}
+        again = {c: (await second.send(c, "hi"))[0]["text"] for c in conversations}
+        assert answers == again  # every web-app process sends a conversation to the same server
+        assert set(answers.values()) == {"a", "b"}  # and both servers get their share
+
+        with_a_dead_one = RasaClient(f"{down},{a.url}")
+        owned_by_dead = [c for c in conversations if with_a_dead_one.servers_for(c)[0] == down]
+        assert owned_by_dead
+        for c in owned_by_dead:
+            assert (await with_a_dead_one.send(c, "hi"))[0]["text"] == "a"  # retried on the other
+
+        failing = FakeRasa("failing", status=500)
+        await failing.start()
+        no_retry = RasaClient(f"{failing.url},{b.url}")
+        c = next(c for c in conversations if no_retry.servers_for(c)[0] == failing.url)
+        before = len(b.senders)
+        from clinic.rasa_client import RasaUnavailable
+
+        with pytest.raises(RasaUnavailable):
+            await no_retry.send(c, "hi")  # an error answer may follow processing: not sent twice
+        assert len(b.senders) == before
+
+        for client in (first, second, with_a_dead_one, no_retry):
+            await client.close()
+        for server in (a, b, failing):
+            await server.runner.cleanup()
+
+    asyncio.run(main())
+
+
+# --- Redis: the lock store, the reply cache, the rate limits ------------------------
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    _skip_unless_installed("redis-server")
+    workdir = _workdir("clinic-redis-")
+    server = Redis(workdir, free_port(), workdir / "redis.log")
+    try:
+        server.start()
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_tickets_issued_by_several_servers_at_once_are_all_different(redis_url: str) -> None:
+    from clinic.lock_store import RedisTicketLockStore
+
+    stores = [RedisTicketLockStore(url=redis_url) for _ in range(4)]  # one per Rasa server
+    conversation = uuid.uuid4().hex
+    start = threading.Barrier(len(stores))
+
+    def issue(store: RedisTicketLockStore) -> List[int]:
+        start.wait()
+        return [store.issue_ticket(conversation) for _ in range(25)]
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        tickets = [t for batch in pool.map(issue, stores) for t in batch]
+    assert sorted(tickets) == list(range(100))
+    lock = stores[0].get_lock(conversation)
+    assert len(lock.tickets) == 100
+    for t in tickets:
+        stores[t % 4].cleanup(conversation, t)
+    assert stores[0].get_lock(conversation) is None  # the last one out deletes the lock
+
+
+def test_the_lock_serves_one_holder_at_a_time_in_ticket_order_across_servers(redis_url: str) -> None:
+    from clinic.lock_store import RedisTicketLockStore
+
+    async def main() -> List[tuple]:
+        stores = [RedisTicketLockStore(url=redis_url, poll_seconds=0.01) for _ in range(2)]
+        conversation = uuid.uuid4().hex
+        log: List[tuple] = []
+
+        async def message(i: int) -> None:
+            await asyncio.sleep(i * 0.005)
+            async with stores[i % 2].lock(conversation):
+                log.append(("in", i))
+                await asyncio.sleep(0.01)
+                log.append(("out", i))
+
+        await asyncio.gather(*(message(i) for i in range(20)))
+        return log
+
+    log = asyncio.run(main())
+    assert log == [(step, i) for i in range(20) for step in ("in", "out")]
+
+
+def test_a_dead_holders_ticket_runs_out_and_a_live_one_is_renewed(redis_url: str) -> None:
+    from clinic.lock_store import RedisTicketLockStore
+
+    async def main() -> None:
+        store = RedisTicketLockStore(url=redis_url, lease_seconds=0.6, poll_seconds=0.02)
+        dead = uuid.uuid4().hex
+        store.issue_ticket(dead)  # a server died holding it: nobody renews it
+        t0 = time.monotonic()
+        async with store.lock(dead):
+            waited = time.monotonic() - t0
+        assert 0.4 < waited < 3
+
+        live = uuid.uuid4().hex
+        order: List[str] = []
+
+        async def long_holder() -> None:
+            async with store.lock(live):
+                await asyncio.sleep(1.5)  # longer than the lease: renewed meanwhile
+                order.append("long")
+
+        async def next_one() -> None:
+            await asyncio.sleep(0.1)
+            async with store.lock(live):
+                order.append("next")
+
+        await asyncio.gather(long_holder(), next_one())
+        assert order == ["long", "next"]
+
+    asyncio.run(main())
+
+
+def test_the_reply_cache_in_redis_answers_a_retry_on_any_process_once(redis_url: str) -> None:
+    from clinic.web.idempotency import RedisReplyCache, ReplyCache, reply_cache
+
+    assert isinstance(reply_cache(None), ReplyCache) and isinstance(reply_cache(redis_url), RedisReplyCache)
+    calls: List[str] = []
+
+    async def produce() -> List[Dict[str, str]]:
+        calls.append("x")
+        await asyncio.sleep(0.1)
+        return [{"text": "answer"}]
+
+    async def main() -> None:
+        processes = [RedisReplyCache(redis_url, poll_s=0.01) for _ in range(3)]  # three web-app processes
+        key = (uuid.uuid4().hex, "m1")
+        results = await asyncio.gather(*(p.once(key, produce) for p in processes for _ in range(2)))
+        assert results == [[{"text": "answer"}]] * 6 and len(calls) == 1
+        assert await processes[2].once(key, produce) == [{"text": "answer"}] and len(calls) == 1
+        assert await processes[0].once((key[0], "m2"), produce) == [{"text": "answer"}] and len(calls) == 2
+
+        attempts: List[int] = []
+
+        async def fails_once() -> str:
+            attempts.append(1)
+            if len(attempts) == 1:
+                raise ConnectionError("rasa down")
+            return "ok"
+
+        failing = (uuid.uuid4().hex, "m")
+        with pytest.raises(ConnectionError):
+            await processes[0].once(failing, fails_once)
+        assert await processes[1].once(failing, fails_once) == "ok" and len(attempts) == 2  # not kept
+        for p in processes:
+            await p.close()
+
+        unreachable = RedisReplyCache(f"redis://127.0.0.1:{free_port()}/0")
+        assert await unreachable.once(("c", "m"), produce) == [{"text": "answer"}]  # answered without it
+        await unreachable.close()
+
+    asyncio.run(main())
+
+
+def test_rate_limits_in_redis_are_shared_by_every_process(redis_url: str) -> None:
+    from clinic.web.rate_limit import RateLimiter, RedisRateLimiter, limiter
+
+    assert isinstance(limiter((30, 2), None, "messages"), RateLimiter)
+    assert isinstance(limiter(None, redis_url, "messages"), RateLimiter)  # off stays off
+    assert isinstance(limiter((30, 2), redis_url, "messages"), RedisRateLimiter)
+
+    async def main() -> None:
+        one, two = (limiter((3, 2), redis_url, "messages") for _ in range(2))
+        other_kind = limiter((3, 2), redis_url, "visitors")
+        key = f"cid:{uuid.uuid4().hex}"
+        answers = [await one.check(key), await two.check(key), await one.check(key), await two.check(key)]
+        assert answers == [None, None, None, 1]  # a burst of 3 across both processes, then wait
+        assert await other_kind.check(key) is None  # another limiter, another bucket
+        await asyncio.sleep(0.55)  # two a second: one token back
+        assert await one.check(key) is None and await two.check(key) == 1
+        for lim in (one, two, other_kind):
+            await lim.close()
+
+        in_memory = RateLimiter.from_setting((2, 1))
+        assert [await in_memory.check("a") for _ in range(3)] == [None, None, 1]
+
+        unreachable = RedisRateLimiter(f"redis://127.0.0.1:{free_port()}/0", per_second=1, burst=1, name="m")
+        assert await unreachable.check("a") is None and await unreachable.check("a") is None  # let through
+        await unreachable.close()
+
+    asyncio.run(main())
+
+
+# --- the whole stack: PostgreSQL, Redis, two Rasa servers, two action servers, the web app ---
+
+
+@pytest.fixture(scope="module")
+def scale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleStack]:
+    _skip_unless_installed()
+    if not (ROOT / "models" / "clinic.tar.gz").exists():
+        pytest.fail("models/clinic.tar.gz is missing: run `make train` (make test does it)")
+    stack = ScaleStack(
+        workdir=_workdir("clinic-scale-"), durable=False,
+        extra_env={"RATE_LIMIT_MESSAGES": "off", "RATE_LIMIT_NEW_VISITORS": "off"},
+    )
+    try:
+        stack.start_all()
+        yield stack
+    finally:
+        stack.stop_all()
+        logs = tmp_path_factory.mktemp("scale-logs")  # kept by pytest for the last few runs
+        for log in stack.workdir.glob("*.log"):
+            shutil.copy(log, logs / log.name)
+        shutil.rmtree(stack.workdir, ignore_errors=True)
+
+
+def _events(stack: ScaleStack, conversation: str, server: int = 0) -> List[Dict[str, Any]]:
+    url = f"{stack.rasa_urls[server]}/conversations/{conversation}/tracker"
+    return requests.get(url, params={"include_events": "ALL"}, timeout=30).json()["events"]
+
+
+def _user_texts(events: List[Dict[str, Any]]) -> List[str]:
+    return [e["text"] for e in events if e["event"] == "user"]
+
+
+def _turns(events: List[Dict[str, Any]]) -> List[List[str]]:
+    """Per user message, the bot texts that follow it before the next user message."""
+    turns: List[List[str]] = []
+    for e in events:
+        if e["event"] == "user":
+            turns.append([])
+        elif e["event"] == "bot" and turns:
+            turns[-1].append(e.get("text") or "")
+    return turns
+
+
+def test_messages_of_one_conversation_sent_to_both_servers_at_once_are_processed_in_order(scale: ScaleStack) -> None:
+    conversation = "both-" + uuid.uuid4().hex[:12]
+    sent = [f"{QUESTIONS[i % len(QUESTIONS)]} ({i})" for i in range(20)]
+    replies: Dict[int, List[str]] = {}
+
+    def send(i: int) -> None:
+        time.sleep(i * 0.3)  # each arrives while the ones before it still wait or work
+        url = f"{scale.rasa_urls[i % 2]}/webhooks/rest/webhook"  # alternating between the two servers
+        response = requests.post(url, json={"sender": conversation, "message": sent[i]}, timeout=120)
+        assert response.status_code == 200
+        replies[i] = [m.get("text") or "" for m in response.json()]
+
+    with ThreadPoolExecutor(len(sent)) as pool:
+        list(pool.map(send, range(len(sent))))
+
+    for server in (0, 1):  # both servers read the same conversation
+        events = _events(scale, conversation, server)
+        assert _user_texts(events) == sent  # none lost, none doubled, in the order sent
+        assert _turns(events) == [replies[i] for i in range(len(sent))]  # each processed whole before the next
+    assert all(replies[i] for i in range(len(sent)))
+
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(scale.database_url)
+    with engine.connect() as conn:  # stored in PostgreSQL (not Rasa's silent in-memory fallback)
+        stored = conn.execute(sa.text("SELECT count(*) FROM events WHERE sender_id = :c AND type_name = 'user'"),
+                              {"c": conversation}).scalar()
+        tables = set(sa.inspect(conn).get_table_names())
+    engine.dispose()
+    assert stored == len(sent)
+    assert {"handoff_requests", "referrals", "staff_users"} <= tables  # the clinic DB, from DATABASE_URL alone
+
+
+def test_messages_arriving_at_the_same_moment_on_both_servers_are_all_processed_one_at_a_time(scale: ScaleStack) -> None:
+    conversation = "burst-" + uuid.uuid4().hex[:12]
+    sent = [f"{QUESTIONS[i % len(QUESTIONS)]} [{i}]" for i in range(12)]
+    start = threading.Barrier(len(sent))
+    replies: Dict[str, List[str]] = {}
+
+    def send(i: int) -> None:
+        start.wait()
+        url = f"{scale.rasa_urls[i % 2]}/webhooks/rest/webhook"
+        response = requests.post(url, json={"sender": conversation, "message": sent[i]}, timeout=120)
+        assert response.status_code == 200
+        replies[sent[i]] = [m.get("text") or "" for m in response.json()]
+
+    with ThreadPoolExecutor(len(sent)) as pool:
+        list(pool.map(send, range(len(sent))))
+
+    events = _events(scale, conversation)
+    order = _user_texts(events)
+    assert sorted(order) == sorted(sent)  # none lost, none doubled (the order is the servers' to pick)
+    assert _turns(events) == [replies[text] for text in order]
+
+
+def test_a_restarted_postgresql_is_reconnected_without_a_manual_step(scale: ScaleStack) -> None:
+    from tests.stack import conversation_id
+
+    direct = ["restart-" + uuid.uuid4().hex[:8] for _ in scale.rasa_urls]  # one conversation on each server
+    visitors = [requests.Session() for _ in range(3)]  # and some through the web app (the clinic DB too)
+
+    def message(round_: int) -> None:
+        for server, cid in enumerate(direct):
+            r = requests.post(f"{scale.rasa_urls[server]}/webhooks/rest/webhook",
+                              json={"sender": cid, "message": QUESTIONS[round_]}, timeout=60)
+            assert r.status_code == 200 and r.json(), r.text
+        for visitor in visitors:
+            r = visitor.post(f"{scale.web_url}/api/chat", json={"message": QUESTIONS[round_], "id": uuid.uuid4().hex},
+                             timeout=60)
+            assert r.status_code == 200 and r.json()["messages"], r.text
+
+    message(0)
+    scale.postgres.stop()  # every process still holds pooled connections to the old server
+    scale.postgres.start()
+    message(1)  # at once, no manual step
+
+    conversations = direct + [conversation_id(visitor, scale) for visitor in visitors]
+    for cid in conversations:  # each continued from what is stored, not Rasa's empty fallback tracker
+        for server in range(len(scale.rasa_urls)):
+            assert _user_texts(_events(scale, cid, server)) == QUESTIONS[:2], cid
+    for name in scale.rasa_names():
+        assert "InMemoryTrackerStore" not in (scale.workdir / f"{name}.log").read_text()
+
+
+def test_a_rasa_server_killed_mid_load_loses_no_visitor_message(scale: ScaleStack) -> None:
+    visitors, messages_each = 10, 6
+    answered = [0]
+    lock = threading.Lock()
+    killed = threading.Event()
+    results: Dict[int, Dict[str, Any]] = {}
+
+    def chat(v: int) -> None:
+        session = requests.Session()
+        sent: List[str] = []
+        for m in range(messages_each):
+            text = f"{QUESTIONS[(v + m) % len(QUESTIONS)]} <{v}.{m}>"
+            body = {"message": text, "id": uuid.uuid4().hex}
+            r = session.post(f"{scale.web_url}/api/chat", json=body, timeout=120)
+            assert r.status_code == 200, (v, m, r.status_code, r.text)
+            assert r.json()["messages"], (v, m)
+            sent.append(text)
+            with lock:
+                answered[0] += 1
+        results[v] = {"session": session, "sent": sent}
+
+    def killer() -> None:
+        while answered[0] < visitors * 2 and not killed.is_set():  # well into the load
+            time.sleep(0.05)
+        scale.kill("rasa1")
+        killed.set()
+
+    errors: List[BaseException] = []
+    with ThreadPoolExecutor(visitors + 1) as pool:
+        futures = [pool.submit(killer)] + [pool.submit(chat, v) for v in range(visitors)]
+        for future in futures:
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001 - every visitor's failure is reported
+                errors.append(exc)
+    assert not errors, errors
+    assert killed.is_set() and answered[0] == visitors * messages_each
+
+    from tests.stack import conversation_id
+
+    for v, result in results.items():  # read from the server that stayed up
+        events = _events(scale, conversation_id(result["session"], scale), server=1)
+        users = _user_texts(events)
+        # in order, each there; a message whose server died after storing it but before answering
+        # is stored once more by the retry (the only doubling the retry can make)
+        deduplicated = [t for i, t in enumerate(users) if i == 0 or t != users[i - 1]]
+        assert deduplicated == result["sent"], (v, users)
+        assert all(turn for turn in _turns(events)), v
+    web_log = (scale.workdir / "web.log").read_text()
+    assert "retrying on" in web_log
+    for result in results.values():
+        assert not any(text in web_log for text in result["sent"])  # nothing of a visitor's in the log
