@@ -8,7 +8,9 @@ computes alike (rendezvous hashing: adding a server moves only its share of conv
 When that server cannot be reached (connection refused or reset, or closed before it
 answered), the same call is made once more on the next server of the conversation's order;
 the shared lock store keeps the conversation's messages in order whichever server takes
-them. A server that failed so is tried last for ``down_for_s`` seconds. A server that answers
+them. A server that failed so is tried last for ``down_for_s`` seconds. With a single URL (a
+load balancer or a Kubernetes Service in front of the Rasa servers), the retry goes to that
+URL again, which hands it to a server that is up. A server that answers
 with an error, or too late, is not retried: it may have processed the message.
 """
 
@@ -79,7 +81,9 @@ class RasaClient:
         params: Optional[Dict[str, str]] = None,
         conversation_id: Optional[str] = None,
     ) -> Any:
-        servers = self.servers_for(conversation_id)[:2]  # its own, then one retry on another
+        servers = self.servers_for(conversation_id)
+        # its own, then one retry on another; with one URL (a load balancer), on that one again
+        servers = servers[:2] if len(servers) > 1 else servers * 2
         for attempt, base_url in enumerate(servers):
             try:
                 return await self._call_one(base_url, method, path, body, params)

@@ -106,7 +106,7 @@ class ClinicInfo:
 class Settings:
     settings_dir: Path
     var_dir: Path
-    clinic_db_url: str
+    clinic_db_url: str = field(repr=False)  # may hold a password
     rasa_url: str
     web_host: str
     web_port: int
@@ -126,7 +126,7 @@ class Settings:
     widget_allowed_origins: Tuple[str, ...] = ()
     cookie_samesite: str = "Lax"
     rasa_token: Optional[str] = field(default=None, repr=False)
-    tracker_db_url: str = "sqlite:///var/tracker.db"
+    tracker_db_url: str = field(default="sqlite:///var/tracker.db", repr=False)
     console_host: str = "127.0.0.1"
     console_port: int = 8001
     staff_session_hours: float = 8.0

@@ -62,7 +62,7 @@ def test_one_database_url_and_several_rasa_servers_from_settings(monkeypatch: py
         s = settings.get_settings()
         assert s.clinic_db_url == s.tracker_db_url == "postgresql://clinic:pw@db:5432/clinic"
         assert s.rasa_url == "http://a:5005,http://b:5005" and s.rasa_urls == ("http://a:5005", "http://b:5005")
-        assert s.redis_url == "redis://cache:6379/0" and "cache" not in repr(s)
+        assert s.redis_url == "redis://cache:6379/0" and "cache" not in repr(s) and "pw@" not in repr(s)
         assert (s.db_pool_size, s.db_max_overflow) == (20, 10)
         monkeypatch.setenv("TRACKER_DB_URL", "postgresql://clinic:pw@other:5432/rasa")  # still overrides
         settings.get_settings.cache_clear()
@@ -94,10 +94,11 @@ def test_the_scale_endpoints_name_the_shared_stores() -> None:
 
 
 class FakeRasa:
-    """A stand-in for one Rasa server's REST channel: answers with its name, or an error."""
+    """A stand-in for one Rasa server's REST channel: answers with its name, or an error, or
+    (``drop`` times) closes the connection unanswered."""
 
-    def __init__(self, name: str, status: int = 200) -> None:
-        self.name, self.status, self.port = name, status, free_port()
+    def __init__(self, name: str, status: int = 200, drop: int = 0) -> None:
+        self.name, self.status, self.drop, self.port = name, status, drop, free_port()
         self.senders: List[str] = []
 
     async def start(self) -> None:
@@ -105,6 +106,9 @@ class FakeRasa:
 
         async def webhook(request: Any) -> Any:
             self.senders.append((await request.json())["sender"])
+            if self.drop:
+                self.drop -= 1
+                request.transport.close()
             return web.json_response([{"text": self.name}], status=self.status)
 
         app = web.Application()
@@ -151,9 +155,17 @@ def test_each_conversation_goes_to_one_server_and_to_another_when_it_is_down() -
             await no_retry.send(c, "hi")  # an error answer may follow processing: not sent twice
         assert len(b.senders) == before
 
-        for client in (first, second, with_a_dead_one, no_retry):
+        behind_a_balancer = FakeRasa("balanced", drop=1)  # one URL: the retry goes to it again
+        await behind_a_balancer.start()
+        one_url = RasaClient(behind_a_balancer.url)
+        assert (await one_url.send("c", "hi"))[0]["text"] == "balanced" and len(behind_a_balancer.senders) == 2
+        behind_a_balancer.drop = 2
+        with pytest.raises(RasaUnavailable):
+            await one_url.send("c", "hi")  # retried once only
+
+        for client in (first, second, with_a_dead_one, no_retry, one_url):
             await client.close()
-        for server in (a, b, failing):
+        for server in (a, b, failing, behind_a_balancer):
             await server.runner.cleanup()
 
     asyncio.run(main())
@@ -319,6 +331,53 @@ def test_rate_limits_in_redis_are_shared_by_every_process(redis_url: str) -> Non
     asyncio.run(main())
 
 
+class CountingRasa:
+    """Rasa's REST channel, replaced: counts what the web app forwards."""
+
+    def __init__(self) -> None:
+        self.sent: List[str] = []
+
+    async def send(self, conversation_id: str, text: str, metadata: Any = None) -> List[Dict[str, Any]]:
+        self.sent.append(text)
+        return [{"recipient_id": conversation_id, "text": f"answer {len(self.sent)}"}]
+
+    async def events(self, conversation_id: str) -> List[Dict[str, Any]]:
+        return []
+
+
+def test_two_web_app_processes_share_the_reply_cache_and_the_rate_limits_in_redis(
+    redis_url: str, clinic_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sanic import Sanic
+
+    from clinic import settings
+    from clinic.web.app import create_app
+    from clinic.web.idempotency import RedisReplyCache
+
+    Sanic.test_mode = True
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("RATE_LIMIT_MESSAGES", "3/0.01")  # a burst of 3 per conversation, then one a 100 s
+    settings.get_settings.cache_clear()
+    rasa = CountingRasa()
+    one, two = (create_app(settings.get_settings(), rasa=rasa, name=f"web_{n}_{uuid.uuid4().hex[:6]}") for n in "ab")
+    if not isinstance(one.ctx.replies, RedisReplyCache):
+        pytest.skip("clinic/web/app.py does not use REDIS_URL yet (idempotency.reply_cache, rate_limit.limiter)")
+
+    def chat(app: Any, message_id: str, cookies: Dict[str, str]) -> Any:
+        _, response = app.test_client.post("/api/chat", json={"message": "hello", "id": message_id}, cookies=cookies)
+        return response
+
+    first = chat(one, "m1", {})
+    cookies = {"cid": first.cookies["cid"]}
+    retried = chat(two, "m1", cookies)  # the retry reaches the other process
+    assert retried.status == 200 and retried.json["messages"] == first.json["messages"]
+    assert len(rasa.sent) == 1  # processed once
+    assert chat(one, "m2", cookies).status == 200 and chat(two, "m3", cookies).status == 200
+    limited = chat(one, "m4", cookies)  # the retry, m2 and m3 took the burst, whichever process took them
+    assert limited.status == 429 and int(limited.headers["retry-after"]) >= 1
+    assert len(rasa.sent) == 3
+
+
 # --- the whole stack: PostgreSQL, Redis, two Rasa servers, two action servers, the web app ---
 
 
@@ -363,19 +422,36 @@ def _turns(events: List[Dict[str, Any]]) -> List[List[str]]:
 
 
 def test_messages_of_one_conversation_sent_to_both_servers_at_once_are_processed_in_order(scale: ScaleStack) -> None:
+    from clinic.lock_store import RedisTicketLockStore
+
     conversation = "both-" + uuid.uuid4().hex[:12]
     sent = [f"{QUESTIONS[i % len(QUESTIONS)]} ({i})" for i in range(20)]
     replies: Dict[int, List[str]] = {}
 
     def send(i: int) -> None:
-        time.sleep(i * 0.3)  # each arrives while the ones before it still wait or work
         url = f"{scale.rasa_urls[i % 2]}/webhooks/rest/webhook"  # alternating between the two servers
         response = requests.post(url, json={"sender": conversation, "message": sent[i]}, timeout=120)
         assert response.status_code == 200
         replies[i] = [m.get("text") or "" for m in response.json()]
 
-    with ThreadPoolExecutor(len(sent)) as pool:
-        list(pool.map(send, range(len(sent))))
+    async def main() -> None:
+        # The test holds the conversation's lock, as a message still being worked on would, and
+        # sends each message once the one before it has its ticket: all 20 then wait at once, on
+        # both servers, in a known order.
+        store = RedisTicketLockStore(url=scale.redis.url)
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(len(sent)) as pool:
+            async with store.lock(conversation):
+                pending = []
+                for i in range(len(sent)):
+                    pending.append(loop.run_in_executor(pool, send, i))
+                    deadline = time.monotonic() + 30
+                    while len(store.get_lock(conversation).tickets) < i + 2:  # ours and one per message
+                        assert time.monotonic() < deadline, f"message {i} got no ticket"
+                        await asyncio.sleep(0.01)
+            await asyncio.gather(*pending)
+
+    asyncio.run(main())
 
     for server in (0, 1):  # both servers read the same conversation
         events = _events(scale, conversation, server)
@@ -396,25 +472,28 @@ def test_messages_of_one_conversation_sent_to_both_servers_at_once_are_processed
 
 
 def test_messages_arriving_at_the_same_moment_on_both_servers_are_all_processed_one_at_a_time(scale: ScaleStack) -> None:
-    conversation = "burst-" + uuid.uuid4().hex[:12]
-    sent = [f"{QUESTIONS[i % len(QUESTIONS)]} [{i}]" for i in range(12)]
-    start = threading.Barrier(len(sent))
-    replies: Dict[str, List[str]] = {}
+    conversations = ["burst-" + uuid.uuid4().hex[:12] for _ in range(4)]
+    each = 10
+    sent = {c: [f"{QUESTIONS[i % len(QUESTIONS)]} [{i}]" for i in range(each)] for c in conversations}
+    start = threading.Barrier(len(conversations) * each)
+    replies: Dict[tuple, List[str]] = {}
 
-    def send(i: int) -> None:
-        start.wait()
+    def send(c: str, i: int) -> None:
+        start.wait()  # all at the same instant, half of each conversation's on each server
         url = f"{scale.rasa_urls[i % 2]}/webhooks/rest/webhook"
-        response = requests.post(url, json={"sender": conversation, "message": sent[i]}, timeout=120)
+        response = requests.post(url, json={"sender": c, "message": sent[c][i]}, timeout=120)
         assert response.status_code == 200
-        replies[sent[i]] = [m.get("text") or "" for m in response.json()]
+        replies[(c, sent[c][i])] = [m.get("text") or "" for m in response.json()]
 
-    with ThreadPoolExecutor(len(sent)) as pool:
-        list(pool.map(send, range(len(sent))))
+    with ThreadPoolExecutor(len(conversations) * each) as pool:
+        list(pool.map(lambda job: send(*job), [(c, i) for c in conversations for i in range(each)]))
 
-    events = _events(scale, conversation)
-    order = _user_texts(events)
-    assert sorted(order) == sorted(sent)  # none lost, none doubled (the order is the servers' to pick)
-    assert _turns(events) == [replies[text] for text in order]
+    for c in conversations:
+        events = _events(scale, c)
+        order = _user_texts(events)
+        assert sorted(order) == sorted(sent[c]), c  # none lost, none doubled (the order is the servers' to pick)
+        assert _turns(events) == [replies[(c, text)] for text in order], c  # one at a time
+        assert all(replies[(c, text)] for text in order), c
 
 
 def test_a_restarted_postgresql_is_reconnected_without_a_manual_step(scale: ScaleStack) -> None:

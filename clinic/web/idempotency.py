@@ -85,13 +85,24 @@ class RedisReplyCache:
         poll_s: float = 0.05,
         prefix: str = "clinic:reply:",
     ) -> None:
-        import redis.asyncio
-
-        self.redis = redis.asyncio.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.url = url
+        self._redis: Any = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
         self.ttl_ms = int(ttl_s * 1000)
         self.pending_ms = int(pending_s * 1000)  # longer than the web app's wait for Rasa, retry included
         self.poll_s = poll_s
         self.prefix = prefix
+
+    @property
+    def redis(self) -> Any:
+        """A client of the running event loop's (a client's connections belong to one loop)."""
+        import redis.asyncio
+
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._redis = redis.asyncio.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+            self._loop = loop
+        return self._redis
 
     def _key(self, key: Key) -> str:
         conversation_id, message_id = key
@@ -138,7 +149,9 @@ class RedisReplyCache:
             logger.warning("reply cache unavailable (%s)", type(exc).__name__)
 
     async def close(self) -> None:
-        await self.redis.close()
+        if self._redis is not None and self._loop is asyncio.get_running_loop():
+            await self._redis.close()
+        self._redis = self._loop = None
 
 
 def reply_cache(redis_url: Optional[str]) -> Any:

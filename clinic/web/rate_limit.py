@@ -13,6 +13,7 @@ one Lua script takes a token atomically, on Redis's clock. Both answer
 wait. When Redis cannot be reached, requests go through (a warning is logged).
 """
 
+import asyncio
 import logging
 import math
 import time
@@ -90,27 +91,40 @@ return wait
 
 class RedisRateLimiter:
     def __init__(self, url: str, per_second: float, burst: float, name: str) -> None:
-        import redis.asyncio
-
-        self.redis = redis.asyncio.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.url = url
         self.per_second = per_second
         self.burst = burst
         self.prefix = f"clinic:rate:{name}:"
-        self._take = self.redis.register_script(_TAKE)
+        self._redis: Any = None
+        self._take: Any = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    def _script(self) -> Any:
+        """The token script on a client of the running event loop's (a client's connections belong to one loop)."""
+        import redis.asyncio
+
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._redis = redis.asyncio.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+            self._take = self._redis.register_script(_TAKE)
+            self._loop = loop
+        return self._take
 
     async def check(self, key: str) -> Optional[int]:
         """None when ``key`` may go on, else the seconds to wait."""
         import redis
 
         try:
-            wait_ms = await self._take(keys=[self.prefix + key], args=[repr(self.burst), repr(self.per_second)])
+            wait_ms = await self._script()(keys=[self.prefix + key], args=[repr(self.burst), repr(self.per_second)])
         except redis.RedisError as exc:
             logger.warning("rate limits unavailable (%s): request let through", type(exc).__name__)
             return None
         return None if not wait_ms else max(1, math.ceil(int(wait_ms) / 1000))
 
     async def close(self) -> None:
-        await self.redis.close()
+        if self._redis is not None and self._loop is asyncio.get_running_loop():
+            await self._redis.close()
+        self._redis = self._take = self._loop = None
 
 
 def limiter(setting: Optional[Tuple[float, float]], redis_url: Optional[str], name: str) -> Any:
