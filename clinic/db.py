@@ -183,9 +183,33 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(
             url, pool_pre_ping=True, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
         )
-    metadata.create_all(engine)
-    add_missing_columns(engine)
+    _create_tables(engine)
     return engine
+
+
+SCHEMA_LOCK = 7_245_019  # a PostgreSQL advisory lock key: one process at a time creates tables
+
+
+def _create_tables(engine: Engine) -> None:
+    """Tables, columns and indexes made when missing. On PostgreSQL one process at a time
+    (processes starting together on a new database would otherwise collide: "already exists")."""
+    if engine.dialect.name != "postgresql":
+        metadata.create_all(engine)
+        add_missing_columns(engine)
+        return
+    from sqlalchemy.pool import NullPool
+
+    lock_engine = create_engine(engine.url, poolclass=NullPool)
+    try:
+        with lock_engine.connect() as lock:  # the lock ends with its session at the latest
+            lock.exec_driver_sql(f"SELECT pg_advisory_lock({SCHEMA_LOCK})")
+            try:
+                metadata.create_all(engine)
+                add_missing_columns(engine)
+            finally:
+                lock.exec_driver_sql(f"SELECT pg_advisory_unlock({SCHEMA_LOCK})")
+    finally:
+        lock_engine.dispose()
 
 
 def add_missing_columns(engine: Engine) -> None:

@@ -8,6 +8,7 @@ where they are missing.
 """
 
 import asyncio
+import os
 import shutil
 import tempfile
 import threading
@@ -20,7 +21,7 @@ from typing import Any, Dict, Iterator, List
 import pytest
 import requests
 
-from tests.scale_stack import Redis, ScaleStack, missing_programs
+from tests.scale_stack import Postgres, Redis, ScaleStack, missing_programs
 from tests.stack import ROOT, free_port
 
 QUESTIONS = [
@@ -376,6 +377,72 @@ def test_two_web_app_processes_share_the_reply_cache_and_the_rate_limits_in_redi
     limited = chat(one, "m4", cookies)  # the retry, m2 and m3 took the burst, whichever process took them
     assert limited.status == 429 and int(limited.headers["retry-after"]) >= 1
     assert len(rasa.sent) == 3
+
+
+# --- PostgreSQL: the clinic DB's engine ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    _skip_unless_installed("initdb", "postgres")
+    workdir = _workdir("clinic-pg-")
+    server = Postgres(workdir / "pg", free_port(), workdir / "postgres.log", durable=False)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _new_database(server: Postgres) -> str:
+    import psycopg2
+
+    name = "t" + uuid.uuid4().hex[:10]
+    conn = psycopg2.connect(host="127.0.0.1", port=server.port, user="clinic", dbname="postgres")
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE DATABASE {name}")
+    conn.close()
+    return server.url.rsplit("/", 1)[0] + "/" + name
+
+
+def test_processes_starting_together_on_a_new_database_all_make_their_tables(postgres: Postgres) -> None:
+    import subprocess
+    import sys
+
+    url = _new_database(postgres)
+    start_at = time.time() + 3  # after every interpreter has started
+    code = f"import time; time.sleep(max(0, {start_at} - time.time())); from clinic import db; db.get_engine({url!r})"
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}) for _ in range(5)]
+    failures = [p.communicate()[1].decode()[-300:] for p in procs]
+    assert not [p for p in procs if p.returncode != 0], failures
+
+
+def test_the_clinic_db_pool_follows_the_settings_and_outlives_a_database_restart(
+    postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy as sa
+
+    from clinic import db, settings
+
+    monkeypatch.setenv("DB_POOL_SIZE", "3")
+    monkeypatch.setenv("DB_MAX_OVERFLOW", "2")
+    settings.get_settings.cache_clear()
+    url = _new_database(postgres)
+    try:
+        engine = db.get_engine(url)
+        assert (engine.pool.size(), engine.pool._max_overflow) == (3, 2)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM referrals")).scalar() == 0
+        postgres.stop()  # the pooled connection is dead now
+        postgres.start()
+        with engine.connect() as conn:  # checked before use and replaced: no error
+            assert conn.execute(sa.text("SELECT count(*) FROM referrals")).scalar() == 0
+    finally:
+        settings.get_settings.cache_clear()
+        db.get_engine.cache_clear()
 
 
 # --- the whole stack: PostgreSQL, Redis, two Rasa servers, two action servers, the web app ---
