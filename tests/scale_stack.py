@@ -298,7 +298,7 @@ class ScaleStack(Stack):
         self.postgres.start()
         self.redis.start()
 
-    def start_all(self, timeout_s: float = 240, extras: bool = False) -> None:
+    def start_all(self, timeout_s: float = 360, extras: bool = False) -> None:
         """Everything, the Rasa servers and action servers at once; ``extras``: the console,
         the notifier and the dev mailbox too."""
         self.start_services()
