@@ -32,3 +32,20 @@ def test_ordinary_records_pass_unchanged():
     r = record("Starting Rasa server on %s", ("http://127.0.0.1:5005",))
     PrivacyFilter().filter(r)
     assert r.getMessage() == "Starting Rasa server on http://127.0.0.1:5005"
+
+
+def test_a_structured_rasa_line_keeps_its_event_and_withholds_the_visitor_text():
+    line = '{"text": "%s", "event": "rest.message.received.failure", "level": "error", "exception": [{"exc_value": "%s"}]}' % (SECRET, SECRET)
+    r = record(line, exc=RuntimeError(SECRET))
+    PrivacyFilter().filter(r)
+    out = logging.Formatter("%(message)s").format(r)
+    assert SECRET not in out and "jane@" not in out
+    assert '"event": "rest.message.received.failure"' in out and '"withheld": ["exception", "text"]' in out
+    assert out.endswith("[RuntimeError]")
+
+
+def test_json_that_is_not_a_structured_line_is_left_alone():
+    for line in ('{"status": "ok"}', "{not json", "[1, 2]"):
+        r = record(line)
+        PrivacyFilter().filter(r)
+        assert r.getMessage() == line
