@@ -2,7 +2,8 @@
 
 import asyncio
 import logging
-from typing import Any, Dict, List, Optional, Set, Text
+import time
+from typing import Any, Callable, Dict, List, Optional, Set, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -75,6 +76,44 @@ class ValidateWaitlistForm(FormValidationAction):
         return validate_answer("waitlist_consent", value, dispatcher, tracker, _consent, "utter_wrong_consent")
 
 
+# A referral (or waitlist entry) that could not be stored, the database being locked or full, is
+# tried again in the background until it is, for RETRY_FOR_S at most: the visitor, told to
+# contact the clinic meanwhile, is not lost, and create_referral is idempotent per conversation.
+RETRY_EVERY_S = 5.0
+RETRY_FOR_S = 60 * 60.0
+_retrying: Set["asyncio.Task[None]"] = set()
+
+
+async def _in_thread(store: Callable[[], Any]) -> Any:
+    """A database write off the event loop: a locked SQLite file waits out its busy timeout."""
+    return await asyncio.get_running_loop().run_in_executor(None, store)
+
+
+async def _store_later(store: Callable[[], Any], then: Optional[Callable[[Any], None]]) -> None:
+    deadline = time.monotonic() + RETRY_FOR_S
+    while time.monotonic() < deadline:
+        await asyncio.sleep(RETRY_EVERY_S)
+        try:
+            result = await _in_thread(store)
+        except ValueError:
+            logger.exception("cannot store: not to be tried again")
+            return
+        except Exception as exc:
+            logger.warning("still cannot store (%s): trying again", type(exc).__name__)
+            continue
+        logger.info("stored on a later try")
+        if then is not None:
+            then(result)
+        return
+    logger.error("gave up storing after %.0f s", RETRY_FOR_S)
+
+
+def _keep_trying(store: Callable[[], Any], then: Optional[Callable[[Any], None]] = None) -> None:
+    task = asyncio.get_running_loop().create_task(_store_later(store, then))
+    _retrying.add(task)
+    task.add_done_callback(_retrying.discard)
+
+
 def _notify_in_background(reference: Text) -> None:
     settings = get_settings()
     engine = db.get_engine(settings.clinic_db_url)
@@ -104,8 +143,9 @@ class ActionSubmitReferral(Action):
         }
         urgent = bool(tracker.get_slot("crisis_flagged")) or answers.get("suicidal_thoughts") == "unsure"
         settings = get_settings()
-        try:
-            reference = referrals.create_referral(
+
+        def store() -> Text:
+            return referrals.create_referral(
                 db.get_engine(settings.clinic_db_url),
                 settings.encryption_key,
                 tracker.sender_id,
@@ -115,8 +155,12 @@ class ActionSubmitReferral(Action):
                 contact,
                 urgent=urgent,
             )
+
+        try:
+            reference = await _in_thread(store)
         except Exception:
             logger.exception("could not store a referral")  # never its contents
+            _keep_trying(store, _notify_in_background)
             dispatcher.utter_message(response="utter_referral_not_stored")
             return []
         _notify_in_background(reference)
@@ -137,16 +181,18 @@ class ActionJoinWaitlist(Action):
             dispatcher.utter_message(response="utter_waitlist_no_consent")
             return reset_events()
         settings = get_settings()
-        try:
-            referrals.join_waitlist(
-                db.get_engine(settings.clinic_db_url),
-                settings.encryption_key,
-                tracker.sender_id,
-                tracker.get_slot("state"),
-                {"email": tracker.get_slot("waitlist_email")},
+        state, email = tracker.get_slot("state"), tracker.get_slot("waitlist_email")
+
+        def store() -> Any:
+            return referrals.join_waitlist(
+                db.get_engine(settings.clinic_db_url), settings.encryption_key, tracker.sender_id, state, {"email": email}
             )
+
+        try:
+            await _in_thread(store)
         except Exception:
             logger.exception("could not store a waitlist entry")
+            _keep_trying(store)
             dispatcher.utter_message(response="utter_referral_not_stored")
             return []
         dispatcher.utter_message(response="utter_waitlist_joined")

@@ -1,10 +1,13 @@
 """The web app factory."""
 
+from time import monotonic as current_time
 from typing import Any, Optional
 
 from sanic import Request, Sanic
-from sanic.exceptions import PayloadTooLarge
+from sanic.exceptions import PayloadTooLarge, RequestTimeout
+from sanic.http import Stage
 from sanic.response import HTTPResponse, json
+from sanic.server.protocols.http_protocol import HttpProtocol
 
 from clinic.settings import Settings, get_settings
 from clinic import db
@@ -24,6 +27,38 @@ SECURITY_HEADERS = {
 }
 
 
+# Seconds a client has to send a whole request, headers and body (Sanic's default is 60, and
+# counted from the last packet: see WholeRequestDeadline).
+REQUEST_TIMEOUT_S = 10
+
+
+class WholeRequestDeadline(HttpProtocol):
+    """REQUEST_TIMEOUT for the whole request, headers and body. Sanic restarts its clock at
+    every packet and gives the body the (longer) response timeout, so a client that trickles a
+    byte a second would hold a connection for ever; here it gets a 408 and is disconnected."""
+
+    __slots__ = ("_request_began",)
+
+    def data_received(self, data: bytes) -> None:
+        http = getattr(self, "_http", None)
+        if http is None or http.stage is Stage.IDLE:
+            self._request_began = current_time()  # the first bytes of a new request
+        super().data_received(data)
+
+    def check_timeouts(self) -> None:
+        http = getattr(self, "_http", None)
+        began = getattr(self, "_request_began", None)
+        receiving = http is not None and (
+            http.stage is Stage.REQUEST or (http.stage is Stage.HANDLER and http.request_body)
+        )
+        if self._task and receiving and began is not None and current_time() - began > self.request_timeout:
+            http.exception = RequestTimeout("Request Timeout")
+            self._task.cancel()
+            self.loop.call_later(1.0, self.close)  # once the 408 is out: the rest of the body is not awaited
+            return
+        super().check_timeouts()
+
+
 def create_app(
     settings: Optional[Settings] = None, rasa: Optional[Any] = None, name: str = "clinic_web"
 ) -> Sanic:
@@ -31,6 +66,7 @@ def create_app(
     settings = settings or get_settings()
     app = Sanic(name)
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
+    app.config.REQUEST_TIMEOUT = REQUEST_TIMEOUT_S  # with WholeRequestDeadline (clinic.web.__main__)
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.ACCESS_LOG = False
     app.ctx.settings = settings

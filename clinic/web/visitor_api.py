@@ -26,6 +26,7 @@ import functools
 import logging
 import re
 import time
+from collections import OrderedDict
 from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from sanic import Blueprint, Request
@@ -46,6 +47,21 @@ UNAVAILABLE = (
     "Sorry, the assistant can't be reached right now. Please try again in a moment. "
     "If you need to talk to someone now, call or text 988, or call 911 in an emergency."
 )
+# Rasa answered, but what it answered with is missing (the action server is down: Rasa then
+# carries on without the custom action's replies, so a form, a crisis or a greeting gets none).
+PART_UNAVAILABLE = (
+    "Sorry, part of the assistant isn't working right now, so I couldn't answer that. "
+    "Please try again in a moment. If you need to talk to someone now, call or text 988 "
+    "(Suicide & Crisis Lifeline), or call 911 in an emergency."
+)
+
+
+class IncompleteAnswer(Exception):
+    """Rasa took the message but answered nothing, or a new conversation has no session."""
+
+
+# Conversations a web-app process keeps in mind as seen (see _earlier_answer).
+KNOWN_CONVERSATIONS = 50_000
 
 
 def answers_preflight(handler: Callable[[Request], Awaitable[HTTPResponse]]) -> Callable[[Request], Awaitable[HTTPResponse]]:
@@ -66,7 +82,10 @@ def refusal(status: int, code: str, detail: str, **extra: Any) -> HTTPResponse:
 
 def visitor_conversation(request: Request) -> Optional[str]:
     """The conversation id in the visitor's cookie; None without one (or with a forged one)."""
-    return signing.read_conversation_id(request.app.ctx.secret, request.cookies.get(COOKIE))
+    cookie = request.cookies.get(COOKIE)
+    if cookie is not None and not cookie.isascii():  # a quoted cookie may hold any escaped character
+        return None
+    return signing.read_conversation_id(request.app.ctx.secret, cookie)
 
 
 def _set_cookie(request: Request, response: HTTPResponse, conversation_id: str) -> None:
@@ -130,6 +149,59 @@ def history_from_events(secret: bytes, conversation_id: str, events: List[Dict[s
     return messages
 
 
+def _replies_to(events: List[Dict[str, Any]], message_id: str) -> Optional[List[Dict[str, Any]]]:
+    """The bot's replies to the visitor message with this client id in the tracker (Rasa keeps
+    the id in the user event's metadata), or None when Rasa never answered that message."""
+    answered: Optional[List[Dict[str, Any]]] = None
+    replies: Optional[List[Dict[str, Any]]] = None
+    for event in events + [{"event": "user"}]:
+        kind = event.get("event")
+        if kind == "user":
+            if replies:
+                answered = replies  # the last try that got an answer
+            replies = [] if (event.get("metadata") or {}).get("message_id") == message_id else None
+        elif kind == "bot" and replies is not None and not isinstance((event.get("metadata") or {}).get("staff"), dict):
+            if event.get("text") or (event.get("data") or {}).get("buttons"):
+                replies.append({"text": event.get("text"), "buttons": (event.get("data") or {}).get("buttons")})
+    return answered
+
+
+async def _earlier_answer(request: Request, rasa: Any, conversation_id: str, message_id: str) -> Optional[List[Dict[str, Any]]]:
+    """A retry that reaches a web-app process other than the one that took the first try (a
+    restarted one: its reply cache is empty) must not be processed twice: the first time this
+    process sees a conversation, the tracker says whether Rasa already has the message."""
+    if _seen(request, conversation_id):
+        return None
+    return _replies_to(await rasa.events(conversation_id), message_id)
+
+
+def _seen(request: Request, conversation_id: str) -> bool:
+    """Whether this process has seen the conversation before; it has from now on."""
+    known = getattr(request.app.ctx, "known_conversations", None)
+    if known is None:
+        known = request.app.ctx.known_conversations = OrderedDict()
+    if conversation_id in known:
+        known.move_to_end(conversation_id)
+        return True
+    known[conversation_id] = True
+    while len(known) > KNOWN_CONVERSATIONS:
+        known.popitem(last=False)
+    return False
+
+
+def _answers_something(replies: List[Dict[str, Any]]) -> bool:
+    return any(isinstance(r, dict) and (r.get("text") or r.get("buttons")) for r in replies)
+
+
+async def _session_started(rasa: Any, conversation_id: str) -> bool:
+    """A new conversation begins with action_session_start (the project's own, on the action
+    server). Rasa logs it even when the action server cannot be reached, but then without its
+    SessionStarted event, and never runs it again for that conversation."""
+    events = await rasa.events(conversation_id)
+    tried = any(e.get("event") == "action" and e.get("name") == "action_session_start" for e in events)
+    return not tried or any(e.get("event") == "session_started" for e in events)
+
+
 TOO_FAST = "You're sending messages faster than I can answer. Please wait a few seconds and try again."
 
 
@@ -180,12 +252,23 @@ async def chat(request: Request) -> HTTPResponse:
 
     rasa, engine = request.app.ctx.rasa, request.app.ctx.engine
 
+    if message_id:
+        metadata["message_id"] = message_id  # kept in the tracker: a retry is recognised after a restart
+    if is_new:
+        _seen(request, conversation_id)  # nothing earlier to look for
+
     async def answer() -> List[Dict[str, Any]]:
         state = await live_chat.full_state(engine, None if is_new else conversation_id)
         if state["mode"] == "person":
             replies = await live_chat.send_to_person(rasa, engine, conversation_id, state["request"], text, metadata)
         else:
+            if message_id and not is_new:
+                earlier = await _earlier_answer(request, rasa, conversation_id, message_id)
+                if earlier is not None:
+                    return for_browser(secret, conversation_id, earlier)
             replies = await rasa.send(conversation_id, text, metadata)
+            if not _answers_something(replies) or (is_new and not await _session_started(rasa, conversation_id)):
+                raise IncompleteAnswer()
         return for_browser(secret, conversation_id, replies)
 
     try:
@@ -196,6 +279,10 @@ async def chat(request: Request) -> HTTPResponse:
     except RasaUnavailable as exc:
         logger.warning("rasa unavailable: %s", exc)  # never the visitor's text
         return refusal(503, "assistant_unavailable", UNAVAILABLE)
+    except IncompleteAnswer:
+        # a new conversation gets no cookie: its retry starts afresh, session start included
+        logger.warning("rasa answered nothing: is the action server down?")
+        return refusal(503, "assistant_unavailable", PART_UNAVAILABLE)
 
     # read after the message: the assistant may just have put the visitor in the queue
     state = await live_chat.visitor_state(engine, conversation_id)

@@ -34,12 +34,23 @@ def clean_text(text: str) -> str:
     return "".join(ch for ch in text if _keep(ch)).strip()
 
 
+def _is_text(value: Any) -> bool:
+    """A string that can be encoded (JSON's "\\ud800" decodes to a lone surrogate, which cannot)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_body(body: bytes, content_type: Optional[str]) -> Any:
     if not (content_type or "").split(";")[0].strip().lower() == "application/json":
         raise Refusal(415, "unsupported_media_type", "Send the message as JSON (Content-Type: application/json).")
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         raise Refusal(400, "invalid_json", "The request body is not valid JSON.")
 
 
@@ -49,7 +60,7 @@ def chat_message(data: Any, max_chars: int) -> "str | Button":
         raise Refusal(400, "invalid_body", 'Expected a JSON object such as {"message": "Hello"}.')
     button = data.get("button")
     if button is not None:
-        if not isinstance(button, dict) or not isinstance(button.get("payload"), str) or not isinstance(button.get("sig"), str):
+        if not isinstance(button, dict) or not all(_is_text(button.get(k)) for k in ("payload", "sig")):
             raise Refusal(400, "invalid_button", "A button needs its payload and signature.")
         title = button.get("title")
         title = clean_text(title)[:200] if isinstance(title, str) else ""
