@@ -361,8 +361,7 @@ def test_two_web_app_processes_share_the_reply_cache_and_the_rate_limits_in_redi
     settings.get_settings.cache_clear()
     rasa = CountingRasa()
     one, two = (create_app(settings.get_settings(), rasa=rasa, name=f"web_{n}_{uuid.uuid4().hex[:6]}") for n in "ab")
-    if not isinstance(one.ctx.replies, RedisReplyCache):
-        pytest.skip("clinic/web/app.py does not use REDIS_URL yet (idempotency.reply_cache, rate_limit.limiter)")
+    assert isinstance(one.ctx.replies, RedisReplyCache) and isinstance(two.ctx.replies, RedisReplyCache)
 
     def chat(app: Any, message_id: str, cookies: Dict[str, str]) -> Any:
         _, response = app.test_client.post("/api/chat", json={"message": "hello", "id": message_id}, cookies=cookies)

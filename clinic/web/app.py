@@ -12,8 +12,8 @@ from sanic.server.protocols.http_protocol import HttpProtocol
 from clinic.settings import Settings, get_settings
 from clinic import db
 from clinic.web import live_updates, pages, visitor_api
-from clinic.web.idempotency import ReplyCache
-from clinic.web.rate_limit import RateLimiter
+from clinic.web.idempotency import reply_cache
+from clinic.web.rate_limit import limiter
 from clinic.rasa_client import RasaClient
 
 SECURITY_HEADERS = {
@@ -73,9 +73,10 @@ def create_app(
     app.ctx.secret = settings.secret_key
     app.ctx.engine = db.get_engine(settings.clinic_db_url)  # the handoff state, shared by every process
     app.ctx.rasa = rasa if rasa is not None else RasaClient(settings.rasa_url, token=settings.rasa_token)
-    app.ctx.replies = ReplyCache()
-    app.ctx.message_limit = RateLimiter.from_setting(settings.rate_limit_messages)  # per conversation
-    app.ctx.new_visitor_limit = RateLimiter.from_setting(settings.rate_limit_new_visitors)  # per address
+    # in Redis when REDIS_URL is set (shared by every web-app process), else in memory
+    app.ctx.replies = reply_cache(settings.redis_url)
+    app.ctx.message_limit = limiter(settings.rate_limit_messages, settings.redis_url, "messages")  # per conversation
+    app.ctx.new_visitor_limit = limiter(settings.rate_limit_new_visitors, settings.redis_url, "new_visitors")  # per address
 
     app.blueprint(pages.bp)
     app.blueprint(visitor_api.bp)
@@ -100,8 +101,9 @@ def create_app(
 
     @app.after_server_stop
     async def close_rasa(app: Sanic, _loop: Any) -> None:
-        close = getattr(app.ctx.rasa, "close", None)
-        if close is not None:
-            await close()
+        for client in (app.ctx.rasa, app.ctx.replies, app.ctx.message_limit, app.ctx.new_visitor_limit):
+            close = getattr(client, "close", None)
+            if close is not None:
+                await close()
 
     return app

@@ -205,16 +205,17 @@ async def _session_started(rasa: Any, conversation_id: str) -> bool:
 TOO_FAST = "You're sending messages faster than I can answer. Please wait a few seconds and try again."
 
 
-def _rate_limited(request: Request, conversation_id: str, is_new: bool) -> Optional[HTTPResponse]:
+async def _rate_limited(request: Request, conversation_id: str, is_new: bool) -> Optional[HTTPResponse]:
     """A 429 when this visitor, or this address opening new conversations, goes too fast."""
     if is_new:
         limiter, key = request.app.ctx.new_visitor_limit, f"ip:{request.ip}"
     else:
         limiter, key = request.app.ctx.message_limit, f"cid:{conversation_id}"
-    if limiter.allow(key):
+    retry_after = await limiter.check(key)
+    if retry_after is None:
         return None
     response = refusal(429, "rate_limited", TOO_FAST)
-    response.headers["Retry-After"] = str(limiter.retry_after(key))
+    response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -236,7 +237,7 @@ async def chat(request: Request) -> HTTPResponse:
     if message_id is not None and not (isinstance(message_id, str) and MESSAGE_ID.match(message_id)):
         return refusal(400, "invalid_id", "A message id is up to 64 letters, digits, - or _.")
 
-    limited = _rate_limited(request, conversation_id, is_new)
+    limited = await _rate_limited(request, conversation_id, is_new)
     if limited is not None:
         return limited
 
@@ -313,7 +314,7 @@ async def cancel_handoff(request: Request) -> HTTPResponse:
     """The visitor leaves the queue for a person; 409 when they are not in it."""
     conversation_id = visitor_conversation(request)
     if conversation_id is not None:
-        limited = _rate_limited(request, conversation_id, is_new=False)
+        limited = await _rate_limited(request, conversation_id, is_new=False)
         if limited is not None:
             return limited
     engine = request.app.ctx.engine
