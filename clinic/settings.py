@@ -14,6 +14,8 @@ The web app:
   (``clinic.rasa_client``), and to another when that one cannot be reached.
 - ``WIDGET_ALLOWED_ORIGINS`` (unset): comma-separated origins of other sites
   that may embed the chat widget (CORS on the visitor API).
+- ``HSTS_SECONDS`` (``0``: off): in production behind HTTPS, e.g. ``31536000``; the web app and the
+  console then send ``Strict-Transport-Security`` so browsers never use plain HTTP for them.
 - ``COOKIE_SECURE`` (``false``; true in production behind HTTPS) and
   ``COOKIE_SAMESITE`` (``Lax``; ``None`` with ``COOKIE_SECURE`` for a widget
   embedded on another site).
@@ -125,6 +127,7 @@ class Settings:
     notify_retry_seconds: float = 60.0
     widget_allowed_origins: Tuple[str, ...] = ()
     cookie_samesite: str = "Lax"
+    hsts_seconds: int = 0
     rasa_token: Optional[str] = field(default=None, repr=False)
     tracker_db_url: str = field(default="sqlite:///var/tracker.db", repr=False)
     console_host: str = "127.0.0.1"
@@ -142,6 +145,11 @@ class Settings:
     def rasa_urls(self) -> Tuple[str, ...]:
         """Every Rasa server of RASA_URL."""
         return tuple(self.rasa_url.split(","))
+
+    @property
+    def hsts_header(self) -> Optional[str]:
+        """The Strict-Transport-Security value, when HSTS is on (production behind HTTPS)."""
+        return f"max-age={self.hsts_seconds}; includeSubDomains" if self.hsts_seconds > 0 else None
 
     @property
     def clinic(self) -> ClinicInfo:
@@ -178,6 +186,7 @@ def get_settings() -> Settings:
             o.strip().rstrip("/") for o in _env("WIDGET_ALLOWED_ORIGINS", "").split(",") if o.strip()
         ),
         cookie_samesite=_env("COOKIE_SAMESITE", "Lax"),
+        hsts_seconds=int(_env("HSTS_SECONDS", "0")),
         rasa_token=os.environ.get("RASA_TOKEN") or None,
         tracker_db_url=_env("TRACKER_DB_URL", database_url or f"sqlite:///{var_dir / 'tracker.db'}"),
         redis_url=_env("REDIS_URL", "") or None,

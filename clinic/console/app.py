@@ -82,5 +82,7 @@ def create_console_app(
     async def security_headers(request: Request, response: HTTPResponse) -> None:
         for header, value in SECURITY_HEADERS.items():
             response.headers.setdefault(header, value)
+        if settings.hsts_header:
+            response.headers.setdefault("Strict-Transport-Security", settings.hsts_header)
 
     return app

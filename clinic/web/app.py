@@ -97,6 +97,8 @@ def create_app(
     async def security_headers(request: Request, response: HTTPResponse) -> None:
         for header, value in SECURITY_HEADERS.items():
             response.headers.setdefault(header, value)
+        if settings.hsts_header:
+            response.headers.setdefault("Strict-Transport-Security", settings.hsts_header)
         visitor_api.add_cors_headers(request, response)
 
     @app.after_server_stop
