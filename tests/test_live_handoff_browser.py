@@ -121,6 +121,19 @@ def staff_says(staff: Page, text: str) -> None:
     expect(staff.locator("#messages li.msg-staff p.msg-text", has_text=text)).to_be_visible()
 
 
+def in_a_live_chat(stack: Any, console_url: str, pages: Any) -> tuple:
+    """A visitor who asked for a person, and Dana who took the chat: (widget, staff page, request, engine)."""
+    w = visitor_page(pages, stack)
+    ask_for_a_person(w)
+    engine = db.get_engine(stack.clinic_db_url)
+    request = handoff.active(engine, cid_of(w.page, stack))
+    staff = pages()
+    sign_in(staff, console_url)
+    claim_from_the_queue(staff, console_url, request["id"])
+    expect(w.page.locator(".ccw-who-name")).to_have_text(re.compile("Dana"), timeout=SEEN_MS)
+    return w, staff, request, engine
+
+
 def test_a_person_takes_over_the_chat_and_hands_back_to_the_assistant(stack, console_url, pages, staffed):
     w = visitor_page(pages, stack)
     queued = ask_for_a_person(w)
@@ -188,15 +201,7 @@ def test_a_person_takes_over_the_chat_and_hands_back_to_the_assistant(stack, con
 
 
 def test_the_widget_reconnects_after_a_web_app_restart_mid_handoff(stack, console_url, pages, staffed):
-    w = visitor_page(pages, stack)
-    ask_for_a_person(w)
-    cid = cid_of(w.page, stack)
-    engine = db.get_engine(stack.clinic_db_url)
-    request = handoff.active(engine, cid)
-    staff = pages()
-    sign_in(staff, console_url)
-    claim_from_the_queue(staff, console_url, request["id"])
-    expect(w.page.locator(".ccw-who-name")).to_have_text(re.compile("Dana"), timeout=SEEN_MS)
+    w, staff, request, engine = in_a_live_chat(stack, console_url, pages)
 
     stack.stop("web")
     staff_says(staff, "Are you still there? I'm here to help.")
@@ -220,15 +225,7 @@ def test_the_widget_reconnects_after_a_web_app_restart_mid_handoff(stack, consol
 
 
 def test_a_crisis_during_a_live_chat_gets_the_resources_and_an_urgent_banner(stack, console_url, pages, staffed):
-    w = visitor_page(pages, stack)
-    ask_for_a_person(w)
-    cid = cid_of(w.page, stack)
-    engine = db.get_engine(stack.clinic_db_url)
-    request = handoff.active(engine, cid)
-    staff = pages()
-    sign_in(staff, console_url)
-    claim_from_the_queue(staff, console_url, request["id"])
-    expect(w.page.locator(".ccw-who-name")).to_have_text(re.compile("Dana"), timeout=SEEN_MS)
+    w, staff, request, engine = in_a_live_chat(stack, console_url, pages)
 
     answer = w.say("honestly I just want to end my life")
     assert "988" in answer and "741741" in answer, answer
