@@ -127,6 +127,7 @@ def run_config(name: str, model: Path, args: argparse.Namespace) -> Dict[str, An
             level = asyncio.run(run_level(stack.web_url, visitors, concurrency, args.duration))
             cpu = meter.stop()
             waited = meter.waited()
+            machine = meter.machine()
             summary = summarize(level)
             wall = cpu.pop("_wall")
             ok_turns = max(1, summary["turns"] - summary["errors"])
@@ -134,6 +135,9 @@ def run_config(name: str, model: Path, args: argparse.Namespace) -> Dict[str, An
             summary["cpu_busy"] = {k: round(v / wall, 2) for k, v in cpu.items()}  # cores in use on average
             # share of the level's time each main thread was ready to run but had no CPU
             summary["runqueue_wait"] = {k: round(v / wall, 2) for k, v in waited.items()}
+            # cores busy on the whole machine (the stack, the load generator and anything else) and
+            # stolen by the hypervisor: more than the stack's own use means other work ran meanwhile
+            summary["machine_cores"] = {**machine, "stack_and_load": round(sum(cpu.values()) / wall, 2)}
             result["levels"].append(summary)
             log(f"  c={concurrency:<3} {summary['turns_per_s']:7.1f} turns/s  p50 {summary['p50_ms']:7.1f}  "
                 f"p95 {summary['p95_ms']:7.1f}  p99 {summary['p99_ms']:7.1f} ms  errors {summary['errors']}  "
@@ -165,6 +169,11 @@ def journal_mode(path: Path) -> Any:
         return conn.execute("PRAGMA journal_mode").fetchone()[0]
 
 
+def other_work(lv: Dict[str, Any]) -> float:
+    m = lv["machine_cores"]
+    return max(0.0, m["busy"] - m["stack_and_load"]) + m["steal"]
+
+
 def level(result: Dict[str, Any], concurrency: int) -> Dict[str, Any]:
     return next((lv for lv in result["levels"] if lv["concurrency"] == concurrency), {})
 
@@ -172,16 +181,18 @@ def level(result: Dict[str, Any], concurrency: int) -> Dict[str, Any]:
 def print_report(results: List[Dict[str, Any]]) -> Dict[str, Any]:
     log("\n" + "=" * 100)
     log(f"{'config':<8} {'conc':>4} {'turns':>6} {'turns/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-        f"{'errors':>6} {'dev':>4}  CPU ms per turn: rasa / actions / web / load gen  Rasa busy, no CPU")
+        f"{'errors':>6} {'dev':>4}  CPU ms per turn: rasa / actions / web / load gen  Rasa busy, no CPU  other")
     for r in results:
         for lv in r["levels"]:
             c = lv["cpu_ms_per_turn"]
             log(f"{r['config']:<8} {lv['concurrency']:>4} {lv['turns']:>6} {lv['turns_per_s']:>8.1f} "
                 f"{lv['p50_ms']:>8.1f} {lv['p95_ms']:>8.1f} {lv['p99_ms']:>8.1f} {lv['errors']:>6} "
                 f"{lv['deviations']:>4}  {c['rasa']:>6.1f} / {c['actions']:.1f} / {c['web']:.1f} / "
-                f"{c['load generator']:.1f}   {lv['cpu_busy']['rasa']:>11.0%} {lv['runqueue_wait']['rasa']:>4.0%}")
-    log("(Rasa busy: its CPU use in cores; no CPU: the share of the time its main thread was ready to run\n"
-        " but waited for a CPU, i.e. other work on the machine; dev: visitor scripts that went another way)")
+                f"{c['load generator']:.1f}   {lv['cpu_busy']['rasa']:>11.0%} {lv['runqueue_wait']['rasa']:>4.0%}"
+                f"  {other_work(lv):>5.2f}")
+    log("(Rasa busy: its CPU use, in cores; no CPU: the share of the time its main thread was ready to run\n"
+        " but waited for a CPU; other: cores used meanwhile by other work on the machine or stolen by the\n"
+        " hypervisor, which lower the figures; dev: visitor scripts that went another way)")
     log("")
     for r in results:
         m = r["memory"]

@@ -141,6 +141,14 @@ def runqueue_wait_s(pid: int) -> float:
         return 0.0
 
 
+def machine_ticks() -> Dict[str, int]:
+    """Whole-machine CPU time so far (/proc/stat), in clock ticks: busy, and steal (time the
+    hypervisor gave this VM's CPUs to someone else)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return {"busy": user + nice + system + irq + softirq, "steal": steal}
+
+
 class CpuMeter:
     """CPU seconds used by each process tree (and this process) between two points."""
 
@@ -148,6 +156,12 @@ class CpuMeter:
         self.pids = pids
         self.start = self._read()
         self.start_wait = {name: runqueue_wait_s(pid) for name, pid in pids.items()}
+        self.start_machine = machine_ticks()
+
+    def machine(self) -> Dict[str, float]:
+        """Cores in use on average since the start: by all work on the machine, and stolen."""
+        end, wall = machine_ticks(), time.monotonic() - self.start["_wall"]
+        return {k: round((end[k] - self.start_machine[k]) / CLK_TCK / wall, 2) for k in ("busy", "steal")}
 
     def waited(self) -> Dict[str, float]:
         """Seconds each main thread waited for a CPU since the start (a busy machine shows here)."""

@@ -3,7 +3,8 @@
 Loads a model in this process as `rasa run` does (the SQLite tracker store and the action
 server of a temporary stack, Rasa's in-memory lock store), plays the bench's visitor scripts
 one message at a time (concurrency 1, what the REST channel calls: ``Agent.handle_message``),
-and times with wrappers:
+and times with wrappers (wall time, and this thread's CPU time: waiting on the disk or on the
+action server is not CPU):
 
 - NLU (``MessageProcessor.parse_message``), with each graph component apart;
 - policy predictions (``_predict_next_with_tracker``: every policy runs on every prediction),
@@ -15,7 +16,7 @@ and times with wrappers:
 With --cprofile it also writes the top functions of a cProfile run to
 results/bench/profile-<model>.txt.
 
-    PYTHONPATH=. .venv/bin/python scripts/bench_profile.py [--model models/clinic.tar.gz] [--visitors 30] [--cprofile]
+    PYTHONPATH=. .venv/bin/python scripts/bench_profile.py [--model models/clinic.tar.gz] [--visitors 40] [--cprofile]
 """
 
 import argparse
@@ -206,7 +207,7 @@ async def main_async(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "clinic.tar.gz")
-    parser.add_argument("--visitors", type=int, default=30)
+    parser.add_argument("--visitors", type=int, default=40)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cprofile", action="store_true")
     parser.add_argument("--actions-port", type=int, help="use the action server already listening on this port")

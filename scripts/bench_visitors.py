@@ -13,8 +13,10 @@ visitors in the same order):
 
 The wording is taken from tests/nlu/heldout.yml (phrasings written apart from the training
 data), so the NLU sees realistic, unseen text. When a button the script expects is missing
-(the bot understood something else), the visitor types its title instead and the run counts a
-"deviation": the conversation goes on, and deviations are reported per configuration.
+(the bot understood something else), the visitor types its title instead; when a request to
+start the pre-screen is taken for something else, the visitor says "am i eligible?". Either
+counts as a "deviation": the conversation goes on, and deviations are reported per
+configuration. A conversation still going when a level's time is up is left there.
 """
 
 import asyncio
