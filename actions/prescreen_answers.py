@@ -8,7 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from clinic.answer_parsing import detect_correction
 from clinic.eligibility import QUESTIONS, Rules, is_valid_answer
-from clinic.settings import get_settings
+from actions.cached_settings import eligibility_rules
 
 CONTACT_SLOTS = ("contact_name", "contact_email", "contact_phone", "contact_time", "contact_consent")
 WAITLIST_SLOTS = ("waitlist_email", "waitlist_consent")
@@ -22,7 +22,7 @@ ANSWERED_MID_FORM = {"medical_advice": "utter_medical_advice", "bot_challenge": 
 
 
 def rules() -> Rules:
-    return Rules.from_dict(get_settings().eligibility)
+    return eligibility_rules()
 
 
 def answers_of(tracker: Tracker) -> Dict[Text, Any]:

@@ -6,7 +6,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from clinic.settings import get_settings, public_facts
+from actions.cached_settings import facts
 
 
 class ActionSessionStart(Action):
@@ -17,6 +17,6 @@ class ActionSessionStart(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
         events: List[EventType] = [SessionStarted()]
-        events += [SlotSet(name, value) for name, value in public_facts(get_settings()).items()]
+        events += [SlotSet(name, value) for name, value in facts().items()]
         events.append(ActionExecuted("action_listen"))
         return events

@@ -12,14 +12,23 @@ It classifies every message among all labels at once (``greet``, ...,
 intent the ``response_selector`` entry with ``intent_response_key`` and
 ``utter_action`` that ``utter_faq`` reads. Confidences are a softmax of the
 decision scores, so ``FallbackClassifier`` can turn an unsure prediction into
-``nlu_fallback``. The model is persisted with skops, as Rasa's
-``LogisticRegressionClassifier`` does.
+``nlu_fallback``.
+
+The trained model is stored as plain data: each vectorizer's vocabulary (JSON)
+and idf weights, the classifier's weights and labels (a NumPy ``.npz`` read
+with ``allow_pickle=False``). Loading it runs no unpickling, and needs neither
+pickle nor skops: importing skops alone took about 5 s of the Rasa server's
+start (it scans every loaded module; README, "Performance"). The stored model
+is checked against the trained one when it is written.
 """
 
+import json
 import logging
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Text, Tuple
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
@@ -51,18 +60,9 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 logger = logging.getLogger(__name__)
 
 RANKING_LENGTH = 10
-# What the persisted model may contain; anything else is refused at load.
-TRUSTED_TYPES = [
-    "sklearn.feature_extraction.text.TfidfVectorizer",
-    "sklearn.feature_extraction.text.TfidfTransformer",
-    "sklearn.pipeline.FeatureUnion",
-    "sklearn.pipeline.Pipeline",
-    "sklearn.svm._classes.LinearSVC",
-    "numpy.float64",
-    "scipy.sparse._csr.csr_matrix",
-    "numpy.int64",
-    "builtins.getattr",
-]
+MODEL_FILE = "linear_model.npz"
+VOCABULARY_FILE = "vocabularies.json"
+RESPONSES_FILE = "responses.json"
 
 
 def build_pipeline(config: Dict[Text, Any]) -> Pipeline:
@@ -79,6 +79,50 @@ def build_pipeline(config: Dict[Text, Any]) -> Pipeline:
             ("svc", LinearSVC(C=config["C"], random_state=config["random_seed"])),
         ]
     )
+
+
+def _vectorizers(config: Dict[Text, Any]) -> List[TfidfVectorizer]:
+    return [v for _, v in build_pipeline(config).named_steps["features"].transformer_list]
+
+
+class LinearModel:
+    """What prediction needs from the trained pipeline: its two vectorizers, and the
+    classifier's weights (``LinearSVC.decision_function`` is ``X @ coef.T + intercept``)."""
+
+    def __init__(self, vectorizers: List[TfidfVectorizer], coef: np.ndarray, intercept: np.ndarray,
+                 classes: np.ndarray) -> None:
+        self.vectorizers = vectorizers
+        self.coef_t = np.ascontiguousarray(coef.T)
+        self.intercept = intercept
+        self.classes_ = classes
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Pipeline) -> "LinearModel":
+        svc = pipeline.named_steps["svc"]
+        vectorizers = [v for _, v in pipeline.named_steps["features"].transformer_list]
+        return cls(vectorizers, svc.coef_, svc.intercept_, svc.classes_)
+
+    def decision_function(self, texts: List[Text]) -> np.ndarray:
+        features = sp.hstack([v.transform(texts) for v in self.vectorizers], format="csr")
+        return np.asarray(features @ self.coef_t) + self.intercept
+
+    def save(self, model_dir: Path) -> None:
+        vocabularies = [{term: int(i) for term, i in v.vocabulary_.items()} for v in self.vectorizers]
+        (model_dir / VOCABULARY_FILE).write_text(json.dumps(vocabularies), encoding="utf-8")
+        idf = {f"idf_{n}": v.idf_ for n, v in enumerate(self.vectorizers)}
+        np.savez(model_dir / MODEL_FILE, coef_t=self.coef_t, intercept=self.intercept,
+                 classes=self.classes_.astype(str), **idf)
+
+    @classmethod
+    def load(cls, config: Dict[Text, Any], model_dir: Path) -> "LinearModel":
+        vocabularies = json.loads((model_dir / VOCABULARY_FILE).read_text(encoding="utf-8"))
+        with np.load(model_dir / MODEL_FILE, allow_pickle=False) as arrays:
+            vectorizers = []
+            for n, (blank, vocabulary) in enumerate(zip(_vectorizers(config), vocabularies)):
+                vectorizer = blank.set_params(vocabulary=vocabulary)
+                vectorizer.idf_ = arrays[f"idf_{n}"]  # also fixes the vocabulary (sklearn's setter)
+                vectorizers.append(vectorizer)
+            return cls(vectorizers, arrays["coef_t"].T, arrays["intercept"], arrays["classes"])
 
 
 def softmax(scores: np.ndarray, scale: float) -> np.ndarray:
@@ -106,20 +150,20 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
 
     @staticmethod
     def required_packages() -> List[Text]:
-        return ["sklearn", "skops"]
+        return ["sklearn"]
 
     def __init__(
         self,
         config: Dict[Text, Any],
         model_storage: ModelStorage,
         resource: Resource,
-        pipeline: Optional[Pipeline] = None,
+        model: Optional[LinearModel] = None,
         responses: Optional[Dict[Text, List[Dict[Text, Any]]]] = None,
     ) -> None:
         self.config = {**self.get_default_config(), **config}
         self._model_storage = model_storage
         self._resource = resource
-        self.pipeline = pipeline
+        self.model = model
         self.responses = responses or {}
 
     @classmethod
@@ -146,20 +190,30 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             logger.warning("LinearIntentClassifier needs at least two labels; not trained")
             return self._resource
         texts, labels = zip(*examples)
-        self.pipeline = build_pipeline(self.config).fit(list(texts), list(labels))
+        pipeline = build_pipeline(self.config).fit(list(texts), list(labels))
+        self.model = LinearModel.from_pipeline(pipeline)
         retrieval = self.config["retrieval_intent"]
         self.responses = {
             name: value for name, value in training_data.responses.items() if name.startswith(f"utter_{retrieval}/")
         }
-        self.persist()
+        self.persist(check=(pipeline, list(texts)))
         return self._resource
 
-    def persist(self) -> None:
-        import skops.io as sio
-
+    def persist(self, check: Optional[Tuple[Pipeline, List[Text]]] = None) -> None:
+        """Writes the model; ``check``: the trained pipeline and texts, which the model read
+        back must score exactly as the pipeline does."""
+        assert self.model is not None
         with self._model_storage.write_to(self._resource) as model_dir:
-            sio.dump(self.pipeline, model_dir / "pipeline.skops")
-            sio.dump(self.responses, model_dir / "responses.skops")
+            self.model.save(model_dir)
+            (model_dir / RESPONSES_FILE).write_text(json.dumps(self.responses), encoding="utf-8")
+            if check is not None:
+                pipeline, texts = check
+                sample = texts[:: max(1, len(texts) // 300)]
+                stored = LinearModel.load(self.config, model_dir)
+                if not (np.array_equal(stored.classes_, pipeline.classes_.astype(str))
+                        and np.allclose(stored.decision_function(sample), pipeline.decision_function(sample),
+                                        rtol=0, atol=1e-9)):
+                    raise RuntimeError("LinearIntentClassifier: the stored model does not score as the trained one")
 
     @classmethod
     def load(
@@ -170,31 +224,30 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> "LinearIntentClassifier":
-        import skops.io as sio
-
+        config = {**cls.get_default_config(), **config}
         try:
             with model_storage.read_from(resource) as model_dir:
-                pipeline = sio.load(model_dir / "pipeline.skops", trusted=TRUSTED_TYPES)
-                responses = sio.load(model_dir / "responses.skops", trusted=TRUSTED_TYPES)
-        except ValueError:
+                model = LinearModel.load(config, model_dir)
+                responses = json.loads((model_dir / RESPONSES_FILE).read_text(encoding="utf-8"))
+        except (ValueError, FileNotFoundError):
             logger.warning("LinearIntentClassifier: no trained model found; returning an untrained one")
             return cls.create(config, model_storage, resource, execution_context)
-        return cls(config, model_storage, resource, pipeline, responses)
+        return cls(config, model_storage, resource, model, responses)
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            if self.pipeline is None or not message.get(TEXT):
+            if self.model is None or not message.get(TEXT):
                 continue
             self._classify(message)
         return messages
 
     def predict_labels(self, text: Text) -> List[Tuple[Text, float]]:
         """Every label with its confidence, most likely first."""
-        assert self.pipeline is not None
-        scores = self.pipeline.decision_function([text])[0]
+        assert self.model is not None
+        scores = self.model.decision_function([text])[0]
         confidences = softmax(scores, float(self.config["confidence_scale"]))
         order = np.argsort(-confidences)
-        classes = self.pipeline.classes_
+        classes = self.model.classes_
         return [(str(classes[i]), float(confidences[i])) for i in order]
 
     def _classify(self, message: Message) -> None:

@@ -1,0 +1,281 @@
+"""`make bench`: the whole stack under load from simulated visitors (prints figures, writes JSON).
+
+For each configuration (the clinic's model, then one trained with Rasa's stock `rasa init`
+configuration unless --no-stock), in a fresh temporary folder:
+
+1. starts the action server, the web app and the staff console, then the Rasa server, and
+   times the Rasa server from start to its first answer to /model/parse (ready, with the
+   model loaded);
+2. warms up (not counted), then runs a closed loop of simulated visitors at each
+   concurrency (1, 10, 50) for a fixed time: each visitor a fresh conversation through
+   POST /api/chat, as the widget sends it (scripts/bench_visitors.py);
+3. reports per level: turns per second, p50/p95/p99 latency per turn, errors, script
+   deviations, CPU per turn of each process, and the peak resident memory of each process
+   (with children) and of the whole stack at once (scripts/bench_procs.py).
+
+Then prints the ratio of throughputs at concurrency 10 and the targets, and writes
+everything to results/bench/bench-<time>.json (and results/bench/latest.json).
+
+    PYTHONPATH=. .venv/bin/python scripts/bench.py [--no-stock] [--levels 1,10,50]
+        [--duration 60] [--warmup 15] [--keep]
+"""
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts import bench_models  # noqa: E402
+from scripts.bench_procs import CpuMeter, Sampler  # noqa: E402
+from scripts.bench_visitors import Visitors, run_level, summarize  # noqa: E402
+from tests.stack import Stack  # noqa: E402
+
+RESULTS = ROOT / "results" / "bench"
+TARGETS = {"p95_ms_at_10": 250.0, "turns_per_s_at_10": 60.0, "ratio_to_stock_at_10": 2.0,
+           "stack_peak_mb": 2048.0, "rasa_ready_s": 20.0}
+# added to the test stack's environment: simulated visitors all come from one address
+STACK_ENV = {"RATE_LIMIT_MESSAGES": "off", "RATE_LIMIT_NEW_VISITORS": "off"}
+PROCESSES = ("rasa", "actions", "web", "console")
+
+
+class BenchStack(Stack):
+    """The test stack, with a chosen model."""
+
+    def __init__(self, workdir: Path, model: Path, extra_env: Dict[str, str]) -> None:
+        super().__init__(workdir, extra_env=extra_env)
+        self.model = model
+
+    def commands(self) -> Dict[str, List[str]]:
+        commands = super().commands()
+        rasa = commands["rasa"]
+        rasa[rasa.index("--model") + 1] = str(self.model)
+        return commands
+
+
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def log(text: str) -> None:
+    print(text, flush=True)
+
+
+def wait_for(check, proc: subprocess.Popen, what: str, timeout_s: float, interval_s: float = 0.1) -> float:
+    """Seconds until ``check()`` is true (polled every interval)."""
+    started = time.monotonic()
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited before it was ready")
+        try:
+            if check():
+                return time.monotonic() - started
+        except requests.RequestException:
+            pass
+        if time.monotonic() - started > timeout_s:
+            raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")
+        time.sleep(interval_s)
+
+
+def run_config(name: str, model: Path, args: argparse.Namespace) -> Dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    stack = BenchStack(workdir, model, STACK_ENV)
+    log(f"\n== {name}: {shown(model)} (stack in {workdir})")
+    result: Dict[str, Any] = {"config": name, "model": shown(model), "levels": []}
+    sampler = None
+    failed = True
+    try:
+        # the processes of `make run` that visitors' turns touch (the console too: staff use it
+        # meanwhile, and it puts the tracker store's SQLite file in WAL mode, as in `make run`);
+        # the Rasa server last, alone, for its time to ready
+        # (one after the other: the web app and the console both create the clinic DB's tables)
+        checks = {
+            "actions": f"http://127.0.0.1:{stack.actions_port}/health",
+            "web": f"{stack.web_url}/health",
+            "console": f"{stack.console_url}/health",
+        }
+        for process, url in checks.items():
+            stack.start(process)
+            wait_for(lambda: requests.get(url, timeout=2).ok, stack.procs[process], process, 120)
+        stack.start("rasa")
+        sampler = Sampler({n: stack.procs[n].pid for n in PROCESSES}).start()
+        ready_s = wait_for(lambda: requests.post(f"{stack.rasa_url}/model/parse", json={"text": "hello"}, timeout=10).ok,
+                           stack.procs["rasa"], "Rasa server", 300)
+        result["rasa_ready_s"] = round(ready_s, 2)
+        log(f"Rasa server ready {ready_s:.1f} s after start")
+
+        visitors = Visitors(seed=args.seed)
+        if args.warmup > 0:
+            warm = asyncio.run(run_level(stack.web_url, Visitors(seed=args.seed + 1), 4, args.warmup))
+            log(f"warm-up: {len(warm.turns)} turns in {args.warmup:.0f} s (not counted)")
+        pids = {n: stack.procs[n].pid for n in PROCESSES}
+        for concurrency in args.levels:
+            meter = CpuMeter(pids)
+            level = asyncio.run(run_level(stack.web_url, visitors, concurrency, args.duration))
+            cpu = meter.stop()
+            waited = meter.waited()
+            machine = meter.machine()
+            summary = summarize(level)
+            wall = cpu.pop("_wall")
+            ok_turns = max(1, summary["turns"] - summary["errors"])
+            summary["cpu_ms_per_turn"] = {k: round(v * 1000 / ok_turns, 1) for k, v in cpu.items()}
+            summary["cpu_busy"] = {k: round(v / wall, 2) for k, v in cpu.items()}  # cores in use on average
+            # share of the level's time each main thread was ready to run but had no CPU
+            summary["runqueue_wait"] = {k: round(v / wall, 2) for k, v in waited.items()}
+            # cores busy on the whole machine (the stack, the load generator and anything else) and
+            # stolen by the hypervisor: more than the stack's own use means other work ran meanwhile
+            summary["machine_cores"] = {**machine, "stack_and_load": round(sum(cpu.values()) / wall, 2)}
+            result["levels"].append(summary)
+            log(f"  c={concurrency:<3} {summary['turns_per_s']:7.1f} turns/s  p50 {summary['p50_ms']:7.1f}  "
+                f"p95 {summary['p95_ms']:7.1f}  p99 {summary['p99_ms']:7.1f} ms  errors {summary['errors']}  "
+                f"deviations {summary['deviations']}  referrals {summary['referrals']}")
+        sampler.stop()
+        result["memory"] = sampler.report()
+        db = stack.var_dir / "tracker.db"
+        result["tracker_db_mb"] = round(db.stat().st_size / 2**20, 1) if db.exists() else None
+        result["tracker_db_journal_mode"] = journal_mode(db)
+        failed = False
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        stack.stop_all()
+        if args.keep or failed:
+            log(f"kept {workdir} (the processes' logs are there)")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def journal_mode(path: Path) -> Any:
+    """The SQLite file's journal mode (read, not changed)."""
+    import sqlite3
+
+    if not path.exists():
+        return None
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        return conn.execute("PRAGMA journal_mode").fetchone()[0]
+
+
+def other_work(lv: Dict[str, Any]) -> float:
+    m = lv["machine_cores"]
+    return max(0.0, m["busy"] - m["stack_and_load"]) + m["steal"]
+
+
+def level(result: Dict[str, Any], concurrency: int) -> Dict[str, Any]:
+    return next((lv for lv in result["levels"] if lv["concurrency"] == concurrency), {})
+
+
+def print_report(results: List[Dict[str, Any]]) -> Dict[str, Any]:
+    log("\n" + "=" * 100)
+    log(f"{'config':<8} {'conc':>4} {'turns':>6} {'turns/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>6} {'dev':>4}  CPU ms per turn: rasa / actions / web / load gen  Rasa busy, no CPU  other")
+    for r in results:
+        for lv in r["levels"]:
+            c = lv["cpu_ms_per_turn"]
+            log(f"{r['config']:<8} {lv['concurrency']:>4} {lv['turns']:>6} {lv['turns_per_s']:>8.1f} "
+                f"{lv['p50_ms']:>8.1f} {lv['p95_ms']:>8.1f} {lv['p99_ms']:>8.1f} {lv['errors']:>6} "
+                f"{lv['deviations']:>4}  {c['rasa']:>6.1f} / {c['actions']:.1f} / {c['web']:.1f} / "
+                f"{c['load generator']:.1f}   {lv['cpu_busy']['rasa']:>11.0%} {lv['runqueue_wait']['rasa']:>4.0%}"
+                f"  {other_work(lv):>5.2f}")
+    log("(Rasa busy: its CPU use, in cores; no CPU: the share of the time its main thread was ready to run\n"
+        " but waited for a CPU; other: cores used meanwhile by other work on the machine or stolen by the\n"
+        " hypervisor, which lower the figures; dev: visitor scripts that went another way)")
+    log("")
+    for r in results:
+        m = r["memory"]
+        each = ", ".join(f"{n} {mb:.0f}" for n, mb in m["peak_rss_mb"].items())
+        log(f"{r['config']:<8} peak RSS MB: {each}; sum of peaks {m['peak_rss_sum_mb']:.0f}, "
+            f"whole stack at once {m['peak_total_sampled_mb']:.0f} (PSS {m['peak_total_pss_mb']:.0f}); "
+            f"Rasa ready in {r['rasa_ready_s']:.1f} s")
+
+    clinic = results[0]
+    c10 = level(clinic, 10)
+    checks: Dict[str, Any] = {}
+    if c10:
+        checks["p95_ms_at_10"] = (c10["p95_ms"], c10["p95_ms"] < TARGETS["p95_ms_at_10"], "<")
+        checks["turns_per_s_at_10"] = (c10["turns_per_s"], c10["turns_per_s"] >= TARGETS["turns_per_s_at_10"], ">=")
+    stock = next((r for r in results if r["config"] == "stock"), None)
+    ratio = None
+    if stock and c10 and level(stock, 10).get("turns_per_s"):
+        ratio = round(c10["turns_per_s"] / level(stock, 10)["turns_per_s"], 2)
+        log(f"\nthroughput at concurrency 10: clinic {c10['turns_per_s']:.1f} / stock "
+            f"{level(stock, 10)['turns_per_s']:.1f} turns/s = {ratio:.2f}x")
+        checks["ratio_to_stock_at_10"] = (ratio, ratio >= TARGETS["ratio_to_stock_at_10"], ">=")
+    peak = max(clinic["memory"]["peak_rss_sum_mb"], clinic["memory"]["peak_total_sampled_mb"])
+    checks["stack_peak_mb"] = (peak, peak < TARGETS["stack_peak_mb"], "<")
+    checks["rasa_ready_s"] = (clinic["rasa_ready_s"], clinic["rasa_ready_s"] < TARGETS["rasa_ready_s"], "<")
+    log("\ntargets (clinic config):")
+    for key, (value, ok, op) in checks.items():
+        log(f"  {'met ' if ok else 'MISSED'}  {key:<22} {value} (target {op} {TARGETS[key]:g})")
+    return {"ratio_to_stock_at_10": ratio,
+            "targets": {k: {"value": v, "met": ok, "target": f"{op} {TARGETS[k]:g}"} for k, (v, ok, op) in checks.items()}}
+
+
+def machine() -> Dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    versions = {}
+    for package in ("rasa", "rasa-sdk", "sanic", "spacy", "tensorflow", "scikit-learn", "jsonschema", "SQLAlchemy"):
+        versions[package] = subprocess.run(
+            [sys.executable, "-c", f"import importlib.metadata as m; print(m.version({package!r}))"],
+            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT), **STACK_ENV}).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return {"cpus": os.cpu_count(), "cpu": cpu, "load_avg_at_start": os.getloadavg(),
+            "python": platform.python_version(), "commit": commit + ("+changes" if dirty else ""),
+            "versions": versions}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--no-stock", action="store_true", help="skip the stock configuration")
+    parser.add_argument("--levels", default="1,10,50", help="concurrency levels (default 1,10,50)")
+    parser.add_argument("--duration", type=float, default=60, help="seconds per level (default 60)")
+    parser.add_argument("--warmup", type=float, default=15, help="seconds of warm-up, not counted (default 15)")
+    parser.add_argument("--seed", type=int, default=7, help="visitor scripts seed")
+    parser.add_argument("--model", type=Path, default=bench_models.CLINIC_MODEL,
+                        help="the clinic model (default models/clinic.tar.gz)")
+    parser.add_argument("--keep", action="store_true", help="keep the stacks' temporary folders (logs, DBs)")
+    args = parser.parse_args()
+    args.levels = [int(c) for c in args.levels.split(",") if c.strip()]
+
+    started = time.time()
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        log(f"note: load average {load:.1f} before the run: other work on this machine lowers the figures "
+            "(the ratio to the stock config, measured in the same run, holds better)")
+    info = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+            "settings": {"levels": args.levels, "duration_s": args.duration, "warmup_s": args.warmup,
+                         "seed": args.seed, "tracker_store": "SQLite", "rate_limits": "off"}}
+    configs = [("clinic", args.model.resolve())]
+    if not args.no_stock:
+        configs.append(("stock", bench_models.ensure_stock_model(log)))
+    results = [run_config(name, model, args) for name, model in configs]
+    report = print_report(results)
+    info.update(report, results=results, total_s=round(time.time() - started, 1))
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = RESULTS / f"bench-{stamp}.json"
+    out.write_text(json.dumps(info, indent=2))
+    shutil.copyfile(out, RESULTS / "latest.json")
+    log(f"\nwritten to {out.relative_to(ROOT)} (and latest.json); {info['total_s'] / 60:.1f} min in all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Where a turn spends its time inside the Rasa server (prints a breakdown; `make bench` does not run it).
+
+Loads a model in this process as `rasa run` does (the SQLite tracker store and the action
+server of a temporary stack, Rasa's in-memory lock store), plays the bench's visitor scripts
+one message at a time (concurrency 1, what the REST channel calls: ``Agent.handle_message``),
+and times with wrappers (wall time, and this thread's CPU time: waiting on the disk or on the
+action server is not CPU):
+
+- NLU (``MessageProcessor.parse_message``), with each graph component apart;
+- policy predictions (``_predict_next_with_tracker``: every policy runs on every prediction),
+  with each policy apart;
+- the tracker store: reading (query + JSON + replaying the events into a tracker) and saving;
+- custom actions (``RemoteAction.run``: the HTTP call to the action server and its work);
+- the rest of ``handle_message`` (Rasa's own bookkeeping: slots, events, responses).
+
+With --cprofile it also writes the top functions of a cProfile run to
+results/bench/profile-<model>.txt.
+
+    PYTHONPATH=. .venv/bin/python scripts/bench_profile.py [--model models/clinic.tar.gz] [--visitors 40] [--cprofile]
+"""
+
+import argparse
+import asyncio
+import cProfile
+import functools
+import io
+import logging
+import os
+import pstats
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+
+import requests  # noqa: E402
+
+from scripts.bench_visitors import Visitors  # noqa: E402
+from tests.stack import Stack  # noqa: E402
+
+TIMES: Dict[str, float] = defaultdict(float)
+CPU: Dict[str, float] = defaultdict(float)  # this thread's CPU time (no waiting on disk or other processes)
+COUNTS: Dict[str, int] = defaultdict(int)
+
+
+def timed(owner: Any, method: str, label: Callable[..., str]) -> None:
+    """Replace owner.method with a wrapper adding its wall time to TIMES[label(self, ...)]."""
+    original = getattr(owner, method)
+    if asyncio.iscoroutinefunction(original):
+        @functools.wraps(original)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                key = label(*args)
+                TIMES[key] += time.perf_counter() - started
+                CPU[key] += time.thread_time() - cpu
+                COUNTS[key] += 1
+    else:
+        @functools.wraps(original)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                key = label(*args)
+                TIMES[key] += time.perf_counter() - started
+                CPU[key] += time.thread_time() - cpu
+                COUNTS[key] += 1
+    setattr(owner, method, wrapper)
+
+
+def install_timers() -> None:
+    from rasa.core.actions.action import RemoteAction
+    from rasa.core.processor import MessageProcessor
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.engine.graph import GraphNode
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    timed(MessageProcessor, "handle_message", lambda *a: "turn (handle_message)")
+    timed(MessageProcessor, "parse_message", lambda *a: "NLU (parse_message)")
+    timed(MessageProcessor, "_predict_next_with_tracker", lambda *a: "policies (_predict_next_with_tracker)")
+    timed(SQLTrackerStore, "_retrieve", lambda *a: "tracker store: read")
+    timed(SQLTrackerStore, "save", lambda *a: "tracker store: save")
+    timed(DialogueStateTracker, "from_dict", lambda *a: "  of which replaying events (from_dict)")
+    timed(RemoteAction, "run", lambda self, *a: "custom actions (action server)")
+    timed(RemoteAction, "run", lambda self, *a: f"  action {self.name()}")
+    timed(GraphNode, "__call__", lambda self, *a: f"  node {self._node_name}")
+
+
+async def play(agent: Any, visitors: Visitors, count: int) -> int:
+    from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+    turns = 0
+    for _ in range(count):
+        script = visitors.next()
+        sender = uuid.uuid4().hex
+        last: List[Dict[str, Any]] = []
+        for kind, value in script.steps:
+            text, metadata = value, {}
+            if kind == "press":
+                found = [b for m in last for b in m.get("buttons") or [] if b.get("title") == value]
+                if found:
+                    text, metadata = found[0]["payload"], {"display": value}
+            out = CollectingOutputChannel()
+            await agent.handle_message(UserMessage(text, out, sender, input_channel="rest", metadata=metadata))
+            last = out.messages
+            turns += 1
+    return turns
+
+
+def report(turns: int, wall_s: float) -> str:
+    lines = [f"{turns} turns in {wall_s:.1f} s at concurrency 1: {wall_s * 1000 / turns:.1f} ms per turn (wall)", ""]
+    total = TIMES.get("turn (handle_message)", 0.0)
+    top = ["NLU (parse_message)", "policies (_predict_next_with_tracker)", "tracker store: read",
+           "  of which replaying events (from_dict)", "tracker store: save", "custom actions (action server)"]
+    accounted = accounted_cpu = 0.0
+    lines.append(f"{'where (per turn)':<48} {'wall ms':>8} {'share':>6} {'CPU ms':>7} {'calls':>6}")
+    for key in top:
+        ms, cpu_ms = TIMES.get(key, 0.0) * 1000 / turns, CPU.get(key, 0.0) * 1000 / turns
+        if not key.startswith("  "):
+            accounted += TIMES.get(key, 0.0)
+            accounted_cpu += CPU.get(key, 0.0)
+        lines.append(f"{key:<48} {ms:>8.2f} {TIMES.get(key, 0.0) / total:>6.0%} {cpu_ms:>7.2f} "
+                     f"{COUNTS.get(key, 0) / turns:>6.2f}")
+    rest, rest_cpu = total - accounted, CPU.get("turn (handle_message)", 0.0) - accounted_cpu
+    lines.append(f"{'the rest of handle_message (Rasa bookkeeping)':<48} {rest * 1000 / turns:>8.2f} "
+                 f"{rest / total:>6.0%} {rest_cpu * 1000 / turns:>7.2f}")
+    lines.append(f"{'turn (handle_message)':<48} {total * 1000 / turns:>8.2f} {1:>6.0%} "
+                 f"{CPU.get('turn (handle_message)', 0.0) * 1000 / turns:>7.2f}")
+    lines += ["", "graph components (NLU and policies) and custom actions, by total time (CPU: this process):"]
+    nodes = sorted((k for k in TIMES if k.startswith(("  node ", "  action "))), key=lambda k: -TIMES[k])
+    for key in nodes:
+        lines.append(f"{key:<70} {TIMES[key] * 1000 / turns:>7.2f} ms {CPU[key] * 1000 / turns:>7.2f} CPU ms "
+                     f"{COUNTS[key] / turns:>5.2f} calls")
+    return "\n".join(lines)
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    from rasa.core.agent import load_agent
+    from rasa.core.utils import AvailableEndpoints
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-profile-"))
+    stack = Stack(workdir)
+    if args.actions_port:  # an action server started apart (e.g. under cProfile)
+        stack.actions_port = args.actions_port
+    else:
+        stack.start("actions")
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{stack.actions_port}/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.time() > deadline:
+                raise TimeoutError("action server not ready")
+            time.sleep(0.3)
+        stack.var_dir.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(stack.var_dir / "tracker.db") as conn:  # WAL, as `make run`'s console leaves it
+            conn.execute("PRAGMA journal_mode=WAL")
+        endpoints = AvailableEndpoints.read_endpoints(str(stack.write_endpoints()))
+        started = time.perf_counter()
+        agent = await load_agent(model_path=str(args.model), endpoints=endpoints)
+        print(f"model loaded in {time.perf_counter() - started:.1f} s")
+        await play(agent, Visitors(seed=args.seed + 1), 3)  # warm-up, not counted
+        install_timers()
+        TIMES.clear()
+        CPU.clear()
+        COUNTS.clear()
+        profiler = cProfile.Profile() if args.cprofile else None
+        started = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        turns = await play(agent, Visitors(seed=args.seed), args.visitors)
+        if profiler:
+            profiler.disable()
+        wall = time.perf_counter() - started
+        text = report(turns, wall)
+        print(text)
+        if profiler:
+            out = io.StringIO()
+            stats = pstats.Stats(profiler, stream=out)
+            stats.sort_stats("cumulative").print_stats(60)
+            stats.sort_stats("tottime").print_stats(40)
+            path = ROOT / "results" / "bench" / f"profile-{Path(args.model).name.split('.')[0]}.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text + "\n\n" + out.getvalue())
+            print(f"\ncProfile written to {path.relative_to(ROOT)}")
+    finally:
+        stack.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "clinic.tar.gz")
+    parser.add_argument("--visitors", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cprofile", action="store_true")
+    parser.add_argument("--actions-port", type=int, help="use the action server already listening on this port")
+    args = parser.parse_args()
+    from rasa.utils.log_utils import configure_structlog
+
+    logging.basicConfig(level=logging.WARNING)
+    configure_structlog(logging.INFO)  # as `rasa run` does: no debug events
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
