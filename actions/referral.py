@@ -13,7 +13,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.prescreen_answers import answers_of, reset_events, rules, understood, validate_answer
 from clinic import answer_parsing as parse
-from clinic import db, eligibility, notifier, referrals
+from clinic import db, eligibility, notifier, referral_spool, referrals
 from clinic.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -77,11 +77,16 @@ class ValidateWaitlistForm(FormValidationAction):
 
 
 # A referral (or waitlist entry) that could not be stored, the database being locked or full, is
-# tried again in the background until it is, for RETRY_FOR_S at most: the visitor, told to
-# contact the clinic meanwhile, is not lost, and create_referral is idempotent per conversation.
+# written to the spool (clinic.referral_spool: a file under var/, encrypted) and stored from there:
+# at action-server start, then every RETRY_EVERY_S while entries wait. The visitor, told to contact
+# the clinic meanwhile, is not lost, even if the action server restarts; storing is idempotent per
+# conversation. Only if the spool cannot be written either (the disk full) is it tried again in
+# memory, for RETRY_FOR_S at most.
 RETRY_EVERY_S = 5.0
 RETRY_FOR_S = 60 * 60.0
 _retrying: Set["asyncio.Task[None]"] = set()
+_drainer: Optional["asyncio.Task[None]"] = None
+_spooled = 0  # entries this process wrote: a drainer that found none waiting looks again if it moved
 
 
 async def _in_thread(store: Callable[[], Any]) -> Any:
@@ -112,6 +117,79 @@ def _keep_trying(store: Callable[[], Any], then: Optional[Callable[[Any], None]]
     task = asyncio.get_running_loop().create_task(_store_later(store, then))
     _retrying.add(task)
     task.add_done_callback(_retrying.discard)
+
+
+async def _store_later_durably(
+    kind: Text, seal: Callable[[], Dict[Text, Any]], store: Callable[[], Any], then: Optional[Callable[[Any], None]] = None
+) -> None:
+    """What could not be stored goes to the spool, drained in the background; to memory if it cannot."""
+    global _spooled
+    settings = get_settings()
+    try:
+        await _in_thread(
+            lambda: referral_spool.put(referral_spool.spool_dir(settings.var_dir), settings.encryption_key, kind, seal())
+        )
+    except Exception as exc:
+        logger.error("could not spool a %s either (%s): retrying in memory only, lost if this process stops",
+                     kind, type(exc).__name__)
+        _keep_trying(store, then)
+        return
+    _spooled += 1
+    _drain_soon(wait_first=True)
+
+
+def _drain_soon(wait_first: bool = False) -> None:
+    """Starts the spool's drainer on this loop unless it runs already."""
+    global _drainer
+    loop = asyncio.get_running_loop()
+    if _drainer is not None and not _drainer.done() and _drainer.get_loop() is loop:
+        return
+    _drainer = loop.create_task(_drain_spool(wait_first))
+
+
+async def _drain_spool(wait_first: bool) -> None:
+    """Stores what waits in the spool, every RETRY_EVERY_S until none waits; sends the notices."""
+    settings = get_settings()
+    directory = referral_spool.spool_dir(settings.var_dir)
+    if wait_first:
+        await asyncio.sleep(RETRY_EVERY_S)
+    while True:
+        seen = _spooled
+        try:
+            result = await _in_thread(
+                lambda: referral_spool.drain(directory, db.get_engine(settings.clinic_db_url), settings.encryption_key)
+            )
+        except Exception as exc:  # the spool folder itself (permissions, I/O): try again later
+            logger.error("could not drain the referral spool (%s)", type(exc).__name__)
+        else:
+            for kind, reference in result.stored:
+                if kind == "referral":
+                    _notify_in_background(reference)
+            if not result.waiting and _spooled == seen:
+                return
+        await asyncio.sleep(RETRY_EVERY_S)
+
+
+def _drain_at_server_start() -> None:
+    """Entries a stopped action server left in the spool are stored as soon as it runs again.
+
+    rasa-sdk imports this package while it builds its Sanic app ("rasa_sdk"), before the
+    server starts; elsewhere (tests, a shell) there is no such app and nothing is attached.
+    """
+    from sanic import Sanic
+
+    try:
+        app = Sanic.get_app("rasa_sdk")
+    except Exception:  # SanicException: no action server in this process
+        return
+
+    async def start(_app: Any, _loop: Any) -> None:
+        _drain_soon()
+
+    app.register_listener(start, "after_server_start")
+
+
+_drain_at_server_start()
 
 
 def _notify_in_background(reference: Text) -> None:
@@ -156,11 +234,17 @@ class ActionSubmitReferral(Action):
                 urgent=urgent,
             )
 
+        def seal() -> Dict[Text, Any]:
+            return referrals.seal_referral(
+                settings.encryption_key, tracker.sender_id, assessment.outcome, assessment.reasons, answers, contact,
+                urgent=urgent,
+            )
+
         try:
             reference = await _in_thread(store)
         except Exception:
             logger.exception("could not store a referral")  # never its contents
-            _keep_trying(store, _notify_in_background)
+            await _store_later_durably("referral", seal, store, _notify_in_background)
             dispatcher.utter_message(response="utter_referral_not_stored")
             return []
         _notify_in_background(reference)
@@ -188,11 +272,14 @@ class ActionJoinWaitlist(Action):
                 db.get_engine(settings.clinic_db_url), settings.encryption_key, tracker.sender_id, state, {"email": email}
             )
 
+        def seal() -> Dict[Text, Any]:
+            return referrals.seal_waitlist_entry(settings.encryption_key, tracker.sender_id, state, {"email": email})
+
         try:
             await _in_thread(store)
         except Exception:
             logger.exception("could not store a waitlist entry")
-            _keep_trying(store)
+            await _store_later_durably("waitlist", seal, store)
             dispatcher.utter_message(response="utter_referral_not_stored")
             return []
         dispatcher.utter_message(response="utter_waitlist_joined")

@@ -10,6 +10,7 @@ Plain functions over a SQLAlchemy engine and the encryption key; nothing here
 logs contact details or answers.
 """
 
+import datetime as dt
 import re
 import secrets
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -60,15 +61,52 @@ def create_referral(
     referral, its reference is returned and nothing is written (the first
     referral's data stands).
     """
+    sealed = seal_referral(key, conversation_id, outcome, reasons, answers, contact, urgent=urgent)
+    return store_sealed_referral(engine, sealed)
+
+
+SEALED_REFERRAL_FIELDS = frozenset(
+    ("conversation_id", "outcome", "urgent", "contact_encrypted", "answers_encrypted", "created_at")
+)
+
+
+def seal_referral(
+    key: Key,
+    conversation_id: str,
+    outcome: str,
+    reasons: Sequence[str],
+    answers: Mapping[str, Any],
+    contact: Mapping[str, Any],
+    urgent: bool = False,
+) -> Dict[str, Any]:
+    """The referral's row as it is stored, contact and answers encrypted, less its reference code.
+
+    What ``store_sealed_referral`` stores, now or later (``clinic.referral_spool``
+    keeps it while the database cannot be written).
+    """
     if outcome not in REFERRAL_OUTCOMES:
         raise ValueError(f"outcome must be one of {REFERRAL_OUTCOMES}, not {outcome!r}")
     if not conversation_id:
         raise ValueError("conversation_id is required")
+    return {
+        "conversation_id": conversation_id,
+        "outcome": outcome,
+        "urgent": bool(urgent),
+        "contact_encrypted": encrypt_json(key, dict(contact)),
+        "answers_encrypted": encrypt_json(key, {"answers": dict(answers), "reasons": list(reasons)}),
+        "created_at": utcnow(),
+    }
+
+
+def store_sealed_referral(engine: Engine, sealed: Mapping[str, Any]) -> str:
+    """Store a referral made by ``seal_referral``; return its reference. Idempotent per conversation."""
+    _check_sealed(sealed, SEALED_REFERRAL_FIELDS)
+    if sealed["outcome"] not in REFERRAL_OUTCOMES:
+        raise ValueError(f"outcome must be one of {REFERRAL_OUTCOMES}")
+    conversation_id = sealed["conversation_id"]
     existing = _referral_reference_for(engine, conversation_id)
     if existing:
         return existing
-    contact_token = encrypt_json(key, dict(contact))
-    answers_token = encrypt_json(key, {"answers": dict(answers), "reasons": list(reasons)})
     for _ in range(_MAX_TRIES):
         reference = new_reference()
         try:
@@ -76,16 +114,11 @@ def create_referral(
                 conn.execute(
                     insert(referrals).values(
                         reference=reference,
-                        conversation_id=conversation_id,
-                        outcome=outcome,
-                        urgent=bool(urgent),
                         status="new",
-                        contact_encrypted=contact_token,
-                        answers_encrypted=answers_token,
-                        created_at=utcnow(),
                         notified_at=None,
                         notify_attempts=0,
                         last_notify_error=None,
+                        **sealed,
                     )
                 )
             return reference
@@ -96,6 +129,16 @@ def create_referral(
             if existing:
                 return existing
     raise RuntimeError(f"no free reference code after {_MAX_TRIES} tries")
+
+
+def _check_sealed(sealed: Mapping[str, Any], fields: frozenset) -> None:
+    """ValueError unless ``sealed`` has exactly ``fields``, a conversation id and a creation time."""
+    if set(sealed) != fields:
+        raise ValueError("not a sealed record: unexpected or missing fields")
+    if not isinstance(sealed["conversation_id"], str) or not sealed["conversation_id"]:
+        raise ValueError("conversation_id is required")
+    if not isinstance(sealed["created_at"], dt.datetime):
+        raise ValueError("created_at must be a datetime")
 
 
 def _referral_reference_for(engine: Engine, conversation_id: str) -> Optional[str]:
@@ -174,25 +217,39 @@ def join_waitlist(
 
     Idempotent per conversation: an existing entry's id is returned unchanged.
     """
+    return store_sealed_waitlist_entry(engine, seal_waitlist_entry(key, conversation_id, state, contact))
+
+
+SEALED_WAITLIST_FIELDS = frozenset(("conversation_id", "state", "contact_encrypted", "created_at"))
+
+
+def seal_waitlist_entry(key: Key, conversation_id: str, state: str, contact: Mapping[str, Any]) -> Dict[str, Any]:
+    """The waitlist row as it is stored (contact encrypted): what ``store_sealed_waitlist_entry`` takes."""
     state = (state or "").strip().upper()
     if not _STATE_RE.match(state):
         raise ValueError("state must be a two-letter US state code")
     if not conversation_id:
         raise ValueError("conversation_id is required")
+    return {
+        "conversation_id": conversation_id,
+        "state": state,
+        "contact_encrypted": encrypt_json(key, dict(contact)),
+        "created_at": utcnow(),
+    }
+
+
+def store_sealed_waitlist_entry(engine: Engine, sealed: Mapping[str, Any]) -> int:
+    """Store an entry made by ``seal_waitlist_entry``; return its id. Idempotent per conversation."""
+    _check_sealed(sealed, SEALED_WAITLIST_FIELDS)
+    if not isinstance(sealed["state"], str) or not _STATE_RE.match(sealed["state"]):
+        raise ValueError("state must be a two-letter US state code")
+    conversation_id = sealed["conversation_id"]
     existing = _waitlist_id_for(engine, conversation_id)
     if existing is not None:
         return existing
-    token = encrypt_json(key, dict(contact))
     try:
         with engine.begin() as conn:
-            result = conn.execute(
-                insert(waitlist).values(
-                    conversation_id=conversation_id,
-                    state=state,
-                    contact_encrypted=token,
-                    created_at=utcnow(),
-                )
-            )
+            result = conn.execute(insert(waitlist).values(**sealed))
             return int(result.inserted_primary_key[0])
     except IntegrityError:
         existing = _waitlist_id_for(engine, conversation_id)
