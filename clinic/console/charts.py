@@ -85,13 +85,8 @@ def bar_chart(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{PALETTE[0]}">'
             f"<title>{escape(name)}: {escape(value_format(value))}</title></rect>"
         )
-        if i % max(every, 1) == 0 or i == len(items) - 1:
-            parts.append(_text(left + i * slot + slot / 2, top + plot_h + 16, name, fill=MUTED))
-    parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="{INK}"/>')
-    if x_label:
-        parts.append(_text(left + plot_w / 2, height - 8, x_label))
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    parts += _x_axis(left, top, plot_w, plot_h, height, [name for name, _ in items], every, x_label)
+    return _closed(parts)
 
 
 def hbar_chart(
@@ -131,8 +126,7 @@ def hbar_chart(
     parts.append(f'<line x1="{label_width}" y1="{top}" x2="{label_width}" y2="{plot_bottom}" stroke="{INK}"/>')
     if x_label:
         parts.append(_text(label_width + plot_w / 2, height - 6, x_label))
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return _closed(parts)
 
 
 def line_chart(
@@ -157,8 +151,7 @@ def line_chart(
         axis_max, step = nice_scale(max(values or [0]), integer=False)
     parts = _open(width, height, label)
     parts += _y_axis(left, top, plot_w, plot_h, axis_max, step, value_format, y_label)
-    n = len(categories)
-    slot = plot_w / max(n, 1)
+    slot = plot_w / max(len(categories), 1)
 
     def xy(i: int, v: Number) -> Tuple[float, float]:
         return left + i * slot + slot / 2, top + plot_h - plot_h * (v / axis_max if axis_max else 0)
@@ -193,14 +186,28 @@ def line_chart(
         lx = left + s * 200
         parts.append(f'<line x1="{lx}" y1="12" x2="{lx + 24}" y2="12" stroke="{colour}" stroke-width="2"{dash_attr}/>')
         parts.append(_text(lx + 30, 16, name, anchor="start"))
-    for i, name in enumerate(categories):
-        if i % max(every, 1) == 0 or i == n - 1:
+    parts += _x_axis(left, top, plot_w, plot_h, height, categories, every, x_label)
+    return _closed(parts)
+
+
+def _x_axis(
+    left: float, top: float, plot_w: float, plot_h: float, height: float, names: Sequence[str], every: int, x_label: str
+) -> List[str]:
+    """Under a plot of one slot per name: every ``every``-th name (and the last), the axis line
+    and its label."""
+    parts = []
+    slot = plot_w / max(len(names), 1)
+    for i, name in enumerate(names):
+        if i % max(every, 1) == 0 or i == len(names) - 1:
             parts.append(_text(left + i * slot + slot / 2, top + plot_h + 16, name, fill=MUTED))
     parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="{INK}"/>')
     if x_label:
         parts.append(_text(left + plot_w / 2, height - 8, x_label))
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return parts
+
+
+def _closed(parts: List[str]) -> Markup:
+    return Markup("".join(parts + ["</svg>"]))
 
 
 def _y_axis(

@@ -13,7 +13,8 @@ of a note or anything the visitor wrote.
 """
 
 import datetime as dt
-from typing import Any, Dict, List, Optional, Tuple
+import functools
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 from urllib.parse import quote, urlencode
 
 from sanic import Blueprint, Request
@@ -51,6 +52,9 @@ FILTERS = ("open", "all") + STATUSES
 PAGE_SIZE = 50
 MAX_NOTE_CHARS = 2000
 ASSIGNABLE_ROLES = ("clinician", "admin")
+
+# a change to one referral: (request, its stored row) -> response
+ChangeHandler = Callable[[Request, Dict[str, Any]], Awaitable[HTTPResponse]]
 
 
 class TransitionError(ValueError):
@@ -294,15 +298,31 @@ async def referral_page(request: Request, reference: str) -> HTTPResponse:
     return _detail(request, row, message=message)
 
 
-def _back(reference: str, done: str) -> HTTPResponse:
-    return redirect(f"/referrals/{path_quote(reference)}?done={done}", status=303)
+def _referral_change(segment: str) -> Callable[[ChangeHandler], auth.Handler]:
+    """A clinician's POST to /referrals/<reference>/<segment>: the handler gets the stored
+    referral (404 when there is none)."""
+
+    def decorate(handler: ChangeHandler) -> auth.Handler:
+        @bp.post(f"/referrals/<reference>/{segment}")
+        @auth.require("clinician")
+        @functools.wraps(handler)
+        async def route(request: Request, reference: str) -> HTTPResponse:
+            return await handler(request, _referral_or_404(request.app.ctx.engine, reference))
+
+        return route
+
+    return decorate
 
 
-@bp.post("/referrals/<reference>/status")
-@auth.require("clinician")
-async def referral_status(request: Request, reference: str) -> HTTPResponse:
+def _changed(request: Request, row: Dict[str, Any], action: str, detail: str, done: str) -> HTTPResponse:
+    """A change made: audited as ``referral_<action>``, then back to the referral with its notice."""
+    auth.audit(request.app.ctx.engine, request.ctx.user, f"referral_{action}", "referral", row["reference"], detail)
+    return redirect(f"/referrals/{path_quote(row['reference'])}?done={done}", status=303)
+
+
+@_referral_change("status")
+async def referral_status(request: Request, row: Dict[str, Any]) -> HTTPResponse:
     engine = request.app.ctx.engine
-    row = _referral_or_404(engine, reference)
     target = request.form.get("status", "")
     # The form says which status it was shown with: a stale form cannot skip a step.
     current = request.form.get("from") or row["status"]
@@ -314,15 +334,12 @@ async def referral_status(request: Request, reference: str) -> HTTPResponse:
         auth.audit(engine, request.ctx.user, "referral_status_refused", "referral", row["reference"],
                    f"{current}->{target if target in STATUSES else '?'}")
         return _detail(request, row, status=409, error=f"Not changed: {exc}.")
-    auth.audit(engine, request.ctx.user, "referral_status", "referral", row["reference"], f"{current}->{target}")
-    return _back(row["reference"], "status")
+    return _changed(request, row, "status", f"{current}->{target}", "status")
 
 
-@bp.post("/referrals/<reference>/assign")
-@auth.require("clinician")
-async def referral_assign(request: Request, reference: str) -> HTTPResponse:
+@_referral_change("assign")
+async def referral_assign(request: Request, row: Dict[str, Any]) -> HTTPResponse:
     engine = request.app.ctx.engine
-    row = _referral_or_404(engine, reference)
     raw = (request.form.get("assignee") or "").strip()
     assignee: Optional[Dict[str, Any]] = None
     if raw:
@@ -330,21 +347,15 @@ async def referral_assign(request: Request, reference: str) -> HTTPResponse:
         if assignee is None:
             return _detail(request, row, status=400, error="Choose a clinician or an admin.")
     set_assignee(engine, row["reference"], assignee["id"] if assignee else None)
-    auth.audit(engine, request.ctx.user, "referral_assign", "referral", row["reference"],
-               f"assignee={assignee['username'] if assignee else '-'}")
-    return _back(row["reference"], "assign")
+    return _changed(request, row, "assign", f"assignee={assignee['username'] if assignee else '-'}", "assign")
 
 
-@bp.post("/referrals/<reference>/notes")
-@auth.require("clinician")
-async def referral_note(request: Request, reference: str) -> HTTPResponse:
-    engine = request.app.ctx.engine
-    row = _referral_or_404(engine, reference)
+@_referral_change("notes")
+async def referral_note(request: Request, row: Dict[str, Any]) -> HTTPResponse:
     text = (request.form.get("text") or "").strip()
     if not text:
         return _detail(request, row, status=400, error="A note cannot be empty.")
     if len(text) > MAX_NOTE_CHARS:
         return _detail(request, row, status=400, error=f"A note is at most {MAX_NOTE_CHARS} characters.")
-    note_id = add_note(engine, row["reference"], request.ctx.user, text)
-    auth.audit(engine, request.ctx.user, "referral_note", "referral", row["reference"], f"note={note_id}")
-    return _back(row["reference"], "note")
+    note_id = add_note(request.app.ctx.engine, row["reference"], request.ctx.user, text)
+    return _changed(request, row, "note", f"note={note_id}", "note")

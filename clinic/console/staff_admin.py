@@ -6,7 +6,8 @@ never leave the database: the pages select only the columns they show.
 """
 
 import datetime as dt
-from typing import Any, Dict, List, Optional, Tuple
+import functools
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 from urllib.parse import quote, urlencode
 
 from sanic import Blueprint, Request
@@ -37,6 +38,9 @@ USER_COLUMNS = (
     staff_users.c.id, staff_users.c.username, staff_users.c.display_name, staff_users.c.role, staff_users.c.active,
     staff_users.c.failed_logins, staff_users.c.locked_until, staff_users.c.created_at,
 )
+
+# a change to one account: (request, the account) -> response
+ChangeHandler = Callable[[Request, Dict[str, Any]], Awaitable[HTTPResponse]]
 
 
 # --- staff accounts ---------------------------------------------------------------
@@ -101,54 +105,63 @@ async def user_create(request: Request) -> HTTPResponse:
     return redirect("/users?done=created")
 
 
-def _target(request: Request, user_id: int) -> Tuple[Optional[Dict[str, Any]], Optional[HTTPResponse]]:
-    with auth.engine_of(request).connect() as conn:
-        target = _user(conn, user_id)
-    if target is None:
-        return None, render(request, "forbidden.html", status=404, reason="There is no such account.")
-    return target, None
+def _account_change(segment: str) -> Callable[[ChangeHandler], auth.Handler]:
+    """An admin's POST to /users/<user_id>/<segment>: the handler gets the account (its
+    USER_COLUMNS), or the page says there is no such account."""
+
+    def decorate(handler: ChangeHandler) -> auth.Handler:
+        @bp.post(f"/users/<user_id:int>/{segment}")
+        @auth.require("admin")
+        @functools.wraps(handler)
+        async def route(request: Request, user_id: int) -> HTTPResponse:
+            with auth.engine_of(request).connect() as conn:
+                target = _user(conn, user_id)
+            if target is None:
+                return render(request, "forbidden.html", status=404, reason="There is no such account.")
+            return await handler(request, target)
+
+        return route
+
+    return decorate
 
 
-@bp.post("/users/<user_id:int>/role")
-@auth.require("admin")
-async def user_role(request: Request, user_id: int) -> HTTPResponse:
-    target, missing = _target(request, user_id)
-    if missing:
-        return missing
+def _changed(request: Request, target: Dict[str, Any], action: str, detail: str, done: str) -> HTTPResponse:
+    """A change made: audited as ``user_<action>`` (the account's username, then ``detail``),
+    then back to the list with its notice."""
+    auth.audit(auth.engine_of(request), request.ctx.user, f"user_{action}", "staff_user", str(target["id"]),
+               f"{target['username']} {detail}".rstrip())
+    return redirect(f"/users?done={done}")
+
+
+@_account_change("role")
+async def user_role(request: Request, target: Dict[str, Any]) -> HTTPResponse:
     role = request.form.get("role") or ""
     if role not in auth.ROLES:
         return _users_page(request, status=400, error=f"role must be one of {', '.join(auth.ROLES)}")
     if target["role"] == role:
         return redirect("/users")
-    engine = auth.engine_of(request)
-    with engine.begin() as conn:
+    with auth.engine_of(request).begin() as conn:
         if target["role"] == "admin" and target["active"] and _active_admins(conn) <= 1:
             error = "This is the last active admin: make another admin first."
         else:
             error = ""
-            conn.execute(update(staff_users).where(staff_users.c.id == user_id).values(role=role))
+            conn.execute(update(staff_users).where(staff_users.c.id == target["id"]).values(role=role))
     if error:
         return _users_page(request, status=409, error=error)
-    auth.audit(engine, request.ctx.user, "user_role", "staff_user", str(user_id),
-               f"{target['username']} {target['role']}->{role}")
-    return redirect("/users?done=role")
+    return _changed(request, target, "role", f"{target['role']}->{role}", "role")
 
 
-@bp.post("/users/<user_id:int>/active")
-@auth.require("admin")
-async def user_active(request: Request, user_id: int) -> HTTPResponse:
-    target, missing = _target(request, user_id)
-    if missing:
-        return missing
+@_account_change("active")
+async def user_active(request: Request, target: Dict[str, Any]) -> HTTPResponse:
+    user_id = target["id"]
     value = request.form.get("active")
     if value not in ("0", "1"):
         return _users_page(request, status=400, error="Choose to deactivate or reactivate the account.")
     active = value == "1"
     if active == bool(target["active"]):
         return redirect("/users")
-    engine = auth.engine_of(request)
     error = ""
-    with engine.begin() as conn:
+    with auth.engine_of(request).begin() as conn:
         if not active and user_id == request.ctx.user["id"]:
             error = "You cannot deactivate your own account: ask another admin."
         elif not active and target["role"] == "admin" and _active_admins(conn) <= 1:
@@ -159,40 +172,26 @@ async def user_active(request: Request, user_id: int) -> HTTPResponse:
                 conn.execute(delete(staff_sessions).where(staff_sessions.c.user_id == user_id))
     if error:
         return _users_page(request, status=409, error=error)
-    auth.audit(engine, request.ctx.user, "user_active", "staff_user", str(user_id),
-               f"{target['username']} active={'yes' if active else 'no'}")
-    return redirect("/users?done=" + ("reactivated" if active else "deactivated"))
+    return _changed(request, target, "active", f"active={'yes' if active else 'no'}",
+                    "reactivated" if active else "deactivated")
 
 
-@bp.post("/users/<user_id:int>/display_name")
-@auth.require("admin")
-async def user_display_name(request: Request, user_id: int) -> HTTPResponse:
-    target, missing = _target(request, user_id)
-    if missing:
-        return missing
-    engine = auth.engine_of(request)
+@_account_change("display_name")
+async def user_display_name(request: Request, target: Dict[str, Any]) -> HTTPResponse:
     try:
-        stored = auth.set_display_name(engine, target["username"], request.form.get("display_name") or "")
+        stored = auth.set_display_name(auth.engine_of(request), target["username"], request.form.get("display_name") or "")
     except auth.StaffError as exc:
         return _users_page(request, status=400, error=str(exc))
-    auth.audit(engine, request.ctx.user, "user_display_name", "staff_user", str(user_id),
-               f"{target['username']} display_name={stored or '(none)'}")
-    return redirect("/users?done=display_name")
+    return _changed(request, target, "display_name", f"display_name={stored or '(none)'}", "display_name")
 
 
-@bp.post("/users/<user_id:int>/unlock")
-@auth.require("admin")
-async def user_unlock(request: Request, user_id: int) -> HTTPResponse:
-    target, missing = _target(request, user_id)
-    if missing:
-        return missing
-    engine = auth.engine_of(request)
-    with engine.begin() as conn:
+@_account_change("unlock")
+async def user_unlock(request: Request, target: Dict[str, Any]) -> HTTPResponse:
+    with auth.engine_of(request).begin() as conn:
         conn.execute(
-            update(staff_users).where(staff_users.c.id == user_id).values(locked_until=None, failed_logins=0)
+            update(staff_users).where(staff_users.c.id == target["id"]).values(locked_until=None, failed_logins=0)
         )
-    auth.audit(engine, request.ctx.user, "user_unlock", "staff_user", str(user_id), target["username"])
-    return redirect("/users?done=unlocked")
+    return _changed(request, target, "unlock", "", "unlocked")
 
 
 # --- audit log --------------------------------------------------------------------
