@@ -8,10 +8,13 @@ with safe local defaults: SQLite files under ``var/``, services on loopback.
 The web app:
 
 - ``WEB_HOST`` (``127.0.0.1``), ``WEB_PORT`` (``8000``); ``RASA_URL``
-  (``http://127.0.0.1:5005``) and ``RASA_TOKEN`` (unset: Rasa's API token, if
-  the Rasa server was started with ``--auth-token``). ``RASA_URL`` may list
-  several Rasa servers, comma-separated: each conversation goes to one of them
+  (``http://127.0.0.1:5005``). ``RASA_URL`` may list several Rasa servers,
+  comma-separated: each conversation goes to one of them
   (``clinic.rasa_client``), and to another when that one cannot be reached.
+- ``RASA_TOKEN`` (unset: generated once into ``var/rasa_token``, mode 0600): the
+  token of Rasa's HTTP API. The Rasa server is started with it
+  (``python -m clinic.rasa_launch``), the web app and the console send it. Set
+  it, the same everywhere, when Rasa and the apps do not share one ``var/``.
 - ``WIDGET_ALLOWED_ORIGINS`` (unset): comma-separated origins of other sites
   that may embed the chat widget (CORS on the visitor API).
 - ``HSTS_SECONDS`` (``0``: off): in production behind HTTPS, e.g. ``31536000``; the web app and the
@@ -88,6 +91,7 @@ import yaml
 from clinic import us_states
 
 ROOT = Path(__file__).resolve().parent.parent
+RASA_TOKEN_MIN_CHARS = 16
 
 
 def _env(name: str, default: str) -> str:
@@ -128,7 +132,6 @@ class Settings:
     widget_allowed_origins: Tuple[str, ...] = ()
     cookie_samesite: str = "Lax"
     hsts_seconds: int = 0
-    rasa_token: Optional[str] = field(default=None, repr=False)
     tracker_db_url: str = field(default="sqlite:///var/tracker.db", repr=False)
     console_host: str = "127.0.0.1"
     console_port: int = 8001
@@ -167,6 +170,10 @@ class Settings:
     def encryption_key(self) -> bytes:
         return load_encryption_key(self.var_dir)
 
+    @property
+    def rasa_token(self) -> str:
+        return load_rasa_token(self.var_dir)
+
 
 @lru_cache(maxsize=None)
 def get_settings() -> Settings:
@@ -187,7 +194,6 @@ def get_settings() -> Settings:
         ),
         cookie_samesite=_env("COOKIE_SAMESITE", "Lax"),
         hsts_seconds=int(_env("HSTS_SECONDS", "0")),
-        rasa_token=os.environ.get("RASA_TOKEN") or None,
         tracker_db_url=_env("TRACKER_DB_URL", database_url or f"sqlite:///{var_dir / 'tracker.db'}"),
         redis_url=_env("REDIS_URL", "") or None,
         db_pool_size=_env_int("DB_POOL_SIZE", "5", minimum=1),
@@ -288,6 +294,26 @@ def load_secret(var_dir: Path) -> bytes:
     if not path.exists():
         _create_once(path, secrets.token_hex(32).encode())
     return path.read_bytes().strip()
+
+
+def load_rasa_token(var_dir: Path) -> str:
+    """RASA_TOKEN if set, else a token generated once into var/rasa_token (mode 0600).
+
+    The token of Rasa's HTTP API: the Rasa server started by ``clinic.rasa_launch``
+    requires it, the web app and the console send it. Raises ValueError when the token
+    found is shorter than 16 characters (an empty one would let anyone in).
+    """
+    from_env = os.environ.get("RASA_TOKEN", "").strip()
+    if from_env:
+        token, source = from_env, "RASA_TOKEN"
+    else:
+        path = var_dir / "rasa_token"
+        if not path.exists():
+            _create_once(path, secrets.token_hex(32).encode())
+        token, source = path.read_text().strip(), str(path)
+    if len(token) < RASA_TOKEN_MIN_CHARS:
+        raise ValueError(f"{source}: Rasa's API token must be at least {RASA_TOKEN_MIN_CHARS} characters")
+    return token
 
 
 def load_encryption_key(var_dir: Path) -> bytes:

@@ -21,11 +21,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
-import requests
-
-from tests.stack import ROOT, VENV_BIN, Stack, free_port
+from tests.stack import ROOT, Stack, actions_command, free_port, healthy, rasa_command, rasa_ready
 
 DB_NAME = "clinic"
 DB_USER = "clinic"
@@ -220,10 +218,6 @@ class ScaleStack(Stack):
         self.redis = Redis(self.workdir / "redis", self.redis_port, self.workdir / "redis.log")
 
     @property
-    def var_dir(self) -> Path:
-        return self.workdir / "var"
-
-    @property
     def rasa_urls(self) -> List[str]:
         return [f"http://127.0.0.1:{port}" for port in self.rasa_ports]
 
@@ -264,20 +258,10 @@ class ScaleStack(Stack):
         return env
 
     def commands(self) -> Dict[str, List[str]]:
-        rasa = str(VENV_BIN / "rasa")
-        logging_config = str(ROOT / "settings" / "logging.yml")
         commands: Dict[str, List[str]] = {}
         for i in range(self.instances):
-            commands[f"rasa{i + 1}"] = [
-                rasa, "run", "--model", str(ROOT / "models" / "clinic.tar.gz"), "--enable-api",
-                "--interface", "127.0.0.1", "--port", str(self.rasa_ports[i]),
-                "--endpoints", str(ROOT / "endpoints.scale.yml"), "--credentials", str(ROOT / "credentials.yml"),
-                "--logging-config-file", logging_config,
-            ]
-            commands[f"actions{i + 1}"] = [
-                rasa, "run", "actions", "--actions", "actions", "--port", str(self.action_ports[i]),
-                "--logging-config-file", logging_config,
-            ]
+            commands[f"rasa{i + 1}"] = rasa_command(self.rasa_ports[i], ROOT / "endpoints.scale.yml")
+            commands[f"actions{i + 1}"] = actions_command(self.action_ports[i])
         commands["web"] = [sys.executable, "-m", "clinic.web"]
         commands["console"] = [sys.executable, "-m", "clinic.console"]
         commands["notifier"] = [sys.executable, "-m", "clinic.notifier"]
@@ -309,43 +293,15 @@ class ScaleStack(Stack):
             self.start(name)
         self.wait_ready(timeout_s)
 
-    def checks(self) -> Dict[str, object]:
-        checks: Dict[str, object] = {}
+    def checks(self) -> Dict[str, Callable[[], bool]]:
+        checks = super().checks()
+        for name in ("actions", "rasa"):
+            del checks[name]
         for i in range(self.instances):
-            port = self.action_ports[i]
-            checks[f"actions{i + 1}"] = lambda port=port: requests.get(
-                f"http://127.0.0.1:{port}/health", timeout=2).ok
+            checks[f"actions{i + 1}"] = lambda port=self.action_ports[i]: healthy(f"http://127.0.0.1:{port}")
         for i, url in enumerate(self.rasa_urls):
-            checks[f"rasa{i + 1}"] = lambda url=url: requests.post(
-                f"{url}/model/parse", json={"text": "hi"}, timeout=5).ok
-        checks["web"] = lambda: requests.get(f"{self.web_url}/health", timeout=2).ok
-        checks["console"] = lambda: requests.get(f"{self.console_url}/health", timeout=2).ok
+            checks[f"rasa{i + 1}"] = lambda url=url: rasa_ready(url, self.rasa_token)
         return checks
-
-    def wait_ready(self, timeout_s: float = 240, names: Optional[List[str]] = None) -> None:
-        deadline = time.time() + timeout_s
-        checks = self.checks()
-        for name in names or list(self.procs):
-            check = checks.get(name)
-            if check is None:
-                continue
-            while True:
-                proc = self.procs.get(name)
-                if proc is not None and proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited:\n{self.log_tail(name)}")
-                try:
-                    if check():
-                        break
-                except requests.RequestException:
-                    pass
-                if time.time() > deadline:
-                    raise TimeoutError(f"{name} not ready:\n{self.log_tail(name)}")
-                time.sleep(0.5)
-
-    def log_tail(self, name: str, lines: int = 20) -> str:
-        path = self.workdir / f"{name}.log"
-        text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
-        return f"{path}:\n" + "\n".join(text)
 
     def kill(self, name: str) -> None:
         """SIGKILL: a crash, nothing finished or cleaned up."""

@@ -1,7 +1,9 @@
 """Starts the real stack (Rasa server, action server, web app) for end-to-end tests.
 
 Each process gets free loopback ports and a private var/ folder, so the tests
-never touch a running `make run`.
+never touch a running `make run`. The Rasa server starts as the Procfile starts it
+(``python -m clinic.rasa_launch``): its HTTP API wants the token of the stack's var/
+(``Stack.rasa_token``; ``Stack.rasa_params`` for a request made by hand).
 """
 
 import os
@@ -11,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional
 
 import requests
 
@@ -72,6 +74,19 @@ class Stack:
     def clinic_db_url(self) -> str:
         return f"sqlite:///{self.var_dir / 'clinic.db'}"
 
+    @property
+    def rasa_token(self) -> str:
+        """The token of Rasa's HTTP API, as every process of the stack reads it (made on first use)."""
+        from clinic.settings import load_rasa_token
+
+        given = self.env().get("RASA_TOKEN", "").strip()
+        return given or load_rasa_token(self.var_dir)
+
+    @property
+    def rasa_params(self) -> Dict[str, str]:
+        """The query parameters a request to Rasa's HTTP API needs (the token)."""
+        return {"token": self.rasa_token}
+
     def env(self) -> Dict[str, str]:
         env = dict(os.environ)
         env.update(
@@ -108,14 +123,9 @@ class Stack:
         return path
 
     def commands(self) -> Dict[str, List[str]]:
-        rasa = str(VENV_BIN / "rasa")
         return {
-            "rasa": [rasa, "run", "--model", str(ROOT / "models" / "clinic.tar.gz"), "--enable-api",
-                     "--interface", "127.0.0.1", "--port", str(self.rasa_port),
-                     "--endpoints", str(self.write_endpoints()), "--credentials", str(ROOT / "credentials.yml"),
-                     "--logging-config-file", str(ROOT / "settings" / "logging.yml")],
-            "actions": [rasa, "run", "actions", "--actions", "actions", "--port", str(self.actions_port),
-                        "--logging-config-file", str(ROOT / "settings" / "logging.yml")],
+            "rasa": rasa_command(self.rasa_port, self.write_endpoints()),
+            "actions": actions_command(self.actions_port),
             "web": [sys.executable, "-m", "clinic.web"],
             "console": [sys.executable, "-m", "clinic.console"],
         }
@@ -153,28 +163,40 @@ class Stack:
             self.start(name)
         self.wait_ready(timeout_s)
 
-    def wait_ready(self, timeout_s: float = 240) -> None:
-        deadline = time.time() + timeout_s
-        checks = {
-            "actions": lambda: requests.get(f"http://127.0.0.1:{self.actions_port}/health", timeout=2).ok,
-            "rasa": lambda: requests.post(f"{self.rasa_url}/model/parse", json={"text": "hi"}, timeout=5).ok,
-            "web": lambda: requests.get(f"{self.web_url}/health", timeout=2).ok,
+    def checks(self) -> Dict[str, Callable[[], bool]]:
+        """How to tell that each process answers (Rasa: its model is loaded)."""
+        return {
+            "actions": lambda: healthy(f"http://127.0.0.1:{self.actions_port}"),
+            "rasa": lambda: rasa_ready(self.rasa_url, self.rasa_token),
+            "web": lambda: healthy(self.web_url),
+            "console": lambda: healthy(self.console_url),
         }
-        if "console" in self.procs:  # only started when a test asks for it: start_console()
-            checks["console"] = lambda: requests.get(f"{self.console_url}/health", timeout=2).ok
-        for name, check in checks.items():
+
+    def wait_ready(self, timeout_s: float = 240, names: Optional[List[str]] = None) -> None:
+        """Waits until every started process (or those of ``names``) answers."""
+        deadline = time.time() + timeout_s
+        checks = self.checks()
+        for name in names or list(self.procs):
+            check = checks.get(name)
+            if check is None:
+                continue
             while True:
                 proc = self.procs.get(name)
                 if proc is not None and proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited: see {self.workdir / (name + '.log')}")
+                    raise RuntimeError(f"{name} exited:\n{self.log_tail(name)}")
                 try:
                     if check():
                         break
                 except requests.RequestException:
                     pass
                 if time.time() > deadline:
-                    raise TimeoutError(f"{name} not ready: see {self.workdir / (name + '.log')}")
+                    raise TimeoutError(f"{name} not ready:\n{self.log_tail(name)}")
                 time.sleep(0.5)
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        path = self.workdir / f"{name}.log"
+        text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
+        return f"{path}:\n" + "\n".join(text)
 
     def start_console(self, timeout_s: float = 60) -> str:
         """Starts the staff console (once) and waits for it; returns its URL."""
@@ -187,6 +209,32 @@ class Stack:
     def stop_all(self) -> None:
         for name in list(self.procs):
             self.stop(name)
+
+
+# --- the commands, as the Procfile has them --------------------------------------
+
+def rasa_command(port: int, endpoints: Path) -> List[str]:
+    """The Rasa server with its HTTP API on loopback, behind the token (``clinic.rasa_launch``)."""
+    return [sys.executable, "-m", "clinic.rasa_launch", "--model", str(ROOT / "models" / "clinic.tar.gz"),
+            "--enable-api", "--interface", "127.0.0.1", "--port", str(port), "--endpoints", str(endpoints),
+            "--credentials", str(ROOT / "credentials.yml"),
+            "--logging-config-file", str(ROOT / "settings" / "logging.yml")]
+
+
+def actions_command(port: int) -> List[str]:
+    """The action server (on loopback through SANIC_HOST in the environment)."""
+    return [str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(port),
+            "--logging-config-file", str(ROOT / "settings" / "logging.yml")]
+
+
+def healthy(url: str) -> bool:
+    """The server at ``url`` answers its /health (the action server, the web app, the console)."""
+    return requests.get(f"{url}/health", timeout=2).ok
+
+
+def rasa_ready(url: str, token: str) -> bool:
+    """The Rasa server at ``url`` answers its HTTP API (so its model is loaded)."""
+    return requests.post(f"{url}/model/parse", params={"token": token}, json={"text": "hi"}, timeout=5).ok
 
 
 # --- a visitor's side ---------------------------------------------------------
