@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Audit the pinned dependencies (requirements.txt) against PyPI's vulnerability data.
+"""Audit the pinned dependencies (requirements.txt, and pip, setuptools and wheel as installed in the
+venv) against PyPI's vulnerability data.
 
 PyPI publishes, for each release, the known vulnerabilities from the OSV database (the data
 ``pip-audit`` reads). Two ways to ask it:
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import importlib.metadata
 import json
 import sys
 import time
@@ -38,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PYPI = "https://pypi.org/pypi"
 # a release that certainly exists: if its per-release page does not answer, none will
 PROBE = ("requests", "2.31.0")
+# installed in the venv beside the pins, though `pip freeze` (and so requirements.txt) leaves them out
+VENV_TOOLS = ("pip", "setuptools", "wheel")
 
 
 @dataclass
@@ -76,6 +80,20 @@ def read_pins(path: Path) -> List[Tuple[str, str]]:
         name, version = line.split("==", 1)
         pins.append((name.strip(), version.split(";", 1)[0].strip()))
     return pins
+
+
+def with_venv_tools(pins: List[Tuple[str, str]]) -> List[Tuple[str, str]]:
+    """The pins plus the versions of pip, setuptools and wheel installed where this runs (the venv)."""
+    named = {name.lower() for name, _ in pins}
+    tools = []
+    for tool in VENV_TOOLS:
+        if tool in named:
+            continue
+        try:
+            tools.append((tool, importlib.metadata.version(tool)))
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return pins + tools
 
 
 def fetch_json(url: str, attempts: int = 3) -> Optional[dict]:
@@ -176,7 +194,8 @@ def audit(pins: List[Tuple[str, str]], explanations: Dict[str, Dict[str, str]]) 
             if entry and entry["package"].lower() == finding.package.lower():
                 finding.explanation = entry["why"].strip()
                 seen.add(key)
-    report.stale_explanations = sorted(set(explanations) - seen)
+    if complete:  # a partial audit cannot tell a fixed vulnerability from one it does not see
+        report.stale_explanations = sorted(set(explanations) - seen)
     report.findings.sort(key=lambda f: (f.package.lower(), f.id))
     return report
 
@@ -211,7 +230,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--explanations", type=Path, default=ROOT / "security" / "known_vulnerabilities.yml")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
-    report = audit(read_pins(args.requirements), load_explanations(args.explanations))
+    report = audit(with_venv_tools(read_pins(args.requirements)), load_explanations(args.explanations))
     print_report(report)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

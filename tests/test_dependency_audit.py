@@ -73,12 +73,12 @@ def test_an_unexplained_finding_or_an_unaudited_package_fails_the_audit(monkeypa
     }
     report = _audit_with(monkeypatch, answers, per_release=False)
     assert report.mode == "partial"
+    assert report.stale_explanations == []  # a partial audit cannot tell
     by_id = {f.id: f for f in report.findings}
     assert by_id["B-1"].explanation == "not used here"
     assert by_id["X-1"].explanation is None
     assert [f.id for f in report.unexplained] == ["X-1"]
     assert len(report.unreachable) == 1 and report.unreachable[0].startswith("c==3.0")
-    assert report.stale_explanations == ["GONE-1", "X-1"]
 
 
 def test_the_per_release_pages_are_used_when_they_answer(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,6 +94,17 @@ def test_the_per_release_pages_are_used_when_they_answer(monkeypatch: pytest.Mon
     assert report.mode == "complete"
     assert [(f.package, f.id, f.source) for f in report.findings] == [("a", "OLD-FIX", "release")]
     assert report.unreachable == []
+    assert report.stale_explanations == ["CVE-2", "GONE-1", "X-1"]  # none of them reported any more
+
+
+def test_pip_setuptools_and_wheel_of_the_venv_are_audited_too() -> None:
+    import importlib.metadata
+
+    pins = audit_deps.with_venv_tools([("rasa", "3.6.21"), ("wheel", "0.1")])
+    assert ("rasa", "3.6.21") in pins and ("wheel", "0.1") in pins  # a pin wins over what is installed
+    assert ("pip", importlib.metadata.version("pip")) in pins
+    assert ("setuptools", importlib.metadata.version("setuptools")) in pins
+    assert len([name for name, _ in pins if name == "wheel"]) == 1
 
 
 def test_main_exits_1_on_an_unexplained_vulnerability(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
