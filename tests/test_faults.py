@@ -250,6 +250,42 @@ def test_a_locked_clinic_db_gives_a_clear_error_and_the_referral_is_made_once_it
     assert ft.integrity_check(stack.var_dir / "clinic.db") == "ok"
 
 
+def test_a_referral_the_locked_db_refused_survives_an_action_server_killed_meanwhile(
+    healthy: Stack, smtp: Any
+) -> None:
+    """The referral waits in the spool (var/spool/referrals), not in the killed process's memory: the
+    action server started again stores it by itself, once, with the visitor's contact, one notice."""
+    from clinic import referral_spool
+    from clinic.crypto import decrypt_json
+    from clinic.settings import load_encryption_key
+
+    stack = healthy
+    v = ft.Visitor(stack)
+    ft.run_steps(v, ft.PRESCREEN[:-1])
+    spool = referral_spool.spool_dir(stack.var_dir)
+    with ft.write_lock_held(stack.var_dir / "clinic.db"):
+        response = v.step(ft.PRESCREEN[-1])
+        assert response.status_code == 200 and "couldn't pass your details" in v.text()
+        entry = spool / referral_spool.entry_name("referral", v.cid)
+        assert entry.exists()
+        for clear in ft.CONTACT.values():
+            assert clear.encode() not in entry.read_bytes()
+        ft.kill(stack, "actions")  # and with it whatever it was retrying in memory
+    assert ft.referral_rows(stack, v.cid) == []
+    ft.restart(stack, "actions")
+    rows = wait_for(lambda: ft.referral_rows(stack, v.cid), timeout_s=60)
+    assert len(rows) == 1 and rows[0][1] == "eligible", rows
+    assert not entry.exists()
+    assert wait_for(lambda: notices_for(smtp, rows[0][0])), "the clinician's notice did not arrive"
+    time.sleep(0.5)
+    assert len(notices_for(smtp, rows[0][0])) == 1
+    with sqlite3.connect(stack.var_dir / "clinic.db") as conn:
+        token = conn.execute("select contact_encrypted from referrals where conversation_id = ?", (v.cid,)).fetchone()[0]
+    contact = decrypt_json(load_encryption_key(stack.var_dir), token)
+    assert (contact["name"], contact["email"]) == (ft.CONTACT["name"], ft.CONTACT["email"])
+    assert ft.integrity_check(stack.var_dir / "clinic.db") == "ok"
+
+
 SENDER = "d15cf011" * 4
 
 
