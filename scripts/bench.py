@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from scripts import bench_models  # noqa: E402
 from scripts.bench_procs import CpuMeter, Sampler  # noqa: E402
 from scripts.bench_visitors import Visitors, run_level, summarize  # noqa: E402
-from tests.stack import Stack  # noqa: E402
+from scripts.bench_stack import BenchStack  # noqa: E402
 
 RESULTS = ROOT / "results" / "bench"
 TARGETS = {"p95_ms_at_10": 250.0, "turns_per_s_at_10": 60.0, "ratio_to_stock_at_10": 2.0,
@@ -50,20 +50,6 @@ TARGETS = {"p95_ms_at_10": 250.0, "turns_per_s_at_10": 60.0, "ratio_to_stock_at_
 # added to the test stack's environment: simulated visitors all come from one address
 STACK_ENV = {"RATE_LIMIT_MESSAGES": "off", "RATE_LIMIT_NEW_VISITORS": "off"}
 PROCESSES = ("rasa", "actions", "web", "console")
-
-
-class BenchStack(Stack):
-    """The test stack, with a chosen model."""
-
-    def __init__(self, workdir: Path, model: Path, extra_env: Dict[str, str]) -> None:
-        super().__init__(workdir, extra_env=extra_env)
-        self.model = model
-
-    def commands(self) -> Dict[str, List[str]]:
-        commands = super().commands()
-        rasa = commands["rasa"]
-        rasa[rasa.index("--model") + 1] = str(self.model)
-        return commands
 
 
 def shown(path: Path) -> str:
@@ -112,7 +98,8 @@ def run_config(name: str, model: Path, args: argparse.Namespace) -> Dict[str, An
             wait_for(lambda: requests.get(url, timeout=2).ok, stack.procs[process], process, 120)
         stack.start("rasa")
         sampler = Sampler({n: stack.procs[n].pid for n in PROCESSES}).start()
-        ready_s = wait_for(lambda: requests.post(f"{stack.rasa_url}/model/parse", json={"text": "hello"}, timeout=10).ok,
+        ready_s = wait_for(lambda: requests.post(f"{stack.rasa_url}/model/parse", json={"text": "hello"},
+                                                 params=stack.api_params, timeout=10).ok,
                            stack.procs["rasa"], "Rasa server", 300)
         result["rasa_ready_s"] = round(ready_s, 2)
         log(f"Rasa server ready {ready_s:.1f} s after start")

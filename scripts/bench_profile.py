@@ -1,7 +1,7 @@
 """Where a turn spends its time inside the Rasa server (prints a breakdown; `make bench` does not run it).
 
-Loads a model in this process as `rasa run` does (the SQLite tracker store and the action
-server of a temporary stack, Rasa's in-memory lock store), plays the bench's visitor scripts
+Loads a model in this process as `rasa run` does (endpoints.yml's tracker store on a SQLite file
+and the action server of a temporary stack, Rasa's in-memory lock store), plays the bench's visitor scripts
 one message at a time (concurrency 1, what the REST channel calls: ``Agent.handle_message``),
 and times with wrappers (wall time, and this thread's CPU time: waiting on the disk or on the
 action server is not CPU):
@@ -14,7 +14,7 @@ action server is not CPU):
 - the rest of ``handle_message`` (Rasa's own bookkeeping: slots, events, responses).
 
 With --cprofile it also writes the top functions of a cProfile run to
-results/bench/profile-<model>.txt.
+results/bench/profile-<model>.txt (and the whole run to profile-<model>.prof, for pstats).
 
     PYTHONPATH=. .venv/bin/python scripts/bench_profile.py [--model models/clinic.tar.gz] [--visitors 40] [--cprofile]
 """
@@ -28,7 +28,6 @@ import logging
 import os
 import pstats
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
@@ -46,7 +45,7 @@ os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 import requests  # noqa: E402
 
 from scripts.bench_visitors import Visitors  # noqa: E402
-from tests.stack import Stack  # noqa: E402
+from scripts.bench_stack import BenchStack  # noqa: E402
 
 TIMES: Dict[str, float] = defaultdict(float)
 CPU: Dict[str, float] = defaultdict(float)  # this thread's CPU time (no waiting on disk or other processes)
@@ -152,7 +151,7 @@ async def main_async(args: argparse.Namespace) -> None:
     from rasa.core.utils import AvailableEndpoints
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-    stack = Stack(workdir)
+    stack = BenchStack(workdir)
     if args.actions_port:  # an action server started apart (e.g. under cProfile)
         stack.actions_port = args.actions_port
     else:
@@ -169,8 +168,6 @@ async def main_async(args: argparse.Namespace) -> None:
                 raise TimeoutError("action server not ready")
             time.sleep(0.3)
         stack.var_dir.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(stack.var_dir / "tracker.db") as conn:  # WAL, as `make run`'s console leaves it
-            conn.execute("PRAGMA journal_mode=WAL")
         endpoints = AvailableEndpoints.read_endpoints(str(stack.write_endpoints()))
         started = time.perf_counter()
         agent = await load_agent(model_path=str(args.model), endpoints=endpoints)
@@ -198,6 +195,7 @@ async def main_async(args: argparse.Namespace) -> None:
             path = ROOT / "results" / "bench" / f"profile-{Path(args.model).name.split('.')[0]}.txt"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text + "\n\n" + out.getvalue())
+            stats.dump_stats(path.with_suffix(".prof"))  # for pstats: callers, callees
             print(f"\ncProfile written to {path.relative_to(ROOT)}")
     finally:
         stack.stop_all()

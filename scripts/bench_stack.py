@@ -1,0 +1,43 @@
+"""The test stack (tests/stack.py) as the bench runs it: a chosen model, and the endpoints of
+`make run` (endpoints.yml: the clinic's tracker store), with this stack's ports and var/ folder.
+
+The test stack writes endpoints of its own; the bench measures the stack as it is deployed.
+"""
+
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import yaml
+
+from tests.stack import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class BenchStack(Stack):
+    def __init__(self, workdir: Path, model: Optional[Path] = None, extra_env: Optional[Dict[str, str]] = None) -> None:
+        super().__init__(workdir, extra_env=dict(extra_env or {}))
+        self.model = model
+
+    def write_endpoints(self) -> Path:
+        endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text())
+        endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{self.actions_port}/webhook"
+        store = endpoints["tracker_store"]
+        if store.get("dialect") != "sqlite":
+            raise ValueError("the bench expects the SQLite tracker store of endpoints.yml")
+        store["db"] = str(self.var_dir / "tracker.db")
+        path = self.workdir / "endpoints.yml"
+        path.write_text(yaml.safe_dump(endpoints, sort_keys=False))
+        return path
+
+    def commands(self) -> Dict[str, List[str]]:
+        commands = super().commands()
+        if self.model is not None:
+            rasa = commands["rasa"]
+            rasa[rasa.index("--model") + 1] = str(self.model)
+        return commands
+
+    @property
+    def api_params(self) -> Dict[str, str]:
+        """Query parameters for Rasa's HTTP API (its token, once the stack has one)."""
+        return dict(getattr(self, "rasa_params", {}) or {})

@@ -1,0 +1,152 @@
+"""The tracker store of endpoints.yml (clinic/tracker_store.py): SQLite with kept connections,
+WAL and synchronous=NORMAL; other processes reading and writing the same file meanwhile."""
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, List
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from rasa.core.tracker_store import TrackerStore
+from rasa.core.utils import AvailableEndpoints
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from clinic import backup
+from clinic import tracker_store as clinic_store
+from clinic.console.app import tracker_reader
+
+ROOT = Path(__file__).resolve().parent.parent
+DOMAIN = Domain.from_yaml("version: '3.1'\nslots:\n  topic:\n    type: any\n    mappings: [{type: custom}]\n")
+
+
+def run(coro: Any) -> Any:
+    return asyncio.new_event_loop().run_until_complete(coro)
+
+
+def endpoints_store(tmp_path: Path) -> TrackerStore:
+    """The tracker store as `rasa run --endpoints endpoints.yml` makes it, on a file in tmp_path."""
+    config = yaml.safe_load((ROOT / "endpoints.yml").read_text())
+    config["tracker_store"]["db"] = str(tmp_path / "tracker.db")
+    path = tmp_path / "endpoints.yml"
+    path.write_text(yaml.safe_dump(config))
+    endpoints = AvailableEndpoints.read_endpoints(str(path))
+    return TrackerStore.create(endpoints.tracker_store, domain=DOMAIN)
+
+
+def store_on(path: Path) -> clinic_store.SQLTrackerStore:
+    return clinic_store.SQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=str(path))
+
+
+def turn(tracker: DialogueStateTracker, text: str) -> None:
+    tracker.update(UserUttered(text, {"name": "faq"}))
+    tracker.update(SlotSet("topic", text))
+    tracker.update(ActionExecuted("action_listen"))
+
+
+def user_texts(tracker: DialogueStateTracker) -> List[str]:
+    return [e.text for e in tracker.events if isinstance(e, UserUttered)]
+
+
+def test_endpoints_yml_gives_the_clinic_store_on_sqlite_in_wal_mode(tmp_path):
+    store = endpoints_store(tmp_path)
+    # (Rasa silently falls back to a store in memory when the class named fails to load)
+    assert type(store) is clinic_store.SQLTrackerStore
+    tracker = DialogueStateTracker.from_events("c-1", [ActionExecuted("action_session_start"), SessionStarted()])
+    turn(tracker, "hello")
+    run(store.save(tracker))
+    with sqlite3.connect(tmp_path / "tracker.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT count(*) FROM events WHERE sender_id = 'c-1'").fetchone()[0] == 5
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+
+def test_reads_and_saves_reuse_one_connection(tmp_path):
+    store = store_on(tmp_path / "tracker.db")
+    opened = []
+    sa.event.listen(store.engine, "connect", lambda *args: opened.append(1))
+    tracker = DialogueStateTracker.from_events("c-1", [ActionExecuted("action_session_start"), SessionStarted()])
+    for i in range(20):
+        turn(tracker, f"message {i}")
+        run(store.save(tracker))
+        tracker = run(store.retrieve("c-1"))
+    assert user_texts(tracker) == [f"message {i}" for i in range(20)]
+    assert tracker.get_slot("topic") == "message 19"
+    assert len(opened) == 1
+
+
+def test_another_process_sees_each_save_and_its_saves_are_seen(tmp_path):
+    """Two stores on one file (two Rasa processes, or Rasa and a restarted Rasa), both keeping
+    their connection: each reads what the other committed."""
+    first, second = store_on(tmp_path / "tracker.db"), store_on(tmp_path / "tracker.db")
+    tracker = DialogueStateTracker.from_events("c-1", [ActionExecuted("action_session_start"), SessionStarted()])
+    turn(tracker, "one")
+    run(first.save(tracker))
+    seen = run(second.retrieve("c-1"))
+    assert user_texts(seen) == ["one"]
+    turn(seen, "two")
+    run(second.save(seen))
+    assert user_texts(run(first.retrieve("c-1"))) == ["one", "two"]
+    # nothing saved twice: each store counts what is already in the file
+    with sqlite3.connect(tmp_path / "tracker.db") as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 8
+
+
+def test_a_save_waits_for_another_writer_instead_of_failing(tmp_path):
+    store = store_on(tmp_path / "tracker.db")
+    tracker = DialogueStateTracker.from_events("c-1", [ActionExecuted("action_session_start"), SessionStarted()])
+    run(store.save(tracker))
+    other = sqlite3.connect(tmp_path / "tracker.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process writing: the file's one write lock
+    other.execute("INSERT INTO events (sender_id, type_name, timestamp, data) VALUES ('c-2', 'x', 0, '{}')")
+    release = threading.Timer(0.8, lambda: other.execute("COMMIT"))
+    release.start()
+    started = time.monotonic()
+    turn(tracker, "while another writes")
+    run(store.save(tracker))
+    waited = time.monotonic() - started
+    release.join()
+    other.close()
+    assert waited >= 0.5  # it waited for the lock (the busy timeout), then saved
+    assert user_texts(run(store.retrieve("c-1"))) == ["while another writes"]
+
+
+def test_the_console_reads_and_a_backup_is_made_while_the_store_keeps_its_connection(tmp_path, monkeypatch):
+    var = tmp_path / "var"
+    var.mkdir()
+    with sqlite3.connect(var / "clinic.db") as conn:
+        conn.execute("CREATE TABLE t (x)")
+    store = store_on(var / "tracker.db")
+    tracker = DialogueStateTracker.from_events("c-1", [ActionExecuted("action_session_start"), SessionStarted()])
+    for i in range(3):
+        turn(tracker, f"message {i}")
+        run(store.save(tracker))
+        tracker = run(store.retrieve("c-1"))  # as Rasa does each turn
+    reader = tracker_reader(f"sqlite:///{var / 'tracker.db'}")  # the staff console's read-only engine
+    with reader.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM events WHERE sender_id = 'c-1'").scalar() == 11
+    monkeypatch.setattr(backup, "stores", lambda: {"tracker.db": var / "tracker.db", "clinic.db": var / "clinic.db"})
+    folder = backup.create(tmp_path / "backup")
+    with sqlite3.connect(folder / "tracker.db") as conn:  # the committed turns are in the copy
+        assert conn.execute("SELECT count(*) FROM events WHERE sender_id = 'c-1'").fetchone()[0] == 11
+    turn(tracker, "after the backup")  # and the store goes on
+    run(store.save(tracker))
+    with reader.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM events WHERE sender_id = 'c-1'").scalar() == 14
+
+
+def test_postgresql_connections_are_still_checked_before_use():
+    engine = clinic_store.create_engine(sa.engine.make_url("postgresql://u:p@127.0.0.1:1/db"))
+    assert engine.pool._pre_ping is True
+    assert isinstance(engine.pool, sa.pool.QueuePool)
+
+
+def test_a_sqlite_store_in_memory_is_refused():
+    with pytest.raises(ValueError, match="needs a file"):
+        clinic_store.create_engine(sa.engine.make_url("sqlite://"))
