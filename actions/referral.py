@@ -151,14 +151,18 @@ async def _drain_spool(wait_first: bool) -> None:
     """Stores what waits in the spool, every RETRY_EVERY_S until none waits; sends the notices."""
     settings = get_settings()
     directory = referral_spool.spool_dir(settings.var_dir)
+
+    def drain() -> referral_spool.DrainResult:
+        if not referral_spool.counts(directory)[0]:  # none waits: the database is not even opened
+            return referral_spool.DrainResult()
+        return referral_spool.drain(directory, db.get_engine(settings.clinic_db_url), settings.encryption_key)
+
     if wait_first:
         await asyncio.sleep(RETRY_EVERY_S)
     while True:
         seen = _spooled
         try:
-            result = await _in_thread(
-                lambda: referral_spool.drain(directory, db.get_engine(settings.clinic_db_url), settings.encryption_key)
-            )
+            result = await _in_thread(drain)
         except Exception as exc:  # the spool folder itself (permissions, I/O): try again later
             logger.error("could not drain the referral spool (%s)", type(exc).__name__)
         else:

@@ -25,6 +25,7 @@ from typing import Any, List, Optional, Tuple
 
 from sqlalchemy.engine import Engine
 
+from clinic import referral_spool
 from clinic.db import get_engine
 from clinic.referrals import (
     REFERENCE_RE,
@@ -161,6 +162,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _pass(engine: Engine, settings: Settings) -> Tuple[int, int]:
+    _report_spool(settings)
     try:
         sent, failed = _retry(engine, settings)
     except Exception as exc:  # keep the worker alive through a database outage
@@ -169,6 +171,21 @@ def _pass(engine: Engine, settings: Settings) -> Tuple[int, int]:
     if sent or failed:
         log.info("notices sent: %d, still pending: %d", sent, failed)
     return sent, failed
+
+
+def _report_spool(settings: Settings) -> None:
+    """Referrals that wait in this machine's spool (clinic.referral_spool), and any set aside there."""
+    directory = referral_spool.spool_dir(settings.var_dir)
+    try:
+        waiting, set_aside = referral_spool.counts(directory)
+    except OSError as exc:
+        log.warning("cannot read the referral spool: %s", type(exc).__name__)
+        return
+    if waiting:
+        log.warning("referrals or waitlist entries waiting in the spool for the clinic DB: %d", waiting)
+    if set_aside:
+        log.error("spool entries set aside as unreadable, to be looked at in %s: %d",
+                  directory / referral_spool.CORRUPT_DIR, set_aside)
 
 
 if __name__ == "__main__":

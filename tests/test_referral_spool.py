@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Dict, List
 
 import pytest
@@ -382,3 +383,44 @@ def test_put_refuses_what_is_not_a_sealed_record(env: Dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         referral_spool.put(env["spool"], env["key"], "referral", {"conversation_id": "c", "contact": {"name": "x"}})
     assert not env["spool"].exists() or entries(env["spool"]) == []
+
+
+def test_the_notifier_worker_says_how_many_wait_and_how_many_were_set_aside(
+    env: Dict[str, Any], logs: pytest.LogCaptureFixture
+) -> None:
+    from clinic import notifier
+
+    spool = env["spool"]
+    notifier._pass(env["engine"], env["settings"])
+    assert "spool" not in logs.text  # nothing waits: nothing said
+    referral_spool.put(spool, env["key"], "referral", sealed(env, "c-1"))
+    referral_spool.put(spool, env["key"], "referral", sealed(env, "c-2"))
+    (spool / referral_spool.entry_name("referral", "c-3")).write_bytes(b"torn")
+    referral_spool.drain(spool, env["engine"], env["key"])  # c-3 set aside; c-1, c-2 stored
+    referral_spool.put(spool, env["key"], "waitlist",
+                       referrals.seal_waitlist_entry(env["key"], "c-4", "OR", {"email": "x@example.org"}))
+    logs.clear()
+    notifier._pass(env["engine"], env["settings"])
+    lines = [r.getMessage() for r in logs.records]
+    assert any("waiting in the spool" in m and m.endswith(": 1") for m in lines), lines
+    assert any("set aside" in m and m.endswith(": 1") for m in lines), lines
+
+
+def test_an_action_server_starting_with_nothing_spooled_does_not_open_the_database(
+    env: Dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(A server database down at start is no reason for errors every few seconds.)"""
+    import actions.referral as referral_actions
+
+    def no_database(_url: str) -> Any:
+        raise AssertionError("the database was opened")
+
+    monkeypatch.setattr(referral_actions, "db", SimpleNamespace(get_engine=no_database))
+
+    async def start() -> bool:
+        referral_actions._drain_soon()
+        drainer = referral_actions._drainer
+        await asyncio.wait_for(drainer, timeout=10)
+        return drainer.done()
+
+    assert asyncio.run(start())
