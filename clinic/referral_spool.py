@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from clinic import referrals
 from clinic.crypto import Key, decrypt_json, encrypt_json
@@ -141,9 +142,11 @@ class DrainResult:
 def drain(directory: Path, engine: Engine, key: Key) -> DrainResult:
     """Store every entry waiting in ``directory``, oldest first; remove each once stored.
 
-    The pass stops at the first database error (the others would wait out the
-    same lock or outage); what is left waits for the next pass. An entry that
-    cannot be read, or that the store refuses (ValueError), is set aside.
+    The pass stops at the first OperationalError (the database locked, full or
+    down: the other entries would wait out the same); what is left waits for
+    the next pass. Another error leaves that entry waiting and goes on with the
+    next. An entry that cannot be read, or that the store refuses
+    (ValueError), is set aside.
     """
     result = DrainResult()
     for path in _entries(directory):
@@ -169,8 +172,12 @@ def drain(directory: Path, engine: Engine, key: Key) -> DrainResult:
                 _set_aside(directory, path, type(exc).__name__)
                 result.set_aside += 1
                 continue
-            except Exception as exc:  # the database: locked, full, down
+            except OperationalError as exc:  # the database: locked, full, down; the others would wait too
                 result.error = type(exc).__name__
+                result.waiting += 1
+                continue
+            except Exception as exc:  # this entry only: it waits, and the others are not held up by it
+                log.warning("spool entry %s not stored (%s): it waits", path.name, type(exc).__name__)
                 result.waiting += 1
                 continue
             path.unlink()

@@ -424,3 +424,27 @@ def test_an_action_server_starting_with_nothing_spooled_does_not_open_the_databa
         return drainer.done()
 
     assert asyncio.run(start())
+
+
+def test_an_entry_the_store_fails_on_for_its_own_reasons_waits_and_holds_up_no_other(
+    env: Dict[str, Any], monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
+) -> None:
+    engine, key, spool = env["engine"], env["key"], env["spool"]
+    for i in range(3):
+        path = referral_spool.put(spool, key, "referral", sealed(env, f"c-{i}"))
+        os.utime(path, (time.time() - 100 + i, time.time() - 100 + i))  # c-0 first
+    fields, store = referral_spool.KINDS["referral"]
+
+    def fails_on_the_first(e: Any, record: Any) -> Any:
+        if record["conversation_id"] == "c-0":
+            raise RuntimeError("no free reference code")
+        return store(e, record)
+
+    monkeypatch.setitem(referral_spool.KINDS, "referral", (fields, fails_on_the_first))
+    result = referral_spool.drain(spool, engine, key)
+    assert (len(result.stored), result.waiting, result.set_aside, result.error) == (2, 1, 0, None)
+    assert [p.name for p in entries(spool)] == [referral_spool.entry_name("referral", "c-0")]
+    assert any("not stored (RuntimeError): it waits" in r.getMessage() for r in logs.records)
+    monkeypatch.setitem(referral_spool.KINDS, "referral", (fields, store))
+    assert len(referral_spool.drain(spool, engine, key).stored) == 1 and entries(spool) == []
+    assert count(engine, db.referrals) == 3
