@@ -193,6 +193,36 @@ def drain(directory: Path, engine: Engine, key: Key) -> DrainResult:
     return result
 
 
+def discard(directory: Path, conversation_id: str) -> int:
+    """Remove what waits for ``conversation_id`` (a conversation deleted); return how many files went.
+
+    To be called before the conversation's rows are deleted from the clinic DB: an entry that a
+    drainer is storing at that moment is waited for, and is then in the database.
+    """
+    names = [entry_name(kind, conversation_id) for kind in KINDS]
+    try:
+        found = [directory / n for n in os.listdir(directory)
+                 if n in names or any(n.startswith(f"{_TMP_PREFIX}{name}.") for name in names)]
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for path in found:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink:
+                path.unlink()
+                removed += 1
+        finally:
+            os.close(fd)
+    if removed:
+        _fsync_dir(directory)
+    return removed
+
+
 def counts(directory: Path) -> Tuple[int, int]:
     """How many entries wait, and how many were set aside as unreadable."""
     corrupt = directory / CORRUPT_DIR

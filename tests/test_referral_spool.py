@@ -448,3 +448,17 @@ def test_an_entry_the_store_fails_on_for_its_own_reasons_waits_and_holds_up_no_o
     monkeypatch.setitem(referral_spool.KINDS, "referral", (fields, store))
     assert len(referral_spool.drain(spool, engine, key).stored) == 1 and entries(spool) == []
     assert count(engine, db.referrals) == 3
+
+
+def test_a_deleted_conversation_leaves_nothing_waiting_in_the_spool(env: Dict[str, Any]) -> None:
+    engine, key, spool = env["engine"], env["key"], env["spool"]
+    referral_spool.put(spool, key, "referral", sealed(env, "c-gone"))
+    referral_spool.put(spool, key, "waitlist", referrals.seal_waitlist_entry(key, "c-gone", "OR", {"email": "x@y.org"}))
+    referral_spool.put(spool, key, "referral", sealed(env, "c-kept"))
+    assert referral_spool.discard(spool, "c-gone") == 2
+    assert referral_spool.discard(spool, "c-gone") == 0
+    assert referral_spool.discard(spool / "nowhere", "c-gone") == 0
+    result = referral_spool.drain(spool, engine, key)
+    assert len(result.stored) == 1 and referrals.referral_for_conversation(engine, "c-gone") is None
+    assert referrals.waitlist_entry_for(engine, "c-gone") is None
+    assert referrals.referral_for_conversation(engine, "c-kept") is not None
