@@ -9,10 +9,17 @@ store named in the endpoints, so they are in the Rasa server whatever the model'
   type name is kept, in the order Rasa walks them, so the answer is the same; the table is made
   again when a new subclass of ``Event`` is defined, and names it does not hold go to Rasa's own
   lookup (the old "topic" events, a default, or its ValueError).
+- ``RemoteAction._validate_action_result`` (each answer of the action server checked against
+  Rasa's JSON schema) calls ``jsonschema.validate``, which first checks the schema itself
+  against its meta-schema, every call: three quarters of the check's time. Here the schema is
+  checked once and its validator kept; answers are checked, and fail, as before.
 """
 
-from typing import Dict, Optional, Text, Type
+from typing import Any, Callable, Dict, Optional, Text, Type
 
+import jsonschema
+from rasa.core.actions.action import RemoteAction
+from rasa.shared.constants import DOCS_BASE_URL
 from rasa.shared.core import events
 from rasa.shared.utils.common import all_subclasses
 
@@ -48,8 +55,34 @@ def _forget_event_classes(cls: type, **kwargs: object) -> None:
     super(events.Event, cls).__init_subclass__(**kwargs)
 
 
+_rasa_validate_action_result = RemoteAction._validate_action_result
+_validators: Dict[Callable[[], Dict[Text, Any]], Any] = {}  # by the class's schema function
+
+
+def validate_action_result(self: RemoteAction, result: Dict[Text, Any]) -> bool:
+    """``RemoteAction._validate_action_result``, with the schema checked once."""
+    spec = type(self).action_response_format_spec
+    validator = _validators.get(spec)
+    if validator is None:
+        schema = spec()
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        validator = _validators[spec] = cls(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(result))
+    if error is not None:  # what jsonschema.validate raises, with Rasa's words added
+        error.message += (
+            f". Failed to validate Action server response from API, "
+            f"make sure your response from the Action endpoint is valid. "
+            f"For more information about the format visit "
+            f"{DOCS_BASE_URL}/custom-actions"
+        )
+        raise error
+    return True
+
+
 def install() -> None:
     """Put the speed-ups in place (once; again is harmless)."""
     if events.Event.resolve_by_type is not resolve_by_type:
         events.Event.__init_subclass__ = classmethod(_forget_event_classes)  # type: ignore[assignment]
         events.Event.resolve_by_type = staticmethod(resolve_by_type)  # type: ignore[assignment]
+    RemoteAction._validate_action_result = validate_action_result  # type: ignore[assignment]

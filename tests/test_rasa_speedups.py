@@ -1,6 +1,9 @@
-"""clinic/rasa_speedups.py: Rasa's event class lookup from a table, same answers as Rasa's own."""
+"""clinic/rasa_speedups.py: Rasa's event class lookup from a table, and its check of the action
+server's answers with the schema checked once; same answers as Rasa's own."""
 
+import jsonschema
 import pytest
+from rasa.core.actions.action import RemoteAction
 from rasa.shared.core import events
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
@@ -59,3 +62,53 @@ def test_a_conversation_replays_to_the_same_tracker():
     replayed = DialogueStateTracker.from_dict("c-1", dumped, [])
     assert [type(e) for e in replayed.events] == [type(e) for e in tracker.events]
     assert [e.as_dict() for e in replayed.events] == dumped
+
+
+# --- the action server's answers, checked against Rasa's schema ---------------------------
+
+ANSWERS_OK = [
+    {"events": [], "responses": []},
+    {},
+    {"events": [{"event": "slot", "name": "topic", "value": "fees", "timestamp": None}],
+     "responses": [{"text": "Our fees", "buttons": [{"title": "More", "payload": "/more"}]}]},
+    {"events": [{"event": "active_loop", "name": None}, {"event": "followup", "name": "action_listen"}]},
+]
+ANSWERS_BAD = [
+    {"events": {"event": "slot"}},
+    {"events": [{"name": "topic"}]},
+    {"events": [{"event": "slot", "name": 3}]},
+    {"responses": ["just text"]},
+    [],
+]
+
+
+def check(validate, answer):
+    """What a check gives: True, or the error's class and message."""
+    try:
+        return validate(RemoteAction("validate_prescreen_form", None), answer)
+    except Exception as e:  # noqa: BLE001 (compared, not hidden)
+        return type(e), str(e)
+
+
+def test_the_kept_validator_is_installed():
+    assert RemoteAction._validate_action_result is rasa_speedups.validate_action_result
+
+
+@pytest.mark.parametrize("answer", ANSWERS_OK + ANSWERS_BAD)
+def test_answers_pass_and_fail_as_rasa_checks_them(answer):
+    ours = check(rasa_speedups.validate_action_result, answer)
+    assert ours == check(rasa_speedups._rasa_validate_action_result, answer)
+    assert (ours is True) == (answer in ANSWERS_OK)
+    if ours is not True:
+        assert ours[0] is jsonschema.ValidationError
+        assert "Failed to validate Action server response from API" in ours[1]
+
+
+def test_the_schema_is_checked_once(monkeypatch):
+    rasa_speedups._validators.clear()
+    checked = []
+    cls = jsonschema.validators.validator_for(RemoteAction.action_response_format_spec())
+    monkeypatch.setattr(cls, "check_schema", classmethod(lambda c, schema: checked.append(schema)))
+    for answer in ANSWERS_OK * 3:
+        assert check(rasa_speedups.validate_action_result, answer) is True
+    assert len(checked) == 1
