@@ -19,7 +19,9 @@ removed. A file that cannot be read (damaged, or sealed with another key) is
 moved to ``corrupt/`` beside the entries and reported in the log, never
 dropped. Several drainers (action-server workers) may run at once: each
 entry is locked while it is stored, and storing is idempotent per
-conversation.
+conversation. ``discard`` removes what waits for a conversation being deleted.
+The notifier worker (``python -m clinic.notifier``) logs how many wait and how
+many were set aside, on each pass.
 
     python -m clinic.referral_spool            # how many entries wait, how many were set aside
     python -m clinic.referral_spool --drain    # store what waits now, and send the clinicians' notices
