@@ -347,19 +347,28 @@ def test_drainers_at_once_store_and_report_each_entry_once(env: Dict[str, Any], 
     assert entries(spool) == [] and leftover.waiting == 0
 
 
-def test_a_locked_db_stops_the_pass_and_the_entries_wait_in_order(env: Dict[str, Any]) -> None:
+def test_a_locked_db_stops_the_pass_and_the_entries_wait_in_order(
+    env: Dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine, key, spool = env["engine"], env["key"], env["spool"]
     for i in (2, 0, 1):  # oldest first: c-0, c-1, c-2
         path = referral_spool.put(spool, key, "referral", sealed(env, f"c-{i}"))
         os.utime(path, (time.time() - 100 + i, time.time() - 100 + i))
+    fields, store = referral_spool.KINDS["referral"]
+    tried: List[str] = []
+
+    def counted(e: Any, record: Any) -> Any:
+        tried.append(record["conversation_id"])
+        return store(e, record)
+
+    monkeypatch.setitem(referral_spool.KINDS, "referral", (fields, counted))
     with ft.write_lock_held(env["db_file"]):
-        started = time.monotonic()
         result = referral_spool.drain(spool, engine, key)
-        took = time.monotonic() - started
     assert result.stored == [] and result.waiting == 3 and result.error == "OperationalError"
-    assert took < 3, took  # one busy timeout, not one per entry
+    assert tried == ["c-0"]  # one wait on the lock, not one per entry
     assert len(entries(spool)) == 3
     result = referral_spool.drain(spool, engine, key)
+    assert tried == ["c-0", "c-0", "c-1", "c-2"]
     assert [r for _, r in result.stored] == [
         referrals.referral_for_conversation(engine, f"c-{i}")["reference"] for i in range(3)]
 
