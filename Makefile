@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 MODEL := models/clinic.tar.gz
+# pip itself, pinned like every dependency (the venv's own is older and has known vulnerabilities; make audit)
+PIP_VERSION := 26.3
 # Everything training reads: when none of it changed, the model is not retrained.
 TRAINING_INPUT := config.yml $(shell find domain data -name '*.yml' 2>/dev/null) \
                   $(shell find clinic/nlu clinic/safety -name '*.py' 2>/dev/null)
@@ -34,6 +36,7 @@ venv: $(VENV)/.installed ## create the virtualenv and install the pinned require
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || "$$(scripts/find-python3.10)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m clinic.spacy_model
 	touch $@
@@ -68,6 +71,7 @@ staff-user: $(VENV)/.installed ## create a staff account: make staff-user USERNA
 
 lock: ## re-pin requirements.txt from requirements.in in a fresh venv
 	rm -rf /tmp/clinic-lock && "$$(scripts/find-python3.10)" -m venv /tmp/clinic-lock
+	/tmp/clinic-lock/bin/python -m pip install --quiet pip==$(PIP_VERSION)
 	/tmp/clinic-lock/bin/pip install --quiet -r requirements.in
 	{ echo "# Generated from requirements.in by \`make lock\` (pip freeze of a clean venv). Do not edit by hand."; \
 	  /tmp/clinic-lock/bin/pip freeze; } > requirements.txt
