@@ -20,6 +20,11 @@ corrupt after a crash of the process or the machine, but a power cut may lose th
 file (the staff console, ``clinic.backup``) work as before: WAL lets readers and the one writer
 go on together, and a writer waits up to ``SQLITE_BUSY_TIMEOUT_S`` for another one.
 
+**Each turn** Rasa reads the conversation's current session and, to save, counts what is stored
+of it and inserts the rest. Rasa does both with ORM queries built and compiled again every time
+(more CPU than the database's work); here the same SQL statements, with the same results, are
+written once and run on a connection of the pool (``_retrieve`` and ``save``; the rest is Rasa's).
+
 endpoints.yml::
 
     tracker_store:
@@ -28,10 +33,15 @@ endpoints.yml::
       db: "var/tracker.db"
 """
 
-from typing import Any
+import itertools
+import json
+from typing import Any, Dict, Optional, Text
 
 import sqlalchemy as sa
 from rasa.core import tracker_store as rasa_tracker_store
+from rasa.shared.core.events import Event, SessionStarted
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 import clinic.rasa_speedups
 
@@ -42,6 +52,17 @@ SQLITE_BUSY_TIMEOUT_S = 5.0
 # connections kept open to the SQLite file; more are opened (and closed) only if ever needed at once
 SQLITE_POOL_SIZE = 2
 
+# the events of a conversation's latest session (from its last session_started on, or all when
+# there is none yet), as Rasa's SQLTrackerStore._event_query selects them
+_CURRENT_SESSION = """
+    FROM events, (SELECT max(timestamp) AS session_start FROM events
+                  WHERE sender_id = :sender_id AND type_name = :session_started) AS latest
+    WHERE events.sender_id = :sender_id
+      AND (events.timestamp >= latest.session_start OR latest.session_start IS NULL)"""
+SESSION_EVENTS = sa.text(f"SELECT events.data {_CURRENT_SESSION} ORDER BY events.id")
+SESSION_EVENT_COUNT = sa.text(f"SELECT count(*) {_CURRENT_SESSION}")
+ALL_EVENTS = sa.text("SELECT data FROM events WHERE sender_id = :sender_id ORDER BY id")
+
 
 class SQLTrackerStore(rasa_tracker_store.SQLTrackerStore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -50,6 +71,41 @@ class SQLTrackerStore(rasa_tracker_store.SQLTrackerStore):
         self.engine.dispose()
         self.engine = create_engine(url)
         self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
+        self._insert = self.SQLEvent.__table__.insert()
+
+    async def _retrieve(self, sender_id: Text, fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
+        query = ALL_EVENTS if fetch_events_from_all_sessions else SESSION_EVENTS
+        with self.engine.connect() as conn:
+            rows = conn.execute(query, _params(sender_id)).scalars().all()
+        if not self.domain or not rows:
+            return None
+        return DialogueStateTracker.from_dict(sender_id, [json.loads(data) for data in rows], self.domain.slots)
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        await self.stream_events(tracker)
+        with self.engine.begin() as conn:
+            stored = conn.execute(SESSION_EVENT_COUNT, _params(tracker.sender_id)).scalar()
+            new = itertools.islice(tracker.events, stored, len(tracker.events))
+            rows = [_row(tracker.sender_id, event) for event in new]
+            if rows:
+                conn.execute(self._insert, rows)
+
+
+def _params(sender_id: Text) -> Dict[str, Any]:
+    return {"sender_id": sender_id, "session_started": SessionStarted.type_name}
+
+
+def _row(sender_id: Text, event: Event) -> Dict[str, Any]:
+    """An event's row, as Rasa's SQLTrackerStore.save writes it."""
+    data = event.as_dict()
+    return {
+        "sender_id": sender_id,
+        "type_name": event.type_name,
+        "timestamp": data.get("timestamp"),
+        "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+        "action_name": data.get("name"),
+        "data": json.dumps(data),
+    }
 
 
 def create_engine(url: sa.engine.URL) -> sa.engine.Engine:

@@ -17,7 +17,7 @@ Then prints the ratio of throughputs at concurrency 10 and the targets, and writ
 everything to results/bench/bench-<time>.json (and results/bench/latest.json).
 
     PYTHONPATH=. .venv/bin/python scripts/bench.py [--no-stock] [--levels 1,10,50]
-        [--duration 60] [--warmup 15] [--keep]
+        [--duration 60] [--warmup 15] [--keep] [--profile-rasa]
 """
 
 import argparse
@@ -78,7 +78,10 @@ def wait_for(check, proc: subprocess.Popen, what: str, timeout_s: float, interva
 
 def run_config(name: str, model: Path, args: argparse.Namespace) -> Dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-    stack = BenchStack(workdir, model, STACK_ENV)
+    profile = RESULTS / f"rasa-server-{name}-{dt.datetime.now():%Y%m%d-%H%M%S}.prof" if args.profile_rasa else None
+    if profile is not None:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+    stack = BenchStack(workdir, model, STACK_ENV, rasa_profile=profile)
     log(f"\n== {name}: {shown(model)} (stack in {workdir})")
     result: Dict[str, Any] = {"config": name, "model": shown(model), "levels": []}
     sampler = None
@@ -139,6 +142,8 @@ def run_config(name: str, model: Path, args: argparse.Namespace) -> Dict[str, An
         if sampler is not None:
             sampler.stop()
         stack.stop_all()
+        if profile is not None:
+            log(f"Rasa server profile: {shown(profile) if profile.exists() else 'not written'}")
         if args.keep or failed:
             log(f"kept {workdir} (the processes' logs are there)")
         else:
@@ -237,6 +242,9 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=bench_models.CLINIC_MODEL,
                         help="the clinic model (default models/clinic.tar.gz)")
     parser.add_argument("--keep", action="store_true", help="keep the stacks' temporary folders (logs, DBs)")
+    parser.add_argument("--profile-rasa", action="store_true",
+                        help="run the Rasa server under cProfile (slower: for where its time goes, not for figures); "
+                             "stats in results/bench/rasa-server-*.prof")
     args = parser.parse_args()
     args.levels = [int(c) for c in args.levels.split(",") if c.strip()]
 

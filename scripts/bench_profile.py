@@ -80,18 +80,18 @@ def timed(owner: Any, method: str, label: Callable[..., str]) -> None:
     setattr(owner, method, wrapper)
 
 
-def install_timers() -> None:
+def install_timers(store: type) -> None:
+    """``store``: the class of the agent's tracker store (Rasa's SQLTrackerStore or the clinic's)."""
     from rasa.core.actions.action import RemoteAction
     from rasa.core.processor import MessageProcessor
-    from rasa.core.tracker_store import SQLTrackerStore
     from rasa.engine.graph import GraphNode
     from rasa.shared.core.trackers import DialogueStateTracker
 
     timed(MessageProcessor, "handle_message", lambda *a: "turn (handle_message)")
     timed(MessageProcessor, "parse_message", lambda *a: "NLU (parse_message)")
     timed(MessageProcessor, "_predict_next_with_tracker", lambda *a: "policies (_predict_next_with_tracker)")
-    timed(SQLTrackerStore, "_retrieve", lambda *a: "tracker store: read")
-    timed(SQLTrackerStore, "save", lambda *a: "tracker store: save")
+    timed(store, "_retrieve", lambda *a: "tracker store: read")
+    timed(store, "save", lambda *a: "tracker store: save")
     timed(DialogueStateTracker, "from_dict", lambda *a: "  of which replaying events (from_dict)")
     timed(RemoteAction, "run", lambda self, *a: "custom actions (action server)")
     timed(RemoteAction, "run", lambda self, *a: f"  action {self.name()}")
@@ -173,7 +173,9 @@ async def main_async(args: argparse.Namespace) -> None:
         agent = await load_agent(model_path=str(args.model), endpoints=endpoints)
         print(f"model loaded in {time.perf_counter() - started:.1f} s")
         await play(agent, Visitors(seed=args.seed + 1), 3)  # warm-up, not counted
-        install_timers()
+        store = type(getattr(agent.tracker_store, "_tracker_store", agent.tracker_store))  # inside Rasa's FailSafe
+        print(f"tracker store: {store.__module__}.{store.__name__}")
+        install_timers(store)
         TIMES.clear()
         CPU.clear()
         COUNTS.clear()

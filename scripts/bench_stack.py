@@ -15,9 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class BenchStack(Stack):
-    def __init__(self, workdir: Path, model: Optional[Path] = None, extra_env: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, workdir: Path, model: Optional[Path] = None, extra_env: Optional[Dict[str, str]] = None,
+                 rasa_profile: Optional[Path] = None) -> None:
         super().__init__(workdir, extra_env=dict(extra_env or {}))
         self.model = model
+        self.rasa_profile = rasa_profile  # run the Rasa server under cProfile, its stats written here at exit
 
     def write_endpoints(self) -> Path:
         endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text())
@@ -35,6 +37,11 @@ class BenchStack(Stack):
         if self.model is not None:
             rasa = commands["rasa"]
             rasa[rasa.index("--model") + 1] = str(self.model)
+        if self.rasa_profile is not None:
+            rasa = commands["rasa"]
+            if rasa[1] != "-m":
+                raise ValueError(f"cannot profile the Rasa command {rasa[:3]}")
+            commands["rasa"] = [rasa[0], "-m", "cProfile", "-o", str(self.rasa_profile), *rasa[1:]]
         return commands
 
     @property

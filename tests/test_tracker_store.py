@@ -2,11 +2,13 @@
 WAL and synchronous=NORMAL; other processes reading and writing the same file meanwhile."""
 
 import asyncio
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +16,7 @@ import yaml
 from rasa.core.tracker_store import TrackerStore
 from rasa.core.utils import AvailableEndpoints
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from clinic import backup
@@ -150,3 +152,92 @@ def test_postgresql_connections_are_still_checked_before_use():
 def test_a_sqlite_store_in_memory_is_refused():
     with pytest.raises(ValueError, match="needs a file"):
         clinic_store.create_engine(sa.engine.make_url("sqlite://"))
+
+
+# --- the same rows and the same trackers as Rasa's own SQLTrackerStore --------------------------
+
+def conversations() -> Dict[str, List[List[Event]]]:
+    """Conversations turn by turn: one with a second session, one without any session_started
+    (as stored before Rasa had sessions), events at the very moment their session started."""
+    return {
+        "two-sessions": [
+            [ActionExecuted("action_session_start", timestamp=1.0), SessionStarted(timestamp=1.0),
+             ActionExecuted("action_listen", timestamp=1.5)],
+            [UserUttered("hi", {"name": "greet"}, timestamp=2.0), SlotSet("topic", "fees", timestamp=2.0),
+             ActionExecuted("utter_fees", timestamp=2.1)],
+            [ActionExecuted("action_session_start", timestamp=10.0), SessionStarted(timestamp=10.0),
+             SlotSet("topic", "fees", timestamp=10.0), ActionExecuted("action_listen", timestamp=10.0)],
+            [UserUttered("again", {"name": "faq"}, timestamp=11.0)],
+        ],
+        "no-session": [[ActionExecuted("action_listen", timestamp=3.0)], [UserUttered("old", {"name": "faq"}, timestamp=3.5)]],
+    }
+
+
+def as_dicts(tracker: DialogueStateTracker) -> List[dict]:
+    return [e.as_dict() for e in tracker.events] if tracker is not None else None
+
+
+def rows(store: clinic_store.SQLTrackerStore) -> List[tuple]:
+    with store.engine.connect() as conn:
+        return [tuple(r) for r in conn.exec_driver_sql(
+            "SELECT sender_id, type_name, timestamp, intent_name, action_name, data FROM events ORDER BY id")]
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Any]:
+    """A PostgreSQL server of the test's own (skipped where PostgreSQL is not installed)."""
+    from tests.scale_stack import Postgres, missing_programs
+    from tests.stack import free_port
+
+    if {"initdb", "postgres"} & set(missing_programs()):
+        pytest.skip("PostgreSQL is not installed (Debian package postgresql)")
+    workdir = Path(tempfile.mkdtemp(prefix="clinic-pg-"))
+    workdir.chmod(0o711)  # reachable by PostgreSQL's account when the tests run as root
+    server = Postgres(workdir / "pg", free_port(), workdir / "postgres.log", durable=False)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def stores_to_compare(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple:
+    if backend == "sqlite":
+        return store_on(tmp_path / "ours.db"), store_on(tmp_path / "rasa.db")
+    import psycopg2
+
+    server = request.getfixturevalue("postgres")
+    made = []
+    for name in (f"ours_{tmp_path.name}", f"rasa_{tmp_path.name}"):
+        name = "".join(c for c in name.lower() if c.isalnum() or c == "_")[:60]
+        conn = psycopg2.connect(server.url)
+        conn.autocommit = True
+        conn.cursor().execute(f"CREATE DATABASE {name}")
+        conn.close()
+        made.append(clinic_store.SQLTrackerStore(domain=DOMAIN, host=server.url.rsplit("/", 1)[0] + "/" + name))
+    return tuple(made)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_saves_write_the_rows_rasa_writes_and_reads_give_the_trackers_rasa_gives(backend, tmp_path, request):
+    ours, rasas = stores_to_compare(backend, tmp_path, request)  # Rasa's own methods on the second
+    rasa_save = clinic_store.rasa_tracker_store.SQLTrackerStore.save
+    rasa_retrieve = clinic_store.rasa_tracker_store.SQLTrackerStore._retrieve
+    for sender, turns in conversations().items():
+        for events in turns:  # each turn as Rasa has it: the stored session read, events added, saved
+            for store, retrieve, save in ((ours, clinic_store.SQLTrackerStore._retrieve, clinic_store.SQLTrackerStore.save),
+                                          (rasas, rasa_retrieve, rasa_save)):
+                tracker = run(retrieve(store, sender, False)) or DialogueStateTracker(sender, DOMAIN.slots)
+                for event in events:
+                    tracker.update(event)
+                run(save(store, tracker))
+    assert rows(ours) == rows(rasas)
+    assert len(rows(ours)) == 13
+    for sender in ("two-sessions", "no-session", "nobody"):
+        for all_sessions in (False, True):
+            got = run(ours._retrieve(sender, all_sessions))
+            assert as_dicts(got) == as_dicts(run(rasa_retrieve(rasas, sender, all_sessions)))
+    assert [e.get("text") for e in as_dicts(run(ours.retrieve("two-sessions"))) if e["event"] == "user"] == ["again"]
+    assert len(run(ours.retrieve_full_tracker("two-sessions")).events) == 11
