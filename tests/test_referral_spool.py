@@ -471,3 +471,18 @@ def test_a_deleted_conversation_leaves_nothing_waiting_in_the_spool(env: Dict[st
     assert len(result.stored) == 1 and referrals.referral_for_conversation(engine, "c-gone") is None
     assert referrals.waitlist_entry_for(engine, "c-gone") is None
     assert referrals.referral_for_conversation(engine, "c-kept") is not None
+
+
+def test_deleting_a_conversation_in_the_console_empties_its_spool_entries(env: Dict[str, Any]) -> None:
+    """An admin's delete (and the retention purge) go through purge.delete_conversations: a referral
+    waiting in the spool for a deleted conversation must not come back once the database takes it."""
+    from clinic.console import purge
+
+    engine, key, spool, settings = env["engine"], env["key"], env["spool"], env["settings"]
+    referral_spool.put(spool, key, "referral", sealed(env, "c-gone"))
+    referral_spool.put(spool, key, "referral", sealed(env, "c-kept"))
+    counts = purge.delete_conversations(engine, settings.tracker_db_url, ["c-gone"])  # the settings' spool
+    assert counts["spooled"] == 1 and "spooled=1" in purge.describe(counts)
+    assert len(referral_spool.drain(spool, engine, key).stored) == 1
+    assert referrals.referral_for_conversation(engine, "c-gone") is None
+    assert referrals.referral_for_conversation(engine, "c-kept") is not None

@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import sys
 import time
+from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from sqlalchemy import create_engine, delete, event, func, select, text
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.pool import NullPool
 
-from clinic import db
+from clinic import db, referral_spool
 from clinic.console import auth, conversation_index as index
 
 SYSTEM = {"id": None, "username": "system"}
@@ -35,7 +36,7 @@ BATCH = 200  # conversations per delete transaction
 
 COUNT_NAMES = (
     "conversations", "events", "index_rows", "tags", "notes", "referrals", "referral_notes", "waitlist",
-    "handoff_requests", "flags",
+    "handoff_requests", "flags", "spooled",
 )
 
 
@@ -93,14 +94,27 @@ def _delete_clinic_rows(engine: Engine, ids: Sequence[str], counts: Dict[str, in
             counts[name] += conn.execute(delete(table).where(table.c.conversation_id.in_(ids))).rowcount or 0
 
 
-def delete_conversations(engine: Engine, tracker_url: str, conversation_ids: Sequence[str]) -> Dict[str, int]:
-    """Delete conversations and everything linked to them; returns counts of what went."""
+def delete_conversations(
+    engine: Engine, tracker_url: str, conversation_ids: Sequence[str], spool: Optional[Path] = None
+) -> Dict[str, int]:
+    """Delete conversations and everything linked to them; returns counts of what went.
+
+    ``spool`` is where referrals the clinic DB refused wait (clinic/referral_spool.py; by default the
+    one under the settings' var/): what waits there for these conversations goes first, or it would
+    bring a deleted referral back once stored.
+    """
     index.ensure_schema(engine)
     counts = {name: 0 for name in COUNT_NAMES}
     ids = list(dict.fromkeys(conversation_ids))
     if not ids:
         return counts
     counts["conversations"] = len(ids)
+    if spool is None:
+        from clinic.settings import get_settings
+
+        spool = referral_spool.spool_dir(get_settings().var_dir)
+    for conversation_id in ids:
+        counts["spooled"] += referral_spool.discard(spool, conversation_id)
     writer = tracker_writer(tracker_url)
     try:
         for part in _chunks(ids):
