@@ -9,8 +9,8 @@ With --cprofile the web app runs under cProfile, in its event loop's thread and 
 threads that do its database reads (``asyncio.to_thread``), timed with each thread's CPU clock
 (waiting is not counted; start-up imports are); when the level is over it is stopped
 (SIGINT, as Ctrl-C) and the top functions are printed and written to
-results/bench/web-profile-<time>.txt. The profiler slows the web app: take CPU figures from a
-run without it.
+results/bench/web-profile-<time>.txt (the statistics themselves in .prof beside it). The
+profiler slows the web app: take CPU figures from a run without it.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_web_profile.py [--concurrency 10] [--duration 30]
         [--warmup 10] [--cprofile] [--top 40]
@@ -142,8 +142,9 @@ def main() -> int:
             RESULTS.mkdir(parents=True, exist_ok=True)
             path = RESULTS / f"web-profile-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.txt"
             path.write_text(f"{summary['turns']} turns at c={args.concurrency}\n{report}")
+            shutil.copy(profile_out, path.with_suffix(".prof"))  # for pstats / snakeviz
             print(report)
-            print(f"written to {path.relative_to(ROOT)}")
+            print(f"written to {path.relative_to(ROOT)} (and {path.with_suffix('.prof').name})")
         ok = True
     except requests.RequestException as exc:
         print(f"failed: {exc}", file=sys.stderr)

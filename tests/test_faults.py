@@ -6,6 +6,10 @@ and no message or referral is lost or doubled.
 """
 
 import asyncio
+import csv
+import io
+import json
+import re
 import sqlite3
 import threading
 import time
@@ -188,19 +192,58 @@ def test_the_action_server_down_is_said_honestly_and_the_prescreen_resumes_when_
     assert again.status_code == 200 and step[2] in v.text(), (took, v.text())
     reference = finish(stack, smtp, v, MID + 1)
     assert reference
-    # the message sent while the action server was down is in the transcript twice: once
-    # unanswered, once answered after Retry; every other message once
-    stored = ft.user_texts(stack, v.cid)
-    assert len(stored) == 1 + len(ft.PRESCREEN) + 1
+    # Rasa's tracker holds the message sent while the action server was down twice (once
+    # unanswered, once answered after Retry, both with its id: the store only appends)...
     retried = [e for e in ft.tracker_events(stack, v.cid)
                if e.get("event") == "user" and (e.get("metadata") or {}).get("message_id") == message_id]
     assert len(retried) == 2
+    # ...and every transcript shows it once, answered: the widget's history after a reload, the
+    # console's conversation page and its exports
+    said = [FAQ[0]] + [value for _kind, value, _ in ft.PRESCREEN]
+    history = v.session.get(f"{stack.web_url}/api/history", timeout=30).json()["messages"]
+    assert [m["text"] for m in history if m["role"] == "visitor"] == said
+    answered_try = history[[m["ts"] for m in history].index(retried[1]["timestamp"]) + 1]
+    assert answered_try["role"] == "bot" and step[2] in answered_try["text"]
+    console = signed_in_console(stack)
+    page = console.get(f"{stack.console_url}/conversations/{v.cid}", timeout=30)
+    assert page.status_code == 200
+    assert page.text.count('class="msg msg-visitor') == len(said)
+    first, answered = tries_of(stack, v.cid, message_id)
+    assert f'data-event-id="{first}"' not in page.text and f'data-event-id="{answered}"' in page.text
+    exported = console.get(f"{stack.console_url}/conversations/{v.cid}/export.json", timeout=30).json()
+    assert [m["text"] for m in exported["conversations"][0]["messages"] if m["speaker"] == "visitor"] == said
+    rows = list(csv.reader(io.StringIO(console.get(f"{stack.console_url}/conversations/{v.cid}/export.csv", timeout=30).text)))
+    assert [r[3] for r in rows[1:] if r[2] == "visitor"] == said
 
     # the new visitor, once it is back: a conversation that starts properly (the clinic's facts set)
     clinic = load_clinic_info(ROOT / "settings")
     hello = newcomer.say("hello")
     assert hello.status_code == 200 and clinic.name in newcomer.text()
     assert any(e.get("event") == "session_started" for e in ft.tracker_events(stack, newcomer.cid))
+
+
+def signed_in_console(stack: Stack, role: str = "clinician") -> requests.Session:
+    """A staff member signed in to the console (started if it is not), as a browser does it."""
+    from tests import console_driver as cd
+
+    stack.start_console()
+    cd.make_staff(stack)
+    s = requests.Session()
+    form = s.get(f"{stack.console_url}/login", timeout=30)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    signed = s.post(f"{stack.console_url}/login", timeout=30, allow_redirects=False,
+                    data={"csrf": csrf, "next": "/", "username": cd.USERS[role], "password": cd.PASSWORD[role]})
+    assert signed.status_code in (302, 303), signed.status_code
+    return s
+
+
+def tries_of(stack: Stack, conversation_id: str, message_id: str) -> List[int]:
+    """The tracker store's ids of the user events with this message id."""
+    with sqlite3.connect(str(stack.var_dir / "tracker.db")) as conn:
+        rows = conn.execute(
+            "SELECT id, data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id", (conversation_id,)
+        ).fetchall()
+    return [event_id for event_id, data in rows if (json.loads(data).get("metadata") or {}).get("message_id") == message_id]
 
 
 # --- the clinic DB locked, the disk full ---------------------------------------------------------------

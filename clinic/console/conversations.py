@@ -28,7 +28,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from clinic import referrals as referral_store
+from clinic import referrals as referral_store, retried_messages
 from clinic.console import auth, conversation_index as index
 from clinic.console.pages import render
 from clinic.db import conversation_index, conversation_notes, conversation_tags, utcnow
@@ -137,6 +137,19 @@ def speaker_of(metadata: Mapping[str, Any]) -> Tuple[str, Optional[str], Optiona
     return "bot", None, None
 
 
+def _steps(events: Sequence[Any], loaded: Sequence[Optional[Dict[str, Any]]]) -> List[retried_messages.Step]:
+    """The events as ``clinic.retried_messages`` reads them (visitor messages and replies)."""
+    steps: List[retried_messages.Step] = []
+    for e, d in zip(events, loaded):
+        if e[2] == "user":
+            steps.append((retried_messages.USER, retried_messages.message_id_of((d or {}).get("metadata"))))
+        elif e[2] == "bot" and ((d or {}).get("text") or ((d or {}).get("data") or {}).get("buttons")):
+            steps.append((retried_messages.REPLY, None))
+        else:
+            steps.append(("", None))
+    return steps
+
+
 def build_transcript(events: Sequence[Any], answers_visible: bool) -> Dict[str, Any]:
     """Messages, timeline and pre-screen summary of one conversation's events.
 
@@ -150,13 +163,19 @@ def build_transcript(events: Sequence[Any], answers_visible: bool) -> Dict[str, 
     reference: Optional[str] = None
     prescreen = False
     active_form: Optional[str] = None
-    for e in events[:TRANSCRIPT_MAX_EVENTS]:
+    shown_events = events[:TRANSCRIPT_MAX_EVENTS]
+    loaded = [index._loads(e[6]) if e[2] in ("user", "bot") else None for e in shown_events]
+    retried = retried_messages.superseded(_steps(shown_events, loaded))
+    for position, e in enumerate(shown_events):
         event_id, _sender, type_name, ts, intent_col, action_col, data = e[:7]
         if type_name == "user_featurization":
             continue
-        d = index._loads(data)
+        d = loaded[position] if loaded[position] is not None else index._loads(data)
         item: Dict[str, Any] = {"id": event_id, "time": when(ts), "type": type_name, "name": "", "detail": "", "masked": False}
-        if type_name == "user":
+        if type_name == "user" and position in retried:
+            # sent again with the same message id once the assistant could answer: shown once, there
+            item.update(name=index.intent_of(d) or intent_col or "", detail="unanswered; retried")
+        elif type_name == "user":
             parse = d.get("parse_data") or {}
             intent = index.intent_of(d) or intent_col
             confidence = (parse.get("intent") or {}).get("confidence")

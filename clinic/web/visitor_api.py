@@ -32,6 +32,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty, json
 
+from clinic import retried_messages
 from clinic.web import live_chat, signing, visitor_input
 from clinic.rasa_client import RasaUnavailable
 
@@ -126,10 +127,14 @@ def for_browser(secret: bytes, conversation_id: str, replies: List[Dict[str, Any
 
 def history_from_events(secret: bytes, conversation_id: str, events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """What the visitor saw: their messages (a button press as its title), the bot's, and
-    the clinic staff's (bot events with the staff member in ``metadata.staff``)."""
+    the clinic staff's (bot events with the staff member in ``metadata.staff``). A message
+    retried after it got no answer shows once (``clinic.retried_messages``)."""
     messages = []
-    for event in events:
+    retried = retried_messages.superseded(_steps(events))
+    for position, event in enumerate(events):
         kind = event.get("event")
+        if position in retried:
+            continue
         if kind == "user":
             text = (event.get("metadata") or {}).get("display") or event.get("text") or ""
             if text and not text.startswith("/"):
@@ -147,6 +152,19 @@ def history_from_events(secret: bytes, conversation_id: str, events: List[Dict[s
                     {"role": "bot", "text": event.get("text") or "", "buttons": buttons, "ts": event.get("timestamp")}
                 )
     return messages
+
+
+def _steps(events: List[Dict[str, Any]]) -> List[retried_messages.Step]:
+    steps: List[retried_messages.Step] = []
+    for event in events:
+        kind = event.get("event")
+        if kind == "user":
+            steps.append((retried_messages.USER, retried_messages.message_id_of(event.get("metadata"))))
+        elif kind == "bot" and (event.get("text") or (event.get("data") or {}).get("buttons")):
+            steps.append((retried_messages.REPLY, None))
+        else:
+            steps.append(("", None))
+    return steps
 
 
 def _replies_to(events: List[Dict[str, Any]], message_id: str) -> Optional[List[Dict[str, Any]]]:
