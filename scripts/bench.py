@@ -17,7 +17,7 @@ Then prints the ratio of throughputs at concurrency 10 and the targets, and writ
 everything to results/bench/bench-<time>.json (and results/bench/latest.json).
 
     PYTHONPATH=. .venv/bin/python scripts/bench.py [--no-stock] [--levels 1,10,50]
-        [--duration 60] [--warmup 15] [--keep] [--profile-rasa]
+        [--duration 60] [--warmup 15] [--keep] [--rasa-servers 1] [--profile-rasa]
 """
 
 import argparse
@@ -81,15 +81,16 @@ def run_config(name: str, model: Path, args: argparse.Namespace) -> Dict[str, An
     profile = RESULTS / f"rasa-server-{name}-{dt.datetime.now():%Y%m%d-%H%M%S}.prof" if args.profile_rasa else None
     if profile is not None:
         RESULTS.mkdir(parents=True, exist_ok=True)
-    stack = BenchStack(workdir, model, STACK_ENV, rasa_profile=profile)
+    stack = BenchStack(workdir, model, STACK_ENV, rasa_profile=profile, rasa_servers=args.rasa_servers)
+    processes = (*stack.rasa_urls, *PROCESSES[1:])
     log(f"\n== {name}: {shown(model)} (stack in {workdir})")
     result: Dict[str, Any] = {"config": name, "model": shown(model), "levels": []}
     sampler = None
     failed = True
     try:
         # the processes of `make run` that visitors' turns touch (the console too: staff use it
-        # meanwhile, and it puts the tracker store's SQLite file in WAL mode, as in `make run`);
-        # the Rasa server last, alone, for its time to ready
+        # meanwhile, reading the tracker store's SQLite file); the Rasa server last, alone, for
+        # its time to ready
         # (one after the other: the web app and the console both create the clinic DB's tables)
         checks = {
             "actions": f"http://127.0.0.1:{stack.actions_port}/health",
@@ -99,19 +100,23 @@ def run_config(name: str, model: Path, args: argparse.Namespace) -> Dict[str, An
         for process, url in checks.items():
             stack.start(process)
             wait_for(lambda: requests.get(url, timeout=2).ok, stack.procs[process], process, 120)
-        stack.start("rasa")
-        sampler = Sampler({n: stack.procs[n].pid for n in PROCESSES}).start()
-        ready_s = wait_for(lambda: requests.post(f"{stack.rasa_url}/model/parse", json={"text": "hello"},
-                                                 params=stack.api_params, timeout=10).ok,
-                           stack.procs["rasa"], "Rasa server", 300)
+        started = time.monotonic()
+        for server in stack.rasa_urls:
+            stack.start(server)
+        sampler = Sampler({n: stack.procs[n].pid for n in processes}).start()
+        for server, url in stack.rasa_urls.items():
+            wait_for(lambda: requests.post(f"{url}/model/parse", json={"text": "hello"}, params=stack.api_params,
+                                           timeout=10).ok, stack.procs[server], f"Rasa server {server}", 300)
+        ready_s = time.monotonic() - started  # started together: until the last one answers
         result["rasa_ready_s"] = round(ready_s, 2)
-        log(f"Rasa server ready {ready_s:.1f} s after start")
+        result["rasa_servers"] = len(stack.rasa_urls)
+        log(f"Rasa server{'s' if len(stack.rasa_urls) > 1 else ''} ready {ready_s:.1f} s after start")
 
         visitors = Visitors(seed=args.seed)
         if args.warmup > 0:
             warm = asyncio.run(run_level(stack.web_url, Visitors(seed=args.seed + 1), 4, args.warmup))
             log(f"warm-up: {len(warm.turns)} turns in {args.warmup:.0f} s (not counted)")
-        pids = {n: stack.procs[n].pid for n in PROCESSES}
+        pids = {n: stack.procs[n].pid for n in processes}
         for concurrency in args.levels:
             meter = CpuMeter(pids)
             level = asyncio.run(run_level(stack.web_url, visitors, concurrency, args.duration))
@@ -177,11 +182,12 @@ def print_report(results: List[Dict[str, Any]]) -> Dict[str, Any]:
     for r in results:
         for lv in r["levels"]:
             c = lv["cpu_ms_per_turn"]
+            rasa = sorted(k for k in c if k.startswith("rasa"))  # every Rasa server: CPU added up
             log(f"{r['config']:<8} {lv['concurrency']:>4} {lv['turns']:>6} {lv['turns_per_s']:>8.1f} "
                 f"{lv['p50_ms']:>8.1f} {lv['p95_ms']:>8.1f} {lv['p99_ms']:>8.1f} {lv['errors']:>6} "
-                f"{lv['deviations']:>4}  {c['rasa']:>6.1f} / {c['actions']:.1f} / {c['web']:.1f} / "
-                f"{c['load generator']:.1f}   {lv['cpu_busy']['rasa']:>11.0%} {lv['runqueue_wait']['rasa']:>4.0%}"
-                f"  {other_work(lv):>5.2f}")
+                f"{lv['deviations']:>4}  {sum(c[k] for k in rasa):>6.1f} / {c['actions']:.1f} / {c['web']:.1f} / "
+                f"{c['load generator']:.1f}   {sum(lv['cpu_busy'][k] for k in rasa):>11.0%} "
+                f"{max(lv['runqueue_wait'][k] for k in rasa):>4.0%}  {other_work(lv):>5.2f}")
     log("(Rasa busy: its CPU use, in cores; no CPU: the share of the time its main thread was ready to run\n"
         " but waited for a CPU; other: cores used meanwhile by other work on the machine or stolen by the\n"
         " hypervisor, which lower the figures; dev: visitor scripts that went another way)")
@@ -191,7 +197,8 @@ def print_report(results: List[Dict[str, Any]]) -> Dict[str, Any]:
         each = ", ".join(f"{n} {mb:.0f}" for n, mb in m["peak_rss_mb"].items())
         log(f"{r['config']:<8} peak RSS MB: {each}; sum of peaks {m['peak_rss_sum_mb']:.0f}, "
             f"whole stack at once {m['peak_total_sampled_mb']:.0f} (PSS {m['peak_total_pss_mb']:.0f}); "
-            f"Rasa ready in {r['rasa_ready_s']:.1f} s")
+            f"Rasa ready in {r['rasa_ready_s']:.1f} s"
+            + (f" ({r['rasa_servers']} Rasa servers)" if r.get("rasa_servers", 1) > 1 else ""))
 
     clinic = results[0]
     c10 = level(clinic, 10)
@@ -242,6 +249,9 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=bench_models.CLINIC_MODEL,
                         help="the clinic model (default models/clinic.tar.gz)")
     parser.add_argument("--keep", action="store_true", help="keep the stacks' temporary folders (logs, DBs)")
+    parser.add_argument("--rasa-servers", type=int, default=1,
+                        help="Rasa servers (default 1): more take conversations by RASA_URL's hash, each with "
+                             "Rasa's lock store in its memory")
     parser.add_argument("--profile-rasa", action="store_true",
                         help="run the Rasa server under cProfile (slower: for where its time goes, not for figures); "
                              "stats in results/bench/rasa-server-*.prof")

@@ -9,17 +9,27 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from tests.stack import Stack
+from tests.stack import Stack, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class BenchStack(Stack):
     def __init__(self, workdir: Path, model: Optional[Path] = None, extra_env: Optional[Dict[str, str]] = None,
-                 rasa_profile: Optional[Path] = None) -> None:
+                 rasa_profile: Optional[Path] = None, rasa_servers: int = 1) -> None:
         super().__init__(workdir, extra_env=dict(extra_env or {}))
         self.model = model
         self.rasa_profile = rasa_profile  # run the Rasa server under cProfile, its stats written here at exit
+        # more Rasa servers on the same tracker store ("rasa2", ...), each with Rasa's lock store in
+        # its own memory: the web app and the console send each conversation to one of them (RASA_URL)
+        self.more_rasa_ports = {f"rasa{n}": free_port() for n in range(2, rasa_servers + 1)}
+        if self.more_rasa_ports:
+            self.extra_env["RASA_URL"] = ",".join(self.rasa_urls.values())
+
+    @property
+    def rasa_urls(self) -> Dict[str, str]:
+        """Every Rasa server of the stack, by process name."""
+        return {"rasa": self.rasa_url, **{name: f"http://127.0.0.1:{port}" for name, port in self.more_rasa_ports.items()}}
 
     def write_endpoints(self) -> Path:
         endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text())
@@ -42,6 +52,10 @@ class BenchStack(Stack):
             if rasa[1] != "-m":
                 raise ValueError(f"cannot profile the Rasa command {rasa[:3]}")
             commands["rasa"] = [rasa[0], "-m", "cProfile", "-o", str(self.rasa_profile), *rasa[1:]]
+        for name, port in self.more_rasa_ports.items():
+            rasa = list(commands["rasa"])
+            rasa[rasa.index("--port") + 1] = str(port)
+            commands[name] = rasa
         return commands
 
     @property
