@@ -8,7 +8,7 @@ import shlex
 import stat
 import uuid
 from pathlib import Path
-from typing import List
+from typing import Dict, List
 
 import pytest
 import requests
@@ -167,12 +167,13 @@ def test_the_visitor_path_works_through_the_token(stack):
     assert [m["text"] for m in history.json()["messages"] if m.get("text")]
 
 
-def _cmdlines() -> List[bytes]:
-    found = []
+def _cmdlines() -> Dict[int, bytes]:
+    """Every process's command line, as `ps` shows it to any user (pid -> NUL-separated arguments)."""
+    found = {}
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                found.append((proc / "cmdline").read_bytes())
+                found[int(proc.name)] = (proc / "cmdline").read_bytes()
             except OSError:  # ended meanwhile
                 continue
     return found
@@ -182,10 +183,9 @@ def test_the_token_shows_in_no_command_line_and_no_log(stack):
     token = stack.rasa_token
     assert requests.post(f"{stack.rasa_url}/model/parse", params=stack.rasa_params, json={"text": "hi"},
                          timeout=10).ok  # a request with the token in its URL, which an access log would show
-    rasa_pid = stack.procs["rasa"].pid
-    rasa_cmdline = (Path("/proc") / str(rasa_pid) / "cmdline").read_bytes()
-    assert b"clinic.rasa_launch" in rasa_cmdline  # the process looked at is the Rasa server
-    assert [c for c in _cmdlines() if token.encode() in c] == []
+    cmdlines = _cmdlines()
+    assert b"clinic.rasa_launch" in cmdlines[stack.procs["rasa"].pid]  # the Rasa server is among them
+    assert [pid for pid, cmdline in cmdlines.items() if token.encode() in cmdline] == []  # pids: no token shown
     logs = list(stack.workdir.glob("*.log"))
     assert logs
     assert [log.name for log in logs if token in log.read_text(errors="replace")] == []
