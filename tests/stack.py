@@ -233,8 +233,12 @@ def healthy(url: str) -> bool:
 
 
 def rasa_ready(url: str, token: str) -> bool:
-    """The Rasa server at ``url`` answers its HTTP API (so its model is loaded)."""
-    return requests.post(f"{url}/model/parse", params={"token": token}, json={"text": "hi"}, timeout=5).ok
+    """The Rasa server at ``url`` answers its HTTP API (so its model is loaded); raises at once
+    when it refuses the token (another var/ or RASA_TOKEN than the server's)."""
+    resp = requests.post(f"{url}/model/parse", params={"token": token}, json={"text": "hi"}, timeout=5)
+    if resp.status_code == 401:
+        raise RuntimeError(f"the Rasa server at {url} refuses the token (RASA_TOKEN or var/rasa_token differ)")
+    return resp.ok
 
 
 # --- a visitor's side ---------------------------------------------------------

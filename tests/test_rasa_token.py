@@ -6,7 +6,9 @@ the web app and the console send it, and it shows in no process's command line a
 import os
 import shlex
 import stat
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Dict, List
 
@@ -17,7 +19,7 @@ from sanic import Sanic
 from clinic import settings as settings_module
 from clinic.rasa_launch import rasa_argv
 from tests.scale_stack import ScaleStack
-from tests.stack import ROOT, Stack, say
+from tests.stack import ROOT, Stack, rasa_ready, say
 
 TOKEN = "a-token-of-the-environment-0123456789"
 
@@ -116,6 +118,35 @@ def test_every_way_of_starting_rasa_goes_through_the_launcher(tmp_path):
     for command in (procfile, stack, scale["rasa1"]):
         assert "--enable-api" in command and command[command.index("--interface") + 1] == "127.0.0.1"
         assert not any(arg.startswith(("--auth", "-t")) for arg in command)
+
+
+class _Answers(BaseHTTPRequestHandler):
+    status = 401
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.send_response(self.status)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("status,ready", [(200, True), (503, False), (401, None)])
+def test_the_stacks_wait_for_rasa_and_stop_at_once_when_it_refuses_the_token(status, ready):
+    """A stack whose token is not the server's fails at once rather than after its timeout."""
+    handler = type("Handler", (_Answers,), {"status": status})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        if ready is None:
+            with pytest.raises(RuntimeError, match="refuses the token"):
+                rasa_ready(url, TOKEN)
+        else:
+            assert rasa_ready(url, TOKEN) is ready
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # --- the running stack -------------------------------------------------------------------------
