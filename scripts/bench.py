@@ -171,6 +171,12 @@ def other_work(lv: Dict[str, Any]) -> float:
     return max(0.0, m["busy"] - m["stack_and_load"]) + m["steal"]
 
 
+def cpu_per_turn(lv: Dict[str, Any]) -> tuple:
+    """CPU ms per turn of the Rasa servers, and of every process measured (with the load generator)."""
+    c = lv["cpu_ms_per_turn"]
+    return sum(v for k, v in c.items() if k.startswith("rasa")), sum(c.values())
+
+
 def level(result: Dict[str, Any], concurrency: int) -> Dict[str, Any]:
     return next((lv for lv in result["levels"] if lv["concurrency"] == concurrency), {})
 
@@ -213,6 +219,13 @@ def print_report(results: List[Dict[str, Any]]) -> Dict[str, Any]:
         log(f"\nthroughput at concurrency 10: clinic {c10['turns_per_s']:.1f} / stock "
             f"{level(stock, 10)['turns_per_s']:.1f} turns/s = {ratio:.2f}x")
         checks["ratio_to_stock_at_10"] = (ratio, ratio >= TARGETS["ratio_to_stock_at_10"], ">=")
+        # the same from CPU per turn, which other work on the machine changes much less than throughput
+        per_turn = {r["config"]: cpu_per_turn(level(r, 10)) for r in (clinic, stock)}
+        log("CPU per turn at concurrency 10 (Rasa / whole stack and load generator), clinic vs stock: "
+            f"{per_turn['clinic'][0]:.1f} / {per_turn['clinic'][1]:.1f} ms vs {per_turn['stock'][0]:.1f} / "
+            f"{per_turn['stock'][1]:.1f} ms: stock needs {per_turn['stock'][0] / per_turn['clinic'][0]:.2f}x the "
+            f"Rasa CPU, {per_turn['stock'][1] / per_turn['clinic'][1]:.2f}x in all (one Rasa process, on one core, "
+            f"caps at {1000 / per_turn['clinic'][0]:.0f} / {1000 / per_turn['stock'][0]:.0f} turns/s)")
     peak = max(clinic["memory"]["peak_rss_sum_mb"], clinic["memory"]["peak_total_sampled_mb"])
     checks["stack_peak_mb"] = (peak, peak < TARGETS["stack_peak_mb"], "<")
     checks["rasa_ready_s"] = (clinic["rasa_ready_s"], clinic["rasa_ready_s"] < TARGETS["rasa_ready_s"], "<")
