@@ -24,6 +24,8 @@ go on together, and a writer waits up to ``SQLITE_BUSY_TIMEOUT_S`` for another o
 of it and inserts the rest. Rasa does both with ORM queries built and compiled again every time
 (more CPU than the database's work); here the same SQL statements, with the same results, are
 written once and run on a connection of the pool (``_retrieve`` and ``save``; the rest is Rasa's).
+(Rasa's ORM sessions also check, each time, that a ``POSTGRESQL_SCHEMA`` named in the environment
+exists; these two do not, and use it all the same: Rasa sets it as the connections' search path.)
 
 endpoints.yml::
 
