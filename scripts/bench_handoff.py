@@ -58,7 +58,7 @@ def main() -> int:
     stack.start_all()
     try:
         engine = db.get_engine(stack.clinic_db_url)
-        rasa = RasaClient(stack.rasa_url)
+        rasa = RasaClient(stack.rasa_url, token=stack.rasa_token)
         loop = asyncio.new_event_loop()
         sessions = [ask_for_a_person(stack) for _ in range(args.visitors)]
         chats: List[Dict[str, Any]] = []

@@ -90,7 +90,8 @@ def test_bad_input_through_the_whole_stack(stack):
 
 
 def test_rasa_parse_contract_on_the_server(stack):
-    resp = requests.post(f"{stack.rasa_url}/model/parse", json={"text": "do you take blue cross insurance"}, timeout=10)
+    resp = requests.post(f"{stack.rasa_url}/model/parse", params=stack.rasa_params,
+                         json={"text": "do you take blue cross insurance"}, timeout=10)
     data = resp.json()
     assert data["intent"]["name"] == "faq"
     assert data["response_selector"]["faq"]["response"]["intent_response_key"] == "faq/insurance"

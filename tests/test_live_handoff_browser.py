@@ -189,7 +189,8 @@ def test_a_person_takes_over_the_chat_and_hands_back_to_the_assistant(stack, con
     shot(w.page, "visitor-handed-back")
 
     # The whole conversation is in the transcript: staff messages as bot events naming Dana.
-    events = requests.get(f"{stack.rasa_url}/conversations/{cid}/tracker", params={"include_events": "ALL"}, timeout=10).json()["events"]
+    events = requests.get(f"{stack.rasa_url}/conversations/{cid}/tracker",
+                          params={"include_events": "ALL", **stack.rasa_params}, timeout=10).json()["events"]
     kinds = [e["event"] for e in events]
     assert "pause" in kinds and "resume" in kinds and kinds.index("pause") < kinds.index("resume")
     staff_events = [e for e in events if e["event"] == "bot" and (e.get("metadata") or {}).get("staff")]

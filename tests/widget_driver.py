@@ -244,6 +244,7 @@ class StaffSide:
 
         self.engine = db.get_engine(stack.clinic_db_url)
         self.rasa_url = stack.rasa_url
+        self.rasa_token = stack.rasa_token
         self.staff_id = staff_id
         self.name = name
         self.clinic_name = load_clinic_info(ROOT / "settings").name
@@ -256,7 +257,7 @@ class StaffSide:
         from clinic.rasa_client import RasaClient
 
         async def call() -> object:
-            client = RasaClient(self.rasa_url)
+            client = RasaClient(self.rasa_url, token=self.rasa_token)
             try:
                 return await getattr(client, method)(*args)
             finally:
