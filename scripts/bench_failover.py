@@ -238,7 +238,14 @@ def check_stored(stack: ScaleStack, run: FailoverRun) -> Dict[str, Any]:
             ).fetchall()
     finally:
         engine.dispose()
+    return {"conversations": len(by_id), "answered_without_conversation": no_conversation,
+            **compare_stored(run, by_id, events, referral_rows)}
 
+
+def compare_stored(run: FailoverRun, by_id: Dict[str, Conversation], events: List[Tuple[str, str, str]],
+                   referral_rows: List[Tuple[str, str]]) -> Dict[str, Any]:
+    """``check_stored``'s verdict on the rows it read: ``events`` as (sender_id, type_name, data)
+    in the order stored, ``referral_rows`` as (conversation_id, reference)."""
     # per conversation: the message id of each user event, and whether a bot event followed it
     stored: Dict[str, List[List[Any]]] = {cid: [] for cid in by_id}
     for sender, kind, data in events:
@@ -276,10 +283,8 @@ def check_stored(stack: ScaleStack, run: FailoverRun) -> Dict[str, Any]:
         rows.setdefault(cid, []).append(reference)
     referral_missing = [f"{cid}: {ref}" for cid, ref in shown.items() if rows.get(cid) != [ref]]
     return {
-        "conversations": len(by_id),
         "messages_answered": sum(1 for r in by_id.values() for s in r.sent if s.answered),
         "user_events": sum(len(v) for v in stored.values()),
-        "answered_without_conversation": no_conversation,
         "lost": lost,
         "doubled": doubled,
         "stored_again_by_the_retry": again,

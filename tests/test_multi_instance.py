@@ -8,6 +8,7 @@ where they are missing.
 """
 
 import asyncio
+import json
 import os
 import shutil
 import tempfile
@@ -591,11 +592,58 @@ def test_a_restarted_postgresql_is_reconnected_without_a_manual_step(scale: Scal
         assert "InMemoryTrackerStore" not in (scale.workdir / f"{name}.log").read_text()
 
 
+def test_the_failover_check_finds_what_was_lost_doubled_or_out_of_order() -> None:
+    """The check that the kill test below and `bench_failover` rely on, on rows made up here."""
+    from scripts.bench_failover import Conversation, FailoverRun, Sent, compare_stored
+    from scripts.bench_visitors import LevelResult
+
+    def sent(n: int, started: float, finished: float, reference: Any = None) -> Any:
+        return Sent(f"m{n}", "", 200, True, started, finished, reference)
+
+    def user(cid: str, n: int) -> tuple:
+        return cid, "user", json.dumps({"event": "user", "metadata": {"message_id": f"m{n}"}})
+
+    def bot(cid: str) -> tuple:
+        return cid, "bot", json.dumps({"event": "bot", "text": "answer"})
+
+    conversations = {
+        "fine": Conversation("c", [sent(1, 0, 1), sent(2, 1, 2, reference="ABC-234")]),
+        "lost": Conversation("c", [sent(1, 0, 1), sent(2, 1, 2)]),
+        "again": Conversation("c", [sent(1, 9, 11)]),  # sent before the kill (at 10 s), answered after
+        "twice": Conversation("c", [sent(1, 0, 1), sent(2, 1, 2)]),  # long before the kill
+        "swapped": Conversation("c", [sent(1, 0, 1), sent(2, 1, 2)]),
+        "mute": Conversation("c", [sent(1, 0, 1)]),
+        "stranger": Conversation("c", [sent(1, 0, 1)]),
+    }
+    events = [
+        user("fine", 1), bot("fine"), user("fine", 2), bot("fine"),
+        user("lost", 1), bot("lost"),
+        user("again", 1), bot("again"), user("again", 1), bot("again"),
+        user("twice", 1), bot("twice"), user("twice", 1), bot("twice"), user("twice", 2), bot("twice"),
+        user("swapped", 2), bot("swapped"), user("swapped", 1), bot("swapped"),
+        user("mute", 1),
+        user("stranger", 1), bot("stranger"), user("stranger", 9), bot("stranger"),
+    ]
+    run = FailoverRun(0.0, 20.0, LevelResult(1, 20.0), list(conversations.values()), killed_at=10.0)
+
+    verdict = compare_stored(run, conversations, events, [("fine", "ABC-234")])
+    assert verdict["lost"] == ["lost: m2"]
+    assert verdict["stored_again_by_the_retry"] == ["again: m1 x2"]
+    assert verdict["doubled"] == ["twice: m1 x2"]
+    assert verdict["out_of_order"] == ["swapped"]
+    assert verdict["without_bot_answer"] == ["mute: m1"]
+    assert verdict["not_sent_by_visitors"] == ["stranger: m9"]
+    assert verdict["referrals_missing_or_wrong"] == [] and verdict["referrals_shown"] == 1
+    assert verdict["user_events"] == 13 and verdict["messages_answered"] == 11
+    assert compare_stored(run, conversations, events, [])["referrals_missing_or_wrong"] == ["fine: ABC-234"]
+    wrong = compare_stored(run, conversations, events, [("fine", "XYZ-789")])
+    assert wrong["referrals_missing_or_wrong"] == ["fine: ABC-234"]
+
+
 def test_a_rasa_server_killed_mid_load_loses_no_visitor_message(scale: ScaleStack) -> None:
     """The bench's visitors (greetings, FAQs, pre-screens to a referral) six at a time for 25 s,
-    through the web app, with rasa1 SIGKILLed 8 s in: the driver of `make bench-failover`
-    (scripts/bench_failover.py), shorter. Asserts on what visitors got and what was stored,
-    never on the figures."""
+    through the web app, with rasa1 SIGKILLed 8 s in: scripts/bench_failover.py's driver,
+    shorter. Asserts on what visitors got and what was stored, never on the figures."""
     from scripts.bench_failover import KILLED, PROBLEMS, check_stored, retries_logged, run_failover, summarize_run
 
     # a turn may wait for the dead server's lock lease (15 s) and the web app's retry (30 s)
