@@ -19,7 +19,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export PYTHONDONTWRITEBYTECODE := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help run test train venv validate test-core test-py eval-nlu bench audit lock clean staff-user scale-up
+.PHONY: help run test train venv validate test-core test-py eval-nlu bench bench-failover audit lock clean staff-user scale-up
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ test-py: $(MODEL) ## pytest: actions, safety net, NLU held-out set, web app, end
 
 bench: $(MODEL) ## load test of the whole stack (c=1, 10, 50) against Rasa's stock config (STOCK=0 skips it; ~15 min)
 	$(PY) scripts/bench.py $(if $(filter 0,$(STOCK)),--no-stock) $(BENCH_ARGS)
+
+bench-failover: $(MODEL) ## the bench's visitors (c=10, 90 s) while one of two Rasa servers is SIGKILLed and restarted, on PostgreSQL and Redis; checks nothing lost or doubled (~4 min)
+	$(PY) scripts/bench_failover.py $(FAILOVER_ARGS)
 
 audit: $(VENV)/.installed ## known vulnerabilities of the pinned dependencies (PyPI's data); explanations in security/known_vulnerabilities.yml
 	$(PY) scripts/audit_deps.py
