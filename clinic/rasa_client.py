@@ -1,5 +1,5 @@
 """Talks to the Rasa server: its REST channel on the visitor's behalf, and its HTTP API
-(``--enable-api``, with ``RASA_TOKEN`` when the server has ``--auth-token``) for the
+(``--enable-api``, always with the token of the settings: ``RASA_TOKEN`` or ``var/rasa_token``) for the
 transcript and for what a live handoff adds to it (used by the web app and the console).
 
 Several Rasa servers (``RASA_URL`` comma-separated, sharing a tracker store and a lock store):
@@ -12,6 +12,12 @@ them. A server that failed so is tried last for ``down_for_s`` seconds. With a s
 load balancer or a Kubernetes Service in front of the Rasa servers), the retry goes to that
 URL again, which hands it to a server that is up. A server that answers
 with an error, or too late, is not retried: it may have processed the message.
+
+A visitor message whose connection broke after it was sent (reset or closed, not refused) may
+have been processed by a server killed before it answered: Rasa stores the whole turn at its
+end. Before sending it again, the next server is asked for the conversation's tracker; when the
+message (by its client ``message_id``) is there with its replies, those are the answer, and it
+is not processed twice.
 """
 
 import asyncio
@@ -19,7 +25,7 @@ import hashlib
 import itertools
 import logging
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 import aiohttp
 
@@ -80,7 +86,10 @@ class RasaClient:
         body: Any = None,
         params: Optional[Dict[str, str]] = None,
         conversation_id: Optional[str] = None,
+        done_already: Optional[Callable[[str], Awaitable[Any]]] = None,
     ) -> Any:
+        """``done_already(base_url)``: asked of the next server, when the connection broke after
+        the request went out, whether the request was carried out (its result), or None."""
         servers = self.servers_for(conversation_id)
         # its own, then one retry on another; with one URL (a load balancer), on that one again
         servers = servers[:2] if len(servers) > 1 else servers * 2
@@ -92,6 +101,14 @@ class RasaClient:
                 if attempt + 1 < len(servers):
                     logger.warning("rasa server %s unreachable (%s): retrying on %s",
                                    base_url, type(exc).__name__, servers[attempt + 1])
+                    if done_already is not None and not isinstance(exc, aiohttp.ClientConnectorError):
+                        try:
+                            result = await done_already(servers[attempt + 1])
+                        except (aiohttp.ClientError, asyncio.TimeoutError) as read_exc:
+                            raise RasaUnavailable(type(read_exc).__name__) from read_exc
+                        if result is not None:
+                            logger.warning("rasa server %s had carried out the request before it went away", base_url)
+                            return result
                     continue
                 raise RasaUnavailable(type(exc).__name__) from exc
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -117,7 +134,18 @@ class RasaClient:
     ) -> List[Dict[str, Any]]:
         """The bot's replies to one visitor message, as Rasa's REST channel gives them."""
         body = {"sender": conversation_id, "message": text, "metadata": metadata or {}}
-        replies = await self._call("POST", "/webhooks/rest/webhook", body, conversation_id=conversation_id)
+        message_id = (metadata or {}).get("message_id")
+
+        async def answered_already(base_url: str) -> Optional[List[Dict[str, Any]]]:
+            tracker = await self._call_one(
+                base_url, "GET", f"/conversations/{conversation_id}/tracker", None, {"include_events": "ALL"}
+            )
+            return replies_to((tracker or {}).get("events") or [], message_id)
+
+        replies = await self._call(
+            "POST", "/webhooks/rest/webhook", body, conversation_id=conversation_id,
+            done_already=answered_already if message_id else None,
+        )
         return replies if isinstance(replies, list) else []
 
     async def events(self, conversation_id: str) -> List[Dict[str, Any]]:
@@ -138,3 +166,20 @@ class RasaClient:
             "POST", f"/conversations/{conversation_id}/tracker/events", events, params={"include_events": "NONE"},
             conversation_id=conversation_id,
         )
+
+
+def replies_to(events: List[Dict[str, Any]], message_id: str) -> Optional[List[Dict[str, Any]]]:
+    """The bot's replies to the visitor message with this client id in the tracker (Rasa keeps
+    the id in the user event's metadata), or None when Rasa never answered that message."""
+    answered: Optional[List[Dict[str, Any]]] = None
+    replies: Optional[List[Dict[str, Any]]] = None
+    for event in events + [{"event": "user"}]:
+        kind = event.get("event")
+        if kind == "user":
+            if replies:
+                answered = replies  # the last try that got an answer
+            replies = [] if (event.get("metadata") or {}).get("message_id") == message_id else None
+        elif kind == "bot" and replies is not None and not isinstance((event.get("metadata") or {}).get("staff"), dict):
+            if event.get("text") or (event.get("data") or {}).get("buttons"):
+                replies.append({"text": event.get("text"), "buttons": (event.get("data") or {}).get("buttons")})
+    return answered

@@ -34,7 +34,7 @@ from sanic.response import HTTPResponse, empty, json
 
 from clinic import retried_messages
 from clinic.web import live_chat, signing, visitor_input
-from clinic.rasa_client import RasaUnavailable
+from clinic.rasa_client import RasaUnavailable, replies_to
 
 logger = logging.getLogger(__name__)
 
@@ -167,30 +167,13 @@ def _steps(events: List[Dict[str, Any]]) -> List[retried_messages.Step]:
     return steps
 
 
-def _replies_to(events: List[Dict[str, Any]], message_id: str) -> Optional[List[Dict[str, Any]]]:
-    """The bot's replies to the visitor message with this client id in the tracker (Rasa keeps
-    the id in the user event's metadata), or None when Rasa never answered that message."""
-    answered: Optional[List[Dict[str, Any]]] = None
-    replies: Optional[List[Dict[str, Any]]] = None
-    for event in events + [{"event": "user"}]:
-        kind = event.get("event")
-        if kind == "user":
-            if replies:
-                answered = replies  # the last try that got an answer
-            replies = [] if (event.get("metadata") or {}).get("message_id") == message_id else None
-        elif kind == "bot" and replies is not None and not isinstance((event.get("metadata") or {}).get("staff"), dict):
-            if event.get("text") or (event.get("data") or {}).get("buttons"):
-                replies.append({"text": event.get("text"), "buttons": (event.get("data") or {}).get("buttons")})
-    return answered
-
-
 async def _earlier_answer(request: Request, rasa: Any, conversation_id: str, message_id: str) -> Optional[List[Dict[str, Any]]]:
     """A retry that reaches a web-app process other than the one that took the first try (a
     restarted one: its reply cache is empty) must not be processed twice: the first time this
     process sees a conversation, the tracker says whether Rasa already has the message."""
     if _seen(request, conversation_id):
         return None
-    return _replies_to(await rasa.events(conversation_id), message_id)
+    return replies_to(await rasa.events(conversation_id), message_id)
 
 
 def _seen(request: Request, conversation_id: str) -> bool:
