@@ -122,12 +122,16 @@ def verify(folder: Path) -> Dict[str, Dict[str, object]]:
 
 
 def _in_use(live: Path) -> bool:
-    """Whether another process holds the database (an exclusive lock is refused at once)."""
+    """Whether another process has the database open (refused at once). Rasa's tracker store and
+    the web app keep WAL connections open between turns, holding no lock then; in WAL mode an
+    exclusive locking mode is granted only to a connection that is the database's only one."""
     if not live.exists():
         return False
-    conn = sqlite3.connect(live, timeout=0)
+    conn = sqlite3.connect(live, timeout=0, isolation_level=None)
     try:
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
         conn.execute("BEGIN EXCLUSIVE")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         conn.execute("ROLLBACK")
         return False
     except sqlite3.OperationalError:

@@ -1,17 +1,10 @@
-"""The test stack (tests/stack.py) as the bench runs it: a chosen model, and the endpoints of
-`make run` (endpoints.yml: the clinic's tracker store), with this stack's ports and var/ folder.
-
-The test stack writes endpoints of its own; the bench measures the stack as it is deployed.
-"""
+"""The test stack (tests/stack.py, which runs endpoints.yml as `make run` deploys it) as the
+bench runs it: a chosen model, more Rasa servers, the Rasa server under cProfile."""
 
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import yaml
-
 from tests.stack import Stack, free_port
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class BenchStack(Stack):
@@ -20,8 +13,8 @@ class BenchStack(Stack):
         super().__init__(workdir, extra_env=dict(extra_env or {}))
         self.model = model
         self.rasa_profile = rasa_profile  # run the Rasa server under cProfile, its stats written here at exit
-        # more Rasa servers on the same tracker store ("rasa2", ...), each with Rasa's lock store in
-        # its own memory: the web app and the console send each conversation to one of them (RASA_URL)
+        # more Rasa servers on the same tracker store and lock store ("rasa2", ...), as `make run`
+        # has two: the web app and the console send each conversation to one of them (RASA_URL)
         self.more_rasa_ports = {f"rasa{n}": free_port() for n in range(2, rasa_servers + 1)}
         if self.more_rasa_ports:
             self.extra_env["RASA_URL"] = ",".join(self.rasa_urls.values())
@@ -30,17 +23,6 @@ class BenchStack(Stack):
     def rasa_urls(self) -> Dict[str, str]:
         """Every Rasa server of the stack, by process name."""
         return {"rasa": self.rasa_url, **{name: f"http://127.0.0.1:{port}" for name, port in self.more_rasa_ports.items()}}
-
-    def write_endpoints(self) -> Path:
-        endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text())
-        endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{self.actions_port}/webhook"
-        store = endpoints["tracker_store"]
-        if store.get("dialect") != "sqlite":
-            raise ValueError("the bench expects the SQLite tracker store of endpoints.yml")
-        store["db"] = str(self.var_dir / "tracker.db")
-        path = self.workdir / "endpoints.yml"
-        path.write_text(yaml.safe_dump(endpoints, sort_keys=False))
-        return path
 
     def commands(self) -> Dict[str, List[str]]:
         commands = super().commands()

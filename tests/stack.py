@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import requests
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -115,11 +116,18 @@ class Stack:
         write_staffing(self.staffing_file, staffed)
 
     def write_endpoints(self) -> Path:
+        """endpoints.yml as `make run` deploys it (the clinic's SQLite tracker store), with this
+        stack's action server port and var/ folder."""
+        endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text())
+        endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{self.actions_port}/webhook"
+        store = endpoints["tracker_store"]
+        if store.get("dialect") != "sqlite":
+            raise ValueError("the test stack expects the SQLite tracker store of endpoints.yml")
+        store["db"] = str(self.var_dir / "tracker.db")
+        if "lock_store" in endpoints:  # shared by the Rasa servers of one machine
+            endpoints["lock_store"]["db"] = str(self.var_dir / "locks.db")
         path = self.workdir / "endpoints.yml"
-        path.write_text(
-            f'action_endpoint:\n  url: "http://127.0.0.1:{self.actions_port}/webhook"\n'
-            f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{self.var_dir / "tracker.db"}"\n'
-        )
+        path.write_text(yaml.safe_dump(endpoints, sort_keys=False))
         return path
 
     def commands(self) -> Dict[str, List[str]]:

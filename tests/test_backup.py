@@ -28,6 +28,7 @@ def store(clinic_env):
     var = clinic_env / "var"
     engine = db.get_engine(get_settings().clinic_db_url)
     handoff.request_live(engine, "c-1", "visitor_request", False)
+    engine.dispose()  # its kept connection would hold the file (as a running web app does)
     with sqlite3.connect(var / "tracker.db") as conn:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("create table events (id integer primary key, sender_id text, type_name text, data text)")
@@ -91,6 +92,29 @@ def test_a_restore_is_refused_while_the_assistant_holds_the_database(store):
         holder.rollback()
         holder.close()
     assert not (store / "tracker.db.before-restore").exists()
+
+
+@pytest.mark.parametrize("name", ["tracker.db", "clinic.db"])
+def test_a_restore_is_refused_while_a_process_keeps_an_idle_connection(store, name):
+    """Rasa's tracker store and the web app keep their SQLite connections (WAL) open between
+    turns, holding no lock then: an exclusive transaction alone would not see them."""
+    folder = backup.create(store / "backups" / "b1")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA journal_mode=WAL');"
+         " c.execute('select count(*) from sqlite_master').fetchone(); print('ready', flush=True); sys.stdin.read()",
+         str(store / name)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"  # connected, read once, now idle
+        with pytest.raises(backup.BackupError, match="in use: stop the assistant"):
+            backup.restore(folder)
+        assert not (store / f"{name}.before-restore").exists()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    assert backup.restore(folder)  # nobody holds it any more
 
 
 def test_a_damaged_or_foreign_backup_is_refused(store, tmp_path):
