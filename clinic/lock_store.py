@@ -1,4 +1,5 @@
-"""Rasa's per-conversation lock in Redis, safe when several Rasa servers share it.
+"""Rasa's per-conversation lock, safe when several Rasa servers share it: in Redis (several
+machines) or in a SQLite file (several Rasa servers on one machine, `make run`).
 
 Rasa takes a ticket lock per conversation around each message (and each HTTP API call that
 changes a tracker), so that the messages of one conversation are processed one at a time and
@@ -6,7 +7,8 @@ in the order they arrived, whichever server received them. Rasa 3.6's own ``Redi
 reads the lock, changes it and writes it back in separate steps: two servers issuing tickets
 for one conversation at the same moment overwrite each other's, and messages are then
 processed at once (events lost) or dropped with a ``LockError`` (seen with 20 messages sent to
-two servers at once: 7 lost). This store makes each change one Redis transaction (WATCH/MULTI).
+two servers at once: 7 lost). These stores make each change one transaction: WATCH/MULTI in
+Redis, ``BEGIN IMMEDIATE`` in SQLite.
 
 A ticket is a lease: it lives ``lease_seconds`` (15) and its holder renews it every third of
 that while it waits or works, so a server that dies holding a ticket blocks its conversation
@@ -14,21 +16,30 @@ for at most ``lease_seconds`` (Rasa's fixed ticket lifetime, 60 s by default, wo
 web app's 30 s wait for the retried message). Waiters look again every ``poll_seconds`` (0.05)
 rather than Rasa's 1 s.
 
-endpoints.yml (see endpoints.scale.yml)::
+endpoints.scale.yml::
 
     lock_store:
       type: clinic.lock_store.RedisTicketLockStore
       url: ${REDIS_URL}            # redis://[:password@]host:port/db, rediss:// for TLS
       lease_seconds: 15            # optional
+
+endpoints.yml::
+
+    lock_store:
+      type: clinic.lock_store.SQLiteTicketLockStore
+      db: "var/locks.db"
 """
 
 import asyncio
 import json
 import logging
 import math
+import sqlite3
+import threading
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncGenerator, Callable, Optional, Tuple
+from pathlib import Path
+from typing import Any, AsyncGenerator, Callable, Optional, Tuple, Type
 
 import redis
 from rasa.core.lock import TicketLock
@@ -41,7 +52,97 @@ KEY_PREFIX = "lock:"  # Rasa's own prefix for conversation locks
 Change = Callable[[Optional[TicketLock]], Tuple[Optional[TicketLock], Any]]
 
 
-class RedisTicketLockStore(LockStore):
+class TransactionalTicketLockStore(LockStore):
+    """Rasa's ticket lock with every read-change-write as one transaction of the store
+    (``_transact``), tickets as leases renewed while held, and quick polling."""
+
+    lease_seconds: float
+    poll_seconds: float
+    store_errors: Tuple[Type[BaseException], ...] = ()
+
+    def _transact(self, conversation_id: str, change: Change) -> Any:
+        """Read the lock, change it, write it back (or delete it when no ticket is left) as one
+        transaction."""
+        raise NotImplementedError
+
+    # --- every read-change-write of the base class, as one transaction ---------
+
+    def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
+        def change(lock: Optional[TicketLock]) -> Tuple[TicketLock, int]:
+            lock = lock or self.create_lock(conversation_id)
+            return lock, lock.issue_ticket(self.lease_seconds)
+
+        try:
+            return self._transact(conversation_id, change)
+        except self.store_errors as exc:
+            raise LockError(f"Error while acquiring lock: {type(exc).__name__}") from exc
+
+    def renew(self, conversation_id: str, ticket_number: int) -> bool:
+        """Extend a ticket's lease; False when the ticket is gone (it expired)."""
+
+        def change(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], bool]:
+            if lock is None:
+                return None, False
+            for ticket in lock.tickets:
+                if ticket.number == ticket_number:
+                    ticket.expires = time.time() + self.lease_seconds
+                    return lock, True
+            return lock, False
+
+        return self._transact(conversation_id, change)
+
+    def update_lock(self, conversation_id: str) -> None:
+        def change(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], None]:
+            if lock is not None:
+                lock.remove_expired_tickets()
+            return lock, None
+
+        self._transact(conversation_id, change)
+
+    def finish_serving(self, conversation_id: str, ticket_number: int) -> None:
+        def change(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], None]:
+            if lock is not None:
+                lock.remove_ticket_for(ticket_number)
+            return lock, None
+
+        self._transact(conversation_id, change)
+
+    def cleanup(self, conversation_id: str, ticket_number: int) -> None:
+        """The ticket is done; the lock goes when nobody waits (one step: a ticket issued in
+        between is never deleted with it)."""
+        self.finish_serving(conversation_id, ticket_number)
+
+    @asynccontextmanager
+    async def lock(
+        self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME, wait_time_in_seconds: float = 1
+    ) -> AsyncGenerator[TicketLock, None]:
+        """The conversation's lock, held until the block ends. Rasa's ``lock_lifetime`` and
+        ``wait_time_in_seconds`` give way to the lease and the poll interval."""
+        ticket = self.issue_ticket(conversation_id)
+        keep_alive = asyncio.ensure_future(self._keep_alive(conversation_id, ticket))
+        try:
+            yield await self._acquire_lock(conversation_id, ticket, self.poll_seconds)
+        finally:
+            keep_alive.cancel()
+            try:
+                self.cleanup(conversation_id, ticket)
+            except self.store_errors as exc:  # the lease runs out by itself
+                logger.warning("could not release a conversation lock: %s", type(exc).__name__)
+
+    async def _keep_alive(self, conversation_id: str, ticket: int) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                if not self.renew(conversation_id, ticket):
+                    logger.warning("a conversation lock ticket expired before it was renewed")
+                    return
+            except self.store_errors as exc:
+                logger.warning("could not renew a conversation lock: %s", type(exc).__name__)
+
+
+class RedisTicketLockStore(TransactionalTicketLockStore):
+    store_errors = (redis.RedisError,)
+
     def __init__(
         self,
         endpoint_config: Any = None,
@@ -100,76 +201,84 @@ class RedisTicketLockStore(LockStore):
     def save_lock(self, lock: TicketLock) -> None:
         self.red.set(self._key(lock.conversation_id), lock.dumps(), ex=math.ceil(self.lease_seconds * 2))
 
-    # --- every read-change-write of the base class, as one transaction ---------
 
-    def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
-        def change(lock: Optional[TicketLock]) -> Tuple[TicketLock, int]:
-            lock = lock or self.create_lock(conversation_id)
-            return lock, lock.issue_ticket(self.lease_seconds)
+class SQLiteTicketLockStore(TransactionalTicketLockStore):
+    """The lock in a SQLite file shared by the Rasa servers of one machine (WAL; each change one
+    ``BEGIN IMMEDIATE`` transaction, so two servers never interleave). A row also carries when it
+    goes stale (twice the lease), as Redis's expiry does: a lock nobody renews is read as none."""
 
-        try:
-            return self._transact(conversation_id, change)
-        except redis.RedisError as exc:
-            raise LockError(f"Error while acquiring lock: {type(exc).__name__}") from exc
+    store_errors = (sqlite3.Error,)
 
-    def renew(self, conversation_id: str, ticket_number: int) -> bool:
-        """Extend a ticket's lease; False when the ticket is gone (it expired)."""
+    def __init__(
+        self,
+        endpoint_config: Any = None,
+        db: str = "var/locks.db",
+        lease_seconds: float = 15.0,
+        poll_seconds: float = 0.05,
+        busy_timeout_s: float = 5.0,
+    ) -> None:
+        if endpoint_config is not None:  # how Rasa makes a lock store named by its class path
+            options = endpoint_config.kwargs or {}
+            db = str(options.get("db", db))
+            lease_seconds = float(options.get("lease_seconds", lease_seconds))
+            poll_seconds = float(options.get("poll_seconds", poll_seconds))
+            busy_timeout_s = float(options.get("busy_timeout_s", busy_timeout_s))
+        if lease_seconds <= 0 or poll_seconds <= 0:
+            raise ValueError("lease_seconds and poll_seconds must be above 0")
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.path = Path(db)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._mutex = threading.Lock()  # one connection, used by one thread at a time
+        self._conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s, isolation_level=None,
+                                     check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self._mutex:
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS conversation_locks "
+                "(conversation_id TEXT PRIMARY KEY, lock TEXT NOT NULL, stale_at REAL NOT NULL)"
+            )
+            self._conn.execute("DELETE FROM conversation_locks WHERE stale_at < ?", (time.time(),))
+        super().__init__()
 
-        def change(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], bool]:
-            if lock is None:
-                return None, False
-            for ticket in lock.tickets:
-                if ticket.number == ticket_number:
-                    ticket.expires = time.time() + self.lease_seconds
-                    return lock, True
-            return lock, False
+    def _read(self, conversation_id: str) -> Optional[TicketLock]:
+        row = self._conn.execute(
+            "SELECT lock FROM conversation_locks WHERE conversation_id = ? AND stale_at >= ?",
+            (conversation_id, time.time()),
+        ).fetchone()
+        return TicketLock.from_dict(json.loads(row[0])) if row else None
 
-        return self._transact(conversation_id, change)
+    def _write(self, lock: Optional[TicketLock], conversation_id: str) -> None:
+        if lock is None or not lock.tickets:
+            self._conn.execute("DELETE FROM conversation_locks WHERE conversation_id = ?", (conversation_id,))
+        else:
+            self._conn.execute(
+                "INSERT INTO conversation_locks (conversation_id, lock, stale_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (conversation_id) DO UPDATE SET lock = excluded.lock, stale_at = excluded.stale_at",
+                (conversation_id, lock.dumps(), time.time() + self.lease_seconds * 2),
+            )
 
-    def update_lock(self, conversation_id: str) -> None:
-        def change(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], None]:
-            if lock is not None:
-                lock.remove_expired_tickets()
-            return lock, None
-
-        self._transact(conversation_id, change)
-
-    def finish_serving(self, conversation_id: str, ticket_number: int) -> None:
-        def change(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], None]:
-            if lock is not None:
-                lock.remove_ticket_for(ticket_number)
-            return lock, None
-
-        self._transact(conversation_id, change)
-
-    def cleanup(self, conversation_id: str, ticket_number: int) -> None:
-        """The ticket is done; the lock goes when nobody waits (one step: a ticket issued in
-        between is never deleted with it)."""
-        self.finish_serving(conversation_id, ticket_number)
-
-    @asynccontextmanager
-    async def lock(
-        self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME, wait_time_in_seconds: float = 1
-    ) -> AsyncGenerator[TicketLock, None]:
-        """The conversation's lock, held until the block ends. Rasa's ``lock_lifetime`` and
-        ``wait_time_in_seconds`` give way to the lease and the poll interval."""
-        ticket = self.issue_ticket(conversation_id)
-        keep_alive = asyncio.ensure_future(self._keep_alive(conversation_id, ticket))
-        try:
-            yield await self._acquire_lock(conversation_id, ticket, self.poll_seconds)
-        finally:
-            keep_alive.cancel()
+    def _transact(self, conversation_id: str, change: Change) -> Any:
+        with self._mutex:
+            self._conn.execute("BEGIN IMMEDIATE")  # the write lock first: nobody changes it meanwhile
             try:
-                self.cleanup(conversation_id, ticket)
-            except redis.RedisError as exc:  # the lease runs out by itself
-                logger.warning("could not release a conversation lock: %s", type(exc).__name__)
+                lock, result = change(self._read(conversation_id))
+                self._write(lock, conversation_id)
+                self._conn.execute("COMMIT")
+                return result
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
 
-    async def _keep_alive(self, conversation_id: str, ticket: int) -> None:
-        while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            try:
-                if not self.renew(conversation_id, ticket):
-                    logger.warning("a conversation lock ticket expired before it was renewed")
-                    return
-            except redis.RedisError as exc:
-                logger.warning("could not renew a conversation lock: %s", type(exc).__name__)
+    def get_lock(self, conversation_id: str) -> Optional[TicketLock]:
+        with self._mutex:
+            return self._read(conversation_id)
+
+    def delete_lock(self, conversation_id: str) -> None:
+        with self._mutex:
+            self._write(None, conversation_id)
+
+    def save_lock(self, lock: TicketLock) -> None:
+        with self._mutex:
+            self._write(lock, lock.conversation_id)

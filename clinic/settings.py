@@ -8,7 +8,8 @@ with safe local defaults: SQLite files under ``var/``, services on loopback.
 The web app:
 
 - ``WEB_HOST`` (``127.0.0.1``), ``WEB_PORT`` (``8000``); ``RASA_URL``
-  (``http://127.0.0.1:5005``). ``RASA_URL`` may list several Rasa servers,
+  (``http://127.0.0.1:5005,http://127.0.0.1:5006``: the two Rasa servers of
+  ``make run``, sharing ``var/locks.db``). ``RASA_URL`` may list several Rasa servers,
   comma-separated: each conversation goes to one of them
   (``clinic.rasa_client``), and to another when that one cannot be reached.
 - ``RASA_TOKEN`` (unset: generated once into ``var/rasa_token``, mode 0600): the
@@ -183,7 +184,7 @@ def get_settings() -> Settings:
         settings_dir=Path(_env("CLINIC_SETTINGS_DIR", str(ROOT / "settings"))),
         var_dir=var_dir,
         clinic_db_url=_env("CLINIC_DB_URL", database_url or f"sqlite:///{var_dir / 'clinic.db'}"),
-        rasa_url=",".join(_env_list("RASA_URL", "http://127.0.0.1:5005", strip="/")),
+        rasa_url=",".join(_env_list("RASA_URL", "http://127.0.0.1:5005,http://127.0.0.1:5006", strip="/")),
         web_host=_env("WEB_HOST", "127.0.0.1"),
         web_port=int(_env("WEB_PORT", "8000")),
         cookie_secure=_env("COOKIE_SECURE", "false").lower() in ("1", "true", "yes"),

@@ -17,7 +17,7 @@ Then prints the ratio of throughputs at concurrency 10 and the targets, and writ
 everything to results/bench/bench-<time>.json (and results/bench/latest.json).
 
     PYTHONPATH=. .venv/bin/python scripts/bench.py [--no-stock] [--levels 1,10,50]
-        [--duration 60] [--warmup 15] [--keep] [--rasa-servers 1] [--profile-rasa]
+        [--duration 60] [--warmup 15] [--keep] [--rasa-servers 2] [--profile-rasa]
 """
 
 import argparse
@@ -262,9 +262,9 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=bench_models.CLINIC_MODEL,
                         help="the clinic model (default models/clinic.tar.gz)")
     parser.add_argument("--keep", action="store_true", help="keep the stacks' temporary folders (logs, DBs)")
-    parser.add_argument("--rasa-servers", type=int, default=1,
-                        help="Rasa servers (default 1): more take conversations by RASA_URL's hash, each with "
-                             "Rasa's lock store in its memory")
+    parser.add_argument("--rasa-servers", type=int, default=2,
+                        help="Rasa servers (default 2, as `make run` has them): conversations spread by RASA_URL's "
+                             "hash, one lock store shared (endpoints.yml: var/locks.db)")
     parser.add_argument("--profile-rasa", action="store_true",
                         help="run the Rasa server under cProfile (slower: for where its time goes, not for figures); "
                              "stats in results/bench/rasa-server-*.prof")

@@ -2,9 +2,9 @@
 bench runs it: a chosen model, more Rasa servers, the Rasa server under cProfile."""
 
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
-from tests.stack import Stack, free_port
+from tests.stack import Stack, free_port, rasa_ready
 
 
 class BenchStack(Stack):
@@ -18,6 +18,18 @@ class BenchStack(Stack):
         self.more_rasa_ports = {f"rasa{n}": free_port() for n in range(2, rasa_servers + 1)}
         if self.more_rasa_ports:
             self.extra_env["RASA_URL"] = ",".join(self.rasa_urls.values())
+
+    def start_all(self, timeout_s: float = 240) -> None:
+        """As `make run`: the action server, every Rasa server, the web app."""
+        for name in ("actions", *self.rasa_urls, "web"):
+            self.start(name)
+        self.wait_ready(timeout_s)
+
+    def checks(self) -> Dict[str, Callable[[], bool]]:
+        checks = super().checks()
+        for name, url in self.rasa_urls.items():
+            checks[name] = lambda url=url: rasa_ready(url, self.rasa_token)
+        return checks
 
     @property
     def rasa_urls(self) -> Dict[str, str]:

@@ -17,7 +17,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 import requests
@@ -89,7 +89,8 @@ def test_the_scale_endpoints_name_the_shared_stores() -> None:
     assert endpoints["tracker_store"] == {"type": "clinic.tracker_store.SQLTrackerStore", "url": "${DATABASE_URL}"}
     assert endpoints["lock_store"] == {"type": "clinic.lock_store.RedisTicketLockStore", "url": "${REDIS_URL}"}
     default = yaml.safe_load((ROOT / "endpoints.yml").read_text())
-    assert default["tracker_store"]["dialect"] == "sqlite" and "lock_store" not in default
+    assert default["tracker_store"]["dialect"] == "sqlite"  # one machine: SQLite files in var/, the lock too
+    assert default["lock_store"] == {"type": "clinic.lock_store.SQLiteTicketLockStore", "db": "var/locks.db"}
 
 
 # --- the web app's Rasa client with several servers -------------------------------
@@ -241,14 +242,24 @@ def redis_url() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def test_tickets_issued_by_several_servers_at_once_are_all_different(redis_url: str) -> None:
-    from clinic.lock_store import RedisTicketLockStore
+@pytest.fixture(params=["redis", "sqlite"])
+def lock_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Any]:
+    """Makes lock stores that share one lock: in Redis (several machines) or in one SQLite file
+    (several Rasa servers on one machine, `make run`), each with its own connection."""
+    from clinic.lock_store import RedisTicketLockStore, SQLiteTicketLockStore
 
-    stores = [RedisTicketLockStore(url=redis_url) for _ in range(4)]  # one per Rasa server
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        return lambda **options: RedisTicketLockStore(url=url, **options)
+    return lambda **options: SQLiteTicketLockStore(db=str(tmp_path / "locks.db"), **options)
+
+
+def test_tickets_issued_by_several_servers_at_once_are_all_different(lock_stores: Callable[..., Any]) -> None:
+    stores = [lock_stores() for _ in range(4)]  # one per Rasa server
     conversation = uuid.uuid4().hex
     start = threading.Barrier(len(stores))
 
-    def issue(store: RedisTicketLockStore) -> List[int]:
+    def issue(store: Any) -> List[int]:
         start.wait()
         return [store.issue_ticket(conversation) for _ in range(25)]
 
@@ -262,11 +273,9 @@ def test_tickets_issued_by_several_servers_at_once_are_all_different(redis_url: 
     assert stores[0].get_lock(conversation) is None  # the last one out deletes the lock
 
 
-def test_the_lock_serves_one_holder_at_a_time_in_ticket_order_across_servers(redis_url: str) -> None:
-    from clinic.lock_store import RedisTicketLockStore
-
+def test_the_lock_serves_one_holder_at_a_time_in_ticket_order_across_servers(lock_stores: Callable[..., Any]) -> None:
     async def main() -> List[tuple]:
-        stores = [RedisTicketLockStore(url=redis_url, poll_seconds=0.01) for _ in range(2)]
+        stores = [lock_stores(poll_seconds=0.01) for _ in range(2)]
         conversation = uuid.uuid4().hex
         log: List[tuple] = []
 
@@ -284,11 +293,9 @@ def test_the_lock_serves_one_holder_at_a_time_in_ticket_order_across_servers(red
     assert log == [(step, i) for i in range(20) for step in ("in", "out")]
 
 
-def test_a_dead_holders_ticket_runs_out_and_a_live_one_is_renewed(redis_url: str) -> None:
-    from clinic.lock_store import RedisTicketLockStore
-
+def test_a_dead_holders_ticket_runs_out_and_a_live_one_is_renewed(lock_stores: Callable[..., Any]) -> None:
     async def main() -> None:
-        store = RedisTicketLockStore(url=redis_url, lease_seconds=0.6, poll_seconds=0.02)
+        store = lock_stores(lease_seconds=0.6, poll_seconds=0.02)
         dead = uuid.uuid4().hex
         store.issue_ticket(dead)  # a server died holding it: nobody renews it
         t0 = time.monotonic()
@@ -313,6 +320,42 @@ def test_a_dead_holders_ticket_runs_out_and_a_live_one_is_renewed(redis_url: str
         assert order == ["long", "next"]
 
     asyncio.run(main())
+
+
+def test_the_two_rasa_servers_of_make_run_share_one_lock_on_the_sqlite_file(tmp_path: Path) -> None:
+    """`make run` has two Rasa servers on one machine (Procfile), with endpoints.yml's tracker
+    store and lock store in var/: 12 messages of one conversation sent to both at the same
+    instant are each stored once and processed whole, one after the other."""
+    from scripts.bench_stack import BenchStack
+
+    stack = BenchStack(tmp_path / "two", rasa_servers=2)
+    try:
+        stack.start_all()
+        urls = list(stack.rasa_urls.values())
+        assert len(urls) == 2
+        conversation = "two-" + uuid.uuid4().hex[:12]
+        sent = [f"{QUESTIONS[i % len(QUESTIONS)]} <{i}>" for i in range(12)]
+        start = threading.Barrier(len(sent))
+        replies: Dict[str, List[str]] = {}
+
+        def send(i: int) -> None:
+            start.wait()
+            response = requests.post(f"{urls[i % 2]}/webhooks/rest/webhook",
+                                     json={"sender": conversation, "message": sent[i]}, timeout=120)
+            assert response.status_code == 200
+            replies[sent[i]] = [m.get("text") or "" for m in response.json()]
+
+        with ThreadPoolExecutor(len(sent)) as pool:
+            list(pool.map(send, range(len(sent))))
+        events = requests.get(f"{urls[1]}/conversations/{conversation}/tracker",
+                              params={"include_events": "ALL", **stack.rasa_params}, timeout=30).json()["events"]
+        order = _user_texts(events)
+        assert sorted(order) == sorted(sent)  # none lost, none doubled
+        assert _turns(events) == [replies[text] for text in order]  # each processed whole before the next
+        assert all(replies[text] for text in sent)
+        assert (stack.var_dir / "locks.db").exists()
+    finally:
+        stack.stop_all()
 
 
 def test_the_reply_cache_in_redis_answers_a_retry_on_any_process_once(redis_url: str) -> None:

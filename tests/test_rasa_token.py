@@ -95,10 +95,14 @@ def test_the_launcher_refuses_a_token_on_the_command_line(given):
 
 
 def _procfile_rasa() -> List[str]:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("rasa:"):
-            return shlex.split(line.split(":", 1)[1])
-    raise AssertionError("no rasa process in the Procfile")
+    servers = [shlex.split(line.split(":", 1)[1]) for line in (ROOT / "Procfile").read_text().splitlines()
+               if line.startswith(("rasa:", "rasa2:"))]
+    assert len(servers) == 2, "the Procfile runs two Rasa servers"
+    ports = [command[command.index("--port") + 1] for command in servers]
+    assert ports == ["5005", "5006"]
+    without_port = [[arg for arg in command if arg not in ports] for command in servers]
+    assert without_port[0] == without_port[1]  # the same in all else
+    return servers[0]
 
 
 def _options(command: List[str]) -> List[str]:
