@@ -39,7 +39,7 @@ import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncGenerator, Callable, Optional, Tuple, Type
+from typing import Any, AsyncGenerator, Callable, Dict, Optional, Tuple, Type
 
 import redis
 from rasa.core.lock import TicketLock
@@ -50,6 +50,13 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "lock:"  # Rasa's own prefix for conversation locks
 
 Change = Callable[[Optional[TicketLock]], Tuple[Optional[TicketLock], Any]]
+
+
+def _options(endpoint_config: Any, **defaults: Any) -> Dict[str, Any]:
+    """The store's options: the defaults, overridden by its endpoints.yml entry when Rasa makes it
+    from there (a lock store named by its class path gets the entry as ``endpoint_config``)."""
+    given = (endpoint_config.kwargs or {}) if endpoint_config is not None else {}
+    return {name: type(default)(given.get(name, default)) for name, default in defaults.items()}
 
 
 class TransactionalTicketLockStore(LockStore):
@@ -64,6 +71,12 @@ class TransactionalTicketLockStore(LockStore):
         """Read the lock, change it, write it back (or delete it when no ticket is left) as one
         transaction."""
         raise NotImplementedError
+
+    def _set_timing(self, lease_seconds: float, poll_seconds: float) -> None:
+        if lease_seconds <= 0 or poll_seconds <= 0:
+            raise ValueError("lease_seconds and poll_seconds must be above 0")
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
 
     # --- every read-change-write of the base class, as one transaction ---------
 
@@ -151,16 +164,12 @@ class RedisTicketLockStore(TransactionalTicketLockStore):
         poll_seconds: float = 0.05,
         socket_timeout: float = 10.0,
     ) -> None:
-        if endpoint_config is not None:  # how Rasa makes a lock store named by its class path
+        if endpoint_config is not None:
             url = endpoint_config.url or url
-            options = endpoint_config.kwargs or {}
-            lease_seconds = float(options.get("lease_seconds", lease_seconds))
-            poll_seconds = float(options.get("poll_seconds", poll_seconds))
-            socket_timeout = float(options.get("socket_timeout", socket_timeout))
-        if lease_seconds <= 0 or poll_seconds <= 0:
-            raise ValueError("lease_seconds and poll_seconds must be above 0")
-        self.lease_seconds = lease_seconds
-        self.poll_seconds = poll_seconds
+        options = _options(endpoint_config, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
+                           socket_timeout=socket_timeout)
+        self._set_timing(options["lease_seconds"], options["poll_seconds"])
+        socket_timeout = options["socket_timeout"]
         self.red = redis.Redis.from_url(url, socket_timeout=socket_timeout)
         self.red.ping()  # fail at start, not at the first message
         super().__init__()
@@ -217,16 +226,10 @@ class SQLiteTicketLockStore(TransactionalTicketLockStore):
         poll_seconds: float = 0.05,
         busy_timeout_s: float = 5.0,
     ) -> None:
-        if endpoint_config is not None:  # how Rasa makes a lock store named by its class path
-            options = endpoint_config.kwargs or {}
-            db = str(options.get("db", db))
-            lease_seconds = float(options.get("lease_seconds", lease_seconds))
-            poll_seconds = float(options.get("poll_seconds", poll_seconds))
-            busy_timeout_s = float(options.get("busy_timeout_s", busy_timeout_s))
-        if lease_seconds <= 0 or poll_seconds <= 0:
-            raise ValueError("lease_seconds and poll_seconds must be above 0")
-        self.lease_seconds = lease_seconds
-        self.poll_seconds = poll_seconds
+        options = _options(endpoint_config, db=db, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
+                           busy_timeout_s=busy_timeout_s)
+        self._set_timing(options["lease_seconds"], options["poll_seconds"])
+        db, busy_timeout_s = options["db"], options["busy_timeout_s"]
         self.path = Path(db)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._mutex = threading.Lock()  # one connection, used by one thread at a time

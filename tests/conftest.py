@@ -131,3 +131,27 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Any]:
+    """A PostgreSQL server of the test module's own, on loopback, in a folder PostgreSQL's account
+    can reach when the tests run as root (skipped where PostgreSQL is not installed)."""
+    import shutil
+    import tempfile
+
+    from tests.scale_stack import Postgres, missing_programs
+    from tests.stack import free_port
+
+    if {"initdb", "postgres"} & set(missing_programs()):
+        pytest.skip("PostgreSQL is not installed (Debian package postgresql; .ci/run installs it)")
+    workdir = Path(tempfile.mkdtemp(prefix="clinic-pg-"))
+    workdir.chmod(0o711)  # pytest's tmp is 0700
+    server = Postgres(workdir / "pg", free_port(), workdir / "postgres.log", durable=False)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

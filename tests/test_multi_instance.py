@@ -254,6 +254,20 @@ def lock_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[...,
     return lambda **options: SQLiteTicketLockStore(db=str(tmp_path / "locks.db"), **options)
 
 
+def test_the_sqlite_lock_store_takes_its_options_from_endpoints_yml(tmp_path: Path) -> None:
+    from rasa.utils.endpoints import EndpointConfig
+
+    from clinic.lock_store import SQLiteTicketLockStore
+
+    config = EndpointConfig(type="clinic.lock_store.SQLiteTicketLockStore", db=str(tmp_path / "x.db"),
+                            lease_seconds="3", poll_seconds=0.5)
+    store = SQLiteTicketLockStore(config)  # as Rasa makes it from endpoints.yml
+    assert (store.path, store.lease_seconds, store.poll_seconds) == (tmp_path / "x.db", 3.0, 0.5)
+    assert (tmp_path / "x.db").exists()
+    with pytest.raises(ValueError, match="above 0"):
+        SQLiteTicketLockStore(db=str(tmp_path / "y.db"), lease_seconds=0)
+
+
 def test_tickets_issued_by_several_servers_at_once_are_all_different(lock_stores: Callable[..., Any]) -> None:
     stores = [lock_stores() for _ in range(4)]  # one per Rasa server
     conversation = uuid.uuid4().hex
@@ -475,20 +489,6 @@ def test_two_web_app_processes_share_the_reply_cache_and_the_rate_limits_in_redi
 
 
 # --- PostgreSQL: the clinic DB's engine ------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    _skip_unless_installed("initdb", "postgres")
-    workdir = _workdir("clinic-pg-")
-    server = Postgres(workdir / "pg", free_port(), workdir / "postgres.log", durable=False)
-    try:
-        server.init()
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _new_database(server: Postgres) -> str:

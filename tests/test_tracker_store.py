@@ -2,13 +2,11 @@
 WAL and synchronous=NORMAL; other processes reading and writing the same file meanwhile."""
 
 import asyncio
-import shutil
 import sqlite3
-import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 import sqlalchemy as sa
@@ -181,26 +179,6 @@ def rows(store: clinic_store.SQLTrackerStore) -> List[tuple]:
     with store.engine.connect() as conn:
         return [tuple(r) for r in conn.exec_driver_sql(
             "SELECT sender_id, type_name, timestamp, intent_name, action_name, data FROM events ORDER BY id")]
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Any]:
-    """A PostgreSQL server of the test's own (skipped where PostgreSQL is not installed)."""
-    from tests.scale_stack import Postgres, missing_programs
-    from tests.stack import free_port
-
-    if {"initdb", "postgres"} & set(missing_programs()):
-        pytest.skip("PostgreSQL is not installed (Debian package postgresql)")
-    workdir = Path(tempfile.mkdtemp(prefix="clinic-pg-"))
-    workdir.chmod(0o711)  # reachable by PostgreSQL's account when the tests run as root
-    server = Postgres(workdir / "pg", free_port(), workdir / "postgres.log", durable=False)
-    try:
-        server.init()
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def stores_to_compare(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple:
