@@ -23,6 +23,8 @@ from rasa.shared.constants import DOCS_BASE_URL
 from rasa.shared.core import events
 from rasa.shared.utils.common import all_subclasses
 
+from clinic import dialogue_speedups
+
 _rasa_resolve_by_type = events.Event.resolve_by_type
 _event_classes: Optional[Dict[Text, Type[events.Event]]] = None
 
@@ -86,3 +88,4 @@ def install() -> None:
         events.Event.__init_subclass__ = classmethod(_forget_event_classes)  # type: ignore[assignment]
         events.Event.resolve_by_type = staticmethod(resolve_by_type)  # type: ignore[assignment]
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[assignment]
+    dialogue_speedups.install()

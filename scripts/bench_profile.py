@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import cProfile
 import functools
+import gc
 import io
 import logging
 import os
@@ -48,6 +49,7 @@ from scripts.bench_visitors import Visitors  # noqa: E402
 from scripts.bench_stack import BenchStack  # noqa: E402
 
 TIMES: Dict[str, float] = defaultdict(float)
+GC: Dict[str, float] = defaultdict(float)  # garbage collections during the run: count and seconds by generation
 CPU: Dict[str, float] = defaultdict(float)  # this thread's CPU time (no waiting on disk or other processes)
 COUNTS: Dict[str, int] = defaultdict(int)
 
@@ -119,6 +121,19 @@ async def play(agent: Any, visitors: Visitors, count: int) -> int:
     return turns
 
 
+def gc_timer() -> Callable[[str, Dict[str, Any]], None]:
+    """A ``gc.callbacks`` entry adding each collection's wall time to GC (by generation)."""
+    started: List[float] = []
+
+    def callback(phase: str, info: Dict[str, Any]) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            GC[f"gen{info['generation']} s"] += time.perf_counter() - started[0]
+            GC[f"gen{info['generation']} n"] += 1
+    return callback
+
+
 def report(turns: int, wall_s: float) -> str:
     lines = [f"{turns} turns in {wall_s:.1f} s at concurrency 1: {wall_s * 1000 / turns:.1f} ms per turn (wall)", ""]
     total = TIMES.get("turn (handle_message)", 0.0)
@@ -138,6 +153,10 @@ def report(turns: int, wall_s: float) -> str:
                  f"{rest / total:>6.0%} {rest_cpu * 1000 / turns:>7.2f}")
     lines.append(f"{'turn (handle_message)':<48} {total * 1000 / turns:>8.2f} {1:>6.0%} "
                  f"{CPU.get('turn (handle_message)', 0.0) * 1000 / turns:>7.2f}")
+    collections = ", ".join(f"gen{g}: {int(GC.get(f'gen{g} n', 0))} taking {GC.get(f'gen{g} s', 0.0) * 1000:.0f} ms"
+                            for g in range(3))
+    lines.append(f"garbage collections: {collections} "
+                 f"({sum(v for k, v in GC.items() if k.endswith(' s')) * 1000 / turns:.2f} ms per turn)")
     lines += ["", "graph components (NLU and policies) and custom actions, by total time (CPU: this process):"]
     nodes = sorted((k for k in TIMES if k.startswith(("  node ", "  action "))), key=lambda k: -TIMES[k])
     for key in nodes:
@@ -179,6 +198,8 @@ async def main_async(args: argparse.Namespace) -> None:
         TIMES.clear()
         CPU.clear()
         COUNTS.clear()
+        GC.clear()
+        gc.callbacks.append(gc_timer())
         profiler = cProfile.Profile() if args.cprofile else None
         started = time.perf_counter()
         if profiler:
