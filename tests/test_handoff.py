@@ -222,3 +222,38 @@ def test_a_person_stepping_away_resumes_the_assistant_and_says_the_visitor_is_ba
     assert (resume["event"], listen["event"], listen["name"]) == ("resume", "action", "action_listen")
     assert "Dana had to step away" in bot["text"] and "back in the queue" in bot["text"]
     assert bot["metadata"] == {"handoff": "released"}
+
+
+def test_visitor_state_of_many_conversations_read_one_after_the_other_matches_their_rows(engine):
+    """The turn's state read (statements built once, the conversation bound at each read) gives
+    each conversation its own row's state, as worked out here in Python from every row."""
+    made = {}
+    for n in range(12):
+        cid = f"v{n}"
+        made[cid] = handoff.request_live(engine, cid, "visitor_request", urgent=(n % 5 == 0))
+    handoff.request_callback(engine, "cb", "visitor_request", False, "token")  # never in the live queue
+    handoff.change(engine, made["v1"]["id"], "claim", WAITING, staff_id=1, staff_name="Dana")
+    handoff.change(engine, made["v2"]["id"], "claim", WAITING, staff_id=2, staff_name="Lee")
+    handoff.change(engine, made["v2"]["id"], "hand_back", LIVE)
+    handoff.change(engine, made["v3"]["id"], "cancel", WAITING)
+    again = handoff.request_live(engine, "v3", "visitor_request", False)  # a new request after a cancel
+    rows = db.handoff_requests_for(engine, "v3") + [r for c in made for r in db.handoff_requests_for(engine, c) if c != "v3"]
+
+    def expected(cid):
+        live = [r for r in rows if r["conversation_id"] == cid and r["kind"] == "live" and r["status"] in ACTIVE]
+        if not live:
+            return {"mode": "assistant", "agent": None, "position": None, "version": 0}
+        row = max(live, key=lambda r: r["id"])
+        if row["status"] == LIVE:
+            return {"mode": "person", "agent": row["staff_name"], "position": None, "version": row["version"], "request": row["id"]}
+        line = sorted((r for r in rows if r["kind"] == "live" and r["status"] == WAITING),
+                      key=lambda r: (not r["urgent"], r["created_at"], r["id"]))
+        return {"mode": "waiting", "agent": None, "position": [r["id"] for r in line].index(row["id"]) + 1,
+                "version": row["version"], "request": row["id"]}
+
+    conversations = [*made, "cb", "nobody"] * 2
+    states = {cid: handoff.visitor_state(engine, cid) for cid in conversations}
+    assert states == {cid: expected(cid) for cid in conversations}
+    assert {s["mode"] for s in states.values()} == {"assistant", "waiting", "person"}
+    assert states["v3"]["request"] == again["id"] and states["v1"]["agent"] == "Dana"
+    assert handoff.active(engine, "v2") is None and handoff.active(engine, "v4")["id"] == made["v4"]["id"]

@@ -95,3 +95,23 @@ def test_button_signatures_are_bound_to_conversation_and_payload():
     assert not signing.payload_is_genuine(secret, "b" * 32, "/affirm", sig)
     assert not signing.payload_is_genuine(secret, "a" * 32, '/inform{"age":"99"}', sig)
     assert not signing.payload_is_genuine(secret, "a" * 32, "/affirm", "")
+
+
+def _clean_text_char_by_char(text):
+    """clean_text without its shortcut for plain ASCII: what every message went through before."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFC", text)
+    return "".join(ch for ch in text if ch in "\n\t" or not unicodedata.category(ch).startswith("C")).strip()
+
+
+def test_clean_text_gives_what_the_character_by_character_cleaning_gives():
+    """On the bench's visitor texts (the held-out NLU set) and on every ASCII character around a
+    word, the shortcut for plain text changes nothing."""
+    from scripts.bench_visitors import load_phrasings
+
+    texts = [t for examples in load_phrasings().values() for t in examples]
+    texts += [f" a{chr(c)}b{chr(c)} " for c in range(128)] + [chr(c) for c in range(128)]
+    texts += ["caf\u00e9", "cafe\u0301", " \u00a0hi\u00a0 ", "hi\u202e", "\u2028x\u2029", "x\u200by", "\U0001f600 ok"]
+    assert len(texts) > 300
+    assert [visitor_input.clean_text(t) for t in texts] == [_clean_text_char_by_char(t) for t in texts]

@@ -30,6 +30,8 @@ def _keep(ch: str) -> bool:
 
 
 def clean_text(text: str) -> str:
+    if text.isascii() and text.isprintable():  # most messages: nothing to normalise or remove
+        return text.strip()
     text = unicodedata.normalize("NFC", text)
     return "".join(ch for ch in text if _keep(ch)).strip()
 
