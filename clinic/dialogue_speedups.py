@@ -1,8 +1,342 @@
 """Speed-ups of Rasa 3.6's dialogue bookkeeping for each turn, same results (README "Performance").
 
-Installed by ``clinic.rasa_speedups.install()``.
+Installed by ``clinic.rasa_speedups.install()``. Rasa works out a conversation's state again from
+all of its events many times a turn; here what was worked out is kept on the tracker and carried
+forward while events are only appended to it, and worked out again from the start otherwise.
+
+- **A tracker's events** are kept in ``Events``, a ``deque`` that counts every change other than
+  appending at the end (``pop``, ``remove``, ``insert``, assigning or deleting an item, ...).
+- ``DialogueStateTracker.applied_events`` (the events still in force: without those reverted,
+  undone by a restart or a new session, or repeated by a form) walks every event of the
+  conversation each call, about four times a turn (the session check, each prediction). Here the
+  tracker keeps the applied events it found and, when events were only appended since, runs Rasa's
+  own rules on the new ones. The rules for a form's steps depend on the names of all the forms the
+  conversation ever activated: when a new one appears, everything is worked out again. A tracker
+  whose events list is not an ``Events``, or has a maximum length (old events dropped), gets
+  Rasa's own walk; each call returns a new list, as Rasa's does.
+- ``DialogueStateTracker.past_states`` (the state before each action and now, what RulePolicy
+  matches its rules against, each prediction) replays the applied events into a new tracker and
+  takes its state before each action. Here the tracker keeps the states and the replayed tracker,
+  and the next call carries on from the longest start of the applied events that is unchanged
+  (the same event objects in the same order); a form's step that removes earlier events from the
+  applied ones rewinds to where they differ. Only for Rasa's own tracker and domain classes
+  (``TrackerWithCachedStates``, used in training, has its own cache) and without
+  ``ignore_rule_only_turns`` (which only TED and Memoization policies ask for); otherwise Rasa's.
+  Each call returns new state dicts (callers edit them), equal to Rasa's.
+- ``copy.copy`` of a slot (each new tracker copies the domain's ~100 slots: 2-3 new trackers a
+  prediction) goes through pickle's generic ``__reduce_ex__``; ``Slot.__copy__`` here makes the
+  same shallow copy directly (a new object of the class with the same ``__dict__``) for slot
+  classes that do not change how they are pickled or copied, and Rasa's way for the others.
+
+Events are not changed in place once in a tracker (Rasa sets an event's timestamp and metadata
+before appending it); a change of an event object already in a tracker would not be seen.
 """
+
+import copy
+import copyreg
+import itertools
+from collections import deque
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Set, Text
+
+from rasa.shared.core.domain import Domain, State
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActionReverted,
+    ActiveLoop,
+    Event,
+    Restarted,
+    SessionStarted,
+    UserUttered,
+    UserUtteranceReverted,
+)
+from rasa.shared.core.slots import Slot
+from rasa.shared.core.trackers import DialogueStateTracker
+
+_rasa_applied_events = DialogueStateTracker.applied_events
+_rasa_past_states = DialogueStateTracker.past_states
+_rasa_create_events = DialogueStateTracker._create_events
+_rasa_generate_all_prior_trackers = DialogueStateTracker.generate_all_prior_trackers
+_rasa_init_copy = DialogueStateTracker.init_copy
+_rasa_update = DialogueStateTracker.update
+_rasa_states_for_tracker_history = Domain.states_for_tracker_history
+_rasa_get_active_state = Domain.get_active_state
+_MISSING = object()
+_rasa_slot_copy = Slot.__dict__.get("__copy__", _MISSING)
+
+_APPLIED = "_clinic_applied_events"  # the tracker attributes holding what was worked out
+_STATES = "_clinic_past_states"
+
+
+class Events(deque):
+    """A tracker's events: a deque counting each change other than appending at the end."""
+
+    changes = 0
+
+    def _changed(self) -> None:
+        self.changes += 1
+
+    def appendleft(self, x: Any) -> None:
+        self._changed()
+        super().appendleft(x)
+
+    def extendleft(self, iterable: Any) -> None:
+        self._changed()
+        super().extendleft(iterable)
+
+    def pop(self) -> Any:
+        self._changed()
+        return super().pop()
+
+    def popleft(self) -> Any:
+        self._changed()
+        return super().popleft()
+
+    def remove(self, value: Any) -> None:
+        self._changed()
+        super().remove(value)
+
+    def insert(self, i: int, x: Any) -> None:
+        self._changed()
+        super().insert(i, x)
+
+    def clear(self) -> None:
+        self._changed()
+        super().clear()
+
+    def rotate(self, n: int = 1) -> None:
+        self._changed()
+        super().rotate(n)
+
+    def reverse(self) -> None:
+        self._changed()
+        super().reverse()
+
+    def __setitem__(self, i: Any, x: Any) -> None:
+        self._changed()
+        super().__setitem__(i, x)
+
+    def __delitem__(self, i: Any) -> None:
+        self._changed()
+        super().__delitem__(i)
+
+    def __imul__(self, n: int) -> "Events":
+        self._changed()
+        return super().__imul__(n)
+
+
+def create_events(self: DialogueStateTracker, evts: List[Event]) -> deque:
+    """``DialogueStateTracker._create_events``, giving an ``Events``."""
+    if evts and not isinstance(evts[0], Event):  # pragma: no cover  (as Rasa)
+        raise ValueError("events, if given, must be a list of events")
+    return Events(evts, self._max_event_history)
+
+
+# --- applied events -------------------------------------------------------------------------
+
+
+class _Applied:
+    """What ``applied_events`` found for the first ``count`` events of ``events``."""
+
+    __slots__ = ("events", "changes", "count", "applied", "loop_names")
+
+    def __init__(self, events: Events) -> None:
+        self.events = events
+        self.changes = events.changes
+        self.count = 0
+        self.applied: List[Event] = []
+        self.loop_names: Set[Text] = set()
+
+
+def _apply(tracker: DialogueStateTracker, new: Iterator[Event], memo: _Applied) -> None:
+    """Rasa's ``applied_events`` loop, on the events after those already in ``memo``."""
+    applied_events = memo.applied
+    loop_names = memo.loop_names
+    for event in new:
+        if isinstance(event, (Restarted, SessionStarted)):
+            applied_events.clear()
+        elif isinstance(event, ActionReverted):
+            tracker._undo_till_previous(ActionExecuted, applied_events)
+        elif isinstance(event, UserUtteranceReverted):
+            tracker._undo_till_previous(UserUttered, applied_events)
+            tracker._undo_till_previous(ActionExecuted, applied_events)
+        elif (
+            isinstance(event, ActionExecuted)
+            and event.action_name in loop_names
+            and not tracker._first_loop_execution_or_unhappy_path(event.action_name, applied_events)
+        ):
+            tracker._undo_till_previous_loop_execution(event.action_name, applied_events)
+        else:
+            applied_events.append(event)
+
+
+def applied_events(self: DialogueStateTracker) -> List[Event]:
+    """``DialogueStateTracker.applied_events``, carried forward over appended events."""
+    events = self.events
+    if type(events) is not Events or events.maxlen is not None:
+        return _rasa_applied_events(self)
+    memo = self.__dict__.get(_APPLIED)
+    count = len(events)
+    if memo is None or memo.events is not events or memo.changes != events.changes or count < memo.count:
+        memo = _Applied(events)
+        self.__dict__[_APPLIED] = memo
+    if count > memo.count:
+        new = list(itertools.islice(events, memo.count, count))
+        names = {event.name for event in new if isinstance(event, ActiveLoop) and event.name}
+        if names - memo.loop_names:  # earlier form steps may read differently: from the start
+            memo.loop_names |= names
+            memo.applied.clear()
+            new = list(events)
+        _apply(self, iter(new), memo)
+        memo.count = count
+    return list(memo.applied)
+
+
+# --- past states ----------------------------------------------------------------------------
+
+
+class _States:
+    """The states ``past_states`` found for the applied events ``applied``."""
+
+    __slots__ = ("domain", "omit_unset_slots", "slots", "applied", "states", "tracker")
+
+    def __init__(self, domain: Domain, omit_unset_slots: bool, slots: Any) -> None:
+        self.domain = domain
+        self.omit_unset_slots = omit_unset_slots
+        self.slots = slots
+        self.applied: List[Event] = []
+        self.states: List[State] = []  # the state before each ActionExecuted of ``applied``
+        self.tracker: Optional[DialogueStateTracker] = None  # ``applied`` replayed
+
+
+def _clean_copy(state: State) -> State:
+    """``Domain._clean_state`` (sub-states that are empty left out), each sub-state a new dict."""
+    return {key: dict(sub_state) for key, sub_state in state.items() if sub_state}
+
+
+def _slots_signature(tracker: DialogueStateTracker) -> Any:
+    slots = tracker.slots
+    return type(slots), tuple((name, type(slot)) for name, slot in slots.items())
+
+
+def _rasa_classes(tracker: DialogueStateTracker, domain: Domain) -> bool:
+    cls, domain_cls = type(tracker), type(domain)
+    return (
+        cls.generate_all_prior_trackers is _rasa_generate_all_prior_trackers
+        and cls.init_copy is _rasa_init_copy
+        and cls.update is _rasa_update
+        and domain_cls.states_for_tracker_history is _rasa_states_for_tracker_history
+        and domain_cls.get_active_state is _rasa_get_active_state
+    )
+
+
+def past_states(
+    self: DialogueStateTracker,
+    domain: Domain,
+    omit_unset_slots: bool = False,
+    ignore_rule_only_turns: bool = False,
+    rule_only_data: Optional[Dict[Text, Any]] = None,
+) -> List[State]:
+    """``DialogueStateTracker.past_states``, carried forward from the previous call's."""
+    if ignore_rule_only_turns or not _rasa_classes(self, domain):
+        return _rasa_past_states(self, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+    applied = self.applied_events()
+    slots = _slots_signature(self)
+    memo = self.__dict__.get(_STATES)
+    if memo is None or memo.domain is not domain or memo.omit_unset_slots != omit_unset_slots or memo.slots != slots:
+        memo = _States(domain, omit_unset_slots, slots)
+        self.__dict__[_STATES] = memo
+    kept = 0  # how many applied events are the same as last time
+    for before, now in zip(memo.applied, applied):
+        if before is not now:
+            break
+        kept += 1
+    tracker = memo.tracker
+    states = memo.states
+    if tracker is None or kept < len(memo.applied):  # replay the unchanged start into a new tracker
+        actions = sum(1 for event in itertools.islice(memo.applied, kept) if isinstance(event, ActionExecuted))
+        del states[actions:]
+        tracker = self.init_copy()
+        for event in itertools.islice(applied, kept):
+            tracker.update(event)
+    for event in itertools.islice(applied, kept, None):  # Rasa's generate_all_prior_trackers
+        if isinstance(event, ActionExecuted):
+            states.append(_clean_copy(domain.get_active_state(tracker, omit_unset_slots=omit_unset_slots)))
+        tracker.update(event)
+    memo.applied = applied
+    memo.tracker = tracker
+    result = [_clean_copy(state) for state in states]
+    result.append(_clean_copy(domain.get_active_state(tracker, omit_unset_slots=omit_unset_slots)))
+    return result
+
+
+# --- copies of slots ------------------------------------------------------------------------
+
+_plain_slot_classes: Dict[type, bool] = {}
+
+
+def _copied_like_object(cls: type) -> bool:
+    """Whether ``copy.copy`` of an instance of ``cls`` is object's own shallow copy (pickle's way)."""
+    plain = _plain_slot_classes.get(cls)
+    if plain is None:
+        plain = (
+            cls not in copy._copy_dispatch  # type: ignore[attr-defined]
+            and cls not in copyreg.dispatch_table
+            and cls.__reduce_ex__ is object.__reduce_ex__
+            and cls.__reduce__ is object.__reduce__
+            and getattr(cls, "__getstate__", None) is None
+            and getattr(cls, "__setstate__", None) is None
+            and not copyreg._slotnames(cls)  # type: ignore[attr-defined]  (no state kept in __slots__)
+        )
+        _plain_slot_classes[cls] = plain
+    return plain
+
+
+def copy_slot(self: Slot) -> Slot:
+    """``copy.copy(slot)``: a new object of the slot's class with the same attributes."""
+    cls = type(self)
+    if not _copied_like_object(cls):
+        rv = self.__reduce_ex__(4)
+        return copy._reconstruct(self, None, *rv)  # type: ignore[attr-defined]  (copy.copy's own way)
+    new = cls.__new__(cls)
+    new.__dict__.update(self.__dict__)
+    return new
+
+
+# --- installing -----------------------------------------------------------------------------
+
+_PATCHES = [
+    (DialogueStateTracker, "_create_events", create_events, _rasa_create_events),
+    (DialogueStateTracker, "applied_events", applied_events, _rasa_applied_events),
+    (DialogueStateTracker, "past_states", past_states, _rasa_past_states),
+]
 
 
 def install() -> None:
     """Put the speed-ups in place (once; again is harmless)."""
+    for owner, name, ours, _ in _PATCHES:
+        setattr(owner, name, ours)
+    Slot.__copy__ = copy_slot  # type: ignore[attr-defined]
+
+
+def uninstall() -> None:
+    """Rasa's own functions again (the tests compare with them)."""
+    for owner, name, _, theirs in _PATCHES:
+        setattr(owner, name, theirs)
+    if _rasa_slot_copy is _MISSING:
+        if "__copy__" in Slot.__dict__:
+            del Slot.__copy__  # type: ignore[attr-defined]
+    else:
+        Slot.__copy__ = _rasa_slot_copy  # type: ignore[attr-defined]
+
+
+@contextmanager
+def rasa_own() -> Iterator[None]:
+    """Within: Rasa's own functions; after: the speed-ups again if they were installed."""
+    installed = DialogueStateTracker.applied_events is applied_events
+    uninstall()
+    try:
+        yield
+    finally:
+        if installed:
+            install()

@@ -1,0 +1,393 @@
+"""clinic/dialogue_speedups.py: applied events and past states carried forward on a tracker, and
+copies of slots, give what Rasa's own functions give: on made-up event sequences (reverts,
+restarts, sessions, forms, a form named only later, events changed other than by appending), on
+the trackers of the test stories and rules, and on conversations of the bench's visitors played
+through the model and the action server (every applied event, every past state, every prediction
+of the model's policies)."""
+
+import asyncio
+import copy
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
+
+import pytest
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActionExecutionRejected,
+    ActionReverted,
+    ActiveLoop,
+    BotUttered,
+    Event,
+    FollowupAction,
+    Restarted,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+    UserUtteranceReverted,
+)
+from rasa.shared.core.generator import TrackerWithCachedStates
+from rasa.shared.core.slots import Slot, TextSlot
+from rasa.shared.core.trackers import DialogueStateTracker
+
+import clinic.tracker_store  # noqa: F401  (what Rasa imports: it installs the speed-ups)
+from clinic import dialogue_speedups
+from clinic.dialogue_speedups import rasa_own
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "models" / "clinic.tar.gz"
+
+
+@pytest.fixture(scope="module")
+def domain() -> Domain:
+    return Domain.load(str(ROOT / "domain"))
+
+
+def rasa_tracker(events: List[Event], slots: Any, **kwargs: Any) -> DialogueStateTracker:
+    """A new tracker of these events, as Rasa's own code makes it (a plain deque, no speed-ups)."""
+    with rasa_own():
+        tracker = DialogueStateTracker("c", slots, **kwargs)
+        for event in events:
+            tracker.update(event)
+        return tracker
+
+
+def rasa_applied(events: List[Event], slots: Any, **kwargs: Any) -> List[Event]:
+    with rasa_own():
+        return rasa_tracker(events, slots, **kwargs).applied_events()
+
+
+def rasa_states(events: List[Event], slots: Any, domain: Domain, **options: Any) -> List[Dict]:
+    with rasa_own():
+        return rasa_tracker(events, slots).past_states(domain, **options)
+
+
+def same_events(ours: List[Event], theirs: List[Event]) -> bool:
+    return len(ours) == len(theirs) and all(a is b for a, b in zip(ours, theirs))
+
+
+def check_growing(events: List[Event], domain: Domain, slots: Any = None,
+                  predict: Callable[[DialogueStateTracker], Any] = None) -> int:
+    """Appends the events one by one to a tracker with the speed-ups and, after each, compares
+    its applied events and past states (and prediction, before each action) with Rasa's on a new
+    tracker of the same events. Returns how many predictions were compared."""
+    slots = domain.slots if slots is None else slots
+    tracker = DialogueStateTracker("c", slots)
+    assert type(tracker.events) is dialogue_speedups.Events
+    predictions = 0
+    for n, event in enumerate(events, start=1):
+        if predict is not None and isinstance(event, ActionExecuted):
+            ours = predict(tracker)
+            with rasa_own():
+                theirs = predict(rasa_tracker(events[:n - 1], slots))
+            assert ours == theirs, f"prediction before event {n}"
+            predictions += 1
+        tracker.update(event)
+        assert same_events(tracker.applied_events(), rasa_applied(events[:n], slots)), f"applied events at {n}"
+        for omit in (False, True):
+            assert tracker.past_states(domain, omit_unset_slots=omit) == \
+                rasa_states(events[:n], slots, domain, omit_unset_slots=omit), f"past states at {n}"
+    return predictions
+
+
+# --- made-up conversations ------------------------------------------------------------------
+
+def user(intent: str, text: str = "") -> UserUttered:
+    return UserUttered(text or intent, {"name": intent, "confidence": 1.0})
+
+
+def act(name: str) -> ActionExecuted:
+    return ActionExecuted(name)
+
+
+LISTEN = "action_listen"
+
+
+def form_turns(form: str, answers: List[Tuple[str, str]]) -> List[Event]:
+    events: List[Event] = [act(form), ActiveLoop(form), SlotSet("requested_slot", answers[0][0]), act(LISTEN)]
+    for slot, value in answers:
+        events += [user("inform", value), act("action_extract_slots"), act(form), SlotSet(slot, value), act(LISTEN)]
+    return events
+
+
+SEQUENCES = {
+    "session and faq": [
+        act("action_session_start"), SessionStarted(), act(LISTEN), user("greet"), act("utter_greet"),
+        BotUttered("hi"), act(LISTEN), user("faq"), act("utter_faq"), act(LISTEN),
+    ],
+    "a form, rejected, interrupted, back": [
+        act(LISTEN), user("start_prescreen"), *form_turns("prescreen_form", [("age", "34"), ("state", "TX")]),
+        user("faq"), act("prescreen_form"), ActionExecutionRejected("prescreen_form"), act("utter_faq"),
+        act("prescreen_form"), act(LISTEN), user("inform", "no"), act("prescreen_form"),
+        ActiveLoop(None), SlotSet("requested_slot", None), act("action_prescreen_outcome"), act(LISTEN),
+    ],
+    "reverts": [
+        act(LISTEN), user("greet"), act("utter_greet"), act(LISTEN), user("faq"), UserUtteranceReverted(),
+        user("faq"), act("utter_faq"), ActionReverted(), act("utter_greet"), act(LISTEN),
+        user("deny"), act("utter_greet"), ActionReverted(), UserUtteranceReverted(), act(LISTEN),
+    ],
+    "restart and new session in the middle": [
+        act(LISTEN), user("greet"), act("utter_greet"), SlotSet("age", "34"), Restarted(), act(LISTEN),
+        user("greet"), act("utter_greet"), act("action_session_start"), SessionStarted(), act(LISTEN),
+        FollowupAction("utter_greet"), act("utter_greet"), act(LISTEN),
+    ],
+    # the form's earlier steps count as form steps only once the conversation activates it:
+    # everything is worked out again when a new form name appears
+    "a form named only later": [
+        act(LISTEN), user("start_prescreen"), act("prescreen_form"), act(LISTEN), user("inform", "34"),
+        act("prescreen_form"), act(LISTEN), user("inform", "TX"), act("prescreen_form"),
+        ActiveLoop("prescreen_form"), act(LISTEN), user("inform", "no"), act("prescreen_form"),
+        ActiveLoop("contact_form"), act("contact_form"), act(LISTEN), user("inform", "Jane"), act("contact_form"),
+        ActiveLoop(None), act(LISTEN),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCES))
+def test_made_up_conversations_give_rasas_applied_events_and_states(name, domain):
+    check_growing(SEQUENCES[name], domain)
+
+
+def test_a_tracker_without_domain_slots_gives_rasas(domain):
+    events = SEQUENCES["a form, rejected, interrupted, back"] + [SlotSet("not_in_domain", "x"), act(LISTEN)]
+    check_growing(events, domain, slots=[])  # no slots at all
+    tracker = DialogueStateTracker("c", None)  # AnySlotDict: slots made when set
+    for n, event in enumerate(events, start=1):
+        tracker.update(event)
+        assert tracker.past_states(domain) == rasa_states(events[:n], None, domain)
+
+
+CHANGES = {
+    "pop": lambda d: d.pop(),
+    "popleft": lambda d: d.popleft(),
+    "remove": lambda d: d.remove(d[3]),
+    "insert": lambda d: d.insert(2, Restarted()),
+    "appendleft": lambda d: d.appendleft(act(LISTEN)),
+    "extendleft": lambda d: d.extendleft([SessionStarted()]),
+    "setitem": lambda d: d.__setitem__(4, Restarted()),
+    "delitem": lambda d: d.__delitem__(4),
+    "rotate": lambda d: d.rotate(2),
+    "reverse": lambda d: d.reverse(),
+    "clear": lambda d: d.clear(),
+    "imul": lambda d: d.__imul__(2),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_events_changed_other_than_by_appending_are_worked_out_again(change, domain):
+    events = SEQUENCES["reverts"]
+    tracker = DialogueStateTracker("c", domain.slots)
+    for event in events:
+        tracker.update(event)
+    tracker.applied_events(), tracker.past_states(domain)  # remembered
+    CHANGES[change](tracker.events)
+    tracker.update(act(LISTEN))  # the same count of events again for some changes: not enough to tell
+    now = list(tracker.events)
+    assert same_events(tracker.applied_events(), rasa_applied(now, domain.slots))
+    assert tracker.past_states(domain) == rasa_states(now, domain.slots, domain)
+
+
+def test_events_replaced_or_limited_are_rasas(domain):
+    events = SEQUENCES["session and faq"]
+    tracker = DialogueStateTracker("c", domain.slots)
+    for event in events:
+        tracker.update(event)
+    tracker.applied_events()
+    tracker.events = deque(events[:4])  # a plain deque: Rasa's walk
+    assert same_events(tracker.applied_events(), rasa_applied(events[:4], domain.slots))
+    tracker.events = dialogue_speedups.Events(events[:6])  # another one: from the start
+    assert same_events(tracker.applied_events(), rasa_applied(events[:6], domain.slots))
+    limited = DialogueStateTracker("c", domain.slots, max_event_history=4)  # old events dropped
+    for n, event in enumerate(events, start=1):
+        limited.update(event)
+        assert same_events(limited.applied_events(), rasa_applied(events[:n], domain.slots, max_event_history=4))
+        with rasa_own():
+            expected = rasa_tracker(events[:n], domain.slots, max_event_history=4).past_states(domain)
+        assert limited.past_states(domain) == expected
+
+
+def test_each_call_gives_new_lists_and_states(domain):
+    tracker = DialogueStateTracker("c", domain.slots)
+    for event in SEQUENCES["a form, rejected, interrupted, back"]:
+        tracker.update(event)
+    applied = tracker.applied_events()
+    states = tracker.past_states(domain)
+    expected = copy.deepcopy(states)
+    applied.clear()
+    for state in states:  # what Rasa's featurizers do to the states they get
+        state.get("user", {}).pop("intent", None)
+        state.get("prev_action", {}).clear()
+        state.pop("slots", None)
+    assert same_events(tracker.applied_events(), rasa_applied(list(tracker.events), domain.slots))
+    assert tracker.past_states(domain) == expected
+
+
+def test_other_options_and_tracker_classes_get_rasas_own(domain):
+    events = SEQUENCES["a form, rejected, interrupted, back"]
+    tracker = DialogueStateTracker("c", domain.slots)
+    for event in events:
+        tracker.update(event)
+    rule_only = {"rule_only_slots": ["age"], "rule_only_loops": ["prescreen_form"]}
+    assert tracker.past_states(domain, ignore_rule_only_turns=True, rule_only_data=rule_only) == \
+        rasa_states(events, domain.slots, domain, ignore_rule_only_turns=True, rule_only_data=rule_only)
+    assert dialogue_speedups._STATES not in vars(tracker)  # Rasa's own did it
+    assert TrackerWithCachedStates.past_states is not dialogue_speedups.past_states  # its own cache
+    ours = TrackerWithCachedStates.from_events("c", events, domain.slots, domain=domain)
+    with rasa_own():
+        theirs = TrackerWithCachedStates.from_events("c", events, domain.slots, domain=domain)
+        expected = theirs.past_states(domain), theirs.applied_events()
+    assert ours.past_states(domain) == expected[0]
+    assert same_events(ours.applied_events(), expected[1])
+
+
+# --- copies of slots ------------------------------------------------------------------------
+
+def test_slot_copies_are_rasas(domain):
+    values = {"text": "x", "float": 3.0, "bool": True, "list": ["a"], "categorical": None, "any": {"a": 1}}
+    for slot in domain.slots:
+        slot.value = values.get(slot.type_name)
+        ours = copy.copy(slot)
+        with rasa_own():
+            theirs = copy.copy(slot)
+        assert type(ours) is type(theirs) is type(slot) and ours is not slot
+        assert vars(ours) == vars(theirs) == vars(slot)
+        assert all(vars(ours)[k] is vars(slot)[k] for k in vars(slot))  # shallow, as copy.copy
+        slot.reset()
+
+
+class PickledOwnWay(TextSlot):
+    def __getstate__(self) -> Dict[str, Any]:
+        return {**self.__dict__, "_value": "from getstate"}
+
+
+class WithSlots(TextSlot):
+    __slots__ = ("extra",)
+
+
+def test_slot_classes_copied_their_own_way_are_copied_as_rasa_does():
+    slot = PickledOwnWay("s", mappings=[], initial_value="x")
+    assert copy.copy(slot).value == "from getstate"
+    with_slots = WithSlots("t", mappings=[])
+    with_slots.extra = 7
+    assert copy.copy(with_slots).extra == 7
+    assert dialogue_speedups._copied_like_object(TextSlot)
+    assert not dialogue_speedups._copied_like_object(PickledOwnWay)
+    assert not dialogue_speedups._copied_like_object(WithSlots)
+
+
+def test_install_and_rasa_own():
+    assert DialogueStateTracker.applied_events is dialogue_speedups.applied_events
+    assert DialogueStateTracker.past_states is dialogue_speedups.past_states
+    with rasa_own():
+        assert DialogueStateTracker.applied_events is dialogue_speedups._rasa_applied_events
+        assert "__copy__" not in vars(Slot)
+        assert type(DialogueStateTracker("c", []).events) is deque
+    assert Slot.__copy__ is dialogue_speedups.copy_slot
+    dialogue_speedups.install()  # again: harmless
+    assert DialogueStateTracker.applied_events is dialogue_speedups.applied_events
+
+
+# --- real conversations: the model's predictions --------------------------------------------
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory):
+    """The trained model, with the action server of a temporary stack."""
+    from rasa.core.agent import load_agent
+    from rasa.core.utils import AvailableEndpoints
+
+    from tests.stack import Stack
+
+    stack = Stack(tmp_path_factory.mktemp("dialogue-speedups"))
+    stack.start("actions")
+    try:
+        stack.wait_ready(120, names=["actions"])
+        endpoints = AvailableEndpoints.read_endpoints(str(stack.write_endpoints()))
+        loaded = asyncio.run(load_agent(model_path=str(MODEL), endpoints=endpoints))
+        yield loaded
+    finally:
+        stack.stop_all()
+
+
+def predictor(agent) -> Callable[[DialogueStateTracker], Any]:
+    """The model's policies (RulePolicy and the ensemble's choice) on a tracker, as each turn."""
+    processor = agent.processor
+
+    def predict(tracker: DialogueStateTracker) -> Any:
+        followup = tracker.followup_action
+        prediction = processor._predict_next_with_tracker(tracker)
+        tracker.followup_action = followup  # the prediction clears it; the action after does too
+        return (prediction, prediction.max_confidence_index, prediction.action_metadata,
+                prediction.diagnostic_data)
+
+    return predict
+
+
+def story_events(domain: Domain, paths: List[str]) -> List[List[Event]]:
+    from rasa.shared.core.generator import TrainingDataGenerator
+    from rasa.shared.core.training_data.structures import StoryGraph
+    from rasa.shared.core.training_data.loading import load_data_from_resource
+
+    steps = []
+    for path in paths:
+        steps += load_data_from_resource(str(ROOT / path), domain)
+    generator = TrainingDataGenerator(StoryGraph(steps), domain, remove_duplicates=False,
+                                      augmentation_factor=0, use_story_concatenation=False)
+    return [list(tracker.events) for tracker in generator.generate()]
+
+
+def test_test_stories_give_rasas_states_and_predictions(agent):
+    domain = agent.processor.domain
+    conversations = story_events(domain, ["tests/stories"])
+    assert len(conversations) >= 20
+    predictions = sum(check_growing(events, domain, predict=predictor(agent)) for events in conversations)
+    assert predictions > 300
+
+
+def test_rules_give_rasas_states(agent):
+    domain = agent.processor.domain
+    conversations = story_events(domain, ["data/rules"])
+    assert len(conversations) >= 40
+    for events in conversations:
+        check_growing(events, domain)
+
+
+async def play_visitors(agent, count: int, seed: int) -> List[str]:
+    """The bench's visitors (scripts/bench_profile.py's way): their conversation ids."""
+    from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+    from scripts.bench_visitors import Visitors
+
+    visitors, senders = Visitors(seed=seed), []
+    for _ in range(count):
+        script, sender, last = visitors.next(), uuid.uuid4().hex, []
+        for kind, value in script.steps:
+            text, metadata = value, {}
+            if kind == "press":
+                found = [b for m in last for b in m.get("buttons") or [] if b.get("title") == value]
+                if found:
+                    text, metadata = found[0]["payload"], {"display": value}
+            out = CollectingOutputChannel()
+            await agent.handle_message(UserMessage(text, out, sender, input_channel="rest", metadata=metadata))
+            last = out.messages
+        senders.append(sender)
+    return senders
+
+
+def test_bench_visitors_give_rasas_states_and_predictions(agent):
+    domain = agent.processor.domain
+
+    async def conversations() -> List[List[Event]]:
+        senders = await play_visitors(agent, 14, seed=11)
+        found = []
+        for sender in senders:
+            tracker = await agent.tracker_store.retrieve_full_tracker(sender)
+            found.append([Event.from_parameters(e.as_dict()) for e in tracker.events])  # as stored
+        return found
+
+    played = asyncio.run(conversations())
+    assert sum(len(events) for events in played) > 1000
+    assert any(isinstance(e, ActiveLoop) and e.name for events in played for e in events)  # pre-screens
+    predictions = sum(check_growing(events, domain, predict=predictor(agent)) for events in played)
+    assert predictions > 300
