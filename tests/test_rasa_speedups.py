@@ -1,6 +1,10 @@
 """clinic/rasa_speedups.py: Rasa's event class lookup from a table, and its check of the action
 server's answers with the schema checked once; same answers as Rasa's own."""
 
+import copy
+import json
+from pathlib import Path
+
 import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
@@ -112,3 +116,109 @@ def test_the_schema_is_checked_once(monkeypatch):
     for answer in ANSWERS_OK * 3:
         assert check(rasa_speedups.validate_action_result, answer) is True
     assert len(checked) == 1
+
+
+# --- the check by event type: same verdicts as Rasa's jsonschema check --------------------
+
+# every distinct answer of the action server to the bench's visitors (scripts/bench_visitors.py,
+# seed 7: 50 visitors, 375 calls of 5 actions), recorded at RemoteAction._validate_action_result
+RECORDED = [entry["answer"] for entry in json.loads((Path(__file__).parent / "action_answers.json").read_text())]
+
+# answers of every event type Rasa has, valid by its schema (Rasa's check says so below)
+OTHER_TYPES = {"events": [
+    {"event": "user", "text": "hi", "parse_data": {
+        "intent": {"name": "greet", "confidence": 0.9}, "entities": [{"entity": "x", "value": 1, "start": 0, "end": 2}],
+        "intent_ranking": [{"name": "greet", "confidence": 0.9}],
+        "response_selector": {"all_retrieval_intents": ["faq"]}}, "input_channel": "rest", "message_id": "m"},
+    {"event": "action", "name": "action_listen", "policy": None, "confidence": 1.0, "hide_rule_turn": False},
+    {"event": "entities", "entities": []}, {"event": "user_featurization"}, {"event": "cancel_reminder"},
+    {"event": "reminder"}, {"event": "action_execution_rejected"}, {"event": "form_validation"},
+    {"event": "loop_interrupted"}, {"event": "form"}, {"event": "active_loop", "name": "prescreen_form"},
+    {"event": "reset_slots"}, {"event": "resume"}, {"event": "pause"}, {"event": "followup", "name": "x"},
+    {"event": "export"}, {"event": "restart"}, {"event": "undo"}, {"event": "rewind"},
+    {"event": "bot", "text": "hello", "data": {}}, {"event": "session_started", "metadata": {"a": 1}},
+    {"event": "agent", "text": "hi"}, {"event": "slot", "name": "age", "value": None, "timestamp": 1.5},
+]}
+
+
+def broken(answer):
+    """Invalid answers made from a valid one: each way an answer or one of its events can break."""
+    out = [None, "text", 3, [answer], {**answer, "events": None}, {**answer, "events": {"event": "slot"}},
+           {**answer, "responses": {"text": "x"}}, {**answer, "responses": ["x"]}, {**answer, "responses": [None]}]
+    for i, event in enumerate(answer.get("events") or []):
+        changes = [None, [], "slot", {k: v for k, v in event.items() if k != "event"},
+                   {**event, "event": "no_such_event"}, {**event, "event": 3}, {**event, "event": None},
+                   {**event, "event": "topic"}, {**event, "event": "Slot"}, {**event, "timestamp": "now"},
+                   {**event, "metadata": []}, {**event, "metadata": "m"}]
+        if event["event"] == "slot":
+            changes += [{**event, "name": 3}, {k: v for k, v in event.items() if k != "value"},
+                        {k: v for k, v in event.items() if k != "name"}]
+        if event["event"] == "user":
+            changes += [{**event, "text": 3}, {**event, "parse_data": []},
+                        {**event, "parse_data": {**event["parse_data"], "intent_ranking": {}}},
+                        {**event, "parse_data": {**event["parse_data"], "entities": [{"entity": "x"}]}},
+                        {**event, "parse_data": {**event["parse_data"], "response_selector": {"faq": 3}}}]
+        if event["event"] == "action":
+            changes += [{**event, "name": 3}, {**event, "hide_rule_turn": "no"}, {**event, "confidence": "high"}]
+        if event["event"] == "entities":
+            changes += [{"event": "entities"}, {"event": "entities", "entities": [{"value": 1}]}]
+        for change in changes:
+            events_ = list(answer["events"])
+            events_[i] = change
+            out.append({**answer, "events": events_})
+    return out
+
+
+INVALID = [bad for answer in RECORDED[::30] + [OTHER_TYPES] for bad in broken(answer)]
+
+
+def test_the_recorded_answers_cover_the_bench_s_actions():
+    assert len(RECORDED) > 50
+    types = {event["event"] for answer in RECORDED for event in answer["events"]}
+    assert {"slot", "session_started", "action"} <= types
+    assert any(answer["responses"] for answer in RECORDED)
+
+
+@pytest.mark.parametrize("answer", RECORDED + [OTHER_TYPES] + ANSWERS_OK)
+def test_valid_answers_pass_by_their_event_types_without_the_whole_check(answer, monkeypatch):
+    assert check(rasa_speedups._rasa_validate_action_result, answer) is True  # Rasa's verdict
+    rasa_speedups.validate_action_result(RemoteAction("x", None), {})  # the validators made
+    validators = rasa_speedups._validators[RemoteAction.action_response_format_spec]
+    monkeypatch.setattr(validators, "whole", None)  # the whole check would fail
+    assert check(rasa_speedups.validate_action_result, answer) is True
+
+
+def test_broken_answers_pass_or_fail_as_rasa_checks_them_with_rasa_s_error():
+    rejected = 0
+    for answer in INVALID:
+        rasa = check(rasa_speedups._rasa_validate_action_result, answer)
+        assert check(rasa_speedups.validate_action_result, answer) == rasa, answer
+        rejected += rasa is not True
+    assert rejected > 300  # most are invalid by Rasa's own check (a few changes are allowed)
+
+
+def test_every_event_type_of_rasa_s_schema_has_its_own_check():
+    validators = rasa_speedups._Validators(RemoteAction.action_response_format_spec())
+    alternatives = RemoteAction.action_response_format_spec()["properties"]["events"]["items"]["oneOf"]
+    assert set(validators.by_type) == {alt["properties"]["event"]["const"] for alt in alternatives}
+    assert {event["event"] for event in OTHER_TYPES["events"]} == set(validators.by_type)
+
+
+@pytest.mark.parametrize("change", [
+    lambda alts: alts.append({"properties": {"name": {"type": "string"}}}),  # an alternative for any type
+    lambda alts: alts.append({"properties": {"event": {"const": "slot"}}}),  # two alternatives for one type
+    lambda alts: alts.append({"properties": {"event": {"enum": ["slot", "bot"]}}}),
+])
+def test_a_schema_not_shaped_by_type_is_always_checked_whole(change):
+    class OtherAction(RemoteAction):
+        @staticmethod
+        def action_response_format_spec():
+            schema = copy.deepcopy(RemoteAction.action_response_format_spec())
+            change(schema["properties"]["events"]["items"]["oneOf"])
+            return schema
+
+    validators = rasa_speedups._Validators(OtherAction.action_response_format_spec())
+    assert validators.by_type == {} and validators.answer is None
+    for answer in RECORDED[:5] + [OTHER_TYPES]:
+        assert not validators.passes(answer)
+        assert check(rasa_speedups.validate_action_result, answer) == check(rasa_speedups._rasa_validate_action_result, answer)

@@ -1,0 +1,133 @@
+"""The action server's endpoint in the Rasa server: one kept HTTP session per event loop, and the
+domain's JSON made once (README "Performance").
+
+Rasa 3.6 calls the action server for each custom action (``RemoteAction.run`` ->
+``EndpointConfig.request``), and each call opens an aiohttp ``ClientSession`` (so a new TCP
+connection) and writes the whole request body with ``json.dumps``: the tracker and
+``domain.as_dict()``, ~47 kB of the ~110 kB, most of it the responses, the same on every call
+(Rasa's ``Domain.as_dict`` returns the dict the domain was built with). Here:
+
+- ``ActionEndpoint``: Rasa's ``EndpointConfig`` whose ``request`` sends through one session per
+  event loop, kept (clinic/rasa_speedups.py gives it to every ``RemoteAction``). Same request
+  as Rasa's (URL, headers, auth, query parameters, CA file, the timeout and compression Rasa
+  asks for), same answers and errors: a status >= 400 is Rasa's ``ClientResponseError``, an
+  action server down or restarted fails or reconnects as before (aiohttp drops a pooled
+  connection the server closed; idle ones are closed by this side after
+  ``KEEPALIVE_TIMEOUT_S``, before the action server's Sanic drops them at 5 s, so that a
+  request never goes out on a connection the server is closing). No cap on connections
+  (aiohttp's default is 100; Rasa opens one per call). ``close_sessions`` closes them: run when
+  the Rasa server stops (clinic/rasa_speedups.py).
+- ``body_json``: ``json.dumps`` of the body, byte for byte, with the domain's JSON kept for the
+  dict ``domain.as_dict()`` returns (the last one seen: a new model's domain is a new dict).
+"""
+
+import asyncio
+import json
+import ssl
+import weakref
+from typing import Any, Dict, List, Optional, Text, Tuple
+
+import aiohttp
+from aiohttp.client_exceptions import ContentTypeError
+from rasa.core.constants import DEFAULT_REQUEST_TIMEOUT
+from rasa.utils.endpoints import ClientResponseError, EndpointConfig, concat_url
+
+KEEPALIVE_TIMEOUT_S = 2.0  # < Sanic's KEEP_ALIVE_TIMEOUT (5 s) on the action server
+
+_domain: List[Any] = [None, ""]  # the last domain dict seen and its JSON
+
+
+def body_json(body: Any) -> Text:
+    """``json.dumps(body)``, the domain's part from the kept JSON when it is the same dict."""
+    domain = body.get("domain") if type(body) is dict else None
+    if domain is None or not all(type(key) is str for key in body):
+        return json.dumps(body)
+    if domain is not _domain[0]:
+        _domain[:] = [domain, json.dumps(domain)]
+    parts = [
+        f"{json.dumps(key)}: {_domain[1] if value is domain else json.dumps(value)}"
+        for key, value in body.items()
+    ]
+    return "{" + ", ".join(parts) + "}"
+
+
+class ActionEndpoint(EndpointConfig):
+    """Rasa's ``EndpointConfig`` for the action server, its HTTP session kept per event loop."""
+
+    @classmethod
+    def of(cls, endpoint: EndpointConfig) -> "ActionEndpoint":
+        """The same configuration (same attributes, shared), as an ``ActionEndpoint``."""
+        kept = cls.__new__(cls)
+        kept.__dict__.update(endpoint.__dict__)
+        return kept
+
+    def kept_session(self) -> aiohttp.ClientSession:
+        """This event loop's session (made on first use, again once closed)."""
+        sessions = _sessions.setdefault(asyncio.get_running_loop(), {})
+        kept = sessions.get(id(self))
+        session = kept[1] if kept is not None and kept[0] is self else None
+        if session is None or session.closed:
+            auth = None
+            if self.basic_auth:  # as EndpointConfig.session
+                auth = aiohttp.BasicAuth(self.basic_auth["username"], self.basic_auth["password"])
+            session = aiohttp.ClientSession(
+                headers=self.headers,
+                auth=auth,
+                timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_TIMEOUT_S),
+                json_serialize=body_json,
+            )
+            sessions[id(self)] = (self, session)
+        return session
+
+    async def request(
+        self,
+        method: Text = "post",
+        subpath: Optional[Text] = None,
+        content_type: Optional[Text] = "application/json",
+        compress: bool = False,
+        **kwargs: Any,
+    ) -> Optional[Any]:
+        """``EndpointConfig.request``, on the kept session."""
+        headers: Dict[Text, Any] = {}
+        if content_type:
+            headers["Content-Type"] = content_type
+        if "headers" in kwargs:
+            headers.update(kwargs.pop("headers"))
+        if self.headers:
+            headers.update(self.headers)
+        url = concat_url(self.url, subpath)
+        sslcontext = None
+        if self.cafile:
+            try:
+                sslcontext = ssl.create_default_context(cafile=self.cafile)
+            except FileNotFoundError:
+                return await super().request(method, subpath, content_type, compress, **kwargs)  # Rasa's error
+        async with self.kept_session().request(
+            method,
+            url,
+            headers=headers,
+            params=self.combine_parameters(kwargs),
+            compress=compress,
+            ssl=sslcontext,
+            **kwargs,
+        ) as response:
+            if response.status >= 400:
+                raise ClientResponseError(response.status, response.reason, await response.content.read())
+            try:
+                return await response.json()
+            except ContentTypeError:
+                return None
+
+
+# the kept sessions, by event loop and by ``id()`` of their endpoint (Rasa's EndpointConfig
+# compares by value, so it is no dict key; the endpoint is kept beside its session)
+_sessions: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dict[int, Tuple[ActionEndpoint, aiohttp.ClientSession]]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def close_sessions() -> None:
+    """Close the kept sessions of the running event loop."""
+    for _, session in _sessions.pop(asyncio.get_running_loop(), {}).values():
+        await session.close()
