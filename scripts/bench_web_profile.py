@@ -120,8 +120,9 @@ def main() -> int:
         print(f"stack up in {workdir}", flush=True)
         if args.warmup > 0:
             asyncio.run(run_level(stack.web_url, Visitors(seed=args.seed + 1), 4, args.warmup))
+        visitors = Visitors(seed=args.seed)  # reading the visitors' phrasings is not a turn's work
         meter = CpuMeter({name: stack.procs[name].pid for name in PROCESSES})
-        level = asyncio.run(run_level(stack.web_url, Visitors(seed=args.seed), args.concurrency, args.duration))
+        level = asyncio.run(run_level(stack.web_url, visitors, args.concurrency, args.duration))
         cpu = meter.stop()
         wall = cpu.pop("_wall")
         summary = summarize(level)
