@@ -39,6 +39,7 @@ from collections import deque
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Set, Text
 
+from rasa.core.policies.rule_policy import RulePolicy
 from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.events import (
     ActionExecuted,
@@ -61,6 +62,8 @@ _rasa_init_copy = DialogueStateTracker.init_copy
 _rasa_update = DialogueStateTracker.update
 _rasa_states_for_tracker_history = Domain.states_for_tracker_history
 _rasa_get_active_state = Domain.get_active_state
+_rasa_get_possible_keys = RulePolicy._get_possible_keys
+_rasa_is_empty = Domain.is_empty
 _MISSING = object()
 _rasa_slot_copy = Slot.__dict__.get("__copy__", _MISSING)
 
@@ -303,12 +306,81 @@ def copy_slot(self: Slot) -> Slot:
     return new
 
 
+# --- the rules that apply to the states ---------------------------------------------------
+
+RULE_KEYS_KEPT = 4096  # distinct ends of conversations remembered per rule lookup (then forgotten)
+
+
+class _RuleKeys:
+    """``_get_possible_keys``'s answers for one lookup of a RulePolicy, by the end of the states."""
+
+    __slots__ = ("lookup", "size", "longest", "found")
+
+    def __init__(self, lookup: Dict[Text, Text]) -> None:
+        self.lookup = lookup
+        self.size = len(lookup)
+        self.longest = max((len(RulePolicy._rule_key_to_state(key)) for key in lookup), default=0)
+        self.found: Dict[Any, frozenset] = {}
+
+
+def _frozen(states: List[State]) -> Any:
+    """The states as a hashable value, equal when the states are; None for states with a user's text."""
+    frozen = []
+    for state in states:
+        user = state.get("user")
+        if user and "text" in user:
+            return None
+        frozen.append(frozenset((key, frozenset(sub_state.items())) for key, sub_state in state.items()))
+    return tuple(frozen)
+
+
+def get_possible_keys(self: RulePolicy, lookup: Dict[Text, Text], states: List[State]) -> Set[Text]:
+    """``RulePolicy._get_possible_keys``, remembered by the last states (as many as the longest rule).
+
+    A rule of n states is checked against the last n states only (older ones pass every rule), so
+    the answer depends on the last states up to the longest rule's length, and only on what they
+    hold. States with a user's text (rare: RulePolicy's text matching) are not remembered.
+    """
+    memos = self.__dict__.setdefault("_clinic_rule_keys", {})
+    memo = memos.get(id(lookup))
+    if memo is None or memo.lookup is not lookup or memo.size != len(lookup):
+        memo = memos[id(lookup)] = _RuleKeys(lookup)
+    try:
+        key = _frozen(states[-memo.longest:] if memo.longest else [])
+    except TypeError:  # a value that cannot be hashed: not remembered
+        key = None
+    if key is None:
+        return _rasa_get_possible_keys(self, lookup, states)
+    found = memo.found.get(key)
+    if found is None:
+        found = frozenset(_rasa_get_possible_keys(self, lookup, states))
+        if len(memo.found) >= RULE_KEYS_KEPT:
+            memo.found.clear()
+        memo.found[key] = found
+    return set(found)
+
+
+# --- the domain's emptiness, checked each message ------------------------------------------
+
+_empty_domain: Optional[Dict[Text, Any]] = None
+
+
+def domain_is_empty(self: Domain) -> bool:
+    """``Domain.is_empty`` with the empty domain's dict made once, not each message."""
+    global _empty_domain
+    if _empty_domain is None:
+        _empty_domain = Domain.from_dict({}).as_dict()  # what Domain.empty() gives
+    return self.as_dict() == _empty_domain
+
+
 # --- installing -----------------------------------------------------------------------------
 
 _PATCHES = [
     (DialogueStateTracker, "_create_events", create_events, _rasa_create_events),
     (DialogueStateTracker, "applied_events", applied_events, _rasa_applied_events),
     (DialogueStateTracker, "past_states", past_states, _rasa_past_states),
+    (RulePolicy, "_get_possible_keys", get_possible_keys, _rasa_get_possible_keys),
+    (Domain, "is_empty", domain_is_empty, _rasa_is_empty),
 ]
 
 
@@ -332,11 +404,16 @@ def uninstall() -> None:
 
 @contextmanager
 def rasa_own() -> Iterator[None]:
-    """Within: Rasa's own functions; after: the speed-ups again if they were installed."""
-    installed = DialogueStateTracker.applied_events is applied_events
+    """Within: Rasa's own functions; after: what was in place before (the speed-ups or not)."""
+    before = [(owner, name, owner.__dict__.get(name, _MISSING)) for owner, name, _, _ in _PATCHES]
+    before.append((Slot, "__copy__", Slot.__dict__.get("__copy__", _MISSING)))
     uninstall()
     try:
         yield
     finally:
-        if installed:
-            install()
+        for owner, name, value in before:
+            if value is _MISSING:
+                if name in owner.__dict__:
+                    delattr(owner, name)
+            else:
+                setattr(owner, name, value)

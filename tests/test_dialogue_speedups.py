@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
+from rasa.core.policies.rule_policy import RulePolicy
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
@@ -277,6 +278,14 @@ def test_slot_classes_copied_their_own_way_are_copied_as_rasa_does():
     assert not dialogue_speedups._copied_like_object(WithSlots)
 
 
+def test_the_domains_emptiness_is_rasas(domain):
+    assert domain.is_empty() is False
+    assert Domain.empty().is_empty() is True
+    assert Domain.from_dict({"intents": ["greet"]}).is_empty() is False
+    with rasa_own():
+        assert Domain.empty().is_empty() is True and domain.is_empty() is False
+
+
 def test_install_and_rasa_own():
     assert DialogueStateTracker.applied_events is dialogue_speedups.applied_events
     assert DialogueStateTracker.past_states is dialogue_speedups.past_states
@@ -310,6 +319,25 @@ def agent(tmp_path_factory):
         stack.stop_all()
 
 
+@pytest.fixture
+def rule_keys_checked(monkeypatch):
+    """Each rule lookup RulePolicy makes (remembered or not) also made by Rasa's own function on
+    a copy of the same states, and compared; yields the list of states compared."""
+    compared: List[Any] = []
+
+    def checked(self, lookup, states):
+        theirs = dialogue_speedups._rasa_get_possible_keys(self, lookup, copy.deepcopy(states))
+        ours = dialogue_speedups.get_possible_keys(self, lookup, states)
+        assert ours == theirs
+        compared.append(states)
+        return ours
+
+    monkeypatch.setattr(RulePolicy, "_get_possible_keys", checked)
+    yield compared
+    monkeypatch.undo()
+    assert RulePolicy._get_possible_keys is dialogue_speedups.get_possible_keys
+
+
 def predictor(agent) -> Callable[[DialogueStateTracker], Any]:
     """The model's policies (RulePolicy and the ensemble's choice) on a tracker, as each turn."""
     processor = agent.processor
@@ -337,12 +365,13 @@ def story_events(domain: Domain, paths: List[str]) -> List[List[Event]]:
     return [list(tracker.events) for tracker in generator.generate()]
 
 
-def test_test_stories_give_rasas_states_and_predictions(agent):
+def test_test_stories_give_rasas_states_and_predictions(agent, rule_keys_checked):
     domain = agent.processor.domain
     conversations = story_events(domain, ["tests/stories"])
     assert len(conversations) >= 20
     predictions = sum(check_growing(events, domain, predict=predictor(agent)) for events in conversations)
     assert predictions > 300
+    assert len(rule_keys_checked) > predictions  # rules and loop rules, remembered and not
 
 
 def test_rules_give_rasas_states(agent):
@@ -375,7 +404,7 @@ async def play_visitors(agent, count: int, seed: int) -> List[str]:
     return senders
 
 
-def test_bench_visitors_give_rasas_states_and_predictions(agent):
+def test_bench_visitors_give_rasas_states_and_predictions(agent, rule_keys_checked):
     domain = agent.processor.domain
 
     async def conversations() -> List[List[Event]]:
@@ -391,3 +420,4 @@ def test_bench_visitors_give_rasas_states_and_predictions(agent):
     assert any(isinstance(e, ActiveLoop) and e.name for events in played for e in events)  # pre-screens
     predictions = sum(check_growing(events, domain, predict=predictor(agent)) for events in played)
     assert predictions > 300
+    assert len(rule_keys_checked) > predictions
