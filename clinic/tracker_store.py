@@ -27,6 +27,27 @@ written once and run on a connection of the pool (``_retrieve`` and ``save``; th
 (Rasa's ORM sessions also check, each time, that a ``POSTGRESQL_SCHEMA`` named in the environment
 exists; these two do not, and use it all the same: Rasa sets it as the connections' search path.)
 
+**The tracker a turn saved** is kept in the process (``KEPT_TRACKERS`` conversations at most, the
+least recently used go) and is the next read of that conversation, instead of the query, the JSON
+of each event and Rasa replaying them into a new tracker, when it is provably what that read
+would give:
+
+- the tracker saved is the very object this store read (or the conversation had no event when it
+  was read), and, in the save's transaction, the database still held what that read found (the
+  conversation's last row, id and data, and its count of events): the rows after the save are
+  those read plus the events the save added, in the tracker's order;
+- those events are all of the latest session as Rasa selects it (none of them older than the
+  latest ``session_started``: not so for the turn that starts a new session), no event history
+  limit, the store's domain's slots;
+- when it is read again, the conversation's last row (one indexed query) is still the one the
+  save wrote and the tracker has no event more than it had then (another Rasa server's turn, a
+  deletion or purge by the staff console, a restore from a backup all change the last row; ids
+  may come again after a deletion, the data with them does not).
+
+A kept tracker is handed out once: the turn that reads it changes it, and a turn that fails
+half-way leaves nothing behind (the next read is from the database). Trackers read from all
+sessions (``retrieve_full_tracker``) always come from the database.
+
 endpoints.yml::
 
     tracker_store:
@@ -37,7 +58,9 @@ endpoints.yml::
 
 import itertools
 import json
-from typing import Any, Dict, Optional, Text
+import math
+from collections import OrderedDict
+from typing import Any, Dict, NamedTuple, Optional, Text
 
 import sqlalchemy as sa
 from rasa.core import tracker_store as rasa_tracker_store
@@ -53,6 +76,8 @@ clinic.rasa_speedups.install()
 SQLITE_BUSY_TIMEOUT_S = 5.0
 # connections kept open to the SQLite file; more are opened (and closed) only if ever needed at once
 SQLITE_POOL_SIZE = 2
+# conversations whose tracker a process keeps after a save (the least recently saved or read go first)
+KEPT_TRACKERS = 256
 
 # the events of a conversation's latest session (from its last session_started on, or all when
 # there is none yet), as Rasa's SQLTrackerStore._event_query selects them
@@ -61,9 +86,23 @@ _CURRENT_SESSION = """
                   WHERE sender_id = :sender_id AND type_name = :session_started) AS latest
     WHERE events.sender_id = :sender_id
       AND (events.timestamp >= latest.session_start OR latest.session_start IS NULL)"""
-SESSION_EVENTS = sa.text(f"SELECT events.data {_CURRENT_SESSION} ORDER BY events.id")
+SESSION_EVENTS = sa.text(f"SELECT events.id, events.data {_CURRENT_SESSION} ORDER BY events.id")
 SESSION_EVENT_COUNT = sa.text(f"SELECT count(*) {_CURRENT_SESSION}")
 ALL_EVENTS = sa.text("SELECT data FROM events WHERE sender_id = :sender_id ORDER BY id")
+# the conversation's last row (the index on sender_id holds the ids: no scan)
+LAST_EVENT = sa.text(
+    "SELECT id, data FROM events WHERE id = (SELECT max(id) FROM events WHERE sender_id = :sender_id)")
+
+
+class Known(NamedTuple):
+    """What the database held of a conversation when this store last read or saved ``tracker``
+    (``None``: nothing was stored); ``servable``: a save left it, nobody has read it since."""
+
+    tracker: Optional[DialogueStateTracker]
+    events: int  # how many events of the latest session were stored (the tracker had then)
+    last: Optional[tuple]  # the conversation's last row: (id, data), None when there was none
+    domain: Any
+    servable: bool
 
 
 class SQLTrackerStore(rasa_tracker_store.SQLTrackerStore):
@@ -74,27 +113,102 @@ class SQLTrackerStore(rasa_tracker_store.SQLTrackerStore):
         self.engine = create_engine(url)
         self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
         self._insert = self.SQLEvent.__table__.insert()
+        self._sqlite = url.get_backend_name() == "sqlite"
+        self._known: "OrderedDict[Text, Known]" = OrderedDict()  # see the module's docstring
 
     async def _retrieve(self, sender_id: Text, fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
-        query = ALL_EVENTS if fetch_events_from_all_sessions else SESSION_EVENTS
+        if fetch_events_from_all_sessions:
+            with self.engine.connect() as conn:
+                rows = conn.execute(ALL_EVENTS, _params(sender_id)).scalars().all()
+            if not self.domain or not rows:
+                return None
+            return DialogueStateTracker.from_dict(sender_id, [json.loads(data) for data in rows], self.domain.slots)
+        known = self._known.pop(sender_id, None)
         with self.engine.connect() as conn:
-            rows = conn.execute(query, _params(sender_id)).scalars().all()
+            if known is not None and known.servable and known.last is not None and known.domain is self.domain \
+                    and len(known.tracker.events) == known.events \
+                    and _last(conn.execute(LAST_EVENT, _params(sender_id)).first()) == known.last:
+                tracker = known.tracker
+                tracker.model_id = tracker.assistant_id = None  # as read: the processor sets them
+                self._remember(sender_id, known._replace(servable=False))
+                return tracker
+            with _reading(conn, self._sqlite):  # one snapshot: the session's events and the last row
+                rows = conn.execute(SESSION_EVENTS, _params(sender_id)).all()
+                last = _last(conn.execute(LAST_EVENT, _params(sender_id)).first())
         if not self.domain or not rows:
+            if self.domain:
+                self._remember(sender_id, Known(None, 0, last, self.domain, False))
             return None
-        return DialogueStateTracker.from_dict(sender_id, [json.loads(data) for data in rows], self.domain.slots)
+        tracker = DialogueStateTracker.from_dict(sender_id, [json.loads(data) for _, data in rows], self.domain.slots)
+        self._remember(sender_id, Known(tracker, len(rows), last, self.domain, False))
+        return tracker
 
     async def save(self, tracker: DialogueStateTracker) -> None:
+        sender_id = tracker.sender_id
+        known = self._known.pop(sender_id, None)
         await self.stream_events(tracker)
+        read_by_us = bool(self.domain) and known is not None and known.domain is self.domain and (
+            known.tracker is tracker or (known.tracker is None and known.last is None))
+        keep = None
         with self.engine.begin() as conn:
-            stored = conn.execute(SESSION_EVENT_COUNT, _params(tracker.sender_id)).scalar()
+            if self._sqlite:  # the file's write lock from here: the checks below hold until the commit
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if read_by_us:
+                read_by_us = _last(conn.execute(LAST_EVENT, _params(sender_id)).first()) == known.last
+            stored = conn.execute(SESSION_EVENT_COUNT, _params(sender_id)).scalar()
             new = itertools.islice(tracker.events, stored, len(tracker.events))
-            rows = [_row(tracker.sender_id, event) for event in new]
+            rows = [_row(sender_id, event) for event in new]
             if rows:
                 conn.execute(self._insert, rows)
+            if read_by_us and stored == known.events and self._keepable(tracker):
+                last = _last(conn.execute(LAST_EVENT, _params(sender_id)).first()) if rows else known.last
+                if not rows or (last is not None and last[1] == rows[-1]["data"]):
+                    keep = Known(tracker, len(tracker.events), last, self.domain, True)
+        if keep is not None:  # committed
+            self._remember(sender_id, keep)
+
+    def _keepable(self, tracker: DialogueStateTracker) -> bool:
+        """Whether a read of the tracker's events once saved gives this tracker (module docstring)."""
+        if type(tracker) is not DialogueStateTracker or tracker._max_event_history is not None \
+                or tracker.sender_source is not None or tracker.is_rule_tracker:
+            return False
+        if list(tracker.slots) != [slot.name for slot in self.domain.slots]:
+            return False
+        times = [e.timestamp for e in tracker.events]
+        if not all((type(t) is float or type(t) is int) and math.isfinite(t) for t in times):
+            return False
+        starts = [e.timestamp for e in tracker.events if type(e) is SessionStarted]
+        return not starts or min(times, default=0) >= max(starts)
+
+    def _remember(self, sender_id: Text, known: Known) -> None:
+        self._known[sender_id] = known
+        self._known.move_to_end(sender_id)
+        while len(self._known) > KEPT_TRACKERS:
+            self._known.popitem(last=False)
 
 
 def _params(sender_id: Text) -> Dict[str, Any]:
     return {"sender_id": sender_id, "session_started": SessionStarted.type_name}
+
+
+def _last(row: Any) -> Optional[tuple]:
+    return (row[0], row[1]) if row is not None else None
+
+
+class _reading:
+    """On SQLite, a read transaction around the block (one snapshot of the file for its
+    queries); elsewhere nothing (the queries run while the conversation's lock is held)."""
+
+    def __init__(self, conn: sa.engine.Connection, sqlite: bool) -> None:
+        self.conn, self.sqlite = conn, sqlite
+
+    def __enter__(self) -> None:
+        if self.sqlite:
+            self.conn.exec_driver_sql("BEGIN")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.sqlite:
+            self.conn.exec_driver_sql("COMMIT")
 
 
 def _row(sender_id: Text, event: Event) -> Dict[str, Any]:

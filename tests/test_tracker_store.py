@@ -219,3 +219,135 @@ def test_saves_write_the_rows_rasa_writes_and_reads_give_the_trackers_rasa_gives
             assert as_dicts(got) == as_dicts(run(rasa_retrieve(rasas, sender, all_sessions)))
     assert [e.get("text") for e in as_dicts(run(ours.retrieve("two-sessions"))) if e["event"] == "user"] == ["again"]
     assert len(run(ours.retrieve_full_tracker("two-sessions")).events) == 11
+
+
+# --- the tracker a turn saved, kept for the next turn (clinic/tracker_store.py's docstring) -------
+
+def started(sender: str = "c-1") -> DialogueStateTracker:
+    tracker = DialogueStateTracker(sender, DOMAIN.slots)
+    for event in (ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted("action_listen")):
+        tracker.update(event)
+    return tracker
+
+
+def kept_after_two_turns(store: clinic_store.SQLTrackerStore, sender: str = "c-1") -> DialogueStateTracker:
+    """A conversation as Rasa has it: read (nothing yet), created, saved; read, a turn, saved."""
+    assert run(store.retrieve(sender)) is None
+    tracker = started(sender)
+    run(store.save(tracker))
+    tracker = run(store.retrieve(sender))
+    turn(tracker, "one")
+    tracker.model_id, tracker.assistant_id = "model", "assistant"  # as the processor sets them
+    run(store.save(tracker))
+    assert store._known[sender].servable
+    return tracker
+
+
+def test_the_next_turn_gets_the_tracker_the_last_one_saved_once_and_as_a_read_gives_it(tmp_path):
+    store = store_on(tmp_path / "tracker.db")
+    kept = kept_after_two_turns(store)
+    served = run(store.retrieve("c-1"))
+    assert served is kept
+    assert served.model_id is None and served.assistant_id is None  # as read from the file
+    assert as_dicts(served) == as_dicts(run(clinic_store.rasa_tracker_store.SQLTrackerStore._retrieve(store, "c-1", False)))
+    again = run(store.retrieve("c-1"))  # handed out once: the holder may change it
+    assert again is not kept and as_dicts(again) == as_dicts(kept)
+
+
+def test_a_turn_that_fails_half_way_leaves_nothing_behind(tmp_path):
+    store = store_on(tmp_path / "tracker.db")
+    kept_after_two_turns(store)
+    tracker = run(store.retrieve("c-1"))
+    turn(tracker, "never saved")  # the turn fails before its save
+    assert user_texts(run(store.retrieve("c-1"))) == ["one"]
+    tracker = run(store.retrieve("c-1"))
+    turn(tracker, "two")
+    tracker.update(SlotSet("topic", object()))  # fails in the save itself: nothing written
+    with pytest.raises(TypeError):
+        run(store.save(tracker))
+    read = run(store.retrieve("c-1"))
+    assert read is not tracker and user_texts(read) == ["one"] and read.get_slot("topic") == "one"
+    turn(read, "three")
+    run(store.save(read))
+    turn(read, "after its save")  # changed after the save, never saved again
+    assert user_texts(run(store.retrieve("c-1"))) == ["one", "three"]
+
+
+def test_a_save_by_another_server_is_read_from_the_file(tmp_path):
+    first, second = store_on(tmp_path / "tracker.db"), store_on(tmp_path / "tracker.db")
+    kept = kept_after_two_turns(first)
+    other = run(second.retrieve("c-1"))
+    turn(other, "on the other server")
+    run(second.save(other))
+    read = run(first.retrieve("c-1"))
+    assert read is not kept and user_texts(read) == ["one", "on the other server"]
+
+
+def test_a_conversation_deleted_meanwhile_is_read_as_gone(tmp_path):
+    store = store_on(tmp_path / "tracker.db")
+    kept_after_two_turns(store)
+    with sqlite3.connect(tmp_path / "tracker.db") as conn:  # as the staff console's delete and purge
+        conn.execute("DELETE FROM events WHERE sender_id = 'c-1'")
+    assert run(store.retrieve("c-1")) is None
+
+
+def test_ids_given_again_after_a_deletion_are_not_taken_for_the_rows_kept(tmp_path):
+    first, second = store_on(tmp_path / "tracker.db"), store_on(tmp_path / "tracker.db")
+    kept_after_two_turns(first)
+    kept_last_id = first._known["c-1"].last[0]
+    with sqlite3.connect(tmp_path / "tracker.db") as conn:
+        conn.execute("DELETE FROM events WHERE sender_id = 'c-1'")
+    anew = started()
+    turn(anew, "uno")  # as many events as the kept tracker: SQLite hands out the same ids again
+    run(second.save(anew))
+    with sqlite3.connect(tmp_path / "tracker.db") as conn:
+        assert conn.execute("SELECT max(id) FROM events WHERE sender_id = 'c-1'").fetchone()[0] == kept_last_id
+    assert user_texts(run(first.retrieve("c-1"))) == ["uno"]
+
+
+def test_a_turn_that_starts_a_new_session_is_not_kept_a_read_gives_the_new_session(tmp_path):
+    store = store_on(tmp_path / "tracker.db")
+    tracker = kept_after_two_turns(store)
+    assert run(store.retrieve("c-1")) is tracker
+    time.sleep(0.01)
+    for event in (ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted("action_listen")):
+        tracker.update(event)
+    turn(tracker, "new session")
+    run(store.save(tracker))
+    read = run(store.retrieve("c-1"))
+    assert read is not tracker and user_texts(read) == ["new session"]
+    assert as_dicts(read) == as_dicts(run(clinic_store.rasa_tracker_store.SQLTrackerStore._retrieve(store, "c-1", False)))
+
+
+def test_a_tracker_the_store_did_not_read_is_saved_and_not_kept(tmp_path):
+    store = store_on(tmp_path / "tracker.db")
+    kept = kept_after_two_turns(store)
+    replaced = DialogueStateTracker.from_events("c-1", list(kept.events), DOMAIN.slots)  # e.g. Rasa's HTTP API
+    turn(replaced, "two")
+    run(store.save(replaced))
+    read = run(store.retrieve("c-1"))
+    assert read is not kept and read is not replaced and user_texts(read) == ["one", "two"]
+
+
+def test_reads_of_all_sessions_come_from_the_file_and_leave_the_kept_tracker(tmp_path):
+    store = store_on(tmp_path / "tracker.db")
+    kept = kept_after_two_turns(store)
+    full = run(store.retrieve_full_tracker("c-1"))
+    assert full is not kept and as_dicts(full)[1:] == as_dicts(kept)  # and the action_session_start before it
+    assert run(store.retrieve("c-1")) is kept
+
+
+def test_a_new_domain_forgets_the_kept_trackers(tmp_path):
+    store = store_on(tmp_path / "tracker.db")
+    kept = kept_after_two_turns(store)
+    store.domain = Domain.from_yaml("version: '3.1'\nslots:\n  topic:\n    type: any\n    mappings: [{type: custom}]\n")
+    read = run(store.retrieve("c-1"))
+    assert read is not kept and user_texts(read) == ["one"]
+
+
+def test_the_trackers_kept_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(clinic_store, "KEPT_TRACKERS", 3)
+    store = store_on(tmp_path / "tracker.db")
+    kept = [kept_after_two_turns(store, f"c-{i}") for i in range(5)]
+    assert list(store._known) == ["c-2", "c-3", "c-4"]
+    assert run(store.retrieve("c-0")) is not kept[0] and run(store.retrieve("c-4")) is kept[4]

@@ -1,0 +1,192 @@
+"""The tracker a turn saved, kept by clinic/tracker_store.py and handed to the next turn of that
+conversation: on the bench's visitor scripts with the trained model, every turn, it is exactly
+what a read of the database gives (Rasa's own ``SQLTrackerStore._retrieve`` on the same file),
+with two Rasa servers taking turns on one conversation, and after a deletion."""
+
+import asyncio
+import shutil
+import sqlite3
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+import pytest
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.tracker_store import SQLTrackerStore as RasaSQLTrackerStore
+from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
+
+from clinic import tracker_store as clinic_store
+from scripts.bench_stack import BenchStack
+from scripts.bench_visitors import Visitors
+from tests.conftest import MODEL
+
+
+def deep(value: Any) -> Any:
+    """A value with everything in it and the type of each part (a tuple is not a list, a numpy
+    float not a float); dictionaries compared whatever their order."""
+    if isinstance(value, dict):
+        return ("dict", sorted((repr(k), deep(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [deep(v) for v in value])
+    if hasattr(value, "maxlen") and hasattr(value, "appendleft"):  # a deque (the tracker's events)
+        return ("deque", value.maxlen, [deep(v) for v in value])
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return (type(value).__name__, deep(vars(value)))
+    return (type(value).__name__, value)
+
+
+def tracker_state(tracker: DialogueStateTracker) -> Any:
+    """All a tracker holds but the model and assistant ids, which the processor sets after each
+    read (a kept tracker is handed out with neither, as a read gives it: tested apart), and what
+    clinic/dialogue_speedups.py works out and keeps on it (compared through what it answers)."""
+    return deep({k: v for k, v in vars(tracker).items()
+                 if k not in ("model_id", "assistant_id") and not k.startswith("_clinic_")})
+
+
+def assert_same_tracker(kept: DialogueStateTracker, read: DialogueStateTracker, domain: Any) -> None:
+    assert kept.current_state(EventVerbosity.ALL) == read.current_state(EventVerbosity.ALL)
+    assert {n: s.value for n, s in kept.slots.items()} == {n: s.value for n, s in read.slots.items()}
+    assert kept.active_loop == read.active_loop
+    assert kept.latest_message.as_dict() == read.latest_message.as_dict()
+    assert tracker_state(kept) == tracker_state(read)
+    # what the policies ask of a tracker, from what a kept one remembers from its last turn
+    assert deep(kept.applied_events()) == deep(read.applied_events())
+    assert deep(kept.past_states(domain)) == deep(read.past_states(domain))
+
+
+class Rasa:
+    """The trained model in this process, on endpoints.yml's stores in a temporary var/ and the
+    action server of a temporary stack (as scripts/bench_profile.py runs it)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, workdir: Path) -> None:
+        from rasa.core.agent import load_agent
+        from rasa.core.utils import AvailableEndpoints
+
+        self.loop = loop
+        self.stack = BenchStack(workdir)
+        self.stack.start("actions")
+        self.stack.wait_ready(names=["actions"])
+        self.stack.var_dir.mkdir(parents=True, exist_ok=True)
+        self.endpoints = AvailableEndpoints.read_endpoints(str(self.stack.write_endpoints()))
+        self.agent = loop.run_until_complete(load_agent(model_path=str(MODEL), endpoints=self.endpoints))
+        self.store: clinic_store.SQLTrackerStore = self.agent.tracker_store._tracker_store  # inside Rasa's FailSafe
+        assert type(self.store) is clinic_store.SQLTrackerStore
+
+    def read(self, sender: str) -> Optional[DialogueStateTracker]:
+        """The conversation as Rasa's own store reads it from the file."""
+        return self.loop.run_until_complete(RasaSQLTrackerStore._retrieve(self.store, sender, False))
+
+    def use(self, store: clinic_store.SQLTrackerStore) -> None:
+        """Rasa reads and saves with ``store`` from now on (another server on the same file)."""
+        self.agent.tracker_store._tracker_store = store
+
+    def play(self, visitors: int, after_turn: Callable[[str, int], None], seed: int = 7) -> int:
+        """The bench's visitor scripts, one message at a time; ``after_turn(sender, turn)``."""
+        source, turns = Visitors(seed=seed), 0
+        for _ in range(visitors):
+            script, sender, last = source.next(), uuid.uuid4().hex, []
+            for n, (kind, value) in enumerate(script.steps):
+                last = self.say(sender, kind, value, last)
+                after_turn(sender, n)
+                turns += 1
+        return turns
+
+    def say(self, sender: str, kind: str, value: str, last: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        text, metadata = value, {}
+        if kind == "press":
+            found = [b for m in last for b in m.get("buttons") or [] if b.get("title") == value]
+            if found:
+                text, metadata = found[0]["payload"], {"display": value}
+        out = CollectingOutputChannel()
+        message = UserMessage(text, out, sender, input_channel="rest", metadata=metadata)
+        self.loop.run_until_complete(self.agent.handle_message(message))
+        return out.messages
+
+    def close(self) -> None:
+        self.stack.stop_all()
+
+
+@pytest.fixture(scope="module")
+def rasa(loop: asyncio.AbstractEventLoop) -> Iterator[Rasa]:
+    if not MODEL.exists():
+        pytest.fail(f"{MODEL} is missing: run `make train` (make test does it)")
+    workdir = Path(tempfile.mkdtemp(prefix="tracker-cache-"))
+    r = Rasa(loop, workdir)
+    try:
+        yield r
+    finally:
+        r.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_every_turn_of_the_bench_visitors_is_served_what_a_read_of_the_database_gives(rasa: Rasa, monkeypatch):
+    store = rasa.store
+    replays: List[str] = []  # conversations read from the database (events replayed into a tracker)
+    from_dict = DialogueStateTracker.from_dict.__func__
+    monkeypatch.setattr(DialogueStateTracker, "from_dict",
+                        classmethod(lambda cls, sender, *a, **k: replays.append(sender) or from_dict(cls, sender, *a, **k)))
+    kept_before: Dict[str, DialogueStateTracker] = {}
+    checked = served = 0
+
+    def after_turn(sender: str, turn: int) -> None:
+        nonlocal checked, served
+        known = store._known.get(sender)
+        if turn == 0:
+            # The first turn starts the session: its action_session_start is older than its
+            # session_started, so a read leaves it out (Rasa selects the session by timestamp)
+            # and the tracker in hand is not what a read gives: not kept.
+            assert known is None or not known.servable
+            return
+        assert known.servable  # these visitors never start a second session: every other turn is kept
+        if turn == 1:
+            assert sender in replays  # read from the file
+        else:  # given the tracker the previous turn kept, not a replay
+            assert known.tracker is kept_before[sender] and sender not in replays
+            served += 1
+        kept_before[sender] = known.tracker
+        assert_same_tracker(known.tracker, rasa.read(sender), rasa.agent.domain)
+        replays.clear()
+        checked += 1
+
+    turns = rasa.play(14, after_turn)
+    assert checked == turns - 14 and served == turns - 28 and turns > 120
+
+
+def test_two_servers_taking_turns_on_one_conversation_each_read_what_the_other_saved(rasa: Rasa):
+    first = rasa.store
+    second = clinic_store.SQLTrackerStore(domain=first.domain, dialect="sqlite", db=first.engine.url.database)
+    stores = [first, second]
+    kept: Dict[int, Any] = {}
+
+    def after_turn(sender: str, turn: int) -> None:
+        rasa.use(stores[(turn + 1) % 2])  # the next message goes to the other server
+        if turn == 0:  # the session's start: not kept (see above)
+            return
+        known = stores[turn % 2]._known[sender]
+        assert known.servable
+        if turn > 2:  # the other server's save came in between: this one read the file again
+            assert known.tracker is not kept[turn - 2]
+        kept[turn] = known.tracker
+        assert_same_tracker(known.tracker, rasa.read(sender), rasa.agent.domain)
+
+    try:
+        rasa.use(first)
+        assert rasa.play(2, after_turn, seed=11) > 10
+    finally:
+        rasa.use(first)
+
+
+def test_a_conversation_deleted_by_the_console_starts_again_from_nothing(rasa: Rasa):
+    sender = uuid.uuid4().hex
+    last = rasa.say(sender, "say", "hello", [])
+    rasa.say(sender, "say", "what are your hours", last)
+    assert rasa.store._known[sender].servable
+    with sqlite3.connect(rasa.store.engine.url.database) as conn:  # as the console's delete and purge do
+        conn.execute("DELETE FROM events WHERE sender_id = ?", (sender,))
+    rasa.say(sender, "say", "how much does it cost", [])  # a new session: not kept
+    rasa.say(sender, "say", "do you take insurance", [])
+    read = rasa.read(sender)
+    texts = [e["text"] for e in read.current_state(EventVerbosity.ALL)["events"] if e["event"] == "user"]
+    assert texts == ["how much does it cost", "do you take insurance"]
+    assert_same_tracker(rasa.store._known[sender].tracker, read, rasa.agent.domain)
