@@ -67,6 +67,7 @@ class SpacyNER(GraphComponent, EntityExtractorMixin):
             raise ValueError("SpacyNER: set `model` (the spaCy model's name or folder) in config.yml")
         self._config = config
         self._nlp = load_spacy(str(config["model"]), tuple(config["pipes"]))
+        self._pipes = [pipe for _, pipe in self._nlp.pipeline]
         dimensions = config.get("dimensions")
         self._dimensions: Optional[set] = set(dimensions) if dimensions else None
         self._case_sensitive = bool(config.get("case_sensitive"))
@@ -90,10 +91,18 @@ class SpacyNER(GraphComponent, EntityExtractorMixin):
             if not text:
                 continue
             message.set(SPACY_DOCS[TEXT], self._nlp.make_doc(text if self._case_sensitive else text.lower()))
-            entities = self.add_extractor_name(self._entities(self._nlp(text)))
+            entities = self._ner_entities(text)
             if entities:
                 message.set(ENTITIES, message.get(ENTITIES, []) + entities, add_to_output=True)
         return messages
+
+    def _ner_entities(self, text: Text) -> List[Dict[Text, Any]]:
+        """The entities of ``nlp(text)``, the enabled pipes called directly (spaCy's
+        ``Language.__call__`` adds only its error handling and options around them)."""
+        doc = self._nlp.make_doc(text)
+        for pipe in self._pipes:
+            doc = pipe(doc)
+        return self.add_extractor_name(self._entities(doc))
 
     def _entities(self, doc: Any) -> List[Dict[Text, Any]]:
         return [

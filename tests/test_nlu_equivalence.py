@@ -1,0 +1,200 @@
+"""The NLU's fast paths give exactly what the original computations give.
+
+Every text the project has (the held-out set, the crisis phrases, the training
+data, the bench's visitor texts and the buttons' payloads, and a few odd
+inputs) is parsed by the trained model; each fast path is compared with the
+computation it replaces (sklearn's ``transform`` and ``decision_function`` for
+the classifier, ``nlp(text)`` for spaCy's entities), down to the last bit of
+every float, and the whole parse (intent, confidence, ranking, FAQ topic,
+entities, crisis flag) is compared with the parse made by the original
+computations.
+"""
+
+import random
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import numpy as np
+import pytest
+import yaml
+
+from clinic.nlu.linear_intent_classifier import LinearIntentClassifier, LinearModel, softmax
+from clinic.nlu.spacy_ner import SpacyNER
+from clinic.nlu_eval import load_examples
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ODD_TEXTS = [
+    "?", "...", " ", "hi\n\nthere", "tab\tseparated\ttext", "ALL CAPS QUESTION ABOUT PRICING???",
+    "café naïve résumé", "ÉTATS-UNIS", "ı İ ß ẞ", "emoji 😀 please", "email: jane.example@example.com",
+    "a" * 300, "price " * 80, "I'm in New York City on March 3rd, 2025 with 2 kids, John Smith here",
+    "/affirm", "/inform{\"state\": \"TX\"}", "asdkjh qwpoe zzxv", "123 456", "-", "don't", "ＦＵＬＬＷＩＤＴＨ",
+]
+
+
+def _payloads(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "payload" and isinstance(value, str):
+                yield value
+            else:
+                yield from _payloads(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _payloads(value)
+
+
+def bench_texts() -> List[str]:
+    """What scripts/bench_visitors.py types: the scripts of many visitors, and the titles
+    of the buttons (typed when a button is missing)."""
+    from scripts import bench_visitors as bv
+
+    visitors = bv.Visitors(seed=7)
+    texts = [value for _ in range(300) for _, value in visitors.next().steps]
+    texts += bv.AGES + bv.STATES + bv.CONCERNS + bv.TREATMENTS + bv.FREQUENCIES + bv.NO_ANSWERS + bv.TIMES
+    texts += bv.NAMES + [n.lower().replace(" ", ".") + "@example.com" for n in bv.NAMES] + bv.PHONES
+    texts += [bv.START_BUTTON, bv.REPHRASED, "Yes", "No", "Yes, contact me"]
+    return texts
+
+
+def training_texts() -> List[str]:
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    files = sorted((ROOT / "data" / "nlu").glob("*.yml")) + sorted((ROOT / "data" / "faq").glob("*.yml"))
+    return [m.get("text") for f in files for m in load_data(str(f)).training_examples if m.get("text")]
+
+
+def all_texts() -> List[str]:
+    phrases = yaml.safe_load((ROOT / "tests" / "nlu" / "crisis_phrases.yml").read_text())
+    texts = [t for t, _ in load_examples(ROOT / "tests" / "nlu" / "heldout.yml")]
+    texts += phrases["positives"] + phrases["negatives"]
+    texts += training_texts() + bench_texts() + ODD_TEXTS
+    for f in sorted((ROOT / "domain").rglob("*.yml")) + sorted((ROOT / "data").rglob("*.yml")):
+        texts += list(_payloads(yaml.safe_load(f.read_text())))
+    texts += [t.upper() for t in texts[::7]] + [t.title() for t in texts[::11]]
+    return list(dict.fromkeys(texts))  # each once, in a fixed order
+
+
+
+def _node(agent: Any, component: type) -> Any:
+    nodes = agent.processor.graph_runner._instantiated_nodes
+    found = [n._component for name, n in nodes.items() if name.startswith("run_") and type(n._component) is component]
+    assert len(found) == 1, f"{component.__name__} in the model's graph: {len(found)}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def texts() -> List[str]:
+    return all_texts()
+
+
+@pytest.fixture(scope="module")
+def classifier(agent: Any) -> LinearIntentClassifier:
+    return _node(agent, LinearIntentClassifier)
+
+
+@pytest.fixture(scope="module")
+def spacy_ner(agent: Any) -> SpacyNER:
+    return _node(agent, SpacyNER)
+
+
+def test_the_corpus_is_the_projects_texts(texts):
+    assert len(texts) > 3000
+    assert "am i eligible?" in texts and "(212) 555-0199" in texts and "/start_prescreen" in texts
+
+
+def test_the_classifier_scores_are_sklearns_to_the_last_bit(classifier, texts):
+    model = classifier.model
+    mismatches = [t for t in texts if not np.array_equal(model.scores(t), model.decision_function([t])[0])]
+    assert not mismatches, f"{len(mismatches)} texts scored differently, e.g. {mismatches[:3]}"
+
+
+def test_the_classifier_features_are_sklearns(classifier, texts):
+    """Each vectorizer's features: the same columns, values and order as in sklearn's matrix
+    (the order decides the sums)."""
+    model = classifier.model
+    for text in texts[::5]:
+        for vectorizer, features in zip(model.vectorizers, model._features):
+            matrix = vectorizer.transform([text])
+            columns, values = features(text)
+            assert [c - features._offset for c in columns] == matrix.indices.tolist(), text
+            assert values == matrix.data.tolist(), text
+
+
+def test_the_ranking_is_the_one_of_sklearns_scores(classifier, texts):
+    model, scale = classifier.model, float(classifier.config["confidence_scale"])
+    for text in texts:
+        confidences = softmax(model.decision_function([text])[0], scale)
+        expected = [(str(model.classes_[i]), float(confidences[i])) for i in np.argsort(-confidences)]
+        assert classifier.predict_labels(text) == expected, text
+
+
+def test_summing_in_another_order_would_be_told_apart(classifier, texts):
+    """The bitwise comparison can fail: the same products summed in another order (a BLAS
+    dot product) give scores equal to about 1e-15, not to the bit, for some texts."""
+    model = classifier.model
+    differing = 0
+    for text in texts[:400]:
+        columns, values = [], []
+        for features in model._features:
+            c, v = features(text)
+            columns, values = columns + c, values + v
+        other = np.array(values) @ model.coef_t[columns] + model.intercept
+        expected = model.decision_function([text])[0]
+        assert np.allclose(other, expected, rtol=0, atol=1e-12)
+        differing += not np.array_equal(other, expected)
+    assert differing > 0
+
+
+def _original_entities(component: SpacyNER, text: str) -> List[Dict[str, Any]]:
+    return component.add_extractor_name(component._entities(component._nlp(text)))
+
+
+def test_spacy_entities_and_tokens_are_those_of_nlp(spacy_ner, texts):
+    from rasa.shared.nlu.training_data.message import Message
+
+    for text in texts:
+        message = Message(data={"text": text})
+        spacy_ner.process([message])
+        assert message.get("entities", []) == _original_entities(spacy_ner, text), text
+        doc = message.get("text_spacy_doc")
+        assert [t.text for t in doc] == [t.text for t in spacy_ner._nlp.make_doc(text.lower())], text
+
+
+def _parses(agent: Any, loop: Any, texts: List[str]) -> List[Any]:
+    """Each text's parse, or the error it raises (a blank text: Rasa's FallbackClassifier
+    finds no intent)."""
+    from rasa.core.channels.channel import UserMessage
+
+    parses: List[Any] = []
+    for text in texts:
+        try:
+            parses.append(loop.run_until_complete(agent.processor.parse_message(UserMessage(text))))
+        except Exception as error:  # noqa: BLE001 - compared below
+            parses.append(f"{type(error).__name__}: {error} from {error.__cause__!r}")
+    return parses
+
+
+def test_whole_parses_are_those_of_the_original_computations(agent, loop, classifier, spacy_ner, texts, monkeypatch):
+    fast = _parses(agent, loop, texts)
+    model = classifier.model
+    monkeypatch.setattr(model, "scores", lambda text: model.decision_function([text])[0])
+    monkeypatch.setattr(spacy_ner, "_ner_entities", lambda text: _original_entities(spacy_ner, text))
+    original = _parses(agent, loop, texts)
+    differing = [(t, f, o) for t, f, o in zip(texts, fast, original) if f != o]
+    assert not differing, f"{len(differing)} parses differ, e.g. {differing[:2]}"
+    failed = [t for t, p in zip(texts, fast) if isinstance(p, str)]
+    assert failed == [" "], failed
+    labels = {(p["intent"]["name"], p.get("crisis_safety_net")) for p in fast if isinstance(p, dict)}
+    assert ("crisis", "pattern:kill_self") in labels and ("faq", None) in labels and ("nlu_fallback", None) in labels
+    assert any(isinstance(p, dict) and p["entities"] for p in fast)
+
+
+def test_parses_do_not_depend_on_what_was_parsed_before(agent, loop, texts):
+    """No state carried from one message to the next (caches, reused buffers)."""
+    sample = texts[::13]
+    shuffled = sample[:]
+    random.Random(3).shuffle(shuffled)
+    first = dict(zip(sample, _parses(agent, loop, sample)))
+    again = dict(zip(shuffled, _parses(agent, loop, shuffled)))
+    assert first == again
