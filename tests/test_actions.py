@@ -93,3 +93,66 @@ def test_every_response_an_action_utters_exists_in_the_domain():
     uttered |= {f"utter_wrong_{slot}" for slot in ("callback_name", "callback_contact", "callback_time")}
     assert "utter_handoff_consent" in uttered and "utter_crisis_team_told_live" in uttered
     assert sorted(uttered - set(responses)) == []
+
+
+# --- the domain goes only with the actions that read it (endpoints' enable_selective_domain) ---
+
+def action_classes() -> Dict[str, type]:
+    """Every custom action class of actions/, by the name Rasa calls it."""
+    import importlib
+    import inspect
+    from pathlib import Path
+
+    from rasa_sdk import Action
+
+    found: Dict[str, type] = {}
+    for source in sorted(Path("actions").glob("*.py")):
+        module = importlib.import_module(f"actions.{source.stem}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, Action) and cls.__module__ == module.__name__:
+                found[cls().name()] = cls
+    return found
+
+
+def test_only_the_form_validations_read_the_domain():
+    """rasa_sdk's FormValidationAction reads the form's slots from the domain; no other action
+    of actions/ reads its ``domain`` argument (they are sent none)."""
+    import ast
+    import inspect
+    import textwrap
+
+    from rasa_sdk.forms import FormValidationAction
+
+    classes = action_classes()
+    assert {"action_session_start", "validate_prescreen_form", "action_submit_referral"} <= set(classes)
+    for name, cls in classes.items():
+        if issubclass(cls, FormValidationAction):
+            assert name.startswith("validate_"), name  # what Rasa sends the domain to
+            continue
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        read = [node.lineno for node in ast.walk(tree)
+                if isinstance(node, ast.Name) and node.id == "domain" and isinstance(node.ctx, ast.Load)]
+        assert read == [], f"{name} reads the domain (lines {read}): mark it send_domain: true in domain/"
+
+
+@pytest.mark.parametrize("path", ["endpoints.yml", "endpoints.scale.yml"])
+def test_the_endpoints_send_the_domain_only_to_the_form_validations(path, monkeypatch):
+    from rasa.core.actions.action import RemoteAction
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.utils.endpoints import read_endpoint_config
+    from rasa_sdk.forms import FormValidationAction
+
+    monkeypatch.setenv("ACTION_ENDPOINT_URL", "http://127.0.0.1:5055/webhook")
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        monkeypatch.setenv(name, "x")
+    endpoint = read_endpoint_config(path, "action_endpoint")
+    domain = Domain.load("domain")
+    tracker = DialogueStateTracker.from_events("c-1", [])
+    classes = action_classes()
+    assert set(domain.user_actions) - set(domain.responses) == set(classes)  # the custom actions: actions/
+    for name, cls in classes.items():
+        body = RemoteAction(name, endpoint)._action_call_format(tracker, domain)
+        assert ("domain" in body) == issubclass(cls, FormValidationAction), name
+        if "domain" in body:
+            assert body["domain"] == domain.as_dict()
