@@ -8,7 +8,9 @@ reads the lock, changes it and writes it back in separate steps: two servers iss
 for one conversation at the same moment overwrite each other's, and messages are then
 processed at once (events lost) or dropped with a ``LockError`` (seen with 20 messages sent to
 two servers at once: 7 lost). These stores make each change one transaction: WATCH/MULTI in
-Redis, ``BEGIN IMMEDIATE`` in SQLite.
+Redis, ``BEGIN IMMEDIATE`` in SQLite. A ticket issued first in line is the lock at once (no
+second look); in SQLite, taking a lock nobody holds and releasing it untouched are one
+statement each (an insert unless a live lock is there, a delete of the row exactly as written).
 
 A ticket is a lease: it lives ``lease_seconds`` (15) and its holder renews it every third of
 that while it waits or works, so a server that dies holding a ticket blocks its conversation
@@ -81,14 +83,24 @@ class TransactionalTicketLockStore(LockStore):
     # --- every read-change-write of the base class, as one transaction ---------
 
     def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
-        def change(lock: Optional[TicketLock]) -> Tuple[TicketLock, int]:
+        return self._issue(conversation_id)[0]
+
+    def _issue(self, conversation_id: str) -> Tuple[int, TicketLock, Optional[str]]:
+        """A new ticket, the lock as the transaction that issued it left it, and (when the store
+        can release it in one step, see ``_release``) the lock as written."""
+
+        def change(lock: Optional[TicketLock]) -> Tuple[TicketLock, Tuple[int, TicketLock, None]]:
             lock = lock or self.create_lock(conversation_id)
-            return lock, lock.issue_ticket(self.lease_seconds)
+            return lock, (lock.issue_ticket(self.lease_seconds), lock, None)
 
         try:
             return self._transact(conversation_id, change)
         except self.store_errors as exc:
             raise LockError(f"Error while acquiring lock: {type(exc).__name__}") from exc
+
+    def _release(self, conversation_id: str, ticket_number: int, written: Optional[str]) -> None:
+        """The ticket is done (``written``: the lock as ``_issue`` wrote it, or None)."""
+        self.cleanup(conversation_id, ticket_number)
 
     def renew(self, conversation_id: str, ticket_number: int) -> bool:
         """Extend a ticket's lease; False when the ticket is gone (it expired)."""
@@ -131,14 +143,17 @@ class TransactionalTicketLockStore(LockStore):
     ) -> AsyncGenerator[TicketLock, None]:
         """The conversation's lock, held until the block ends. Rasa's ``lock_lifetime`` and
         ``wait_time_in_seconds`` give way to the lease and the poll interval."""
-        ticket = self.issue_ticket(conversation_id)
+        ticket, issued, written = self._issue(conversation_id)
         keep_alive = asyncio.ensure_future(self._keep_alive(conversation_id, ticket))
         try:
-            yield await self._acquire_lock(conversation_id, ticket, self.poll_seconds)
+            if not issued.is_locked(ticket):  # first in line as issued: what a first look would find
+                yield issued
+            else:
+                yield await self._acquire_lock(conversation_id, ticket, self.poll_seconds)
         finally:
             keep_alive.cancel()
             try:
-                self.cleanup(conversation_id, ticket)
+                self._release(conversation_id, ticket, written)
             except self.store_errors as exc:  # the lease runs out by itself
                 logger.warning("could not release a conversation lock: %s", type(exc).__name__)
 
@@ -273,6 +288,36 @@ class SQLiteTicketLockStore(TransactionalTicketLockStore):
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+
+    def _issue(self, conversation_id: str) -> Tuple[int, TicketLock, Optional[str]]:
+        """When nobody holds the conversation's lock (no row, or a stale one), the new lock with
+        ticket 0 in one statement; else the transaction of the base class."""
+        lock = self.create_lock(conversation_id)
+        ticket = lock.issue_ticket(self.lease_seconds)
+        written, now = lock.dumps(), time.time()
+        try:
+            with self._mutex:
+                inserted = self._conn.execute(
+                    "INSERT INTO conversation_locks (conversation_id, lock, stale_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (conversation_id) DO UPDATE SET lock = excluded.lock, stale_at = excluded.stale_at "
+                    "WHERE conversation_locks.stale_at < ?",
+                    (conversation_id, written, now + self.lease_seconds * 2, now),
+                ).rowcount
+        except self.store_errors as exc:
+            raise LockError(f"Error while acquiring lock: {type(exc).__name__}") from exc
+        return (ticket, lock, written) if inserted == 1 else super()._issue(conversation_id)
+
+    def _release(self, conversation_id: str, ticket_number: int, written: Optional[str]) -> None:
+        """When the lock is still as ``_issue`` wrote it (the one ticket, not renewed since), its
+        row goes in one statement; else the transaction of the base class."""
+        if written is not None:
+            with self._mutex:
+                deleted = self._conn.execute(
+                    "DELETE FROM conversation_locks WHERE conversation_id = ? AND lock = ?", (conversation_id, written)
+                ).rowcount
+            if deleted == 1:
+                return
+        super()._release(conversation_id, ticket_number, written)
 
     def get_lock(self, conversation_id: str) -> Optional[TicketLock]:
         with self._mutex:

@@ -336,6 +336,64 @@ def test_a_dead_holders_ticket_runs_out_and_a_live_one_is_renewed(lock_stores: C
     asyncio.run(main())
 
 
+def test_a_sqlite_lock_nobody_holds_is_one_statement_to_take_and_one_to_release(tmp_path: Path) -> None:
+    from clinic.lock_store import SQLiteTicketLockStore
+
+    store, other = (SQLiteTicketLockStore(db=str(tmp_path / "locks.db")) for _ in range(2))
+    statements: List[str] = []
+    store._conn.set_trace_callback(statements.append)
+
+    async def main() -> None:
+        async with store.lock("c-1") as lock:
+            assert [t.number for t in lock.tickets] == [0]
+            assert [t.number for t in other.get_lock("c-1").tickets] == [0]  # held, for every server
+        assert other.get_lock("c-1") is None
+
+    asyncio.run(main())
+    assert [s.split()[0] for s in statements] == ["INSERT", "DELETE"]
+
+
+def test_the_one_statement_sqlite_lock_keeps_to_the_tickets_of_others(tmp_path: Path) -> None:
+    from clinic.lock_store import SQLiteTicketLockStore
+
+    def store(**options: Any) -> SQLiteTicketLockStore:
+        return SQLiteTicketLockStore(db=str(tmp_path / "locks.db"), poll_seconds=0.01, **options)
+
+    first, second = store(), store()
+
+    async def main() -> None:
+        # another server's ticket issued while the lock is held: the release leaves it there
+        async with first.lock("c-1"):
+            assert second.issue_ticket("c-1") == 1
+        assert [t.number for t in second.get_lock("c-1").tickets] == [1]
+        second.cleanup("c-1", 1)
+        assert second.get_lock("c-1") is None
+        # a lock renewed while held (its row written again) is released whole
+        renewing = store(lease_seconds=0.15)
+        async with renewing.lock("c-2"):
+            await asyncio.sleep(0.3)
+        assert first.get_lock("c-2") is None
+        # the row of a server that died holding the lock, gone stale: taken over with ticket 0 at once
+        dead = store(lease_seconds=0.1)
+        assert dead.issue_ticket("c-3") == 0
+        time.sleep(0.25)
+        started = time.monotonic()
+        async with first.lock("c-3") as lock:
+            assert [t.number for t in lock.tickets] == [0] and time.monotonic() - started < 0.1
+        # a live lock is never taken over: the next ticket waits its turn
+        waiting = second.lock("c-4")
+        async with first.lock("c-4"):
+            waiter = asyncio.ensure_future(waiting.__aenter__())
+            await asyncio.sleep(0.1)
+            assert not waiter.done()
+        lock = await asyncio.wait_for(waiter, 2)
+        assert [t.number for t in lock.tickets] == [1]
+        await waiting.__aexit__(None, None, None)
+        assert first.get_lock("c-4") is None
+
+    asyncio.run(main())
+
+
 def test_the_two_rasa_servers_of_make_run_share_one_lock_on_the_sqlite_file(tmp_path: Path) -> None:
     """`make run` has two Rasa servers on one machine (Procfile), with endpoints.yml's tracker
     store and lock store in var/: 12 messages of one conversation sent to both at the same
