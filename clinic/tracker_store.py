@@ -23,7 +23,8 @@ go on together, and a writer waits up to ``SQLITE_BUSY_TIMEOUT_S`` for another o
 **Each turn** Rasa reads the conversation's current session and, to save, counts what is stored
 of it and inserts the rest. Rasa does both with ORM queries built and compiled again every time
 (more CPU than the database's work); here the same SQL statements, with the same results, are
-written once and run on a connection of the pool (``_retrieve`` and ``save``; the rest is Rasa's).
+written once and run with the database driver's own cursor on a connection of the pool
+(``_retrieve`` and ``save``; the rest is Rasa's).
 (Rasa's ORM sessions also check, each time, that a ``POSTGRESQL_SCHEMA`` named in the environment
 exists; these two do not, and use it all the same: Rasa sets it as the connections' search path.)
 
@@ -56,11 +57,13 @@ endpoints.yml::
       db: "var/tracker.db"
 """
 
+import contextlib
 import itertools
 import json
 import math
+import re
 from collections import OrderedDict
-from typing import Any, Dict, NamedTuple, Optional, Text
+from typing import Any, Dict, Iterator, NamedTuple, Optional, Text, Tuple
 
 import sqlalchemy as sa
 from rasa.core import tracker_store as rasa_tracker_store
@@ -86,12 +89,13 @@ _CURRENT_SESSION = """
                   WHERE sender_id = :sender_id AND type_name = :session_started) AS latest
     WHERE events.sender_id = :sender_id
       AND (events.timestamp >= latest.session_start OR latest.session_start IS NULL)"""
-SESSION_EVENTS = sa.text(f"SELECT events.id, events.data {_CURRENT_SESSION} ORDER BY events.id")
-SESSION_EVENT_COUNT = sa.text(f"SELECT count(*) {_CURRENT_SESSION}")
-ALL_EVENTS = sa.text("SELECT data FROM events WHERE sender_id = :sender_id ORDER BY id")
+SESSION_EVENTS = f"SELECT events.id, events.data {_CURRENT_SESSION} ORDER BY events.id"
+SESSION_EVENT_COUNT = f"SELECT count(*) {_CURRENT_SESSION}"
+ALL_EVENTS = "SELECT data FROM events WHERE sender_id = :sender_id ORDER BY id"
 # the conversation's last row (the index on sender_id holds the ids: no scan)
-LAST_EVENT = sa.text(
-    "SELECT id, data FROM events WHERE id = (SELECT max(id) FROM events WHERE sender_id = :sender_id)")
+LAST_EVENT = "SELECT id, data FROM events WHERE id = (SELECT max(id) FROM events WHERE sender_id = :sender_id)"
+INSERT_EVENT = ("INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data) "
+                "VALUES (:sender_id, :type_name, :timestamp, :intent_name, :action_name, :data)")
 
 
 class Known(NamedTuple):
@@ -112,29 +116,51 @@ class SQLTrackerStore(rasa_tracker_store.SQLTrackerStore):
         self.engine.dispose()
         self.engine = create_engine(url)
         self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
-        self._insert = self.SQLEvent.__table__.insert()
         self._sqlite = url.get_backend_name() == "sqlite"
+        self._sql = {name: _for_driver(sql, self._sqlite) for name, sql in (
+            ("session", SESSION_EVENTS), ("count", SESSION_EVENT_COUNT), ("all", ALL_EVENTS),
+            ("last", LAST_EVENT), ("insert", INSERT_EVENT))}
         self._known: "OrderedDict[Text, Known]" = OrderedDict()  # see the module's docstring
 
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[Tuple[Any, Any]]:
+        """A connection of the pool and a cursor, the database driver's own: SQLAlchemy's layer
+        over each statement costs more CPU than these statements take in the database. The
+        connection goes back to the pool rolled back: what is not committed is undone."""
+        connection = self.engine.raw_connection()
+        try:
+            yield connection, connection.cursor()
+        finally:
+            connection.close()
+
+    def _last(self, cursor: Any, params: Dict[str, Any]) -> Optional[tuple]:
+        cursor.execute(self._sql["last"], params)
+        row = cursor.fetchone()
+        return (row[0], row[1]) if row is not None else None
+
     async def _retrieve(self, sender_id: Text, fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
+        params = _params(sender_id)
         if fetch_events_from_all_sessions:
-            with self.engine.connect() as conn:
-                rows = conn.execute(ALL_EVENTS, _params(sender_id)).scalars().all()
+            with self._cursor() as (_, cursor):
+                cursor.execute(self._sql["all"], params)
+                rows = cursor.fetchall()
             if not self.domain or not rows:
                 return None
-            return DialogueStateTracker.from_dict(sender_id, [json.loads(data) for data in rows], self.domain.slots)
+            return DialogueStateTracker.from_dict(sender_id, [json.loads(data) for data, in rows], self.domain.slots)
         known = self._known.pop(sender_id, None)
-        with self.engine.connect() as conn:
+        with self._cursor() as (connection, cursor):
             if known is not None and known.servable and known.last is not None and known.domain is self.domain \
-                    and len(known.tracker.events) == known.events \
-                    and _last(conn.execute(LAST_EVENT, _params(sender_id)).first()) == known.last:
+                    and len(known.tracker.events) == known.events and self._last(cursor, params) == known.last:
                 tracker = known.tracker
                 tracker.model_id = tracker.assistant_id = None  # as read: the processor sets them
                 self._remember(sender_id, known._replace(servable=False))
                 return tracker
-            with _reading(conn, self._sqlite):  # one snapshot: the session's events and the last row
-                rows = conn.execute(SESSION_EVENTS, _params(sender_id)).all()
-                last = _last(conn.execute(LAST_EVENT, _params(sender_id)).first())
+            if self._sqlite:  # one snapshot of the file: the session's events and the last row
+                cursor.execute("BEGIN")
+            cursor.execute(self._sql["session"], params)
+            rows = cursor.fetchall()
+            last = self._last(cursor, params)
+            connection.commit()
         if not self.domain or not rows:
             if self.domain:
                 self._remember(sender_id, Known(None, 0, last, self.domain, False))
@@ -145,26 +171,29 @@ class SQLTrackerStore(rasa_tracker_store.SQLTrackerStore):
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         sender_id = tracker.sender_id
+        params = _params(sender_id)
         known = self._known.pop(sender_id, None)
         await self.stream_events(tracker)
         read_by_us = bool(self.domain) and known is not None and known.domain is self.domain and (
             known.tracker is tracker or (known.tracker is None and known.last is None))
         keep = None
-        with self.engine.begin() as conn:
+        with self._cursor() as (connection, cursor):
             if self._sqlite:  # the file's write lock from here: the checks below hold until the commit
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                cursor.execute("BEGIN IMMEDIATE")
             if read_by_us:
-                read_by_us = _last(conn.execute(LAST_EVENT, _params(sender_id)).first()) == known.last
-            stored = conn.execute(SESSION_EVENT_COUNT, _params(sender_id)).scalar()
+                read_by_us = self._last(cursor, params) == known.last
+            cursor.execute(self._sql["count"], params)
+            stored = cursor.fetchone()[0]
             new = itertools.islice(tracker.events, stored, len(tracker.events))
             rows = [_row(sender_id, event) for event in new]
             if rows:
-                conn.execute(self._insert, rows)
+                cursor.executemany(self._sql["insert"], rows)
             if read_by_us and stored == known.events and self._keepable(tracker):
-                last = _last(conn.execute(LAST_EVENT, _params(sender_id)).first()) if rows else known.last
+                last = self._last(cursor, params) if rows else known.last
                 if not rows or (last is not None and last[1] == rows[-1]["data"]):
                     keep = Known(tracker, len(tracker.events), last, self.domain, True)
-        if keep is not None:  # committed
+            connection.commit()
+        if keep is not None:
             self._remember(sender_id, keep)
 
     def _keepable(self, tracker: DialogueStateTracker) -> bool:
@@ -191,24 +220,10 @@ def _params(sender_id: Text) -> Dict[str, Any]:
     return {"sender_id": sender_id, "session_started": SessionStarted.type_name}
 
 
-def _last(row: Any) -> Optional[tuple]:
-    return (row[0], row[1]) if row is not None else None
-
-
-class _reading:
-    """On SQLite, a read transaction around the block (one snapshot of the file for its
-    queries); elsewhere nothing (the queries run while the conversation's lock is held)."""
-
-    def __init__(self, conn: sa.engine.Connection, sqlite: bool) -> None:
-        self.conn, self.sqlite = conn, sqlite
-
-    def __enter__(self) -> None:
-        if self.sqlite:
-            self.conn.exec_driver_sql("BEGIN")
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.sqlite:
-            self.conn.exec_driver_sql("COMMIT")
+def _for_driver(sql: Text, sqlite: bool) -> Text:
+    """A statement with ``:name`` parameters in the database driver's style (sqlite3 takes them
+    as they are; psycopg2 wants ``%(name)s``)."""
+    return sql if sqlite else re.sub(r":(\w+)", r"%(\1)s", sql)
 
 
 def _row(sender_id: Text, event: Event) -> Dict[str, Any]:
