@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Set, Text
 
 from rasa.core.policies.rule_policy import RulePolicy
+from rasa.shared.core.constants import USER
 from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.events import (
     ActionExecuted,
@@ -53,6 +54,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.slots import Slot
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import TEXT
 
 _rasa_applied_events = DialogueStateTracker.applied_events
 _rasa_past_states = DialogueStateTracker.past_states
@@ -314,23 +316,33 @@ RULE_KEYS_KEPT = 4096  # distinct ends of conversations remembered per rule look
 class _RuleKeys:
     """``_get_possible_keys``'s answers for one lookup of a RulePolicy, by the end of the states."""
 
-    __slots__ = ("lookup", "size", "longest", "found")
+    __slots__ = ("lookup", "size", "longest", "reads_text", "found")
 
     def __init__(self, lookup: Dict[Text, Text]) -> None:
         self.lookup = lookup
         self.size = len(lookup)
-        self.longest = max((len(RulePolicy._rule_key_to_state(key)) for key in lookup), default=0)
+        rules = [RulePolicy._rule_key_to_state(key) for key in lookup]
+        self.longest = max((len(states) for states in rules), default=0)
+        self.reads_text = any(TEXT in (state.get(USER) or {}) for states in rules for state in states)
         self.found: Dict[Any, frozenset] = {}
 
 
-def _frozen(states: List[State]) -> Any:
-    """The states as a hashable value, equal when the states are; None for states with a user's text."""
+_TEXT = object()  # what stands for a user's text in the remembered states
+
+
+def _frozen(states: List[State], reads_text: bool) -> Any:
+    """The states as a hashable value, equal when the states are equal for the rules; None when
+    the rules read a user's text and a state has one (not remembered)."""
     frozen = []
     for state in states:
-        user = state.get("user")
-        if user and "text" in user:
-            return None
-        frozen.append(frozenset((key, frozenset(sub_state.items())) for key, sub_state in state.items()))
+        items = []
+        for key, sub_state in state.items():
+            if key == USER and TEXT in sub_state:
+                if reads_text:
+                    return None
+                sub_state = {**sub_state, TEXT: _TEXT}
+            items.append((key, frozenset(sub_state.items())))
+        frozen.append(frozenset(items))
     return tuple(frozen)
 
 
@@ -338,15 +350,16 @@ def get_possible_keys(self: RulePolicy, lookup: Dict[Text, Text], states: List[S
     """``RulePolicy._get_possible_keys``, remembered by the last states (as many as the longest rule).
 
     A rule of n states is checked against the last n states only (older ones pass every rule), so
-    the answer depends on the last states up to the longest rule's length, and only on what they
-    hold. States with a user's text (rare: RulePolicy's text matching) are not remembered.
+    the answer depends on the last states up to the longest rule's length, and only on the values
+    the rules name (a user's text only if a rule has one: the text typed by a visitor is not
+    kept, it stands as "some text").
     """
     memos = self.__dict__.setdefault("_clinic_rule_keys", {})
     memo = memos.get(id(lookup))
     if memo is None or memo.lookup is not lookup or memo.size != len(lookup):
         memo = memos[id(lookup)] = _RuleKeys(lookup)
     try:
-        key = _frozen(states[-memo.longest:] if memo.longest else [])
+        key = _frozen(states[-memo.longest:] if memo.longest else [], memo.reads_text)
     except TypeError:  # a value that cannot be hashed: not remembered
         key = None
     if key is None:

@@ -7,6 +7,7 @@ of the model's policies)."""
 
 import asyncio
 import copy
+import gc
 import uuid
 from collections import deque
 from pathlib import Path
@@ -322,14 +323,14 @@ def agent(tmp_path_factory):
 @pytest.fixture
 def rule_keys_checked(monkeypatch):
     """Each rule lookup RulePolicy makes (remembered or not) also made by Rasa's own function on
-    a copy of the same states, and compared; yields the list of states compared."""
+    a copy of the same states, and compared; yields the policy of each lookup compared."""
     compared: List[Any] = []
 
     def checked(self, lookup, states):
         theirs = dialogue_speedups._rasa_get_possible_keys(self, lookup, copy.deepcopy(states))
         ours = dialogue_speedups.get_possible_keys(self, lookup, states)
         assert ours == theirs
-        compared.append(states)
+        compared.append(self)
         return ours
 
     monkeypatch.setattr(RulePolicy, "_get_possible_keys", checked)
@@ -421,3 +422,25 @@ def test_bench_visitors_give_rasas_states_and_predictions(agent, rule_keys_check
     predictions = sum(check_growing(events, domain, predict=predictor(agent)) for events in played)
     assert predictions > 300
     assert len(rule_keys_checked) > predictions
+    # the rules read no text: what visitors typed stands as "some text" in what is remembered
+    texts = {e.text for events in played for e in events if isinstance(e, UserUttered) and e.text}
+    remembered = [memo for policy in set(map(id, rule_keys_checked)) for memo in
+                  next(p for p in rule_keys_checked if id(p) == policy).__dict__["_clinic_rule_keys"].values()]
+    assert remembered and any(memo.found for memo in remembered)
+    kept = repr([list(memo.found) for memo in remembered])
+    assert "'text'" in kept and not [text for text in texts if repr(text) in kept]
+
+
+def test_rules_that_read_a_text_are_not_remembered_for_texts(agent):
+    policy = next(o for o in gc.get_objects() if isinstance(o, RulePolicy))  # the model's
+    listen = {"prev_action": {"action_name": "action_listen"}}
+    lookup = {'[{"prev_action": {"action_name": "action_listen"}, "user": {"text": "hi"}}]': "utter_greet",
+              '[{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "greet"}}]': "utter_greet"}
+    for text in ("hi", "ho", "hi"):
+        states = [{}, {**listen, "user": {"text": text}}]
+        assert dialogue_speedups.get_possible_keys(policy, lookup, states) == \
+            dialogue_speedups._rasa_get_possible_keys(policy, lookup, states)
+        assert dialogue_speedups.get_possible_keys(policy, lookup, [{}, {**listen, "user": {"intent": "greet"}}]) \
+            == {list(lookup)[1]}
+    memo = policy.__dict__["_clinic_rule_keys"][id(lookup)]
+    assert memo.reads_text and len(memo.found) == 1  # the intent's states only
