@@ -11,6 +11,7 @@ computations.
 """
 
 import random
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
+from clinic.nlu import ner_tok2vec
 from clinic.nlu.linear_intent_classifier import LinearIntentClassifier, LinearModel, softmax
 from clinic.nlu.spacy_ner import SpacyNER
 from clinic.nlu_eval import load_examples
@@ -146,19 +148,71 @@ def test_summing_in_another_order_would_be_told_apart(classifier, texts):
     assert differing > 0
 
 
+@contextmanager
+def thinc_forward(nlp: Any) -> Iterator[None]:
+    """spaCy's NER with thinc's own tok2vec forward for a while."""
+    ner_tok2vec.uninstall(nlp)
+    try:
+        yield
+    finally:
+        assert ner_tok2vec.install(nlp)
+
+
 def _original_entities(component: SpacyNER, text: str) -> List[Dict[str, Any]]:
+    """What the component found before: ``nlp(text)`` (used with ``thinc_forward``)."""
     return component.add_extractor_name(component._entities(component._nlp(text)))
+
+
+def test_the_direct_forward_is_installed_in_the_models_spacy(spacy_ner):
+    model = spacy_ner._nlp.get_pipe("ner").model.layers[0]
+    assert model._func is not ner_tok2vec._THINC_FORWARDS[model.id]
+
+
+def test_the_ner_token_vectors_are_thincs_to_the_last_bit(spacy_ner, texts):
+    model = spacy_ner._nlp.get_pipe("ner").model.layers[0]
+    thinc = ner_tok2vec._THINC_FORWARDS[model.id]
+    direct = ner_tok2vec.Tok2VecForward.of(model)
+    for text in texts:
+        doc = spacy_ner._nlp.make_doc(text)
+        assert ner_tok2vec._same(direct(doc), thinc(model, [doc], is_train=False)[0]), text
+        assert ner_tok2vec._same(model.predict([doc]), thinc(model, [doc], is_train=False)[0]), text
+
+
+def test_batches_and_training_keep_thincs_forward(spacy_ner):
+    nlp = spacy_ner._nlp
+    model = nlp.get_pipe("ner").model.layers[0]
+    thinc = ner_tok2vec._THINC_FORWARDS[model.id]
+    docs = [nlp.make_doc("I'm Jane from Texas"), nlp.make_doc("no")]
+    assert ner_tok2vec._same(model.predict(docs), thinc(model, docs, is_train=False)[0])
+    vectors, backprop = model([docs[0]], is_train=True)
+    assert vectors.shape == model.predict([docs[0]]).shape and callable(backprop)
+
+
+def test_another_architecture_or_other_vectors_keep_thincs_forward(spacy_ner, monkeypatch):
+    import spacy
+
+    full = spacy.load(spacy_ner._config["model"])  # the tagger listens to the shared tok2vec
+    assert ner_tok2vec.Tok2VecForward.of(full.get_pipe("tagger").model) is None
+    assert ner_tok2vec.Tok2VecForward.of(full.get_pipe("ner").model.layers[0]) is not None
+    original = ner_tok2vec.Tok2VecForward.__call__
+    monkeypatch.setattr(ner_tok2vec.Tok2VecForward, "__call__", lambda self, doc: original(self, doc) * 1.0000001)
+    model = full.get_pipe("ner").model.layers[0]
+    thinc = model._func
+    assert not ner_tok2vec.install(full)
+    assert model._func is thinc
 
 
 def test_spacy_entities_and_tokens_are_those_of_nlp(spacy_ner, texts):
     from rasa.shared.nlu.training_data.message import Message
 
-    for text in texts:
-        message = Message(data={"text": text})
-        spacy_ner.process([message])
-        assert message.get("entities", []) == _original_entities(spacy_ner, text), text
-        doc = message.get("text_spacy_doc")
-        assert [t.text for t in doc] == [t.text for t in spacy_ner._nlp.make_doc(text.lower())], text
+    messages = [Message(data={"text": text}) for text in texts]
+    spacy_ner.process(messages)
+    with thinc_forward(spacy_ner._nlp):
+        for text, message in zip(texts, messages):
+            assert message.get("entities", []) == _original_entities(spacy_ner, text), text
+            doc = message.get("text_spacy_doc")
+            assert [t.text for t in doc] == [t.text for t in spacy_ner._nlp.make_doc(text.lower())], text
+    assert sum(len(m.get("entities", [])) for m in messages) > 100
 
 
 def _parses(agent: Any, loop: Any, texts: List[str]) -> List[Any]:
@@ -180,7 +234,8 @@ def test_whole_parses_are_those_of_the_original_computations(agent, loop, classi
     model = classifier.model
     monkeypatch.setattr(model, "scores", lambda text: model.decision_function([text])[0])
     monkeypatch.setattr(spacy_ner, "_ner_entities", lambda text: _original_entities(spacy_ner, text))
-    original = _parses(agent, loop, texts)
+    with thinc_forward(spacy_ner._nlp):
+        original = _parses(agent, loop, texts)
     differing = [(t, f, o) for t, f, o in zip(texts, fast, original) if f != o]
     assert not differing, f"{len(differing)} parses differ, e.g. {differing[:2]}"
     failed = [t for t, p in zip(texts, fast) if isinstance(p, str)]

@@ -43,13 +43,19 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from clinic.nlu import ner_tok2vec
+
 
 @lru_cache(maxsize=None)
 def load_spacy(model: Text, pipes: Tuple[Text, ...]) -> Any:
-    """The spaCy model with only these pipes enabled (loaded once per process)."""
+    """The spaCy model with only these pipes enabled (loaded once per process), its NER
+    computing its token vectors directly (``clinic.nlu.ner_tok2vec``: the same vectors)."""
     import spacy
 
-    return spacy.load(model, enable=list(pipes))
+    nlp = spacy.load(model, enable=list(pipes))
+    if "ner" in pipes:
+        ner_tok2vec.install(nlp)
+    return nlp
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
