@@ -23,8 +23,8 @@ store named in the endpoints, so they are in the Rasa server whatever the model'
   type name, or the schema is not shaped so, the whole check runs as before (same verdict,
   same error).
 - ``RemoteAction``'s endpoint (``self.action_endpoint``) becomes a clinic.action_endpoint
-  ``ActionEndpoint`` (one per endpoint configuration): its HTTP session kept, the domain's JSON
-  made once; the sessions are closed when the Rasa server stops (after Sanic's
+  ``ActionEndpoint`` (one per endpoint configuration): its HTTP session kept, the body written
+  by ujson, the domain's JSON made once; the sessions are closed when the Rasa server stops (after Sanic's
   ``server.shutdown.after`` event, where Rasa closes its own resources).
 """
 
