@@ -271,8 +271,8 @@ class WebClient:
         head += [f"{name}: {value}" for name, value in headers.items()]
         head += ["Accept: */*", "Accept-Encoding: gzip, deflate", f"User-Agent: {self.USER_AGENT}",
                  f"Content-Length: {len(data)}", "Content-Type: application/json", "", ""]
-        while self._idle and not self._idle[-1].open:
-            self._idle.pop()
+        while self._idle and (not self._idle[-1].open or self._idle[-1].buffer):  # closed, or sent more
+            self._idle.pop().transport.close()  # type: ignore[union-attr]
         connection = self._idle.pop() if self._idle else await self._connect()
         connection.waiter = asyncio.get_running_loop().create_future()
         assert connection.transport is not None
