@@ -23,10 +23,25 @@ forward while events are only appended to it, and worked out again from the star
   (``TrackerWithCachedStates``, used in training, has its own cache) and without
   ``ignore_rule_only_turns`` (which only TED and Memoization policies ask for); otherwise Rasa's.
   Each call returns new state dicts (callers edit them), equal to Rasa's.
-- ``copy.copy`` of a slot (each new tracker copies the domain's ~100 slots: 2-3 new trackers a
-  prediction) goes through pickle's generic ``__reduce_ex__``; ``Slot.__copy__`` here makes the
-  same shallow copy directly (a new object of the class with the same ``__dict__``) for slot
-  classes that do not change how they are pickled or copied, and Rasa's way for the others.
+- ``DialogueStateTracker.copy`` (before each action, 2.2 a turn) replays every event into a new
+  tracker. Here the replayed tracker is kept and carried forward over appended events, and each
+  copy is made of it: the same event objects and slot values, new slot objects, last action and
+  loop, and new placeholder messages where a reset made them (as a replay does). Only for Rasa's
+  own tracker class with the domain's slots, when every event is of a kind whose replay only sets
+  the tracker's attributes (no file written, no event changed: not ``StoryExported``,
+  ``EntitiesAdded``, ``DefinePrevUserUtteredFeaturization``, nor classes Rasa does not have);
+  otherwise Rasa's copy.
+- ``RulePolicy._get_possible_keys`` (which rules apply to the states; two lookups a prediction,
+  each checking ~100 rules against the last states) is remembered by the last states, as many as
+  its longest rule, and only what the rules read of them: what a visitor typed is never kept (it
+  stands as "some text" unless a rule reads a text: then not remembered). At most
+  ``RULE_KEYS_KEPT`` answers a lookup, then forgotten.
+- ``Domain.is_empty`` (each message) builds an empty domain to compare with: here its dict is
+  made once.
+- ``copy.copy`` of a slot (each new tracker copies the domain's slots) goes through pickle's
+  generic ``__reduce_ex__``; ``Slot.__copy__`` here makes the same shallow copy directly (a new
+  object of the class with the same ``__dict__``) for slot classes that do not change how they
+  are pickled or copied, and Rasa's way for the others.
 
 Events are not changed in place once in a tracker (Rasa sets an event's timestamp and metadata
 before appending it); a change of an event object already in a tracker would not be seen.
@@ -44,11 +59,21 @@ from rasa.shared.core.constants import USER
 from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.events import (
     ActionExecuted,
+    ActionExecutionRejected,
     ActionReverted,
     ActiveLoop,
+    AllSlotsReset,
+    BotUttered,
+    ConversationPaused,
+    ConversationResumed,
     Event,
+    FollowupAction,
+    LoopInterrupted,
+    ReminderCancelled,
+    ReminderScheduled,
     Restarted,
     SessionStarted,
+    SlotSet,
     UserUttered,
     UserUtteranceReverted,
 )
@@ -66,11 +91,13 @@ _rasa_states_for_tracker_history = Domain.states_for_tracker_history
 _rasa_get_active_state = Domain.get_active_state
 _rasa_get_possible_keys = RulePolicy._get_possible_keys
 _rasa_is_empty = Domain.is_empty
+_rasa_copy = DialogueStateTracker.copy
 _MISSING = object()
 _rasa_slot_copy = Slot.__dict__.get("__copy__", _MISSING)
 
 _APPLIED = "_clinic_applied_events"  # the tracker attributes holding what was worked out
 _STATES = "_clinic_past_states"
+_REPLAYED = "_clinic_replayed"
 
 
 class Events(deque):
@@ -275,6 +302,118 @@ def past_states(
     return result
 
 
+# --- copies of a tracker --------------------------------------------------------------------
+
+# Events whose ``apply_to`` only sets the tracker's own attributes (no file written, no event
+# object changed): replaying them again gives the same tracker. Others: Rasa's copy.
+_REPLAYABLE = {
+    UserUttered, BotUttered, SlotSet, ActionExecuted, ActiveLoop, LoopInterrupted, ActionExecutionRejected,
+    SessionStarted, Restarted, FollowupAction, ConversationPaused, ConversationResumed, AllSlotsReset,
+    ReminderScheduled, ReminderCancelled, ActionReverted, UserUtteranceReverted,
+}
+# a tracker's attributes (Rasa 3.6), and those of the speed-ups (not copied)
+_ATTRIBUTES = {
+    "_max_event_history", "events", "sender_id", "slots", "sender_source", "is_rule_tracker", "_paused",
+    "followup_action", "latest_action", "latest_message", "latest_bot_utterance", "active_loop", "model_id",
+    "assistant_id",
+}
+_OURS = {_APPLIED, _STATES, _REPLAYED}
+_INFINITY = float("inf")
+
+
+class _Replayed:
+    """The tracker's events replayed into a new tracker, as ``copy`` does, up to ``count``."""
+
+    __slots__ = ("events", "changes", "count", "origin", "tracker")
+
+    def __init__(self, source: DialogueStateTracker) -> None:
+        self.events = source.events
+        self.changes = source.events.changes
+        self.count = 0
+        self.origin = _origin(source)
+        self.tracker = source.init_copy()
+
+
+def _origin(tracker: DialogueStateTracker) -> Any:
+    """What ``init_copy`` takes from the tracker (its slot objects themselves)."""
+    return (tracker.sender_id, tracker._max_event_history, tracker.is_rule_tracker, type(tracker.slots),
+            tuple(tracker.slots.items()))
+
+
+def _same_origin(before: Any, now: Any) -> bool:
+    return before[:4] == now[:4] and len(before[4]) == len(now[4]) and all(
+        a[0] == b[0] and a[1] is b[1] for a, b in zip(before[4], now[4]))
+
+
+def _is_one_of(item: Any, events: deque) -> bool:
+    return any(event is item for event in reversed(events))
+
+
+def _clone(replayed: DialogueStateTracker) -> Optional[DialogueStateTracker]:
+    """A new tracker in the state of ``replayed`` (a tracker made by replaying events), sharing with
+    it what a replay shares (event objects, slot values set by events, slot settings) and nothing
+    else; None when it holds something this does not know how to copy."""
+    state = replayed.__dict__
+    if not set(state) <= _ATTRIBUTES | _OURS:
+        return None
+    events = replayed.events
+    clone = DialogueStateTracker.__new__(DialogueStateTracker)
+    new = clone.__dict__
+    for key, value in state.items():
+        if key not in _OURS:
+            new[key] = value
+    new["events"] = Events(events, replayed._max_event_history)
+    new["slots"] = {name: copy.copy(slot) for name, slot in replayed.slots.items()}
+    if replayed.latest_action is not None:
+        new["latest_action"] = dict(replayed.latest_action)
+    message = replayed.latest_message
+    placeholder = message is not None and not _is_one_of(message, events)
+    if placeholder:  # made by a reset: a new one, as a replay makes
+        new["latest_message"] = UserUttered.empty()
+    utterance = replayed.latest_bot_utterance
+    if utterance is not None and not _is_one_of(utterance, events):
+        new["latest_bot_utterance"] = BotUttered.empty()
+    loop = replayed.active_loop
+    if loop is not None:
+        loop = new["active_loop"] = copy.copy(loop)
+        trigger = loop.trigger_message
+        if trigger is not None:
+            if placeholder and trigger is message.parse_data:
+                loop.trigger_message = new["latest_message"].parse_data
+            elif not any(isinstance(e, UserUttered) and e.parse_data is trigger for e in events):
+                loop.trigger_message = copy.deepcopy(trigger)  # an older reset's message
+    return clone
+
+
+def copy_tracker(self: DialogueStateTracker) -> DialogueStateTracker:
+    """``DialogueStateTracker.copy``: the tracker's events replayed into a new tracker, here kept and
+    carried forward over appended events, and the copy made of it (Rasa's for other trackers)."""
+    events = self.events
+    if (type(self) is not DialogueStateTracker or type(events) is not Events or events.maxlen is not None
+            or type(self.slots) is not dict
+            or any(type(slot).value is not Slot.value for slot in self.slots.values())):
+        return _rasa_copy(self)
+    memo = self.__dict__.get(_REPLAYED)
+    count = len(events)
+    if (memo is None or memo.events is not events or memo.changes != events.changes or count < memo.count
+            or not _same_origin(memo.origin, _origin(self))):
+        memo = _Replayed(self)
+        self.__dict__[_REPLAYED] = memo
+    new = list(itertools.islice(events, memo.count, count))
+    if any(type(event) not in _REPLAYABLE or not event.timestamp <= _INFINITY for event in new):
+        del self.__dict__[_REPLAYED]
+        return _rasa_copy(self)
+    replayed = memo.tracker
+    for event in new:
+        replayed.update(event)
+    memo.count = count
+    clone = _clone(replayed)
+    if clone is None:
+        del self.__dict__[_REPLAYED]
+        return _rasa_copy(self)
+    return clone
+
+
 # --- copies of slots ------------------------------------------------------------------------
 
 _plain_slot_classes: Dict[type, bool] = {}
@@ -394,6 +533,7 @@ _PATCHES = [
     (DialogueStateTracker, "past_states", past_states, _rasa_past_states),
     (RulePolicy, "_get_possible_keys", get_possible_keys, _rasa_get_possible_keys),
     (Domain, "is_empty", domain_is_empty, _rasa_is_empty),
+    (DialogueStateTracker, "copy", copy_tracker, _rasa_copy),
 ]
 
 

@@ -70,6 +70,37 @@ def same_events(ours: List[Event], theirs: List[Event]) -> bool:
     return len(ours) == len(theirs) and all(a is b for a, b in zip(ours, theirs))
 
 
+def same_tracker(ours: DialogueStateTracker, theirs: DialogueStateTracker) -> None:
+    """``ours`` (a copy by the speed-ups) is what Rasa's copy ``theirs`` is: the same event objects
+    and slot values, equal placeholders and loop, nothing of its own shared with other copies."""
+    assert type(ours) is type(theirs)
+    mine = {k: v for k, v in vars(ours).items() if not k.startswith("_clinic")}
+    assert set(mine) == set(vars(theirs))
+    assert type(ours.events) is dialogue_speedups.Events and same_events(list(ours.events), list(theirs.events))
+    assert list(ours.slots) == list(theirs.slots)
+    for name, slot in ours.slots.items():
+        other = theirs.slots[name]
+        assert type(slot) is type(other) and set(vars(slot)) == set(vars(other))
+        assert all(vars(slot)[k] is vars(other)[k] or vars(slot)[k] == vars(other)[k] and
+                   isinstance(vars(slot)[k], (bool, int, float)) for k in vars(slot)), name
+    for key in ("latest_message", "latest_bot_utterance"):
+        a, b = getattr(ours, key), getattr(theirs, key)
+        if any(e is b for e in theirs.events):
+            assert a is b, key
+        else:  # a placeholder made by a reset, as the copy is made (its timestamp then)
+            assert a == b and not any(e is a for e in ours.events), key
+            assert {**a.as_dict(), "timestamp": 0} == {**b.as_dict(), "timestamp": 0}, key
+    assert ours.latest_action == theirs.latest_action
+    assert ours.active_loop == theirs.active_loop
+    if theirs.active_loop is not None:
+        trigger = theirs.active_loop.trigger_message
+        assert (ours.active_loop.trigger_message is ours.latest_message.parse_data) == \
+            (trigger is theirs.latest_message.parse_data)
+    for key in ("sender_id", "followup_action", "_paused", "model_id", "assistant_id", "sender_source",
+                "is_rule_tracker", "_max_event_history"):
+        assert mine[key] == vars(theirs)[key], key
+
+
 def check_growing(events: List[Event], domain: Domain, slots: Any = None,
                   predict: Callable[[DialogueStateTracker], Any] = None) -> int:
     """Appends the events one by one to a tracker with the speed-ups and, after each, compares
@@ -88,6 +119,25 @@ def check_growing(events: List[Event], domain: Domain, slots: Any = None,
             predictions += 1
         tracker.update(event)
         assert same_events(tracker.applied_events(), rasa_applied(events[:n], slots)), f"applied events at {n}"
+        ours = tracker.copy()
+        with rasa_own():
+            theirs = rasa_tracker(events[:n], slots).copy()
+        same_tracker(ours, theirs)
+        again = tracker.copy()
+        assert again.events is not ours.events and again.latest_action is not ours.latest_action
+        assert not any(again.slots[name] is slot for name, slot in ours.slots.items())
+        assert again.active_loop is None or again.active_loop is not ours.active_loop
+        if again.active_loop is not None and again.active_loop.trigger_message is not None:
+            trigger = again.active_loop.trigger_message
+            assert trigger is not ours.active_loop.trigger_message or any(
+                getattr(e, "parse_data", None) is trigger for e in events)
+        for key in ("latest_message", "latest_bot_utterance"):  # placeholders: each copy its own
+            assert getattr(again, key) is not getattr(ours, key) or any(e is getattr(ours, key) for e in events)
+        if ours.slots and ours.active_loop is not None:  # what an action may do to its copy
+            next(iter(ours.slots.values())).value = "changed"
+            ours.active_loop.rejected = not ours.active_loop.rejected
+            ours.latest_action["x"] = "y"
+            same_tracker(tracker.copy(), theirs)
         for omit in (False, True):
             assert tracker.past_states(domain, omit_unset_slots=omit) == \
                 rasa_states(events[:n], slots, domain, omit_unset_slots=omit), f"past states at {n}"
@@ -134,6 +184,12 @@ SEQUENCES = {
         act(LISTEN), user("greet"), act("utter_greet"), SlotSet("age", "34"), Restarted(), act(LISTEN),
         user("greet"), act("utter_greet"), act("action_session_start"), SessionStarted(), act(LISTEN),
         FollowupAction("utter_greet"), act("utter_greet"), act(LISTEN),
+    ],
+    # a form activated before any message: its trigger is the placeholder message of the reset
+    "a form before any message": [
+        act("action_session_start"), SessionStarted(), act("prescreen_form"), ActiveLoop("prescreen_form"),
+        SlotSet("requested_slot", "age"), act(LISTEN), user("inform", "34"), act("prescreen_form"),
+        SlotSet("age", "34"), act(LISTEN), ActiveLoop(None), act(LISTEN),
     ],
     # the form's earlier steps count as form steps only once the conversation activates it:
     # everything is worked out again when a new form name appears
@@ -224,6 +280,28 @@ def test_each_call_gives_new_lists_and_states(domain):
         state.pop("slots", None)
     assert same_events(tracker.applied_events(), rasa_applied(list(tracker.events), domain.slots))
     assert tracker.past_states(domain) == expected
+
+
+def test_copies_after_events_not_known_to_replay_alike_are_rasas(domain):
+    from rasa.shared.core.events import DefinePrevUserUtteredFeaturization, EntitiesAdded
+
+    events = SEQUENCES["session and faq"] + [
+        user("inform"), DefinePrevUserUtteredFeaturization(True), EntitiesAdded([{"entity": "GPE", "value": "x"}]),
+        act("utter_faq"), act(LISTEN)]
+    tracker = DialogueStateTracker("c", domain.slots)
+    for n, event in enumerate(events, start=1):
+        tracker.update(event)
+        with rasa_own():
+            theirs = rasa_tracker(events[:n], domain.slots).copy()
+        same_tracker(tracker.copy(), theirs)
+    assert dialogue_speedups._REPLAYED not in vars(tracker)  # Rasa's copies since the first of them
+    without_slots = DialogueStateTracker("c", None)  # AnySlotDict: Rasa's copy
+    for event in events[:5]:
+        without_slots.update(event)
+    with rasa_own():
+        theirs = rasa_tracker(events[:5], None).copy()
+    same_tracker(without_slots.copy(), theirs)
+    assert dialogue_speedups._REPLAYED not in vars(without_slots)
 
 
 def test_other_options_and_tracker_classes_get_rasas_own(domain):
