@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from clinic.nlu import ner_tok2vec
+from clinic.nlu.crisis_safety_net import CrisisSafetyNet, MatcherPrecheck
 from clinic.nlu.linear_intent_classifier import LinearIntentClassifier, LinearModel, softmax
 from clinic.nlu.spacy_ner import SpacyNER
 from clinic.nlu_eval import load_examples
@@ -98,6 +99,12 @@ def classifier(agent: Any) -> LinearIntentClassifier:
 @pytest.fixture(scope="module")
 def spacy_ner(agent: Any) -> SpacyNER:
     return _node(agent, SpacyNER)
+
+
+@pytest.fixture(scope="module")
+def safety_net(agent: Any, parse: Any) -> CrisisSafetyNet:
+    parse("hello")  # the detector is made for the first message's vocab
+    return _node(agent, CrisisSafetyNet)
 
 
 def test_the_corpus_is_the_projects_texts(texts):
@@ -215,6 +222,35 @@ def test_spacy_entities_and_tokens_are_those_of_nlp(spacy_ner, texts):
     assert sum(len(m.get("entities", [])) for m in messages) > 100
 
 
+def test_the_crisis_precheck_skips_only_messages_without_a_match(safety_net, spacy_ner, texts):
+    detector, precheck = safety_net._detector, safety_net._precheck
+    skipped = 0
+    for text in texts:
+        doc = spacy_ner._nlp.make_doc(text.lower())
+        if not precheck.may_match(doc):
+            skipped += 1
+            assert detector.matcher(doc) == [] and detector.find(doc) is None, text
+    assert skipped > len(texts) * 0.7  # most messages: the check is worth it
+
+
+def test_the_crisis_precheck_reads_only_plain_word_lists(spacy_ner):
+    from spacy.matcher import Matcher
+
+    nlp = spacy_ner._nlp
+    matcher = Matcher(nlp.vocab)
+    matcher.add("plain", [[{"LOWER": {"REGEX": "^(?:(end|ending))$"}}, {"LOWER": {"REGEX": "^(?:it)$"}, "OP": "?"},
+                           {"LOWER": {"REGEX": "^(?:all|everything)$"}}]])
+    plain = MatcherPrecheck(matcher, ["plain"])
+    assert [set(pattern) for pattern in plain.patterns] == [{frozenset({"all", "everything"}), frozenset({"end", "ending"})}]
+    assert plain.may_match(nlp.make_doc("i want to end everything"))
+    assert not plain.may_match(nlp.make_doc("i want to end this call"))
+    assert plain.may_match(nlp.make_doc("the end\nof the call"))  # a newline: the matcher decides
+    matcher.add("regex", [[{"LOWER": {"REGEX": "^kil+$"}}, {"LOWER": "myself"}]])
+    both = MatcherPrecheck(matcher, ["plain", "regex"])
+    assert both.patterns[1] == ()  # nothing it can read: may always match
+    assert both.may_match(nlp.make_doc("hello there"))
+
+
 def _parses(agent: Any, loop: Any, texts: List[str]) -> List[Any]:
     """Each text's parse, or the error it raises (a blank text: Rasa's FallbackClassifier
     finds no intent)."""
@@ -229,9 +265,11 @@ def _parses(agent: Any, loop: Any, texts: List[str]) -> List[Any]:
     return parses
 
 
-def test_whole_parses_are_those_of_the_original_computations(agent, loop, classifier, spacy_ner, texts, monkeypatch):
+def test_whole_parses_are_those_of_the_original_computations(agent, loop, classifier, spacy_ner, safety_net, texts,
+                                                             monkeypatch):
     fast = _parses(agent, loop, texts)
     model = classifier.model
+    monkeypatch.setattr(safety_net._precheck, "may_match", lambda doc: True)
     monkeypatch.setattr(model, "scores", lambda text: model.decision_function([text])[0])
     monkeypatch.setattr(spacy_ner, "_ner_entities", lambda text: _original_entities(spacy_ner, text))
     with thinc_forward(spacy_ner._nlp):
