@@ -35,8 +35,8 @@ would give:
 
 - the tracker saved is the very object this store read (or the conversation had no event when it
   was read), and, in the save's transaction, the database still held what that read found (the
-  conversation's last row, id and data, and its count of events): the rows after the save are
-  those read plus the events the save added, in the tracker's order;
+  conversation's last row, id and data: then the count of what is stored is the count read): the
+  rows after the save are those read plus the events the save added, in the tracker's order;
 - those events are all of the latest session as Rasa selects it (none of them older than the
   latest ``session_started``: not so for the turn that starts a new session), no event history
   limit, the store's domain's slots;
@@ -189,8 +189,11 @@ class SQLTrackerStore(rasa_tracker_store.SQLTrackerStore):
                 cursor.execute("BEGIN IMMEDIATE")
             if read_by_us:
                 read_by_us = self._last(cursor, params) == known.last
-            cursor.execute(self._sql["count"], params)
-            stored = cursor.fetchone()[0]
+            if read_by_us:  # the rows are those read (the module's docstring): nothing to count
+                stored = known.events
+            else:
+                cursor.execute(self._sql["count"], params)
+                stored = cursor.fetchone()[0]
             new = itertools.islice(tracker.events, stored, len(tracker.events))
             rows = [_row(sender_id, event) for event in new]
             if rows:
