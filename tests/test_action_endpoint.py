@@ -100,7 +100,9 @@ class FakeActionServer:
                               "headers": dict(request.headers), "query": dict(request.query), "raw": raw})
         if self.status != 200:
             return web.json_response({"action_name": "x", "error": "no"}, status=self.status)
-        return web.json_response({"events": [{"event": "slot", "name": "age", "value": 34}], "responses": []})
+        answer = web.json_response({"events": [{"event": "slot", "name": "age", "value": 34}], "responses": []})
+        answer.set_cookie("affinity", "server-1")  # e.g. a load balancer's
+        return answer
 
     async def start(self) -> None:
         app = web.Application()
@@ -156,6 +158,14 @@ def test_the_same_request_and_answer_as_rasa_s_on_one_kept_connection(loop, serv
         assert ("Content-Encoding" in theirs["headers"]) == compress
         clients |= {request["client"] for request in mine}
     assert len(clients) == 1  # one connection, kept
+
+
+def test_no_cookie_the_action_server_sets_is_sent_back_as_with_rasa_s(loop, server):
+    for endpoint in endpoints(server.url.replace("127.0.0.1", "localhost")):  # (cookies of IP hosts: never kept)
+        for _ in range(3):
+            run(loop, endpoint.request(json={}, method="post", timeout=10))
+    assert len(server.requests) == 6
+    assert [request["headers"].get("Cookie") for request in server.requests] == [None] * 6
 
 
 def test_an_error_status_is_rasa_s_client_response_error(loop, server):
