@@ -15,9 +15,10 @@ connection) and writes the whole request body with ``json.dumps``: the tracker a
   connection the server closed; idle ones are closed by this side after
   ``KEEPALIVE_TIMEOUT_S``, before the action server's Sanic drops them at 5 s, so that a
   request never goes out on a connection the server is closing). No cap on connections
-  (aiohttp's default is 100; Rasa opens one per call); no cookies kept (a cookie the action
-  server or a proxy sets is never sent back, as with Rasa's session of one call). ``close_sessions`` closes them: run when
-  the Rasa server stops (clinic/rasa_speedups.py).
+  (aiohttp's default is 100; Rasa opens one per call), the host name resolved for each new
+  connection (no DNS cache, as Rasa's session of one call); no cookies kept (a cookie the action
+  server or a proxy sets is never sent back, as with Rasa's session of one call).
+  ``close_sessions`` closes them: run when the Rasa server stops (clinic/rasa_speedups.py).
 - ``body_json``: the body's JSON written by ujson (``dumps``: the same data as ``json.dumps``
   gives, once parsed), with the domain's JSON kept for the dict ``domain.as_dict()`` returns
   (the last one seen: a new model's domain is a new dict).
@@ -86,7 +87,8 @@ class ActionEndpoint(EndpointConfig):
                 headers=self.headers,
                 auth=auth,
                 timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
-                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_TIMEOUT_S),
+                # no cap on connections, host names resolved for each new one (as Rasa's)
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_TIMEOUT_S, use_dns_cache=False),
                 cookie_jar=aiohttp.DummyCookieJar(),  # none kept: Rasa's session of one call sends none back
                 json_serialize=body_json,
             )

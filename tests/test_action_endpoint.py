@@ -168,6 +168,13 @@ def test_no_cookie_the_action_server_sets_is_sent_back_as_with_rasa_s(loop, serv
     assert [request["headers"].get("Cookie") for request in server.requests] == [None] * 6
 
 
+def test_host_names_are_resolved_for_each_new_connection_as_rasa_s(loop, server):
+    _, ours = endpoints(server.url.replace("127.0.0.1", "localhost"))
+    run(loop, ours.request(json={}, method="post", timeout=10))
+    connector = action_endpoint._sessions[loop][id(ours)][1].connector
+    assert connector.use_dns_cache is False  # a new address of the action server is used at once
+
+
 def test_an_error_status_is_rasa_s_client_response_error(loop, server):
     rasa, ours = endpoints(server.url)
     server.status = 400
