@@ -28,9 +28,9 @@ forward while events are only appended to it, and worked out again from the star
   copy is made of it: the same event objects and slot values, new slot objects, last action and
   loop, and new placeholder messages where a reset made them (as a replay does). Only for Rasa's
   own tracker class with the domain's slots, when every event is of a kind whose replay only sets
-  the tracker's attributes (no file written, no event changed: not ``StoryExported``,
-  ``EntitiesAdded``, ``DefinePrevUserUtteredFeaturization``, nor classes Rasa does not have);
-  otherwise Rasa's copy.
+  the tracker's attributes (no file written: not ``StoryExported``, ``EntitiesAdded``, nor classes
+  Rasa does not have; ``DefinePrevUserUtteredFeaturization`` sets the same value on the same user
+  message each replay) and the placeholders are as made; otherwise Rasa's copy.
 - ``RulePolicy._get_possible_keys`` (which rules apply to the states; two lookups a prediction,
   each checking ~100 rules against the last states) is remembered by the last states, as many as
   its longest rule, and only what the rules read of them: what a visitor typed is never kept (it
@@ -44,7 +44,9 @@ forward while events are only appended to it, and worked out again from the star
   are pickled or copied, and Rasa's way for the others.
 
 Events are not changed in place once in a tracker (Rasa sets an event's timestamp and metadata
-before appending it); a change of an event object already in a tracker would not be seen.
+before appending it), but for the featurization ``DefinePrevUserUtteredFeaturization`` sets on the
+user message before it, which Rasa logs before the next action (the states before that action
+are taken after it); another change of an event object already in a tracker would not be seen.
 """
 
 import copy
@@ -66,6 +68,7 @@ from rasa.shared.core.events import (
     BotUttered,
     ConversationPaused,
     ConversationResumed,
+    DefinePrevUserUtteredFeaturization,
     Event,
     FollowupAction,
     LoopInterrupted,
@@ -304,12 +307,13 @@ def past_states(
 
 # --- copies of a tracker --------------------------------------------------------------------
 
-# Events whose ``apply_to`` only sets the tracker's own attributes (no file written, no event
-# object changed): replaying them again gives the same tracker. Others: Rasa's copy.
+# Events whose ``apply_to`` only sets the tracker's own attributes (no file written) or, for
+# DefinePrevUserUtteredFeaturization, sets its value on the user message before it, the same
+# each time: replaying them again gives the same tracker. Others: Rasa's copy.
 _REPLAYABLE = {
     UserUttered, BotUttered, SlotSet, ActionExecuted, ActiveLoop, LoopInterrupted, ActionExecutionRejected,
     SessionStarted, Restarted, FollowupAction, ConversationPaused, ConversationResumed, AllSlotsReset,
-    ReminderScheduled, ReminderCancelled, ActionReverted, UserUtteranceReverted,
+    ReminderScheduled, ReminderCancelled, ActionReverted, UserUtteranceReverted, DefinePrevUserUtteredFeaturization,
 }
 # a tracker's attributes (Rasa 3.6), and those of the speed-ups (not copied)
 _ATTRIBUTES = {
@@ -349,6 +353,11 @@ def _is_one_of(item: Any, events: deque) -> bool:
     return any(event is item for event in reversed(events))
 
 
+def _as_made(placeholder: Event, fresh: Event) -> bool:
+    """Whether a reset's placeholder message is still as a new one is (but its timestamp)."""
+    return {**vars(placeholder), "timestamp": None} == {**vars(fresh), "timestamp": None}
+
+
 def _clone(replayed: DialogueStateTracker) -> Optional[DialogueStateTracker]:
     """A new tracker in the state of ``replayed`` (a tracker made by replaying events), sharing with
     it what a replay shares (event objects, slot values set by events, slot settings) and nothing
@@ -370,9 +379,13 @@ def _clone(replayed: DialogueStateTracker) -> Optional[DialogueStateTracker]:
     placeholder = message is not None and not _is_one_of(message, events)
     if placeholder:  # made by a reset: a new one, as a replay makes
         new["latest_message"] = UserUttered.empty()
+        if not _as_made(message, new["latest_message"]):  # changed since (a featurization set on it)
+            return None
     utterance = replayed.latest_bot_utterance
     if utterance is not None and not _is_one_of(utterance, events):
         new["latest_bot_utterance"] = BotUttered.empty()
+        if not _as_made(utterance, new["latest_bot_utterance"]):
+            return None
     loop = replayed.active_loop
     if loop is not None:
         loop = new["active_loop"] = copy.copy(loop)

@@ -18,6 +18,7 @@ from rasa.core.policies.rule_policy import RulePolicy
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
+    DefinePrevUserUtteredFeaturization,
     ActionExecutionRejected,
     ActionReverted,
     ActiveLoop,
@@ -90,6 +91,7 @@ def same_tracker(ours: DialogueStateTracker, theirs: DialogueStateTracker) -> No
         else:  # a placeholder made by a reset, as the copy is made (its timestamp then)
             assert a == b and not any(e is a for e in ours.events), key
             assert {**a.as_dict(), "timestamp": 0} == {**b.as_dict(), "timestamp": 0}, key
+            assert {**vars(a), "timestamp": 0} == {**vars(b), "timestamp": 0}, key
     assert ours.latest_action == theirs.latest_action
     assert ours.active_loop == theirs.active_loop
     if theirs.active_loop is not None:
@@ -167,7 +169,9 @@ def form_turns(form: str, answers: List[Tuple[str, str]]) -> List[Event]:
 SEQUENCES = {
     "session and faq": [
         act("action_session_start"), SessionStarted(), act(LISTEN), user("greet"), act("utter_greet"),
-        BotUttered("hi"), act(LISTEN), user("faq"), act("utter_faq"), act(LISTEN),
+        BotUttered("hi"), act(LISTEN), user("faq", "what does it cost"),
+        DefinePrevUserUtteredFeaturization(False), act("utter_faq"), act(LISTEN),
+        user("faq", "is it safe"), DefinePrevUserUtteredFeaturization(True), act("utter_faq"), act(LISTEN),
     ],
     "a form, rejected, interrupted, back": [
         act(LISTEN), user("start_prescreen"), *form_turns("prescreen_form", [("age", "34"), ("state", "TX")]),
@@ -283,11 +287,21 @@ def test_each_call_gives_new_lists_and_states(domain):
 
 
 def test_copies_after_events_not_known_to_replay_alike_are_rasas(domain):
-    from rasa.shared.core.events import DefinePrevUserUtteredFeaturization, EntitiesAdded
+    from rasa.shared.core.events import EntitiesAdded
 
     events = SEQUENCES["session and faq"] + [
         user("inform"), DefinePrevUserUtteredFeaturization(True), EntitiesAdded([{"entity": "GPE", "value": "x"}]),
         act("utter_faq"), act(LISTEN)]
+    with_featurization = [act("action_session_start"), SessionStarted(), act(LISTEN),
+                          DefinePrevUserUtteredFeaturization(True), act("utter_greet")]  # on the placeholder
+    tracker = DialogueStateTracker("c", domain.slots)
+    for n, event in enumerate(with_featurization, start=1):
+        tracker.update(event)
+        with rasa_own():
+            theirs = rasa_tracker(with_featurization[:n], domain.slots).copy()
+        same_tracker(tracker.copy(), theirs)
+        assert tracker.copy().latest_message.use_text_for_featurization == \
+            theirs.latest_message.use_text_for_featurization
     tracker = DialogueStateTracker("c", domain.slots)
     for n, event in enumerate(events, start=1):
         tracker.update(event)
