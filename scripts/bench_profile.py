@@ -221,6 +221,9 @@ async def main_async(args: argparse.Namespace) -> None:
             stats.dump_stats(path.with_suffix(".prof"))  # for pstats: callers, callees
             print(f"\ncProfile written to {path.relative_to(ROOT)}")
     finally:
+        from clinic.action_endpoint import close_sessions
+
+        await close_sessions()  # the action endpoint's kept HTTP sessions, as Rasa's shutdown does
         stack.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
 
