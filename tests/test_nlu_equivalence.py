@@ -112,10 +112,14 @@ def test_the_corpus_is_the_projects_texts(texts):
     assert "am i eligible?" in texts and "(212) 555-0199" in texts and "/start_prescreen" in texts
 
 
-def test_the_classifier_scores_are_sklearns_to_the_last_bit(classifier, texts):
-    model = classifier.model
-    mismatches = [t for t in texts if not np.array_equal(model.scores(t), model.decision_function([t])[0])]
-    assert not mismatches, f"{len(mismatches)} texts scored differently, e.g. {mismatches[:3]}"
+def test_the_classifier_scores_and_ranking_are_sklearns_to_the_last_bit(classifier, texts):
+    model, scale = classifier.model, float(classifier.config["confidence_scale"])
+    for text in texts:
+        scores = model.decision_function([text])[0]
+        assert np.array_equal(model.scores(text), scores), text
+        confidences = softmax(scores, scale)
+        expected = [(str(model.classes_[i]), float(confidences[i])) for i in np.argsort(-confidences)]
+        assert classifier.predict_labels(text) == expected, text
 
 
 def test_the_classifier_features_are_sklearns(classifier, texts):
@@ -128,14 +132,6 @@ def test_the_classifier_features_are_sklearns(classifier, texts):
             columns, values = features(text)
             assert [c - features._offset for c in columns] == matrix.indices.tolist(), text
             assert values == matrix.data.tolist(), text
-
-
-def test_the_ranking_is_the_one_of_sklearns_scores(classifier, texts):
-    model, scale = classifier.model, float(classifier.config["confidence_scale"])
-    for text in texts:
-        confidences = softmax(model.decision_function([text])[0], scale)
-        expected = [(str(model.classes_[i]), float(confidences[i])) for i in np.argsort(-confidences)]
-        assert classifier.predict_labels(text) == expected, text
 
 
 def test_summing_in_another_order_would_be_told_apart(classifier, texts):
@@ -179,10 +175,12 @@ def test_the_ner_token_vectors_are_thincs_to_the_last_bit(spacy_ner, texts):
     model = spacy_ner._nlp.get_pipe("ner").model.layers[0]
     thinc = ner_tok2vec._THINC_FORWARDS[model.id]
     direct = ner_tok2vec.Tok2VecForward.of(model)
-    for text in texts:
+    for n, text in enumerate(texts):
         doc = spacy_ner._nlp.make_doc(text)
-        assert ner_tok2vec._same(direct(doc), thinc(model, [doc], is_train=False)[0]), text
-        assert ner_tok2vec._same(model.predict([doc]), thinc(model, [doc], is_train=False)[0]), text
+        expected = thinc(model, [doc], is_train=False)[0]
+        assert ner_tok2vec._same(direct(doc), expected), text
+        if n % 10 == 0:  # and through the model, as spaCy calls it
+            assert ner_tok2vec._same(model.predict([doc]), expected), text
 
 
 def test_batches_and_training_keep_thincs_forward(spacy_ner):
