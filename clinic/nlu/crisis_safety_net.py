@@ -12,9 +12,10 @@ about a fifth of that, from the matcher's own patterns: a pattern can match
 only when every token it requires (not optional) is in the message, and those
 tokens are written as lists of words (``^(?:kill|kil|...)$`` on the lower-cased
 token), so a message lacking one of them for every pattern has no match and
-``CrisisDetector.find`` would return None. Anything the check cannot read as a
-list of words counts as present, so it only ever skips a search that finds
-nothing (tests/test_nlu_equivalence.py compares it with the detector on all the
+``CrisisDetector.find`` would return None (it reports only the matcher's
+matches: a rule found another way would have to be checked here too). Anything
+the check cannot read as a list of words counts as present, so it only ever
+skips a search that finds nothing (tests/test_nlu_equivalence.py compares it with the detector on all the
 project's texts).
 """
 
