@@ -38,6 +38,10 @@ forward while events are only appended to it, and worked out again from the star
   ``RULE_KEYS_KEPT`` answers a lookup, then forgotten.
 - ``Domain.is_empty`` (each message) builds an empty domain to compare with: here its dict is
   made once.
+- Rasa's processor, RulePolicy and forms deep-copy events, slots and states for their structlog
+  debug events, several times an action, whether debug events are written or not. There, while
+  structlog drops debug events (``rasa run`` at info, as deployed), the value is handed to the
+  dropped event as it is (``LogArgumentCopies``); at debug, copied as by Rasa.
 - ``copy.copy`` of a slot (each new tracker copies the domain's slots) goes through pickle's
   generic ``__reduce_ex__``; ``Slot.__copy__`` here makes the same shallow copy directly (a new
   object of the class with the same ``__dict__``) for slot classes that do not change how they
@@ -52,10 +56,15 @@ are taken after it); another change of an event object already in a tracker woul
 import copy
 import copyreg
 import itertools
+import logging
 from collections import deque
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Set, Text
 
+import rasa.core.actions.forms
+import rasa.core.processor
+import rasa.core.policies.rule_policy
+import structlog
 from rasa.core.policies.rule_policy import RulePolicy
 from rasa.shared.core.constants import USER
 from rasa.shared.core.domain import Domain, State
@@ -538,6 +547,36 @@ def domain_is_empty(self: Domain) -> bool:
     return self.as_dict() == _empty_domain
 
 
+# --- copies for debug log lines nobody writes ---------------------------------------------
+
+_DROPPED = structlog.make_filtering_bound_logger(logging.CRITICAL).debug  # what a dropped level does
+
+
+def debug_dropped() -> bool:
+    """Whether structlog drops debug events (``rasa run`` below debug: its configure_structlog)."""
+    return getattr(structlog.get_config()["wrapper_class"], "debug", None) is _DROPPED
+
+
+class LogArgumentCopies:
+    """The ``copy`` module as Rasa's processor, RulePolicy and forms see it: there it only copies
+    the arguments of structlog debug events (several deep copies of events and states each
+    action), and ``deepcopy`` hands the value back as it is when structlog drops debug events
+    (the event, and its arguments, are thrown away unread). Logging at debug: copies, as Rasa."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(x: Any, memo: Optional[Dict[int, Any]] = None, _nil: Any = ()) -> Any:
+        if debug_dropped():
+            return x
+        return copy.deepcopy(x, memo)
+
+
+LOG_ARGUMENT_COPIES = LogArgumentCopies()
+_LOGGING_MODULES = [rasa.core.processor, rasa.core.policies.rule_policy, rasa.core.actions.forms]
+
+
 # --- installing -----------------------------------------------------------------------------
 
 _PATCHES = [
@@ -555,6 +594,8 @@ def install() -> None:
     for owner, name, ours, _ in _PATCHES:
         setattr(owner, name, ours)
     Slot.__copy__ = copy_slot  # type: ignore[attr-defined]
+    for module in _LOGGING_MODULES:
+        module.copy = LOG_ARGUMENT_COPIES  # type: ignore[attr-defined]
 
 
 def uninstall() -> None:
@@ -566,6 +607,8 @@ def uninstall() -> None:
             del Slot.__copy__  # type: ignore[attr-defined]
     else:
         Slot.__copy__ = _rasa_slot_copy  # type: ignore[attr-defined]
+    for module in _LOGGING_MODULES:
+        module.copy = copy  # type: ignore[attr-defined]
 
 
 @contextmanager
@@ -573,6 +616,7 @@ def rasa_own() -> Iterator[None]:
     """Within: Rasa's own functions; after: what was in place before (the speed-ups or not)."""
     before = [(owner, name, owner.__dict__.get(name, _MISSING)) for owner, name, _, _ in _PATCHES]
     before.append((Slot, "__copy__", Slot.__dict__.get("__copy__", _MISSING)))
+    before += [(module, "copy", module.copy) for module in _LOGGING_MODULES]
     uninstall()
     try:
         yield

@@ -536,3 +536,43 @@ def test_rules_that_read_a_text_are_not_remembered_for_texts(agent):
             == {list(lookup)[1]}
     memo = policy.__dict__["_clinic_rule_keys"][id(lookup)]
     assert memo.reads_text and len(memo.found) == 1  # the intent's states only
+
+
+# --- copies for debug log lines -------------------------------------------------------------
+
+def test_the_modules_copy_only_for_their_debug_log_lines():
+    import ast
+    import inspect
+
+    for module in dialogue_speedups._LOGGING_MODULES:
+        tree = ast.parse(inspect.getsource(module))
+        logged = {id(node) for call in ast.walk(tree) if isinstance(call, ast.Call)
+                  and isinstance(call.func, ast.Attribute) and call.func.attr == "debug"
+                  and isinstance(call.func.value, ast.Name) and call.func.value.id == "structlogger"
+                  for node in ast.walk(call)}
+        uses = [node for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id == "copy"]
+        assert uses, module.__name__
+        assert all(id(node) in logged for node in uses), module.__name__
+        assert module.copy is dialogue_speedups.LOG_ARGUMENT_COPIES
+
+
+def test_log_arguments_are_copied_only_when_debug_events_are_written():
+    import logging
+
+    import structlog
+    from rasa.utils.log_utils import configure_structlog
+
+    saved = dict(structlog.get_config())
+    events = [SlotSet("age", ["34"]), user("greet")]
+    processor_copy = dialogue_speedups._LOGGING_MODULES[0].copy
+    try:
+        configure_structlog(logging.INFO)
+        assert dialogue_speedups.debug_dropped()
+        assert processor_copy.deepcopy(events) is events
+        configure_structlog(logging.DEBUG)
+        assert not dialogue_speedups.debug_dropped()
+        copied = processor_copy.deepcopy(events)
+        assert copied == events and copied is not events and copied[0].value is not events[0].value
+        assert processor_copy.copy is copy.copy  # the rest of the module as it is
+    finally:
+        structlog.configure(**saved)
