@@ -65,8 +65,9 @@ import rasa.core.actions.forms
 import rasa.core.processor
 import rasa.core.policies.rule_policy
 import structlog
+from rasa.core.actions.forms import FormAction
 from rasa.core.policies.rule_policy import RulePolicy
-from rasa.shared.core.constants import USER
+from rasa.shared.core.constants import REQUESTED_SLOT, USER
 from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.events import (
     ActionExecuted,
@@ -104,6 +105,7 @@ _rasa_get_active_state = Domain.get_active_state
 _rasa_get_possible_keys = RulePolicy._get_possible_keys
 _rasa_is_empty = Domain.is_empty
 _rasa_copy = DialogueStateTracker.copy
+_rasa_temporary_tracker = FormAction._temporary_tracker
 _MISSING = object()
 _rasa_slot_copy = Slot.__dict__.get("__copy__", _MISSING)
 
@@ -330,14 +332,16 @@ _ATTRIBUTES = {
     "followup_action", "latest_action", "latest_message", "latest_bot_utterance", "active_loop", "model_id",
     "assistant_id",
 }
-_OURS = {_APPLIED, _STATES, _REPLAYED}
+_COPIED_FROM = "_clinic_copied_from"  # on a copy: the kept replay it was made of
+_OURS = {_APPLIED, _STATES, _REPLAYED, _COPIED_FROM}
 _INFINITY = float("inf")
 
 
 class _Replayed:
-    """The tracker's events replayed into a new tracker, as ``copy`` does, up to ``count``."""
+    """The tracker's events replayed into a new tracker, as ``copy`` does, up to ``count``
+    (``restarted``: a ``Restarted`` among them)."""
 
-    __slots__ = ("events", "changes", "count", "origin", "tracker")
+    __slots__ = ("events", "changes", "count", "origin", "tracker", "restarted")
 
     def __init__(self, source: DialogueStateTracker) -> None:
         self.events = source.events
@@ -345,6 +349,7 @@ class _Replayed:
         self.count = 0
         self.origin = _origin(source)
         self.tracker = source.init_copy()
+        self.restarted = False
 
 
 def _origin(tracker: DialogueStateTracker) -> Any:
@@ -407,32 +412,108 @@ def _clone(replayed: DialogueStateTracker) -> Optional[DialogueStateTracker]:
     return clone
 
 
-def copy_tracker(self: DialogueStateTracker) -> DialogueStateTracker:
-    """``DialogueStateTracker.copy``: the tracker's events replayed into a new tracker, here kept and
-    carried forward over appended events, and the copy made of it (Rasa's for other trackers)."""
+def _kept_replay(self: DialogueStateTracker) -> Optional[_Replayed]:
+    """The kept replay of the tracker's events, carried forward over the events appended since it
+    was made; for a copy made by ``copy_tracker`` (events only appended since), made of a copy of
+    its source's replay. None when Rasa's own copy is needed (other tracker classes, events not
+    known to replay alike)."""
     events = self.events
     if (type(self) is not DialogueStateTracker or type(events) is not Events or events.maxlen is not None
             or type(self.slots) is not dict
             or any(type(slot).value is not Slot.value for slot in self.slots.values())):
-        return _rasa_copy(self)
+        return None
     memo = self.__dict__.get(_REPLAYED)
     count = len(events)
     if (memo is None or memo.events is not events or memo.changes != events.changes or count < memo.count
             or not _same_origin(memo.origin, _origin(self))):
-        memo = _Replayed(self)
+        memo = _of_source(self) or _Replayed(self)
         self.__dict__[_REPLAYED] = memo
     new = list(itertools.islice(events, memo.count, count))
     if any(type(event) not in _REPLAYABLE or not event.timestamp <= _INFINITY for event in new):
         del self.__dict__[_REPLAYED]
-        return _rasa_copy(self)
+        return None
     replayed = memo.tracker
     for event in new:
         replayed.update(event)
+        if type(event) is Restarted:
+            memo.restarted = True
     memo.count = count
-    clone = _clone(replayed)
+    return memo
+
+
+def _of_source(copied: DialogueStateTracker) -> Optional[_Replayed]:
+    """For a copy made by ``copy_tracker`` whose events were only appended to since: a replay of
+    its first events, a copy of its source's replay (while that has not gone further)."""
+    link = copied.__dict__.get(_COPIED_FROM)
+    if link is None:
+        return None
+    source, events, count = link
+    if events is not copied.events or events.changes or len(events) < count or source.count != count:
+        return None
+    tracker = _clone(source.tracker)
+    if tracker is None:
+        return None
+    memo = _Replayed.__new__(_Replayed)
+    memo.events, memo.changes, memo.count, memo.origin = events, 0, count, _origin(copied)
+    memo.tracker, memo.restarted = tracker, source.restarted
+    return memo
+
+
+def copy_tracker(self: DialogueStateTracker) -> DialogueStateTracker:
+    """``DialogueStateTracker.copy``: the tracker's events replayed into a new tracker, here kept and
+    carried forward over appended events, and the copy made of it (Rasa's for other trackers)."""
+    memo = _kept_replay(self)
+    clone = None if memo is None else _clone(memo.tracker)
     if clone is None:
-        del self.__dict__[_REPLAYED]
+        self.__dict__.pop(_REPLAYED, None)
         return _rasa_copy(self)
+    clone.__dict__[_COPIED_FROM] = (memo, clone.events, memo.count)
+    return clone
+
+
+# --- a form's temporary tracker -------------------------------------------------------------
+
+_SET_BY_EVENTS = {"_value", "_has_been_set"}  # what events and resets change on a slot
+
+
+def _same_slots_as_made(replayed: DialogueStateTracker, domain_slots: List[Slot]) -> bool:
+    """Whether the replayed tracker's slots are what a new tracker with ``domain_slots`` would have
+    after the same events: the same names, classes and settings (the same objects), only the
+    values that events and resets set may differ."""
+    slots = replayed.slots
+    if type(slots) is not dict or len(slots) != len(domain_slots):
+        return False
+    for (name, slot), made in zip(slots.items(), domain_slots):
+        if name != made.name or type(slot) is not type(made):
+            return False
+        mine, theirs = vars(slot), vars(made)
+        if mine.keys() != theirs.keys():
+            return False
+        if any(mine[key] is not value for key, value in theirs.items() if key not in _SET_BY_EVENTS):
+            return False
+    return True
+
+
+def temporary_tracker(self: Any, current_tracker: DialogueStateTracker, additional_events: List[Event],
+                      domain: Domain) -> DialogueStateTracker:
+    """``FormAction._temporary_tracker`` (a new tracker of the conversation's events since the last
+    restart, then the form's step and the events so far): made as a copy of the kept replay of the
+    conversation's events (``copy_tracker``'s) when it is what ``from_events`` would replay (no
+    restart, slots from the domain's, not a rule tracker), then the new events added as Rasa does;
+    otherwise Rasa's."""
+    memo = _kept_replay(current_tracker)
+    clone = None
+    if memo is not None and not memo.restarted:
+        replayed = memo.tracker
+        if (type(replayed) is DialogueStateTracker and replayed.sender_id == current_tracker.sender_id
+                and not replayed.is_rule_tracker and replayed._max_event_history is None
+                and _same_slots_as_made(replayed, domain.slots)):
+            clone = _clone(replayed)
+    if clone is None:
+        return _rasa_temporary_tracker(self, current_tracker, additional_events, domain)
+    for event in [SlotSet(REQUESTED_SLOT, self.get_slot_to_fill(current_tracker)), ActionExecuted(self.name()),
+                  *additional_events]:
+        clone.update(event)  # as from_events does
     return clone
 
 
@@ -586,6 +667,7 @@ _PATCHES = [
     (RulePolicy, "_get_possible_keys", get_possible_keys, _rasa_get_possible_keys),
     (Domain, "is_empty", domain_is_empty, _rasa_is_empty),
     (DialogueStateTracker, "copy", copy_tracker, _rasa_copy),
+    (FormAction, "_temporary_tracker", temporary_tracker, _rasa_temporary_tracker),
 ]
 
 

@@ -71,13 +71,19 @@ def same_events(ours: List[Event], theirs: List[Event]) -> bool:
     return len(ours) == len(theirs) and all(a is b for a, b in zip(ours, theirs))
 
 
-def same_tracker(ours: DialogueStateTracker, theirs: DialogueStateTracker) -> None:
+def same_tracker(ours: DialogueStateTracker, theirs: DialogueStateTracker, made: range = range(0)) -> None:
     """``ours`` (a copy by the speed-ups) is what Rasa's copy ``theirs`` is: the same event objects
-    and slot values, equal placeholders and loop, nothing of its own shared with other copies."""
+    (but those at ``made``, made anew by each: equal) and slot values, equal placeholders and loop,
+    nothing of its own shared with other copies."""
     assert type(ours) is type(theirs)
     mine = {k: v for k, v in vars(ours).items() if not k.startswith("_clinic")}
     assert set(mine) == set(vars(theirs))
-    assert type(ours.events) is dialogue_speedups.Events and same_events(list(ours.events), list(theirs.events))
+    assert type(ours.events) is dialogue_speedups.Events and len(ours.events) == len(theirs.events)
+    for n, (a, b) in enumerate(zip(ours.events, theirs.events)):
+        if n - len(ours.events) in made:
+            assert type(a) is type(b) and {**vars(a), "timestamp": 0} == {**vars(b), "timestamp": 0}, n
+        else:
+            assert a is b, n
     assert list(ours.slots) == list(theirs.slots)
     for name, slot in ours.slots.items():
         other = theirs.slots[name]
@@ -336,6 +342,106 @@ def test_other_options_and_tracker_classes_get_rasas_own(domain):
     assert same_events(ours.applied_events(), expected[1])
 
 
+# --- a form's temporary tracker -------------------------------------------------------------
+
+def rasa_temporary(form: Any, tracker: DialogueStateTracker, extra: List[Event], domain: Domain) -> Any:
+    with rasa_own():
+        return dialogue_speedups._rasa_temporary_tracker(form, tracker, extra, domain)
+
+
+def check_temporary(form: Any, tracker: DialogueStateTracker, extra: List[Event], domain: Domain) -> bool:
+    """The form's temporary tracker for ``tracker`` is Rasa's (same events, slots, loop, latest
+    message and action); True when it was made of the kept replay."""
+    theirs = rasa_temporary(form, tracker, extra, domain)
+    rasas, fallbacks = dialogue_speedups._rasa_temporary_tracker, []
+    dialogue_speedups._rasa_temporary_tracker = lambda *args: fallbacks.append(args) or rasas(*args)
+    try:
+        ours = dialogue_speedups.temporary_tracker(form, tracker, extra, domain)
+    finally:
+        dialogue_speedups._rasa_temporary_tracker = rasas
+    same_tracker(ours, theirs, made=range(-2 - len(extra), -len(extra)))  # the form's SlotSet and step
+    assert ours.past_states(domain) == rasa_states(list(theirs.events), domain.slots, domain)
+    return not fallbacks
+
+
+def a_form(domain: Domain) -> Any:
+    from rasa.core.actions.forms import FormAction
+
+    return FormAction("prescreen_form", None)
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCES))
+def test_form_temporary_trackers_are_rasas(name, domain):
+    form, events = a_form(domain), SEQUENCES[name]
+    tracker = DialogueStateTracker("c", domain.slots)
+    made = 0
+    for n, event in enumerate(events, start=1):
+        tracker.update(event)
+        extra = [SlotSet("age", "34"), BotUttered("next?")] if n % 2 else []
+        copied = tracker.copy()  # the processor hands the action a copy
+        made += check_temporary(form, copied, extra, domain)
+        made += check_temporary(form, tracker, extra, domain)  # the tracker itself (its kept replay)
+    if not any(isinstance(e, Restarted) for e in events):
+        assert made == 2 * len(events)  # every one made of the kept replay
+
+
+def test_form_temporary_trackers_that_cannot_come_from_the_kept_replay_are_rasas(domain):
+    form, events = a_form(domain), SEQUENCES["a form, rejected, interrupted, back"]
+    tracker = DialogueStateTracker("c", domain.slots)
+    for event in events:
+        tracker.update(event)
+    copied = tracker.copy()
+    assert check_temporary(form, copied, [], domain)
+    source = vars(copied)["_clinic_copied_from"][0]
+    copied.update_with_events([act(LISTEN), user("deny")], domain)  # as the processor and forms do
+    assert check_temporary(form, copied, [], domain)  # its source's replay copied, carried forward
+    assert vars(copied)[dialogue_speedups._REPLAYED].tracker is not source.tracker
+    assert source.count == len(tracker.events)  # the source's left as it was
+    same_tracker(tracker.copy(), rasa_tracker(events, domain.slots).copy())
+    other = tracker.copy()
+    tracker.update(user("greet"))
+    tracker.copy()  # the source went further: the copy's events replayed anew
+    assert check_temporary(form, other, [], domain)
+    popped = tracker.copy()
+    popped.events.pop()  # changed other than by appending: replayed anew
+    popped.events.append(user("deny"))
+    assert check_temporary(form, popped, [], domain)
+    restarted = DialogueStateTracker("c", domain.slots)  # events since the restart only: Rasa's
+    for event in SEQUENCES["restart and new session in the middle"]:
+        restarted.update(event)
+    assert not check_temporary(form, restarted.copy(), [SlotSet("age", "1")], domain)
+    changed = Domain.from_dict({**domain.as_dict(), "slots": {**domain.as_dict()["slots"],
+                                "age": {"type": "text", "initial_value": "9", "mappings": []}}})
+    assert not check_temporary(form, tracker.copy(), [], changed)  # slots not the domain's
+    fewer = DialogueStateTracker("c", domain.slots[:3])
+    for event in events[:6]:
+        fewer.update(event)
+    assert not check_temporary(form, fewer.copy(), [], domain)
+    rules = DialogueStateTracker("c", domain.slots, is_rule_tracker=True)
+    for event in events[:6]:
+        rules.update(event)
+    assert not check_temporary(form, rules.copy(), [], domain)
+    plain = rasa_tracker(events, domain.slots)  # a plain deque: no kept replay
+    assert not check_temporary(form, plain, [], domain)
+
+
+def test_form_temporary_trackers_share_nothing_an_action_changes(domain):
+    form, events = a_form(domain), SEQUENCES["a form before any message"]
+    tracker = DialogueStateTracker("c", domain.slots)
+    for event in events[:8]:
+        tracker.update(event)
+    copied = tracker.copy()
+    first = form._temporary_tracker(copied, [SlotSet("age", "34")], domain)
+    first.slots["age"].value = "changed"
+    first.active_loop.rejected = True
+    first.latest_action["x"] = "y"
+    first.update(act(LISTEN))
+    extra = [SlotSet("age", "34")]
+    same_tracker(form._temporary_tracker(copied, extra, domain), rasa_temporary(form, copied, extra, domain),
+                 made=range(-3, -1))
+    same_tracker(tracker.copy(), rasa_tracker(events[:8], domain.slots).copy())
+
+
 # --- copies of slots ------------------------------------------------------------------------
 
 def test_slot_copies_are_rasas(domain):
@@ -431,6 +537,24 @@ def rule_keys_checked(monkeypatch):
     assert RulePolicy._get_possible_keys is dialogue_speedups.get_possible_keys
 
 
+@pytest.fixture
+def temporary_checked(monkeypatch):
+    """Each temporary tracker the model's forms make also made by Rasa's own function, and compared;
+    yields, for each, whether it was made of the kept replay."""
+    from rasa.core.actions.forms import FormAction
+
+    made: List[bool] = []
+
+    def checked(self, tracker, extra, domain):
+        made.append(check_temporary(self, tracker, extra, domain))
+        return dialogue_speedups.temporary_tracker(self, tracker, extra, domain)
+
+    monkeypatch.setattr(FormAction, "_temporary_tracker", checked)
+    yield made
+    monkeypatch.undo()
+    assert FormAction._temporary_tracker is dialogue_speedups.temporary_tracker
+
+
 def predictor(agent) -> Callable[[DialogueStateTracker], Any]:
     """The model's policies (RulePolicy and the ensemble's choice) on a tracker, as each turn."""
     processor = agent.processor
@@ -497,7 +621,7 @@ async def play_visitors(agent, count: int, seed: int) -> List[str]:
     return senders
 
 
-def test_bench_visitors_give_rasas_states_and_predictions(agent, rule_keys_checked):
+def test_bench_visitors_give_rasas_states_and_predictions(agent, rule_keys_checked, temporary_checked):
     domain = agent.processor.domain
 
     async def conversations() -> List[List[Event]]:
@@ -510,6 +634,7 @@ def test_bench_visitors_give_rasas_states_and_predictions(agent, rule_keys_check
 
     played = asyncio.run(conversations())
     assert sum(len(events) for events in played) > 1000
+    assert len(temporary_checked) > 20 and all(temporary_checked)  # the forms' steps, from the kept replays
     assert any(isinstance(e, ActiveLoop) and e.name for events in played for e in events)  # pre-screens
     predictions = sum(check_growing(events, domain, predict=predictor(agent)) for events in played)
     assert predictions > 300
