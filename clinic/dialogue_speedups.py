@@ -30,7 +30,15 @@ forward while events are only appended to it, and worked out again from the star
   own tracker class with the domain's slots, when every event is of a kind whose replay only sets
   the tracker's attributes (no file written: not ``StoryExported``, ``EntitiesAdded``, nor classes
   Rasa does not have; ``DefinePrevUserUtteredFeaturization`` sets the same value on the same user
-  message each replay) and the placeholders are as made; otherwise Rasa's copy.
+  message each replay) and the placeholders are as made; otherwise Rasa's copy. A copy of a copy
+  (the processor copies the tracker for each action, a form activating copies that copy) and a
+  replay for a copy whose events were only appended to since start from a copy of the source's
+  kept replay.
+- ``FormAction._temporary_tracker`` (each step of a form, once or twice: a new tracker of the
+  events since the last restart, then a ``SlotSet`` of the requested slot, the form's step and the
+  events so far) is made as a copy of the kept replay of the conversation's events, then those
+  events added as Rasa adds them: when the conversation has no restart, the replay's slots are
+  the domain's (same names, classes and settings) and it is not a rule tracker; otherwise Rasa's.
 - ``RulePolicy._get_possible_keys`` (which rules apply to the states; two lookups a prediction,
   each checking ~100 rules against the last states) is remembered by the last states, as many as
   its longest rule, and only what the rules read of them: what a visitor typed is never kept (it
