@@ -347,9 +347,10 @@ _INFINITY = float("inf")
 
 class _Replayed:
     """The tracker's events replayed into a new tracker, as ``copy`` does, up to ``count``
-    (``restarted``: a ``Restarted`` among them)."""
+    (``restarted``: a ``Restarted`` among them; ``made_of``: the domain's slots its slots were
+    found to be made of, for the forms' temporary trackers)."""
 
-    __slots__ = ("events", "changes", "count", "origin", "tracker", "restarted")
+    __slots__ = ("events", "changes", "count", "origin", "tracker", "restarted", "made_of")
 
     def __init__(self, source: DialogueStateTracker) -> None:
         self.events = source.events
@@ -358,6 +359,7 @@ class _Replayed:
         self.origin = _origin(source)
         self.tracker = source.init_copy()
         self.restarted = False
+        self.made_of: Optional[tuple] = None
 
 
 def _origin(tracker: DialogueStateTracker) -> Any:
@@ -463,7 +465,7 @@ def _of_source(copied: DialogueStateTracker) -> Optional[_Replayed]:
         return None
     memo = _Replayed.__new__(_Replayed)
     memo.events, memo.changes, memo.count, memo.origin = events, 0, count, _origin(copied)
-    memo.tracker, memo.restarted = tracker, source.restarted
+    memo.tracker, memo.restarted, memo.made_of = tracker, source.restarted, source.made_of  # same settings
     return memo
 
 
@@ -484,11 +486,17 @@ def copy_tracker(self: DialogueStateTracker) -> DialogueStateTracker:
 _SET_BY_EVENTS = {"_value", "_has_been_set"}  # what events and resets change on a slot
 
 
-def _same_slots_as_made(replayed: DialogueStateTracker, domain_slots: List[Slot]) -> bool:
+def _same_slots_as_made(memo: _Replayed, domain_slots: List[Slot]) -> bool:
     """Whether the replayed tracker's slots are what a new tracker with ``domain_slots`` would have
     after the same events: the same names, classes and settings (the same objects), only the
-    values that events and resets set may differ."""
-    slots = replayed.slots
+    values that events and resets set may differ. Remembered on the replay (and the copies of it
+    a copy's replay starts from) for the same slot objects of the domain: events change only
+    the values of a replay's slots; the domain's slots are not changed once loaded."""
+    made_of = memo.made_of
+    if made_of is not None and len(made_of) == len(domain_slots) and all(
+            a is b for a, b in zip(made_of, domain_slots)):
+        return True
+    slots = memo.tracker.slots
     if type(slots) is not dict or len(slots) != len(domain_slots):
         return False
     for (name, slot), made in zip(slots.items(), domain_slots):
@@ -499,7 +507,20 @@ def _same_slots_as_made(replayed: DialogueStateTracker, domain_slots: List[Slot]
             return False
         if any(mine[key] is not value for key, value in theirs.items() if key not in _SET_BY_EVENTS):
             return False
+    memo.made_of = tuple(domain_slots)
     return True
+
+
+def _replay_and_rest(tracker: DialogueStateTracker) -> Any:
+    """A kept replay of the tracker's first events (not to be changed) and the events after them:
+    for a copy made by ``copy_tracker`` and only appended to since, its source's replay (while that
+    has not gone further) and the events appended; otherwise ``_kept_replay``'s, and none."""
+    link = tracker.__dict__.get(_COPIED_FROM)
+    if link is not None and _REPLAYED not in tracker.__dict__:
+        source, events, count = link
+        if events is tracker.events and not events.changes and len(events) >= count and source.count == count:
+            return source, list(itertools.islice(events, count, None))
+    return _kept_replay(tracker), []
 
 
 def temporary_tracker(self: Any, current_tracker: DialogueStateTracker, additional_events: List[Event],
@@ -509,18 +530,18 @@ def temporary_tracker(self: Any, current_tracker: DialogueStateTracker, addition
     conversation's events (``copy_tracker``'s) when it is what ``from_events`` would replay (no
     restart, slots from the domain's, not a rule tracker), then the new events added as Rasa does;
     otherwise Rasa's."""
-    memo = _kept_replay(current_tracker)
+    memo, rest = _replay_and_rest(current_tracker)
     clone = None
-    if memo is not None and not memo.restarted:
+    if memo is not None and not memo.restarted and not any(isinstance(event, Restarted) for event in rest):
         replayed = memo.tracker
         if (type(replayed) is DialogueStateTracker and replayed.sender_id == current_tracker.sender_id
                 and not replayed.is_rule_tracker and replayed._max_event_history is None
-                and _same_slots_as_made(replayed, domain.slots)):
+                and _same_slots_as_made(memo, domain.slots)):
             clone = _clone(replayed)
     if clone is None:
         return _rasa_temporary_tracker(self, current_tracker, additional_events, domain)
-    for event in [SlotSet(REQUESTED_SLOT, self.get_slot_to_fill(current_tracker)), ActionExecuted(self.name()),
-                  *additional_events]:
+    for event in [*rest, SlotSet(REQUESTED_SLOT, self.get_slot_to_fill(current_tracker)),
+                  ActionExecuted(self.name()), *additional_events]:
         clone.update(event)  # as from_events does
     return clone
 

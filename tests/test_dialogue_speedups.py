@@ -394,8 +394,13 @@ def test_form_temporary_trackers_that_cannot_come_from_the_kept_replay_are_rasas
     assert check_temporary(form, copied, [], domain)
     source = vars(copied)["_clinic_copied_from"][0]
     copied.update_with_events([act(LISTEN), user("deny")], domain)  # as the processor and forms do
-    assert check_temporary(form, copied, [], domain)  # its source's replay copied, carried forward
+    assert check_temporary(form, copied, [], domain)  # its source's replay copied, the new events added
+    assert source.count == len(tracker.events) and dialogue_speedups._REPLAYED not in vars(copied)
+    with rasa_own():
+        theirs = rasa_tracker(list(copied.events), domain.slots).copy()
+    same_tracker(copied.copy(), theirs)  # a copy of the copy (a form activating): from a copy of the source's
     assert vars(copied)[dialogue_speedups._REPLAYED].tracker is not source.tracker
+    assert check_temporary(form, copied, [], domain)  # now from the copy's own replay
     assert source.count == len(tracker.events)  # the source's left as it was
     same_tracker(tracker.copy(), rasa_tracker(events, domain.slots).copy())
     other = tracker.copy()
@@ -406,6 +411,9 @@ def test_form_temporary_trackers_that_cannot_come_from_the_kept_replay_are_rasas
     popped.events.pop()  # changed other than by appending: replayed anew
     popped.events.append(user("deny"))
     assert check_temporary(form, popped, [], domain)
+    restarted_copy = tracker.copy()
+    restarted_copy.update_with_events([Restarted(), act(LISTEN)], domain)  # a restart after the source's
+    assert not check_temporary(form, restarted_copy, [], domain)
     restarted = DialogueStateTracker("c", domain.slots)  # events since the restart only: Rasa's
     for event in SEQUENCES["restart and new session in the middle"]:
         restarted.update(event)
