@@ -109,6 +109,36 @@ def same_tracker(ours: DialogueStateTracker, theirs: DialogueStateTracker, made:
         assert mine[key] == vars(theirs)[key], key
 
 
+def same_value(ours: Any, theirs: Any, originals: Any = ()) -> None:
+    """The same classes and values all the way down, no dict or list shared with ``theirs`` nor
+    with the ``originals`` (the objects copied)."""
+    assert type(ours) is type(theirs)
+    if isinstance(ours, (dict, list, tuple)):
+        assert ours is not theirs and all(ours is not o for o in originals)
+        assert len(ours) == len(theirs)
+        if isinstance(ours, dict):
+            assert list(ours) == list(theirs)
+            for key in ours:
+                same_value(ours[key], theirs[key], [o[key] for o in originals if isinstance(o, dict) and key in o])
+        else:
+            for n, (a, b) in enumerate(zip(ours, theirs)):
+                same_value(a, b, [o[n] for o in originals if isinstance(o, (list, tuple)) and len(o) > n])
+    else:
+        assert ours == theirs or ours != ours and theirs != theirs  # NaN
+
+
+def same_current_state(tracker: DialogueStateTracker) -> None:
+    """The tracker's current state (what the action server gets) is Rasa's; the active loop's
+    parts copied, not shared with the tracker."""
+    ours = tracker.current_state()
+    with rasa_own():
+        theirs = tracker.current_state()
+    assert ours == theirs
+    loop = tracker.active_loop
+    same_value(ours["active_loop"], theirs["active_loop"],
+               [vars(loop)] if loop is not None else [])
+
+
 def check_growing(events: List[Event], domain: Domain, slots: Any = None,
                   predict: Callable[[DialogueStateTracker], Any] = None) -> int:
     """Appends the events one by one to a tracker with the speed-ups and, after each, compares
@@ -146,6 +176,7 @@ def check_growing(events: List[Event], domain: Domain, slots: Any = None,
             ours.active_loop.rejected = not ours.active_loop.rejected
             ours.latest_action["x"] = "y"
             same_tracker(tracker.copy(), theirs)
+        same_current_state(tracker)
         for omit in (False, True):
             assert tracker.past_states(domain, omit_unset_slots=omit) == \
                 rasa_states(events[:n], slots, domain, omit_unset_slots=omit), f"past states at {n}"
@@ -448,6 +479,55 @@ def test_form_temporary_trackers_share_nothing_an_action_changes(domain):
     same_tracker(form._temporary_tracker(copied, extra, domain), rasa_temporary(form, copied, extra, domain),
                  made=range(-3, -1))
     same_tracker(tracker.copy(), rasa_tracker(events[:8], domain.slots).copy())
+
+
+# --- the active loop in the current state ---------------------------------------------------
+
+def test_the_active_loop_in_the_current_state_is_rasas(domain):
+    import collections
+    import dataclasses
+
+    import numpy as np
+
+    @dataclasses.dataclass
+    class Inner:
+        x: list
+
+    pair = collections.namedtuple("pair", "a b")
+    triggers = {
+        "plain": {"intent": {"name": "start", "confidence": 0.9}, "entities": [{"value": "x", "start": 1}],
+                  "text": "hi", "intent_ranking": [{"name": "a", "confidence": 1}, {"name": "b", "confidence": None}],
+                  "flag": True, "nan": float("nan"), "big": 10 ** 30, "empty": {}, "nested": [[], [{}]]},
+        "numpy": {"intent": {"name": "start", "confidence": np.float32(0.5)}},
+        "tuple": {"span": (1, 2)},
+        "namedtuple": {"span": pair(1, [2])},
+        "dict subclass": collections.OrderedDict(a=[1]),
+        "list subclass": {"a": collections.UserList([1])},
+        "a key not a string": {1: "a", None: "b", (1, 2): "c"},
+        "dataclass": {"inner": Inner([1, {"a": 2}])},
+        "none": None,
+        "set": {"s": {1, 2}},
+    }
+    for name, trigger in triggers.items():
+        tracker = DialogueStateTracker("c", domain.slots)
+        tracker.update(ActiveLoop("prescreen_form"))
+        tracker.active_loop.trigger_message = trigger
+        ours = tracker.current_state()["active_loop"]
+        with rasa_own():
+            theirs = tracker.current_state()["active_loop"]
+        assert repr(ours) == repr(theirs), name
+        same_value(ours, theirs, [vars(tracker.active_loop)])
+    tracker = DialogueStateTracker("c", domain.slots)
+    assert tracker.current_state()["active_loop"] == {}
+    assert dialogue_speedups.TRACKER_DATACLASSES.asdict(Inner([1])) == {"x": [1]}  # other dataclasses: Rasa's
+    assert dialogue_speedups.TRACKER_DATACLASSES.asdict(tracker_loop := dialogue_speedups.TrackerActiveLoop(
+        "f", False, False, {"a": [1]}), dict_factory=list) == dataclasses.asdict(tracker_loop, dict_factory=list)
+    plain = triggers["plain"]
+    assert dialogue_speedups._plain_copy(plain) == plain
+    for name in ("numpy", "tuple", "namedtuple", "dict subclass", "list subclass", "a key not a string",
+                 "dataclass", "set"):
+        with pytest.raises(dialogue_speedups._NotPlain):
+            dialogue_speedups._plain_copy(triggers[name])
 
 
 # --- copies of slots ------------------------------------------------------------------------
