@@ -45,7 +45,7 @@ os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 
 import requests  # noqa: E402
 
-from scripts.bench_visitors import Visitors  # noqa: E402
+from scripts.bench_visitors import Visitors, rasa_message  # noqa: E402
 from scripts.bench_stack import BenchStack  # noqa: E402
 
 TIMES: Dict[str, float] = defaultdict(float)
@@ -109,11 +109,7 @@ async def play(agent: Any, visitors: Visitors, count: int) -> int:
         sender = uuid.uuid4().hex
         last: List[Dict[str, Any]] = []
         for kind, value in script.steps:
-            text, metadata = value, {}
-            if kind == "press":
-                found = [b for m in last for b in m.get("buttons") or [] if b.get("title") == value]
-                if found:
-                    text, metadata = found[0]["payload"], {"display": value}
+            text, metadata = rasa_message(kind, value, last)
             out = CollectingOutputChannel()
             await agent.handle_message(UserMessage(text, out, sender, input_channel="rest", metadata=metadata))
             last = out.messages

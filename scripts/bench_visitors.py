@@ -342,6 +342,17 @@ class VisitorSession:
             return resp.status, await resp.json(content_type=None), ""
 
 
+def rasa_message(kind: str, value: str, last: List[Dict[str, Any]]) -> Tuple[str, Dict[str, Any]]:
+    """A script step as the text and metadata the web app sends Rasa, for players that call Rasa
+    in-process (scripts/bench_profile.py, tests): a pressed button's payload, shown as its title,
+    when one of ``last`` (Rasa's previous answers) offers it; the text otherwise."""
+    if kind == "press":
+        found = [b for m in last for b in m.get("buttons") or [] if b.get("title") == value]
+        if found:
+            return found[0]["payload"], {"display": value}
+    return value, {}
+
+
 async def run_visitor(visitor: VisitorSession, script: Script, result: LevelResult, deadline: float,
                       timeout_s: float) -> None:
     """Play one script until it ends or the level's window closes (between turns)."""

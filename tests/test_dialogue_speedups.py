@@ -691,17 +691,13 @@ async def play_visitors(agent, count: int, seed: int) -> List[str]:
     """The bench's visitors (scripts/bench_profile.py's way): their conversation ids."""
     from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
-    from scripts.bench_visitors import Visitors
+    from scripts.bench_visitors import Visitors, rasa_message
 
     visitors, senders = Visitors(seed=seed), []
     for _ in range(count):
         script, sender, last = visitors.next(), uuid.uuid4().hex, []
         for kind, value in script.steps:
-            text, metadata = value, {}
-            if kind == "press":
-                found = [b for m in last for b in m.get("buttons") or [] if b.get("title") == value]
-                if found:
-                    text, metadata = found[0]["payload"], {"display": value}
+            text, metadata = rasa_message(kind, value, last)
             out = CollectingOutputChannel()
             await agent.handle_message(UserMessage(text, out, sender, input_channel="rest", metadata=metadata))
             last = out.messages
@@ -713,7 +709,12 @@ def test_bench_visitors_give_rasas_states_and_predictions(agent, rule_keys_check
     domain = agent.processor.domain
 
     async def conversations() -> List[List[Event]]:
-        senders = await play_visitors(agent, 14, seed=11)
+        from clinic.action_endpoint import close_sessions
+
+        try:
+            senders = await play_visitors(agent, 14, seed=11)
+        finally:
+            await close_sessions()  # this loop's kept session to the action server
         found = []
         for sender in senders:
             tracker = await agent.tracker_store.retrieve_full_tracker(sender)

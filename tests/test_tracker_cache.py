@@ -18,7 +18,7 @@ from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
 from clinic import tracker_store as clinic_store
 from scripts.bench_stack import BenchStack
-from scripts.bench_visitors import Visitors
+from scripts.bench_visitors import Visitors, rasa_message
 from tests.conftest import MODEL
 
 
@@ -93,17 +93,16 @@ class Rasa:
         return turns
 
     def say(self, sender: str, kind: str, value: str, last: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        text, metadata = value, {}
-        if kind == "press":
-            found = [b for m in last for b in m.get("buttons") or [] if b.get("title") == value]
-            if found:
-                text, metadata = found[0]["payload"], {"display": value}
+        text, metadata = rasa_message(kind, value, last)
         out = CollectingOutputChannel()
         message = UserMessage(text, out, sender, input_channel="rest", metadata=metadata)
         self.loop.run_until_complete(self.agent.handle_message(message))
         return out.messages
 
     def close(self) -> None:
+        from clinic.action_endpoint import close_sessions
+
+        self.loop.run_until_complete(close_sessions())  # the loop's kept session to the action server
         self.stack.stop_all()
 
 
