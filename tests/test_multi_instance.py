@@ -17,12 +17,13 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 import requests
 
 from tests.scale_stack import Postgres, Redis, ScaleStack, missing_programs
+from tests.fake_rasa import FakeRasa
 from tests.stack import ROOT, free_port
 
 QUESTIONS = [
@@ -94,51 +95,6 @@ def test_the_scale_endpoints_name_the_shared_stores() -> None:
 
 
 # --- the web app's Rasa client with several servers -------------------------------
-
-
-class FakeRasa:
-    """A stand-in for one Rasa server's REST channel: answers with its name, or an error, or
-    (``drop`` times) closes the connection unanswered: before storing the turn in ``trackers``
-    (shared by the servers, as a tracker store is), or after when ``stored_then_drop``."""
-
-    def __init__(
-        self, name: str, status: int = 200, drop: int = 0,
-        trackers: Optional[Dict[str, List[Dict[str, Any]]]] = None, stored_then_drop: bool = False,
-    ) -> None:
-        self.name, self.status, self.drop, self.port = name, status, drop, free_port()
-        self.senders: List[str] = []
-        self.trackers = trackers if trackers is not None else {}
-        self.stored_then_drop = stored_then_drop
-
-    async def start(self) -> None:
-        from aiohttp import web
-
-        async def webhook(request: Any) -> Any:
-            body = await request.json()
-            self.senders.append(body["sender"])
-            turn = [{"event": "user", "text": body["message"], "metadata": body.get("metadata") or {}},
-                    {"event": "bot", "text": self.name}]
-            dropping = self.drop > 0
-            self.drop -= dropping
-            if not dropping or self.stored_then_drop:
-                self.trackers.setdefault(body["sender"], []).extend(turn)
-            if dropping:
-                request.transport.close()
-            return web.json_response([{"text": self.name}], status=self.status)
-
-        async def tracker(request: Any) -> Any:
-            return web.json_response({"events": self.trackers.get(request.match_info["sender"], [])})
-
-        app = web.Application()
-        app.router.add_post("/webhooks/rest/webhook", webhook)
-        app.router.add_get("/conversations/{sender}/tracker", tracker)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 def test_each_conversation_goes_to_one_server_and_to_another_when_it_is_down() -> None:

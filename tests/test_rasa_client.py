@@ -5,14 +5,14 @@ failover rules (servers that failed lately last, one retry on the next) hold all
 The failover itself is tested in test_multi_instance.py and test_faults.py."""
 
 import asyncio
-import socket
 import uuid
-from typing import Any, Dict, List
+from typing import List
 
 import pytest
-from aiohttp import web
 
 from clinic.rasa_client import SPREAD_MARGIN, RasaClient, RasaUnavailable
+from tests.fake_rasa import FakeRasa
+from tests.stack import free_port
 
 A, B, C = "http://a:5005", "http://b:5005", "http://c:5005"
 
@@ -69,43 +69,9 @@ def test_messages_without_a_conversation_go_round_by_turn_unless_one_is_clearly_
     assert [client.servers_for(None)[0] for _ in range(4)] == [B, B, B, B]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class SlowRasa:
-    """A REST webhook that answers each message after ``delay_s`` (its name as the reply), and
-    notes how many messages it held at once."""
-
-    def __init__(self, name: str, delay_s: float = 0.05, status: int = 200) -> None:
-        self.name, self.delay_s, self.status = name, delay_s, status
-        self.port = free_port()
-        self.senders: List[str] = []
-        self.holding = self.most_held = 0
-
-    async def start(self) -> None:
-        async def webhook(request: Any) -> Any:
-            body = await request.json()
-            self.senders.append(body["sender"])
-            self.holding += 1
-            self.most_held = max(self.most_held, self.holding)
-            try:
-                await asyncio.sleep(self.delay_s)
-            finally:
-                self.holding -= 1
-            return web.json_response([{"text": self.name}], status=self.status)
-
-        app = web.Application()
-        app.router.add_post("/webhooks/rest/webhook", webhook)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+def SlowRasa(name: str, delay_s: float = 0.05, status: int = 200) -> FakeRasa:
+    """A Rasa stand-in answering each message after ``delay_s`` (its name as the reply)."""
+    return FakeRasa(name, status=status, delay_s=delay_s)
 
 
 def test_ten_busy_conversations_hashed_to_one_server_are_spread_and_each_alone_stays_on_its_own() -> None:
