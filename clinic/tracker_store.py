@@ -45,6 +45,14 @@ would give:
   deletion or purge by the staff console, a restore from a backup all change the last row; ids
   may come again after a deletion, the data with them does not).
 
+When the last row has changed because another Rasa server took turns of the conversation (the web
+app moves a conversation to the less busy server), the kept tracker catches up instead: the rows
+from its last one on are read (one statement: the kept last row must come first, unchanged) and the
+events after it applied to the tracker as Rasa's read replays them, one after another. Not when
+they start a new session or hold an event Rasa's read would leave out (older than the session's
+start) or cannot read back: then the whole session is read. A replay of N events is the replay of
+the first N - k followed by the last k, so the tracker is then what the read gives.
+
 A kept tracker is handed out once: the turn that reads it changes it, and a turn that fails
 half-way leaves nothing behind (the next read is from the database). Trackers read from all
 sessions (``retrieve_full_tracker``) always come from the database. What this rests on: a
@@ -69,10 +77,11 @@ import json
 import math
 import re
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, NamedTuple, Optional, Text, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Text, Tuple
 
 import sqlalchemy as sa
 from rasa.core import tracker_store as rasa_tracker_store
+from rasa.shared.core import events as rasa_events
 from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
@@ -101,6 +110,8 @@ SESSION_EVENT_COUNT = f"SELECT count(*) {_CURRENT_SESSION}"
 ALL_EVENTS = "SELECT data FROM events WHERE sender_id = :sender_id ORDER BY id"
 # the conversation's last row (the index on sender_id holds the ids: no scan)
 LAST_EVENT = "SELECT id, data FROM events WHERE id = (SELECT max(id) FROM events WHERE sender_id = :sender_id)"
+# the conversation's rows from a given one on, in order (what a kept tracker lacks: another server's turns)
+ROWS_SINCE = "SELECT id, type_name, timestamp, data FROM events WHERE sender_id = :sender_id AND id >= :id ORDER BY id"
 INSERT_EVENT = ("INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data) "
                 "VALUES (:sender_id, :type_name, :timestamp, :intent_name, :action_name, :data)")
 
@@ -126,7 +137,7 @@ class SQLTrackerStore(rasa_tracker_store.SQLTrackerStore):
         self._sqlite = url.get_backend_name() == "sqlite"
         self._sql = {name: _for_driver(sql, self._sqlite) for name, sql in (
             ("session", SESSION_EVENTS), ("count", SESSION_EVENT_COUNT), ("all", ALL_EVENTS),
-            ("last", LAST_EVENT), ("insert", INSERT_EVENT))}
+            ("last", LAST_EVENT), ("since", ROWS_SINCE), ("insert", INSERT_EVENT))}
         self._known: "OrderedDict[Text, Known]" = OrderedDict()  # see the module's docstring
 
     @contextlib.contextmanager
@@ -155,13 +166,19 @@ class SQLTrackerStore(rasa_tracker_store.SQLTrackerStore):
                 return None
             return DialogueStateTracker.from_dict(sender_id, [json.loads(data) for data, in rows], self.domain.slots)
         known = self._known.pop(sender_id, None)
+        kept = known is not None and known.servable and known.last is not None and known.domain is self.domain \
+            and len(known.tracker.events) == known.events
         with self._cursor() as (connection, cursor):
-            if known is not None and known.servable and known.last is not None and known.domain is self.domain \
-                    and len(known.tracker.events) == known.events and self._last(cursor, params) == known.last:
-                tracker = known.tracker
-                tracker.model_id = tracker.assistant_id = None  # as read: the processor sets them
-                self._remember(sender_id, known._replace(servable=False))
-                return tracker
+            if kept:
+                last = self._last(cursor, params)
+                if last == known.last:  # nothing stored since this store's save
+                    return self._hand_out(sender_id, known.tracker, known.events, last)
+                if last is not None and last[0] > known.last[0]:  # rows added since: another server's turns
+                    cursor.execute(self._sql["since"], {"sender_id": sender_id, "id": known.last[0]})
+                    rows = cursor.fetchall()
+                    if _caught_up(known, rows):
+                        return self._hand_out(sender_id, known.tracker, known.events + len(rows) - 1,
+                                              (rows[-1][0], rows[-1][3]))
             if self._sqlite:  # one snapshot of the file: the session's events and the last row
                 cursor.execute("BEGIN")
             cursor.execute(self._sql["session"], params)
@@ -174,6 +191,12 @@ class SQLTrackerStore(rasa_tracker_store.SQLTrackerStore):
             return None
         tracker = DialogueStateTracker.from_dict(sender_id, [json.loads(data) for _, data in rows], self.domain.slots)
         self._remember(sender_id, Known(tracker, len(rows), last, self.domain, False))
+        return tracker
+
+    def _hand_out(self, sender_id: Text, tracker: DialogueStateTracker, events: int, last: tuple) -> DialogueStateTracker:
+        """``tracker``, kept, as a read gives it: remembered as read, to be handed out once."""
+        tracker.model_id = tracker.assistant_id = None  # as read: the processor sets them
+        self._remember(sender_id, Known(tracker, events, last, self.domain, False))
         return tracker
 
     async def save(self, tracker: DialogueStateTracker) -> None:
@@ -224,6 +247,28 @@ class SQLTrackerStore(rasa_tracker_store.SQLTrackerStore):
         self._known.move_to_end(sender_id)
         while len(self._known) > KEPT_TRACKERS:
             self._known.popitem(last=False)
+
+
+def _caught_up(known: Known, rows: List[tuple]) -> bool:
+    """Whether the kept tracker, with the events of ``rows`` after ``known.last`` (the
+    conversation's rows from that one on: id, type, timestamp, data) applied as Rasa replays them,
+    is what a read gives now; if so it has them. Not when the rows start a new session (or hold
+    one Rasa's read would leave out: older than the session's start), when the kept last row is not
+    the first of them (a deletion), or when an event cannot be read back."""
+    if len(rows) < 2 or (rows[0][0], rows[0][3]) != known.last:
+        return False
+    tracker, new = known.tracker, rows[1:]
+    start = next((e.timestamp for e in reversed(tracker.events) if type(e) is SessionStarted), None)
+    for _, type_name, timestamp, _ in new:
+        if type_name == SessionStarted.type_name or (
+                start is not None and not (timestamp is not None and timestamp >= start)):
+            return False
+    events = rasa_events.deserialise_events([json.loads(data) for *_, data in new])
+    if len(events) != len(new):
+        return False
+    for event in events:
+        tracker.update(event)
+    return True
 
 
 def _params(sender_id: Text) -> Dict[str, Any]:

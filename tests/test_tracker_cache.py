@@ -4,9 +4,11 @@ what a read of the database gives (Rasa's own ``SQLTrackerStore._retrieve`` on t
 with two Rasa servers taking turns on one conversation, and after a deletion."""
 
 import asyncio
+import json
 import shutil
 import sqlite3
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
@@ -14,6 +16,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import pytest
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.tracker_store import SQLTrackerStore as RasaSQLTrackerStore
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
+from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
 from clinic import tracker_store as clinic_store
@@ -119,12 +123,18 @@ def rasa(loop: asyncio.AbstractEventLoop) -> Iterator[Rasa]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def test_every_turn_of_the_bench_visitors_is_served_what_a_read_of_the_database_gives(rasa: Rasa, monkeypatch):
-    store = rasa.store
-    replays: List[str] = []  # conversations read from the database (events replayed into a tracker)
+@pytest.fixture
+def replays(monkeypatch) -> List[str]:
+    """The conversations read from the database (events replayed into a new tracker) meanwhile."""
+    seen: List[str] = []
     from_dict = DialogueStateTracker.from_dict.__func__
     monkeypatch.setattr(DialogueStateTracker, "from_dict",
-                        classmethod(lambda cls, sender, *a, **k: replays.append(sender) or from_dict(cls, sender, *a, **k)))
+                        classmethod(lambda cls, sender, *a, **k: seen.append(sender) or from_dict(cls, sender, *a, **k)))
+    return seen
+
+
+def test_every_turn_of_the_bench_visitors_is_served_what_a_read_of_the_database_gives(rasa: Rasa, replays):
+    store = rasa.store
     kept_before: Dict[str, DialogueStateTracker] = {}
     checked = served = 0
 
@@ -152,9 +162,15 @@ def test_every_turn_of_the_bench_visitors_is_served_what_a_read_of_the_database_
     assert checked == turns - 14 and served == turns - 28 and turns > 120
 
 
-def test_two_servers_taking_turns_on_one_conversation_each_read_what_the_other_saved(rasa: Rasa):
+@pytest.fixture
+def second(rasa: Rasa) -> Iterator[clinic_store.SQLTrackerStore]:
+    """Another Rasa server's store on the same file; Rasa saves with the first again afterwards."""
+    yield clinic_store.SQLTrackerStore(domain=rasa.store.domain, dialect="sqlite", db=rasa.store.engine.url.database)
+    rasa.use(rasa.store)
+
+
+def test_two_servers_taking_turns_on_one_conversation_each_catch_up_with_what_the_other_saved(rasa: Rasa, second, replays):
     first = rasa.store
-    second = clinic_store.SQLTrackerStore(domain=first.domain, dialect="sqlite", db=first.engine.url.database)
     stores = [first, second]
     kept: Dict[int, Any] = {}
 
@@ -164,16 +180,75 @@ def test_two_servers_taking_turns_on_one_conversation_each_read_what_the_other_s
             return
         known = stores[turn % 2]._known[sender]
         assert known.servable
-        if turn > 2:  # the other server's save came in between: this one read the file again
-            assert known.tracker is not kept[turn - 2]
+        if turn <= 2:  # the first turn each server kept: read from the file
+            assert sender in replays
+        else:  # the other server's turn came in between: its events applied to the kept tracker
+            assert known.tracker is kept[turn - 2] and sender not in replays
         kept[turn] = known.tracker
         assert_same_tracker(known.tracker, rasa.read(sender), rasa.agent.domain)
+        replays.clear()
 
-    try:
-        rasa.use(first)
-        assert rasa.play(2, after_turn, seed=11) > 10
-    finally:
-        rasa.use(first)
+    rasa.use(first)
+    assert rasa.play(3, after_turn, seed=11) > 15
+
+
+def new_session(rasa: Rasa, store: clinic_store.SQLTrackerStore, sender: str) -> None:
+    """Another server starts a new session of the conversation (as a visitor back after hours)."""
+    tracker = rasa.read(sender)
+    for event in (ActionExecuted(ACTION_SESSION_START_NAME), SessionStarted(), ActionExecuted(ACTION_LISTEN_NAME),
+                  UserUttered("hello again", {"name": "greet", "confidence": 1.0}), BotUttered("Welcome back")):
+        tracker.update(event)
+    rasa.loop.run_until_complete(store.save(tracker))
+
+
+def insert_row(rasa: Rasa, sender: str, type_name: str, data: Dict[str, Any]) -> None:
+    with sqlite3.connect(rasa.store.engine.url.database) as conn:
+        conn.execute("INSERT INTO events (sender_id, type_name, timestamp, data) VALUES (?, ?, ?, ?)",
+                     (sender, type_name, data["timestamp"], json.dumps(data)))
+
+
+def deleted_then_started_again(rasa: Rasa, store: clinic_store.SQLTrackerStore, sender: str) -> None:
+    with sqlite3.connect(rasa.store.engine.url.database) as conn:  # as the console's delete and purge do
+        conn.execute("DELETE FROM events WHERE sender_id = ?", (sender,))
+    rasa.use(store)
+    last = rasa.say(sender, "say", "hello", [])
+    rasa.say(sender, "say", "how much does it cost", last)
+
+
+def last_row(rasa: Rasa, sender: str) -> Any:
+    with rasa.store._cursor() as (_, cursor):
+        return rasa.store._last(cursor, clinic_store._params(sender))
+
+
+CHANGES = {  # what happens to a conversation after the first server's save: (change, caught up?)
+    "nothing": (lambda rasa, store, sender: None, True),
+    "another server's turn": (lambda rasa, store, sender: (rasa.use(store), rasa.say(sender, "say", "is it safe", [])), True),
+    "another server's new session": (new_session, False),
+    "a row Rasa's read skips (no event in it)": (
+        lambda rasa, store, sender: insert_row(rasa, sender, "slot", {"timestamp": time.time(), "name": "age"}), False),
+    "an event older than the session": (
+        lambda rasa, store, sender: insert_row(
+            rasa, sender, "slot", {"event": "slot", "timestamp": 1.0, "name": "age", "value": "40"}), False),
+    "deleted, then started again": (deleted_then_started_again, False),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_kept_tracker_catches_up_only_when_that_gives_what_a_read_gives(rasa: Rasa, second, replays, change: str):
+    sender = uuid.uuid4().hex
+    rasa.use(rasa.store)
+    last = rasa.say(sender, "say", "hello", [])
+    rasa.say(sender, "say", "what are your hours", last)
+    kept = rasa.store._known[sender].tracker
+    make_change, caught_up = CHANGES[change]
+    make_change(rasa, second, sender)
+    replays.clear()
+    tracker = rasa.loop.run_until_complete(rasa.store._retrieve(sender, False))  # the first server's next read
+    assert (tracker is kept and sender not in replays) == caught_up
+    assert sender in replays or tracker is kept
+    assert_same_tracker(tracker, rasa.read(sender), rasa.agent.domain)
+    known = rasa.store._known[sender]
+    assert known.tracker is tracker and not known.servable and known.last == last_row(rasa, sender)
 
 
 def test_a_conversation_deleted_by_the_console_starts_again_from_nothing(rasa: Rasa):

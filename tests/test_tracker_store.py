@@ -273,14 +273,18 @@ def test_a_turn_that_fails_half_way_leaves_nothing_behind(tmp_path):
     assert user_texts(run(store.retrieve("c-1"))) == ["one", "three"]
 
 
-def test_a_save_by_another_server_is_read_from_the_file(tmp_path):
+def test_a_kept_tracker_catches_up_with_another_servers_save(tmp_path):
     first, second = store_on(tmp_path / "tracker.db"), store_on(tmp_path / "tracker.db")
     kept = kept_after_two_turns(first)
     other = run(second.retrieve("c-1"))
     turn(other, "on the other server")
     run(second.save(other))
-    read = run(first.retrieve("c-1"))
-    assert read is not kept and user_texts(read) == ["one", "on the other server"]
+    read = run(first.retrieve("c-1"))  # the other server's events applied to the kept tracker
+    assert read is kept and user_texts(read) == ["one", "on the other server"]
+    assert read.get_slot("topic") == "on the other server"
+    turn(read, "back on the first")
+    run(first.save(read))
+    assert user_texts(run(second.retrieve("c-1"))) == ["one", "on the other server", "back on the first"]
 
 
 def test_a_conversation_deleted_meanwhile_is_read_as_gone(tmp_path):
