@@ -273,8 +273,13 @@ def test_a_turn_that_fails_half_way_leaves_nothing_behind(tmp_path):
     assert user_texts(run(store.retrieve("c-1"))) == ["one", "three"]
 
 
-def test_a_kept_tracker_catches_up_with_another_servers_save(tmp_path):
-    first, second = store_on(tmp_path / "tracker.db"), store_on(tmp_path / "tracker.db")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_kept_tracker_catches_up_with_another_servers_save(backend, tmp_path, request):
+    if backend == "sqlite":
+        first, second = store_on(tmp_path / "tracker.db"), store_on(tmp_path / "tracker.db")
+    else:
+        ours, _ = stores_to_compare(backend, tmp_path, request)
+        first, second = ours, clinic_store.SQLTrackerStore(domain=DOMAIN, host=str(ours.engine.url))
     kept = kept_after_two_turns(first)
     other = run(second.retrieve("c-1"))
     turn(other, "on the other server")
@@ -285,6 +290,7 @@ def test_a_kept_tracker_catches_up_with_another_servers_save(tmp_path):
     turn(read, "back on the first")
     run(first.save(read))
     assert user_texts(run(second.retrieve("c-1"))) == ["one", "on the other server", "back on the first"]
+    assert first._known["c-1"].tracker is read and second._known["c-1"].tracker is other  # caught up too
 
 
 def test_a_conversation_deleted_meanwhile_is_read_as_gone(tmp_path):
