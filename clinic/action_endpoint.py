@@ -1,5 +1,5 @@
 """The action server's endpoint in the Rasa server: one kept HTTP session per event loop, the
-body's JSON written by ujson and the domain's made once (README "Performance").
+body's JSON by clinic/action_body.py (README "Performance").
 
 Rasa 3.6 calls the action server for each custom action (``RemoteAction.run`` ->
 ``EndpointConfig.request``), and each call opens an aiohttp ``ClientSession`` (so a new TCP
@@ -19,49 +19,23 @@ connection) and writes the whole request body with ``json.dumps``: the tracker a
   connection (no DNS cache, as Rasa's session of one call); no cookies kept (a cookie the action
   server or a proxy sets is never sent back, as with Rasa's session of one call).
   ``close_sessions`` closes them: run when the Rasa server stops (clinic/rasa_speedups.py).
-- ``body_json``: the body's JSON written by ujson (``dumps``: the same data as ``json.dumps``
-  gives, once parsed), with the domain's JSON kept for the dict ``domain.as_dict()`` returns
-  (the last one seen: a new model's domain is a new dict).
+- the body's JSON is clinic/action_body.py's ``body_json`` (ujson, the events' and the domain's
+  JSON kept).
 """
 
 import asyncio
-import json
 import ssl
 import weakref
-from typing import Any, Dict, List, Optional, Text, Tuple
+from typing import Any, Dict, Optional, Text, Tuple
 
 import aiohttp
-import ujson
 from aiohttp.client_exceptions import ContentTypeError
 from rasa.core.constants import DEFAULT_REQUEST_TIMEOUT
 from rasa.utils.endpoints import ClientResponseError, EndpointConfig, concat_url
 
+from clinic.action_body import body_json
+
 KEEPALIVE_TIMEOUT_S = 2.0  # < Sanic's KEEP_ALIVE_TIMEOUT (5 s) on the action server
-
-_domain: List[Any] = [None, ""]  # the last domain dict seen and its JSON
-
-
-def dumps(value: Any) -> Text:
-    """The JSON of ``value`` by ujson (3x faster than ``json.dumps`` on a tracker; the same
-    data once parsed: no spaces, "/" written "\\/"); ``json.dumps`` when ujson fails, so that
-    what json cannot write fails as before (ujson also writes Decimals and objects with a
-    ``toDict`` or ``__json__`` method, which Rasa's tracker holds none of: its tracker store
-    writes the same events with ``json.dumps``)."""
-    try:
-        return ujson.dumps(value)
-    except Exception:  # noqa: BLE001 (json.dumps raises its own error, or writes it)
-        return json.dumps(value)
-
-
-def body_json(body: Any) -> Text:
-    """The body's JSON (``dumps``), the domain's part kept when it is the same dict."""
-    domain = body.get("domain") if type(body) is dict else None
-    if domain is None or not all(type(key) is str for key in body):
-        return dumps(body)
-    if domain is not _domain[0]:
-        _domain[:] = [domain, dumps(domain)]
-    parts = [f"{dumps(key)}:{_domain[1] if value is domain else dumps(value)}" for key, value in body.items()]
-    return "{" + ",".join(parts) + "}"
 
 
 class ActionEndpoint(EndpointConfig):

@@ -18,7 +18,7 @@ from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 from sanic import Sanic
 
 import clinic.tracker_store  # noqa: F401  (what Rasa imports: it installs the speed-ups)
-from clinic import action_endpoint, rasa_speedups
+from clinic import action_body, action_endpoint, rasa_speedups
 from tests.stack import free_port
 
 DOMAIN = Domain.load("domain")
@@ -45,11 +45,11 @@ def test_the_body_is_the_data_json_dumps_writes():
     full = body()
     assert full["domain"] is DOMAIN.as_dict()
     for _ in range(2):  # the second time with the domain's JSON kept
-        assert parsed(action_endpoint.body_json(full)) == parsed(json.dumps(full))
+        assert parsed(action_body.body_json(full)) == parsed(json.dumps(full))
     without = {k: v for k, v in full.items() if k != "domain"}
-    assert parsed(action_endpoint.body_json(without)) == parsed(json.dumps(without))
+    assert parsed(action_body.body_json(without)) == parsed(json.dumps(without))
     for other in ({}, [1, 2], "x", {1: "a", "domain": {}}, {"domain": None}, {"domain": {"x": [1.5, None]}}):
-        assert parsed(action_endpoint.body_json(other)) == parsed(json.dumps(other))
+        assert parsed(action_body.body_json(other)) == parsed(json.dumps(other))
 
 
 def test_values_are_written_as_json_dumps_writes_them():
@@ -60,27 +60,27 @@ def test_values_are_written_as_json_dumps_writes_them():
               "a/b <\\> \"q\" \x00\x1f\u2028 é’✓😀 \ud800", {"1": {"": [True, False, None, (1, 2)]}},
               {1: "int key", None: "none", True: "bool", 1.5: "float"}]
     for value in values:
-        assert parsed(action_endpoint.dumps(value)) == parsed(json.dumps(value)), value
+        assert parsed(action_body.dumps(value)) == parsed(json.dumps(value)), value
     for unwritable in (b"bytes", {1, 2}, object(), float.fromhex):  # fail as json.dumps fails
         with pytest.raises(TypeError) as theirs:
             json.dumps(unwritable)
         with pytest.raises(TypeError) as ours:
-            action_endpoint.dumps(unwritable)
+            action_body.dumps(unwritable)
         assert str(ours.value) == str(theirs.value)
 
 
 def test_the_domain_s_json_is_made_once_per_domain(monkeypatch):
     dumped: List[Any] = []
-    real = action_endpoint.ujson.dumps
-    monkeypatch.setattr(action_endpoint.ujson, "dumps", lambda o, *a, **k: dumped.append(o) or real(o, *a, **k))
-    action_endpoint.body_json(body())
+    real = action_body.ujson.dumps
+    monkeypatch.setattr(action_body.ujson, "dumps", lambda o, *a, **k: dumped.append(o) or real(o, *a, **k))
+    action_body.body_json(body())
     dumped.clear()
     for sent in (body(), body(), body()):
-        assert parsed(action_endpoint.body_json(sent)) == parsed(json.dumps(sent))
+        assert parsed(action_body.body_json(sent)) == parsed(json.dumps(sent))
     assert dumped and not any(o is DOMAIN.as_dict() for o in dumped)
     other = Domain.from_dict({**DOMAIN.as_dict(), "responses": {"utter_x": [{"text": "changed"}]}})
     sent = body(other)
-    assert parsed(action_endpoint.body_json(sent)) == parsed(json.dumps(sent))  # a new domain: its own JSON
+    assert parsed(action_body.body_json(sent)) == parsed(json.dumps(sent))  # a new domain: its own JSON
     assert any(o is other.as_dict() for o in dumped)
 
 
