@@ -171,16 +171,70 @@ def test_the_direct_forward_is_installed_in_the_models_spacy(spacy_ner):
     assert model._func is not ner_tok2vec._THINC_FORWARDS[model.id]
 
 
-def test_the_ner_token_vectors_are_thincs_to_the_last_bit(spacy_ner, texts):
-    model = spacy_ner._nlp.get_pipe("ner").model.layers[0]
+def _vectors_differing(nlp: Any, direct: Any, texts: List[str]) -> List[str]:
+    """The texts whose token vectors from ``direct`` are not thinc's to the last bit."""
+    model = nlp.get_pipe("ner").model.layers[0]
     thinc = ner_tok2vec._THINC_FORWARDS[model.id]
+    docs = [nlp.make_doc(text) for text in texts]
+    return [doc.text for doc in docs if len(doc) and not ner_tok2vec._same(direct(doc), thinc(model, [doc], False)[0])]
+
+
+def test_the_ner_token_vectors_are_thincs_to_the_last_bit(spacy_ner, texts):
+    """Every text, embeddings computed (first order) or from the cache (the second, shuffled),
+    and through the model as spaCy calls it."""
+    nlp = spacy_ner._nlp
+    model = nlp.get_pipe("ner").model.layers[0]
     direct = ner_tok2vec.Tok2VecForward.of(model)
-    for n, text in enumerate(texts):
-        doc = spacy_ner._nlp.make_doc(text)
-        expected = thinc(model, [doc], is_train=False)[0]
-        assert ner_tok2vec._same(direct(doc), expected), text
-        if n % 10 == 0:  # and through the model, as spaCy calls it
-            assert ner_tok2vec._same(model.predict([doc]), expected), text
+    shuffled = texts[:]
+    random.Random(5).shuffle(shuffled)
+    assert _vectors_differing(nlp, direct, texts) == []
+    assert _vectors_differing(nlp, direct, shuffled) == []
+    assert 1000 < len(direct.cache) < len(texts) * 3  # a token's embedding computed once
+    thinc = ner_tok2vec._THINC_FORWARDS[model.id]
+    for text in texts[::10]:
+        doc = nlp.make_doc(text)
+        if len(doc):
+            assert ner_tok2vec._same(model.predict([doc]), thinc(model, [doc], is_train=False)[0]), text
+
+
+def test_a_full_or_too_small_embedding_cache_gives_the_same_vectors(spacy_ner, texts, monkeypatch):
+    """A cache of 6 embeddings: forgotten and refilled again and again, and too small for a
+    message of more distinct tokens (computed without it)."""
+    nlp = spacy_ner._nlp
+    monkeypatch.setattr(ner_tok2vec.Tok2VecForward, "CACHE_SIZE", 6)
+    direct = ner_tok2vec.Tok2VecForward.of(nlp.get_pipe("ner").model.layers[0])
+    sample = texts[::9]
+    lengths = [len({t.text for t in nlp.make_doc(text)}) for text in sample]
+    assert max(lengths) > 6 and sum(lengths) > 60
+    for text in sample:
+        assert _vectors_differing(nlp, direct, [text]) == [], text
+        assert len(direct.cache) <= 6
+
+
+def test_a_changed_bit_in_a_cached_embedding_is_told_apart(spacy_ner):
+    """The comparison can fail: one cached float one step away gives other vectors."""
+    nlp = spacy_ner._nlp
+    direct = ner_tok2vec.Tok2VecForward.of(nlp.get_pipe("ner").model.layers[0])
+    text = "I'm Jane Example from Austin, Texas."
+    assert _vectors_differing(nlp, direct, [text]) == []
+    row = direct.cache.rows[tuple(nlp.make_doc(text).to_array(direct.columns)[3].tolist())]
+    direct.cache.matrix[row, 7] = np.nextafter(direct.cache.matrix[row, 7], np.float32(np.inf))
+    assert _vectors_differing(nlp, direct, [text]) == [text]
+
+
+def test_other_token_vectors_would_change_the_entities(spacy_ner, texts, monkeypatch):
+    """The entity comparisons can fail: vectors a little off change some entities."""
+    original = ner_tok2vec.Tok2VecForward.__call__
+    noise = np.random.default_rng(0)
+
+    def off(self: Any, doc: Any) -> Any:
+        vectors = original(self, doc)
+        return vectors + noise.normal(0, 0.3, vectors.shape).astype(vectors.dtype)
+
+    sample = [text for text in texts[:1500] if spacy_ner._ner_entities(text)]
+    expected = [spacy_ner._ner_entities(text) for text in sample]
+    monkeypatch.setattr(ner_tok2vec.Tok2VecForward, "__call__", off)
+    assert [spacy_ner._ner_entities(text) for text in sample] != expected
 
 
 def test_batches_and_training_keep_thincs_forward(spacy_ner):

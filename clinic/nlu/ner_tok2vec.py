@@ -1,22 +1,32 @@
 """The token vectors of en_core_web_sm's NER for one doc, without thinc's layer machinery.
 
 spaCy's NER (a transition-based parser) first turns the doc into token vectors with its own
-tok2vec: hash embeddings of four token attributes, a maxout mixing layer, four convolution
-blocks (window, maxout, layer norm, residual), then a linear projection. Run through thinc's
-``Model`` objects that is about 60 layer calls (chains, ``with_array``, ``concatenate``,
-parameter and dimension look-ups) for a message of eight tokens: about 0.3 ms of the 1.1 ms
-the network takes, the rest being the arithmetic.
+tok2vec: hash embeddings of four token attributes mixed by a maxout layer and a layer norm,
+four convolution blocks (window, maxout, layer norm, residual), then a linear projection. Run
+through thinc's ``Model`` objects that is about 60 layer calls (chains, ``with_array``,
+``concatenate``, parameter and dimension look-ups) for a message of eight tokens.
 
-``install(ner)`` gives the NER's tok2vec model a forward function computing the same arrays
-with the same thinc/numpy operations, in the same order, on arrays of the same shapes
-(including the padding thinc puts around a sequence for the convolutions), so the vectors
-are bit for bit the ones thinc computes. It does so only for a model of exactly this
-architecture (checked layer by layer) whose vectors it reproduces on a few probe texts; any
-other model, a batch of several docs, an empty doc or training keeps thinc's own forward.
-tests/test_nlu_equivalence.py compares both on all the project's texts.
+``install(ner)`` gives the NER's tok2vec model a forward function computing the same floats
+with the same numpy/BLAS operations, minus the work whose result is thrown away or known:
+
+- a token's mixed embedding depends only on its four attribute ids: it is kept in a bounded
+  cache keyed by those ids (never the text) and computed only for ids not seen before;
+- thinc runs each convolution block on every row of the padded sequence, but the tokens'
+  final vectors depend only on the rows their remaining windows reach, so each block runs on
+  those rows (fewer rows each block; the last one on the tokens alone);
+- numpy's ``mean``/``var`` of the layer norm are spelled out as the ufunc calls they make.
+
+Every row of a BLAS product, a maxout or a layer norm depends only on that row's inputs
+(checked: the same floats whatever rows are computed together), so the vectors are bit for
+bit the ones thinc computes. It is installed only for a model of exactly this architecture
+(checked layer by layer) whose vectors it reproduces on a few probe texts; any other model, a
+batch of several docs, an empty doc or training keeps thinc's own forward. The weights are
+read once: it is for prediction only. tests/test_nlu_equivalence.py compares both on all the
+project's texts, in two orders.
 """
 
 import logging
+import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -58,17 +68,75 @@ class _LayerNorm:
     def __init__(self, layer: Any) -> None:
         self.G, self.b = layer.get_param("G"), layer.get_param("b")
 
-    def __call__(self, X: Any) -> Any:  # thinc.layers.layernorm.forward and its helpers
-        mu = X.mean(axis=1, keepdims=True)
-        var = X.var(axis=1, keepdims=True) + 1e-08
-        Xhat = (X - mu) * var ** (-1.0 / 2.0)
-        Y = Xhat * self.G
-        Y += self.b
-        return Y
+    def __call__(self, X: Any) -> Any:
+        """thinc.layers.layernorm.forward, with numpy's ``X.mean`` and ``X.var`` (axis 1)
+        spelled out: the same ufunc calls on the same values (the mean computed once, not
+        again inside ``var``), so the same floats."""
+        count = np.intp(X.shape[1])
+        mu = np.add.reduce(X, axis=1, keepdims=True)
+        np.true_divide(mu, count, out=mu, casting="unsafe")
+        Xhat = X - mu
+        var = np.multiply(Xhat, Xhat)
+        var = np.add.reduce(var, axis=1, keepdims=True)
+        np.true_divide(var, count, out=var, casting="unsafe")
+        var += 1e-08
+        Xhat *= var ** (-1.0 / 2.0)
+        Xhat *= self.G
+        Xhat += self.b
+        return Xhat
+
+
+class _EmbedCache:
+    """The mixed embeddings of token feature tuples (NORM, PREFIX, SUFFIX, SHAPE ids) seen
+    before, as rows of one matrix: at most ``size`` of them, all forgotten when full. A
+    tuple's embedding depends on the tuple alone (and the weights, which prediction does
+    not change), so a cached row is the row thinc would compute."""
+
+    def __init__(self, width: int, size: int) -> None:
+        self.matrix = np.empty((size, width), dtype="float32")
+        self.rows: Dict[Tuple[int, ...], int] = {}
+        self.lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take(self, keys: List[Tuple[int, ...]], embed: Callable[[List[int]], Any], out: Any) -> bool:
+        """The embeddings of ``keys`` into ``out``, those missing made by ``embed(their
+        positions in keys)`` and kept; False if the message alone has more distinct keys
+        than the cache holds (``out`` untouched)."""
+        with self.lock:
+            rows = self.rows
+            found = [rows.get(key) for key in keys]
+            if None in found:
+                size = self.matrix.shape[0]
+                missing = _first_positions(keys, found)
+                if len(rows) + len(missing) > size:  # forget all, keep this message's
+                    missing = _first_positions(keys, [None] * len(keys))
+                    if len(missing) > size:
+                        return False
+                    rows.clear()
+                first = len(rows)
+                self.matrix[first:first + len(missing)] = embed(list(missing.values()))
+                for row, key in enumerate(missing, first):
+                    rows[key] = row
+                found = [rows[key] for key in keys]
+            np.take(self.matrix, found, axis=0, out=out, mode="clip")
+            return True
+
+
+def _first_positions(keys: List[Tuple[int, ...]], found: List[Optional[int]]) -> Dict[Tuple[int, ...], int]:
+    """Each key not found, with its first position."""
+    positions: Dict[Tuple[int, ...], int] = {}
+    for i, (key, row) in enumerate(zip(keys, found)):
+        if row is None and key not in positions:
+            positions[key] = i
+    return positions
 
 
 class Tok2VecForward:
     """The forward pass of one model of the known architecture (``None`` from ``of`` else)."""
+
+    CACHE_SIZE = 16384  # token feature tuples (rows of 96 floats: 6 MB)
 
     def __init__(self, model: Any) -> None:
         tok2vec, list2array, linear = model.layers
@@ -88,6 +156,8 @@ class Tok2VecForward:
             window, maxout, norm, _ = _leaves(residual.layers[0])
             self.blocks.append((window.attrs["window_size"], _Maxout(maxout), _LayerNorm(norm)))
         self.W, self.b = linear.get_param("W"), linear.get_param("b")
+        self.width = self.mix[0].n_out
+        self.cache = _EmbedCache(self.width, self.CACHE_SIZE)
 
     @classmethod
     def of(cls, model: Any) -> Optional["Tok2VecForward"]:
@@ -111,26 +181,47 @@ class Tok2VecForward:
         except (ValueError, AttributeError, KeyError):
             return None
 
-    def __call__(self, doc: Any) -> Any:
-        """The vectors of ``doc``'s tokens: ``model.predict([doc])`` (for a doc of one token
-        or more)."""
+    def embed(self, features: Any) -> Any:
+        """The mixed embeddings of rows of token features: with_array(concatenate(ints_getitem
+        >> HashEmbed, ...)) >> with_array(maxout >> layernorm >> dropout). Each row's result
+        depends on that row only (the same floats whichever rows are computed together)."""
         ops = self.ops
-        # extract_features, list2ragged
-        X = ops.flatten([ops.asarray2i(doc.to_array(self.columns), dtype="uint64")])
-        # with_array(concatenate(ints_getitem >> HashEmbed, ...))
         vectors = []
         for index, table, seed in self.tables:
-            keys = ops.hash(ops.as_contig(X[index], dtype="uint64"), seed) % table.shape[0]
+            keys = ops.hash(ops.as_contig(features[index], dtype="uint64"), seed) % table.shape[0]
             vectors.append(ops.gather_add(table, keys))
         maxout, norm = self.mix
-        X = norm(maxout(ops.xp.hstack(vectors)))  # with_array(maxout >> layernorm >> dropout)
-        n = X.shape[0]
-        # ragged2list, with_array(residual(expand_window >> maxout >> layernorm >> dropout) x 4, pad)
-        X = ops.flatten([X], pad=self.pad)
+        return norm(maxout(ops.xp.hstack(vectors)))
+
+    def __call__(self, doc: Any) -> Any:
+        """The vectors of ``doc``'s tokens: ``model.predict([doc])`` (for a doc of one token
+        or more).
+
+        thinc pads the sequence with ``pad`` zero rows on each side and runs every
+        convolution block on all its rows (each row reading the ``window`` rows on each side
+        of it, zeros beyond the ends). The tokens' vectors after the last block depend only
+        on the rows within the windows still to come, so each block is computed on those
+        rows only: the same floats for the rows that matter."""
+        ops, pad, width = self.ops, self.pad, self.width
+        n = len(doc)
+        features = ops.asarray2i(doc.to_array(self.columns), dtype="uint64")
+        margin = max(window for window, _, _ in self.blocks)
+        # the padded sequence, with ``margin`` more zero rows on each side (seq2col's zeros)
+        rows = np.zeros((n + 2 * (pad + margin), width), dtype="float32")
+        first, last = margin, margin + n + 2 * pad  # the padded sequence's rows
+        tokens = slice(first + pad, first + pad + n)
+        keys = list(map(tuple, features.tolist()))
+        if not self.cache.take(keys, lambda positions: self.embed(features[positions]), rows[tokens]):
+            rows[tokens] = self.embed(features)
+        reach = sum(window for window, _, _ in self.blocks)  # how far the blocks still see
         for window, maxout, norm in self.blocks:
-            X = X + norm(maxout(ops.seq2col(X, window)))
-        X = ops.flatten([X[self.pad:self.pad + n]])  # unflatten (the padding dropped), list2array
-        Y = ops.gemm(X, self.W, trans2=True)  # linear
+            reach -= window
+            lo, hi = max(first, tokens.start - reach), min(last, tokens.stop + reach)
+            # seq2col: each row with the ``window`` rows before and after it
+            columns = np.ndarray((hi - lo, (2 * window + 1) * width), rows.dtype, rows,
+                                 (lo - window) * rows.strides[0], rows.strides)  # a view (rows overlap)
+            rows[lo:hi] += norm(maxout(np.ascontiguousarray(columns)))
+        Y = ops.gemm(rows[tokens], self.W, trans2=True)  # list2array >> linear
         Y += self.b
         return Y
 
@@ -148,7 +239,7 @@ def install(nlp: Any, pipe: str = "ner") -> bool:
     if forward is None:
         logger.info("%s: its tok2vec is not the known architecture; thinc's forward kept", pipe)
         return False
-    probes = [nlp.make_doc(text) for text in PROBES]
+    probes = [nlp.make_doc(text) for text in PROBES] * 2  # the second time from the cache
     if not all(_same(forward(doc), thinc_forward(model, [doc], is_train=False)[0]) for doc in probes):
         logger.warning("%s: the direct tok2vec forward differs from thinc's; thinc's kept", pipe)
         return False
