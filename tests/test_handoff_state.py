@@ -1,0 +1,156 @@
+"""The visitor's handoff state of every turn (``clinic.handoff.visitor_state``: one statement on
+the database driver's own cursor) gives what the two SQLAlchemy reads it replaced gave, on SQLite
+and on PostgreSQL, for tables of every kind of row; and how it reads (never waiting for a
+writer on SQLite, reconnected after a PostgreSQL restart)."""
+
+import datetime as dt
+import random
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+from sqlalchemy import bindparam, insert, or_, select
+
+from clinic import db, handoff
+from clinic.db import handoff_requests
+from clinic.handoff import ACTIVE, LIVE, LIVE_KIND, WAITING
+
+STATUSES = ("waiting", "live", "handed_back", "closed", "cancelled", "new", "in_progress")
+KINDS = ("live", "live", "live", "callback", None)
+
+
+# --- the reads it replaced (clinic/handoff.py before), the reference ------------------------
+
+_ACTIVE_STATE = (
+    select(handoff_requests.c.id, handoff_requests.c.status, handoff_requests.c.staff_name, handoff_requests.c.version)
+    .where(
+        handoff_requests.c.conversation_id == bindparam("conversation_id"),
+        handoff_requests.c.kind == LIVE_KIND,
+        or_(*(handoff_requests.c.status == status for status in ACTIVE)),
+    )
+    .order_by(handoff_requests.c.id.desc())
+    .limit(1)
+)
+_QUEUE_IDS = (
+    select(handoff_requests.c.id)
+    .where(handoff_requests.c.kind == LIVE_KIND, handoff_requests.c.status == WAITING)
+    .order_by(handoff_requests.c.urgent.desc(), handoff_requests.c.created_at, handoff_requests.c.id)
+)
+
+
+def reference_state(engine: Any, conversation_id: str) -> Dict[str, Any]:
+    with engine.begin() as conn:
+        found = conn.execute(_ACTIVE_STATE, {"conversation_id": conversation_id}).first()
+        if found is None:
+            return {"mode": "assistant", "agent": None, "position": None, "version": 0}
+        row = dict(found._mapping)
+        if row["status"] == LIVE:
+            return {"mode": "person", "agent": row["staff_name"], "position": None, "version": row["version"], "request": row["id"]}
+        ids = [r.id for r in conn.execute(_QUEUE_IDS)]
+    return {"mode": "waiting", "agent": None, "position": ids.index(row["id"]) + 1, "version": row["version"], "request": row["id"]}
+
+
+# --- tables of every kind of row ---------------------------------------------------------------
+
+
+def random_rows(seed: int, count: int) -> List[Dict[str, Any]]:
+    """Rows as the web app, the action server and the console leave them, and more: several
+    requests per conversation (ended ones, and now and then two active ones), callbacks, rows of
+    before live chat (kind NULL), urgent ones, and creation times shared by several rows."""
+    rng = random.Random(seed)
+    base = dt.datetime(2026, 11, 27, 9, 0, 0, 123456)
+    times = [base + dt.timedelta(seconds=rng.randrange(0, 40), microseconds=rng.choice((0, 1, 500000))) for _ in range(12)]
+    rows = []
+    for _ in range(count):
+        status = rng.choice(STATUSES)
+        rows.append({
+            "conversation_id": f"c{rng.randrange(25)}", "reason": rng.choice(("visitor_request", "crisis")),
+            "urgent": rng.random() < 0.3, "status": status, "created_at": rng.choice(times),
+            "kind": rng.choice(KINDS), "staff_id": 3 if status == LIVE else None,
+            "staff_name": rng.choice(("Dana", "Lee", None)) if status in (LIVE, "handed_back", "closed") else None,
+            "version": rng.randrange(0, 9),
+        })
+    return rows
+
+
+def assert_same_states(engine: Any, seeds: range, count: int) -> None:
+    modes = set()
+    for seed in seeds:
+        with engine.begin() as conn:
+            conn.execute(handoff_requests.delete())
+            conn.execute(insert(handoff_requests), random_rows(seed, count))
+        for cid in [f"c{n}" for n in range(25)] + ["nobody", "", "c1' OR 1=1 --"]:
+            state = handoff.visitor_state(engine, cid)
+            assert state == reference_state(engine, cid), (seed, cid)
+            modes.add(state["mode"])
+    assert modes == {"assistant", "waiting", "person"}  # each kind of answer was compared
+
+
+@pytest.fixture
+def engine(clinic_env: Path) -> Any:
+    from clinic.settings import get_settings
+
+    return db.get_engine(get_settings().clinic_db_url)
+
+
+def test_the_state_on_sqlite_is_what_the_two_reads_gave(engine: Any) -> None:
+    assert_same_states(engine, range(40), 60)
+
+
+def test_the_state_of_a_queue_of_one_and_of_none(engine: Any) -> None:
+    assert handoff.visitor_state(engine, "a") == reference_state(engine, "a")
+    row = handoff.request_live(engine, "a", "visitor_request", False)
+    assert handoff.visitor_state(engine, "a") == reference_state(engine, "a") == {
+        "mode": "waiting", "agent": None, "position": 1, "version": 1, "request": row["id"]}
+
+
+def test_a_sqlite_read_never_waits_for_a_writer_and_sees_what_is_committed(engine: Any, clinic_env: Path) -> None:
+    """Why the web app reads the SQLite state on its event loop (clinic.web.live_chat): in WAL
+    mode a reader does not wait for the lock another process's write holds (with the busy timeout
+    of 15 s, a wait would show as a 15 s stall, then "database is locked")."""
+    row = handoff.request_live(engine, "w", "visitor_request", False)
+    writer = sqlite3.connect(str(clinic_env / "var" / "clinic.db"), isolation_level=None)
+    try:
+        writer.execute("BEGIN EXCLUSIVE")  # the write lock, with a change not committed yet
+        writer.execute("UPDATE handoff_requests SET status = 'live', staff_name = 'Dana', version = 2")
+        writer.execute("PRAGMA busy_timeout = 0")
+        for _ in range(3):
+            assert handoff.visitor_state(engine, "w") == {
+                "mode": "waiting", "agent": None, "position": 1, "version": 1, "request": row["id"]}
+        writer.execute("COMMIT")
+    finally:
+        writer.close()
+    assert handoff.visitor_state(engine, "w")["mode"] == "person"
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_engine(postgres: Any) -> Any:
+    import psycopg2
+
+    name = "t" + uuid.uuid4().hex[:10]
+    conn = psycopg2.connect(host="127.0.0.1", port=postgres.port, user="clinic", dbname="postgres")
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE DATABASE {name}")
+    conn.close()
+    engine = db.get_engine(postgres.url.rsplit("/", 1)[0] + "/" + name)
+    yield engine
+    engine.dispose()
+    db.get_engine.cache_clear()
+
+
+def test_the_state_on_postgresql_is_what_the_two_reads_gave(pg_engine: Any) -> None:
+    assert_same_states(pg_engine, range(15), 60)
+
+
+def test_the_state_is_read_after_postgresql_restarts(pg_engine: Any, postgres: Any) -> None:
+    row = handoff.request_live(pg_engine, "p", "visitor_request", True)
+    assert handoff.visitor_state(pg_engine, "p")["request"] == row["id"]  # a connection is pooled now
+    postgres.stop()  # the pooled connection is dead now
+    postgres.start()
+    assert handoff.visitor_state(pg_engine, "p") == {
+        "mode": "waiting", "agent": None, "position": 1, "version": 1, "request": row["id"]}
