@@ -230,8 +230,8 @@ def rasa_command(port: int, endpoints: Path) -> List[str]:
 
 
 def actions_command(port: int) -> List[str]:
-    """The action server (on loopback through SANIC_HOST in the environment)."""
-    return [str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(port),
+    """The action server (on loopback through SANIC_HOST in the environment; ``clinic.action_launch``)."""
+    return [sys.executable, "-m", "clinic.action_launch", "--actions", "actions", "--port", str(port),
             "--logging-config-file", str(ROOT / "settings" / "logging.yml")]
 
 
