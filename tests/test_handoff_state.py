@@ -3,9 +3,11 @@ the database driver's own cursor) gives what the two SQLAlchemy reads it replace
 and on PostgreSQL, for tables of every kind of row; and how it reads (never waiting for a
 writer on SQLite, reconnected after a PostgreSQL restart)."""
 
+import asyncio
 import datetime as dt
 import random
 import sqlite3
+import threading
 import uuid
 from pathlib import Path
 from typing import Any, Dict, List
@@ -154,3 +156,44 @@ def test_the_state_is_read_after_postgresql_restarts(pg_engine: Any, postgres: A
     postgres.start()
     assert handoff.visitor_state(pg_engine, "p") == {
         "mode": "waiting", "agent": None, "position": 1, "version": 1, "request": row["id"]}
+
+
+def test_the_web_apps_state_read_on_postgresql_leaves_the_event_loop_free(pg_engine: Any, postgres: Any) -> None:
+    """clinic.web.live_chat reads the state on PostgreSQL in a worker thread: while the read waits
+    (here for a lock another session holds), the event loop goes on serving others."""
+    import psycopg2
+
+    from clinic.web import live_chat
+
+    row = handoff.request_live(pg_engine, "p", "visitor_request", False)
+    locker = psycopg2.connect(pg_engine.url.render_as_string(hide_password=False).replace("postgresql://", "postgres://"))
+    locker.cursor().execute("LOCK TABLE handoff_requests IN ACCESS EXCLUSIVE MODE")
+    release = threading.Timer(2.0, locker.rollback)  # a read on the loop itself would block it till then
+
+    async def read_while_ticking() -> Any:
+        ticks = 0
+        read = asyncio.ensure_future(live_chat.full_state(pg_engine, "p"))
+        while not read.done():
+            await asyncio.sleep(0.02)
+            ticks += 1
+        return ticks, read.result()
+
+    release.start()
+    try:
+        ticks, state = asyncio.run(read_while_ticking())
+    finally:
+        release.join()
+        locker.close()
+    assert state == {"mode": "waiting", "agent": None, "position": 1, "version": 1, "request": row["id"]}
+    assert ticks >= 20
+
+
+def test_the_web_apps_state_read_is_the_handoff_state_on_both_databases(engine: Any, pg_engine: Any) -> None:
+    from clinic.web import live_chat
+
+    for each in (engine, pg_engine):
+        handoff.request_live(each, "a", "visitor_request", False)
+        handoff.change(each, handoff.request_live(each, "b", "crisis", True)["id"], "claim", WAITING, 4, "Lee")
+        for cid in ("a", "b", "c", None):
+            expected = handoff.visitor_state(each, cid) if cid else live_chat.ASSISTANT
+            assert asyncio.run(live_chat.full_state(each, cid)) == expected
