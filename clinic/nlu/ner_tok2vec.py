@@ -60,7 +60,7 @@ class _Maxout:
     def __call__(self, X: Any) -> Any:  # thinc.layers.maxout.forward
         Y = self.ops.gemm(X, self.W, trans2=True)
         Y += self.b
-        best, _ = self.ops.maxout(self.ops.reshape3f(Y, Y.shape[0], self.n_out, self.pieces))
+        best, _ = self.ops.maxout(Y.reshape((Y.shape[0], self.n_out, self.pieces)))
         return best
 
 
@@ -80,7 +80,7 @@ class _LayerNorm:
         var = np.add.reduce(var, axis=1, keepdims=True)
         np.true_divide(var, count, out=var, casting="unsafe")
         var += 1e-08
-        Xhat *= var ** (-1.0 / 2.0)
+        Xhat *= np.power(var, -1.0 / 2.0, out=var)  # what ``var ** (-1.0 / 2.0)`` calls
         Xhat *= self.G
         Xhat += self.b
         return Xhat
