@@ -31,7 +31,7 @@ so here each event's dict and JSON are kept and used again while the event is un
 import json
 import weakref
 from operator import attrgetter, is_
-from typing import Any, Callable, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text
 
 import rasa
 import ujson
@@ -58,29 +58,31 @@ def dumps(value: Any) -> Text:
 # --- each event's dict and JSON, kept ---------------------------------------------------------
 
 
-class _Kept:
-    """An event's dict and JSON (None until written), and its attributes when they were made."""
+class _Kept(weakref.ref):
+    """A weak reference to an event with its dict and JSON (None until written) and its
+    attributes when they were made; it leaves the table when the event goes."""
 
-    __slots__ = ("ref", "values", "size", "data", "json")
+    __slots__ = ("key", "values", "size", "data", "json")
 
-    def __init__(self, event: Event, callback: Callable[[Any], None]) -> None:
-        self.ref = weakref.ref(event, callback)
+    def __new__(cls, event: Event) -> "_Kept":
+        return super().__new__(cls, event, _forget)
+
+    def __init__(self, event: Event) -> None:
+        super().__init__(event, _forget)
+        self.key = id(event)
         self.values = tuple(event.__dict__.values())
         self.size = len(self.values)
         self.data: Dict[Text, Any] = event.as_dict()
         self.json: Optional[Text] = None
 
 
-# by ``id()`` of the event (events compare by content, so they are no dict keys); an entry goes
-# when its event does
+# by ``id()`` of the event (events compare by content, so they are no dict keys)
 _kept: Dict[int, _Kept] = {}
 
 
-def _forget(key: int) -> Callable[[Any], None]:
-    def forget(_ref: Any) -> None:
-        _kept.pop(key, None)
-
-    return forget
+def _forget(entry: Any) -> None:
+    if _kept.get(entry.key) is entry:
+        del _kept[entry.key]
 
 
 def entries(events: Any, latest: Optional[Event]) -> List[_Kept]:
@@ -95,11 +97,11 @@ def entries(events: Any, latest: Optional[Event]) -> List[_Kept]:
         if (
             entry is None
             or event is latest
-            or entry.ref() is not event
+            or entry() is not event
             or len(values) != entry.size
             or not all(map(is_, values, entry.values))
         ):
-            entry = _kept[key] = _Kept(event, _forget(key))
+            entry = _kept[key] = _Kept(event)
         found.append(entry)
     return found
 

@@ -143,7 +143,10 @@ class ActionEndpoint(EndpointConfig):
             kept = clients[id(self)] = (self, {}, {})
         _, by_address, heads = kept
         key = (url, tuple(params.items()), tuple(headers.items()))
-        found = heads.get(key)
+        try:
+            found = heads.get(key)
+        except TypeError:  # a value that is no dict key (a list of query values, ...)
+            return None
         if found is None:
             found = heads[key] = self._head(url, params, headers)
         if found is False:
