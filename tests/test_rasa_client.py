@@ -6,7 +6,7 @@ The failover itself is tested in test_multi_instance.py and test_faults.py."""
 
 import asyncio
 import uuid
-from typing import List
+from typing import Any, Dict, List
 
 import pytest
 
@@ -135,5 +135,183 @@ def test_the_count_in_flight_comes_back_to_zero_after_errors_and_a_moved_message
             await c.close()
         for server in (failing, slow, ok):
             await server.runner.cleanup()
+
+    asyncio.run(main())
+
+
+# --- the HTTP calls: the lean client (clinic.action_client) sends what aiohttp's session sent ---
+
+
+class RecordingServer:
+    """A bare HTTP/1.1 server: notes each request (request line, Content-Type, body) and answers
+    200 with ``body`` as ``content_type``, on a kept connection."""
+
+    def __init__(self) -> None:
+        self.requests: List[tuple] = []
+        self.body = b'{"events": [{"event": "user"}]}'
+        self.content_type = b"application/json"
+        self.port = free_port()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+                body = await reader.readexactly(int(headers.get("content-length", 0)))
+                self.requests.append((lines[0], headers.get("content-type"), body))
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: " + self.content_type
+                             + b"\r\nContent-Length: %d\r\n\r\n" % len(self.body) + self.body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def stop(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def aiohttp_call(base_url: str, method: str, path: str, body: Any, params: Dict[str, str]) -> Any:
+    """The call as clinic.rasa_client made it through aiohttp's session (the reference)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, f"{base_url}{path}", json=body, params=params) as resp:
+            return await resp.json()
+
+
+CALLS = [
+    ("POST", "/webhooks/rest/webhook", {"sender": "3f9a", "message": "Is it safe with my \u00e9 meds? \"yes\" / no",
+                                        "metadata": {"message_id": "m-1", "display": "Yes \u2714"}}, {}),
+    ("GET", "/conversations/3f9a/tracker", None, {"include_events": "ALL"}),
+    ("GET", "/conversations/a b\u00fc+%41/tracker", None, {"include_events": "ALL"}),
+    ("POST", "/conversations/3f9a/tracker/events", [{"event": "pause", "timestamp": 1.5}], {"include_events": "NONE"}),
+    ("POST", "/model/parse", {"text": "I need help now \U0001f622"}, {}),
+]
+
+
+def test_the_requests_rasa_gets_are_those_aiohttps_session_sent() -> None:
+    async def main() -> None:
+        server = RecordingServer()
+        await server.start()
+        client = RasaClient(server.url, token="t0k/en+=&?x")
+        for method, path, body, params in CALLS:
+            with_token = {**params, "token": client.token} if not path.startswith("/webhooks/") else params
+            expected = await aiohttp_call(server.url, method, path, body, with_token)
+            assert await client._call_one(server.url, method, path, body, params) == expected
+        sent = server.requests
+        assert len(sent) == 2 * len(CALLS)
+        for reference, lean in zip(sent[0::2], sent[1::2]):
+            assert lean[0] == reference[0]  # method, path and query as aiohttp encoded them
+            assert lean[2] == reference[2]  # the body's bytes
+            assert (lean[1] == "application/json") == (reference[1] == "application/json")
+        assert client.in_flight == {server.url: 0}
+        await client.close()
+        await server.stop()
+
+    asyncio.run(main())
+
+
+def test_an_answer_that_is_not_json_or_malformed_is_rasa_unavailable() -> None:
+    async def main() -> None:
+        server = RecordingServer()
+        await server.start()
+        client = RasaClient(server.url)
+        server.content_type = b"text/html"
+        with pytest.raises(RasaUnavailable):
+            await client.events("c")
+        server.content_type = b"application/json"
+        server.body = b""  # an empty JSON answer: None, as aiohttp's json()
+        assert await client.events("c") == []
+        await client.close()
+        await server.stop()
+
+        async def garbling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTX/9 abc\r\n\r\n")  # not HTTP
+            await writer.drain()
+
+        garbled = await asyncio.start_server(garbling, "127.0.0.1", server.port)
+        other = RasaClient(server.url)
+        with pytest.raises(RasaUnavailable) as raised:
+            await other.events("c")
+        assert not isinstance(raised.value.__cause__, asyncio.TimeoutError)
+        await other.close()
+        garbled.close()
+        await garbled.wait_closed()
+
+    asyncio.run(main())
+
+
+def test_a_kept_connection_the_server_closed_is_replaced_without_a_failover() -> None:
+    async def main() -> None:
+        a, b = FakeRasa("a"), FakeRasa("b")
+        for server in (a, b):
+            await server.start()
+        client = RasaClient(f"{a.url},{b.url}")
+        cid = owned_by(client, a.url, 1)[0]
+        assert (await client.send(cid, "hi"))[0]["text"] == "a"  # a connection is kept now
+        await a.runner.cleanup()  # the server restarts: the kept connection is closed
+        again = FakeRasa("a again")
+        again.port = a.port
+        await again.start()
+        assert (await client.send(cid, "hi"))[0]["text"] == "a again"
+        assert client._down_until == {} and b.senders == []
+        await client.close()
+        for server in (again, b):
+            await server.runner.cleanup()
+
+    asyncio.run(main())
+
+
+def test_a_server_that_closes_each_connection_at_once_is_left_for_the_next() -> None:
+    """As a load balancer with no server behind it: closed before the request went out, a
+    connection error (aiohttp's ServerDisconnectedError), so the next server gets the message."""
+    async def main() -> None:
+        other = FakeRasa("other")
+        await other.start()
+        closing = await asyncio.start_server(lambda _r, w: w.close(), "127.0.0.1", free_port())
+        closer = f"http://127.0.0.1:{closing.sockets[0].getsockname()[1]}"
+        client = RasaClient(f"{closer},{other.url}", timeout_s=5)
+        for cid in owned_by(client, closer, 3):
+            assert (await client.send(cid, "hi", {"message_id": "m1"}))[0]["text"] == "other"
+        assert client._down_until.get(closer, 0) > 0
+        await client.close()
+        closing.close()
+        await other.runner.cleanup()
+
+    asyncio.run(main())
+
+
+def test_a_server_that_does_not_take_the_connection_in_time_is_left_for_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection not made within connect_timeout_s: a connection error (aiohttp's
+    ServerTimeoutError), so the next server is asked whether it has the message, then sent it."""
+    async def main() -> None:
+        other = FakeRasa("other")
+        await other.start()
+        black_hole = free_port()
+        create_connection = asyncio.get_running_loop().create_connection
+
+        async def hanging(*args: Any, **kwargs: Any) -> Any:
+            if args[2] == black_hole:
+                await asyncio.sleep(3600)
+            return await create_connection(*args, **kwargs)
+
+        monkeypatch.setattr(asyncio.get_running_loop(), "create_connection", hanging)
+        hole = f"http://127.0.0.1:{black_hole}"
+        client = RasaClient(f"{hole},{other.url}", connect_timeout_s=0.3)
+        cid = owned_by(client, hole, 1)[0]
+        assert (await client.send(cid, "hi", {"message_id": "m1"}))[0]["text"] == "other"
+        assert other.senders == [cid] and client._down_until.get(hole, 0) > 0
+        assert client.in_flight == {hole: 0, other.url: 0}
+        await client.close()
+        await other.runner.cleanup()
 
     asyncio.run(main())
