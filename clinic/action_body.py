@@ -20,8 +20,10 @@ so here each event's dict and JSON are kept and used again while the event is un
   attribute) of any other event would not be seen: Rasa makes none (its other in-place changes
   are to deep copies, or to parse data before the event is made). The dicts in the body are
   shared between calls, as read-only as the event's own parse data Rasa's dicts share: Rasa only
-  sends them.
-- ``body_json``: the JSON of a body (what ``ActionEndpoint`` sends: aiohttp's ``json_serialize``):
+  sends them. The entries are weak references to their events, by ``id()`` (events compare by
+  content): one goes when its event does; a copy of an event is a new object, written anew.
+- ``body_json``: the JSON of a body (what ``ActionEndpoint`` sends, by its lean client or as
+  aiohttp's ``json_serialize``):
   for an ``ActionCall`` whose events are still the dicts it was made with, the events' kept JSON
   joined, the rest by ``dumps``; the domain's JSON kept for the dict ``domain.as_dict()`` returns
   (the last one seen: a new model's domain is a new dict). Anything else by ``dumps``. The same
