@@ -33,7 +33,7 @@ so here each event's dict and JSON are kept and used again while the event is un
 import json
 import weakref
 from operator import attrgetter, is_
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 import rasa
 import ujson
@@ -66,16 +66,22 @@ class _Kept(weakref.ref):
 
     __slots__ = ("key", "values", "size", "data", "json")
 
-    def __new__(cls, event: Event) -> "_Kept":
-        return super().__new__(cls, event, _forget)
+    key: int
+    values: Tuple[Any, ...]
+    size: int
+    data: Dict[Text, Any]
+    json: Optional[Text]
 
-    def __init__(self, event: Event) -> None:
-        super().__init__(event, _forget)
-        self.key = id(event)
-        self.values = tuple(event.__dict__.values())
-        self.size = len(self.values)
-        self.data: Dict[Text, Any] = event.as_dict()
-        self.json: Optional[Text] = None
+
+def _made(event: Event, key: int) -> _Kept:
+    """A new entry for the event (its dict made now, its JSON when first written)."""
+    entry = _Kept(event, _forget)
+    entry.key = key
+    entry.values = values = tuple(event.__dict__.values())
+    entry.size = len(values)
+    entry.data = event.as_dict()
+    entry.json = None
+    return entry
 
 
 # by ``id()`` of the event (events compare by content, so they are no dict keys)
@@ -103,7 +109,7 @@ def entries(events: Any, latest: Optional[Event]) -> List[_Kept]:
             or len(values) != entry.size
             or not all(map(is_, values, entry.values))
         ):
-            entry = _kept[key] = _Kept(event)
+            entry = _kept[key] = _made(event, key)
         found.append(entry)
     return found
 
