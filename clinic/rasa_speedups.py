@@ -38,7 +38,7 @@ from rasa.shared.utils.common import all_subclasses
 from rasa.utils.endpoints import EndpointConfig
 from sanic import Sanic
 
-from clinic import action_endpoint, dialogue_speedups, graph_runner
+from clinic import action_body, action_endpoint, dialogue_speedups, graph_runner
 
 _rasa_resolve_by_type = events.Event.resolve_by_type
 _event_classes: Optional[Dict[Text, Type[events.Event]]] = None
@@ -197,3 +197,4 @@ def install() -> None:
         Sanic._server_event = _server_event  # type: ignore[assignment]
     graph_runner.install()
     dialogue_speedups.install()
+    action_body.install()
