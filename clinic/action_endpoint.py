@@ -8,7 +8,7 @@ connection) and writes the whole request body with ``json.dumps``: the tracker a
 ``Domain.as_dict`` returns the dict the domain was built with) when the action reads it. Here:
 
 - ``ActionEndpoint``: Rasa's ``EndpointConfig`` whose ``request`` sends what Rasa's actions send
-  (a POST of JSON over plain HTTP, no compression) with clinic/action_client.py's lean client
+  (a POST of JSON over plain HTTP, no compression) with clinic/keepalive_client.py's lean client
   (the very bytes aiohttp sends, its answers read as aiohttp reads them: ~0.3 ms of CPU less a
   call), one per endpoint, host and event loop, and anything else through one aiohttp session per
   event loop, kept (clinic/rasa_speedups.py gives it to every ``RemoteAction``). Same request
@@ -40,7 +40,7 @@ from rasa.utils.endpoints import ClientResponseError, EndpointConfig, concat_url
 from yarl import URL
 
 from clinic.action_body import body_json
-from clinic.action_client import ActionClient, head_for
+from clinic.keepalive_client import KeepAliveClient, head_for
 
 KEEPALIVE_TIMEOUT_S = 2.0  # < Sanic's KEEP_ALIVE_TIMEOUT (5 s) on the action server
 
@@ -129,8 +129,8 @@ class ActionEndpoint(EndpointConfig):
                 return None
 
     def lean(self, method: Text, url: Text, headers: Dict[Text, Any], params: Dict[Text, Any],
-             content_type: Optional[Text], compress: bool, kwargs: Dict[Text, Any]) -> Optional[Tuple[ActionClient, bytes]]:
-        """This event loop's ``ActionClient`` for the request and its head, when the request is
+             content_type: Optional[Text], compress: bool, kwargs: Dict[Text, Any]) -> Optional[Tuple[KeepAliveClient, bytes]]:
+        """This event loop's ``KeepAliveClient`` for the request and its head, when the request is
         what Rasa's actions send (a POST of JSON over plain HTTP, nothing more); else None (the
         aiohttp session sends it)."""
         if (method.lower() != "post" or not content_type or compress or self.cafile
@@ -154,7 +154,7 @@ class ActionEndpoint(EndpointConfig):
         head, address = found
         client = by_address.get(address)
         if client is None:
-            client = by_address[address] = ActionClient(address[0], address[1], KEEPALIVE_TIMEOUT_S)
+            client = by_address[address] = KeepAliveClient(address[0], address[1], KEEPALIVE_TIMEOUT_S)
         client.keepalive_s = KEEPALIVE_TIMEOUT_S
         return client, head
 
@@ -183,7 +183,7 @@ class ActionEndpoint(EndpointConfig):
 
 # this event loop's lean clients and request heads, by ``id()`` of their endpoint: (the endpoint,
 # clients by host and port, heads by URL, query and headers)
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dict[int, Tuple[ActionEndpoint, Dict[Any, ActionClient], Dict[Any, Any]]]]" = (
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dict[int, Tuple[ActionEndpoint, Dict[Any, KeepAliveClient], Dict[Any, Any]]]]" = (
     weakref.WeakKeyDictionary()
 )
 

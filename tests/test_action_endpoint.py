@@ -259,7 +259,7 @@ def test_the_sessions_are_closed_when_the_rasa_server_stops(loop, server):
     assert run(loop, ours.request(json={}, method="post", timeout=10))  # a new one if asked again
 
 
-# --- the lean client (clinic/action_client.py) against a raw HTTP server: what aiohttp sends and reads
+# --- the lean client (clinic/keepalive_client.py) against a raw HTTP server: what aiohttp sends and reads
 
 
 class RawServer:

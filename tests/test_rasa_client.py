@@ -139,7 +139,7 @@ def test_the_count_in_flight_comes_back_to_zero_after_errors_and_a_moved_message
     asyncio.run(main())
 
 
-# --- the HTTP calls: the lean client (clinic.action_client) sends what aiohttp's session sent ---
+# --- the HTTP calls: the lean client (clinic.keepalive_client) sends what aiohttp's session sent ---
 
 
 class RecordingServer:

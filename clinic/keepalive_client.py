@@ -1,9 +1,11 @@
-"""A lean HTTP/1.1 keep-alive client for the action server's POSTs (README "Performance").
+"""A lean HTTP/1.1 keep-alive client: the Rasa server's POSTs to the action server
+(clinic/action_endpoint.py) and the web app's calls to Rasa (clinic/rasa_client.py, which makes
+its connections within a connect timeout); README "Performance".
 
 aiohttp's client spends ~0.3 ms of CPU on each call of the action server (its request and
 response objects, helpers, the payload writer), several times what the exchange needs: a
 request head that is the same every call but for its length, the body, and a short answer.
-``ActionClient`` sends the very bytes aiohttp's ``ClientSession`` sends for Rasa's
+``KeepAliveClient`` sends the very bytes aiohttp's ``ClientSession`` sends for Rasa's
 ``EndpointConfig.request`` (the same request line and query, headers in the same order:
 ``Host``, the session's and the request's headers, ``Accept``, ``Accept-Encoding``,
 ``User-Agent``, basic auth, ``Content-Length``; ``head_for`` makes it once per endpoint) and reads
@@ -152,6 +154,9 @@ class Connection(asyncio.Protocol):
         self.waiter = asyncio.get_running_loop().create_future()
         self._head = None
         self._until_close = False
+        if not self.open:  # the server closed it before the request went out (as a balancer with
+            self.waiter.set_exception(aiohttp.ServerDisconnectedError())  # nothing behind does): at once
+            return self.waiter
         assert self.transport is not None
         self.transport.write(data)
         return self.waiter
@@ -286,7 +291,7 @@ def _expire(waiter: "asyncio.Future[Any]") -> None:
         waiter.set_exception(asyncio.TimeoutError())
 
 
-class ActionClient:
+class KeepAliveClient:
     """Keep-alive connections to one host and port, for POSTs of a ready head and body."""
 
     def __init__(self, host: str, port: int, keepalive_s: float) -> None:
