@@ -1,14 +1,16 @@
 """`make bench`: the whole stack under load from simulated visitors (prints figures, writes JSON).
 
 For each configuration (the clinic's model, then one trained with Rasa's stock `rasa init`
-configuration unless --no-stock), in a fresh temporary folder:
+configuration unless --no-stock), in a fresh temporary folder, one after the other:
 
-1. starts the action server, the web app and the staff console, then the Rasa server, and
-   times the Rasa server from start to its first answer to /model/parse (ready, with the
-   model loaded);
+1. starts the action server, the web app and the staff console, then the Rasa servers, and
+   times the Rasa servers from start to their first answer to /model/parse (ready, with the
+   model loaded); the other config's stack, when up, waits idle;
 2. warms up (not counted), then runs a closed loop of simulated visitors at each
    concurrency (1, 10, 50) for a fixed time: each visitor a fresh conversation through
-   POST /api/chat, as the widget sends it (scripts/bench_visitors.py);
+   POST /api/chat, as the widget sends it (scripts/bench_visitors.py). Concurrency 10, the
+   level of the targets and of the ratio, runs in windows (4 a config by default), the two
+   configs taking turns in ABBA order: the machine's drift over minutes falls on both alike;
 3. reports per level: turns per second, p50/p95/p99 latency per turn, errors, script
    deviations, CPU per turn of each process, and the peak resident memory of each process
    (with children) and of the whole stack at once (scripts/bench_procs.py).
@@ -17,7 +19,7 @@ Then prints the ratio of throughputs at concurrency 10 and the targets, and writ
 everything to results/bench/bench-<time>.json (and results/bench/latest.json).
 
     PYTHONPATH=. .venv/bin/python scripts/bench.py [--no-stock] [--levels 1,10,50]
-        [--duration 60] [--warmup 15] [--keep] [--rasa-servers 2] [--profile-rasa]
+        [--duration 60] [--warmup 15] [--windows 4] [--keep] [--rasa-servers 2] [--profile-rasa]
 """
 
 import argparse
@@ -32,7 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import requests
 
@@ -41,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from scripts import bench_models  # noqa: E402
 from scripts.bench_procs import CpuMeter, Sampler  # noqa: E402
-from scripts.bench_visitors import Visitors, run_level, summarize  # noqa: E402
+from scripts.bench_visitors import LevelResult, Visitors, run_level, summarize  # noqa: E402
 from scripts.bench_stack import BenchStack  # noqa: E402
 
 RESULTS = ROOT / "results" / "bench"
@@ -50,6 +52,7 @@ TARGETS = {"p95_ms_at_10": 250.0, "turns_per_s_at_10": 60.0, "ratio_to_stock_at_
 # added to the test stack's environment: simulated visitors all come from one address
 STACK_ENV = {"RATE_LIMIT_MESSAGES": "off", "RATE_LIMIT_NEW_VISITORS": "off"}
 PROCESSES = ("rasa", "actions", "web", "console")
+RATIO_LEVEL = 10  # the concurrency of the targets and of the ratio to the stock config
 
 
 def shown(path: Path) -> str:
@@ -76,22 +79,31 @@ def wait_for(check, proc: subprocess.Popen, what: str, timeout_s: float, interva
         time.sleep(interval_s)
 
 
-def run_config(name: str, model: Path, args: argparse.Namespace) -> Dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-    profile = RESULTS / f"rasa-server-{name}-{dt.datetime.now():%Y%m%d-%H%M%S}.prof" if args.profile_rasa else None
-    if profile is not None:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-    stack = BenchStack(workdir, model, STACK_ENV, rasa_profile=profile, rasa_servers=args.rasa_servers)
-    processes = (*stack.rasa_urls, *PROCESSES[1:])
-    log(f"\n== {name}: {shown(model)} (stack in {workdir})")
-    result: Dict[str, Any] = {"config": name, "model": shown(model), "levels": []}
-    sampler = None
-    failed = True
-    try:
-        # the processes of `make run` that visitors' turns touch (the console too: staff use it
-        # meanwhile, reading the tracker store's SQLite file); the Rasa server last, alone, for
-        # its time to ready
-        # (one after the other: the web app and the console both create the clinic DB's tables)
+class ConfigRun:
+    """One configuration's stack (in a fresh temporary folder), started, measured window by
+    window, and stopped; ``result`` holds its figures."""
+
+    def __init__(self, name: str, model: Path, args: argparse.Namespace) -> None:
+        self.name, self.model, self.args = name, model, args
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+        self.profile = RESULTS / f"rasa-server-{name}-{dt.datetime.now():%Y%m%d-%H%M%S}.prof" if args.profile_rasa else None
+        if self.profile is not None:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+        self.stack = BenchStack(self.workdir, model, STACK_ENV, rasa_profile=self.profile,
+                                rasa_servers=args.rasa_servers)
+        self.processes = (*self.stack.rasa_urls, *PROCESSES[1:])
+        self.result: Dict[str, Any] = {"config": name, "model": shown(model), "levels": []}
+        self.sampler: Any = None
+        self.visitors = Visitors(seed=args.seed)
+        self.failed = True  # until every level ran and was recorded
+
+    def start(self) -> None:
+        """The processes of `make run` that visitors' turns touch (the console too: staff use it
+        meanwhile, reading the tracker store's SQLite file), one after the other (the web app and
+        the console both create the clinic DB's tables); the Rasa servers last, for their time to
+        ready."""
+        stack = self.stack
+        log(f"\n== {self.name}: {shown(self.model)} (stack in {self.workdir})")
         checks = {
             "actions": f"http://127.0.0.1:{stack.actions_port}/health",
             "web": f"{stack.web_url}/health",
@@ -103,57 +115,103 @@ def run_config(name: str, model: Path, args: argparse.Namespace) -> Dict[str, An
         started = time.monotonic()
         for server in stack.rasa_urls:
             stack.start(server)
-        sampler = Sampler({n: stack.procs[n].pid for n in processes}).start()
+        self.sampler = Sampler({n: stack.procs[n].pid for n in self.processes}).start()
         for server, url in stack.rasa_urls.items():
             wait_for(lambda: requests.post(f"{url}/model/parse", json={"text": "hello"}, params=stack.api_params,
                                            timeout=10).ok, stack.procs[server], f"Rasa server {server}", 300)
         ready_s = time.monotonic() - started  # started together: until the last one answers
-        result["rasa_ready_s"] = round(ready_s, 2)
-        result["rasa_servers"] = len(stack.rasa_urls)
+        self.result["rasa_ready_s"] = round(ready_s, 2)
+        self.result["rasa_servers"] = len(stack.rasa_urls)
         log(f"Rasa server{'s' if len(stack.rasa_urls) > 1 else ''} ready {ready_s:.1f} s after start")
 
-        visitors = Visitors(seed=args.seed)
-        if args.warmup > 0:
-            warm = asyncio.run(run_level(stack.web_url, Visitors(seed=args.seed + 1), 4, args.warmup))
-            log(f"warm-up: {len(warm.turns)} turns in {args.warmup:.0f} s (not counted)")
-        pids = {n: stack.procs[n].pid for n in processes}
-        for concurrency in args.levels:
-            meter = CpuMeter(pids)
-            level = asyncio.run(run_level(stack.web_url, visitors, concurrency, args.duration))
-            cpu = meter.stop()
-            waited = meter.waited()
-            machine = meter.machine()
-            summary = summarize(level)
-            wall = cpu.pop("_wall")
-            ok_turns = max(1, summary["turns"] - summary["errors"])
-            summary["cpu_ms_per_turn"] = {k: round(v * 1000 / ok_turns, 1) for k, v in cpu.items()}
-            summary["cpu_busy"] = {k: round(v / wall, 2) for k, v in cpu.items()}  # cores in use on average
-            # share of the level's time each main thread was ready to run but had no CPU
-            summary["runqueue_wait"] = {k: round(v / wall, 2) for k, v in waited.items()}
-            # cores busy on the whole machine (the stack, the load generator and anything else) and
-            # stolen by the hypervisor: more than the stack's own use means other work ran meanwhile
-            summary["machine_cores"] = {**machine, "stack_and_load": round(sum(cpu.values()) / wall, 2)}
-            result["levels"].append(summary)
-            log(f"  c={concurrency:<3} {summary['turns_per_s']:7.1f} turns/s  p50 {summary['p50_ms']:7.1f}  "
-                f"p95 {summary['p95_ms']:7.1f}  p99 {summary['p99_ms']:7.1f} ms  errors {summary['errors']}  "
-                f"deviations {summary['deviations']}  referrals {summary['referrals']}")
-        sampler.stop()
-        result["memory"] = sampler.report()
-        db = stack.var_dir / "tracker.db"
-        result["tracker_db_mb"] = round(db.stat().st_size / 2**20, 1) if db.exists() else None
-        result["tracker_db_journal_mode"] = journal_mode(db)
-        failed = False
-    finally:
-        if sampler is not None:
-            sampler.stop()
-        stack.stop_all()
-        if profile is not None:
-            log(f"Rasa server profile: {shown(profile) if profile.exists() else 'not written'}")
-        if args.keep or failed:
-            log(f"kept {workdir} (the processes' logs are there)")
+    def warm_up(self) -> None:
+        if self.args.warmup > 0:
+            warm = asyncio.run(run_level(self.stack.web_url, Visitors(seed=self.args.seed + 1), 4, self.args.warmup))
+            log(f"{self.name} warm-up: {len(warm.turns)} turns in {self.args.warmup:.0f} s (not counted)")
+
+    def window(self, concurrency: int, duration_s: float) -> Tuple[LevelResult, Dict[str, Any]]:
+        """The closed loop for ``duration_s``, and the CPU each process used meanwhile."""
+        meter = CpuMeter({n: self.stack.procs[n].pid for n in self.processes})
+        level = asyncio.run(run_level(self.stack.web_url, self.visitors, concurrency, duration_s))
+        cpu = meter.stop()
+        return level, {"cpu": cpu, "waited": meter.waited(), "machine": meter.machine()}
+
+    def add_level(self, windows: List[Tuple[LevelResult, Dict[str, Any]]]) -> None:
+        """A level's figures from its windows (one, or several taken turn about with another config)."""
+        level = merged([w for w, _ in windows])
+        cpu = {k: sum(m["cpu"][k] for _, m in windows) for k in windows[0][1]["cpu"]}
+        waited = {k: sum(m["waited"][k] for _, m in windows) for k in windows[0][1]["waited"]}
+        wall = cpu.pop("_wall")
+        machine = {k: round(sum(m["machine"][k] * m["cpu"]["_wall"] for _, m in windows) / wall, 2)
+                   for k in windows[0][1]["machine"]}
+        summary = summarize(level)
+        summary["windows"] = len(windows)
+        ok_turns = max(1, summary["turns"] - summary["errors"])
+        summary["cpu_ms_per_turn"] = {k: round(v * 1000 / ok_turns, 1) for k, v in cpu.items()}
+        summary["cpu_busy"] = {k: round(v / wall, 2) for k, v in cpu.items()}  # cores in use on average
+        # share of the level's time each main thread was ready to run but had no CPU
+        summary["runqueue_wait"] = {k: round(v / wall, 2) for k, v in waited.items()}
+        # cores busy on the whole machine (the stack, the load generator and anything else) and
+        # stolen by the hypervisor: more than the stack's own use means other work ran meanwhile
+        summary["machine_cores"] = {**machine, "stack_and_load": round(sum(cpu.values()) / wall, 2)}
+        self.result["levels"].append(summary)
+        log(f"  {self.name:<7} c={level.concurrency:<3} {summary['turns_per_s']:7.1f} turns/s  p50 {summary['p50_ms']:7.1f}  "
+            f"p95 {summary['p95_ms']:7.1f}  p99 {summary['p99_ms']:7.1f} ms  errors {summary['errors']}  "
+            f"deviations {summary['deviations']}  referrals {summary['referrals']}"
+            + (f"  ({len(windows)} windows)" if len(windows) > 1 else ""))
+
+    def finish(self, completed: bool) -> None:
+        """Memory and the tracker store's file (when every level ran), then the stack stopped; its
+        folder kept when something failed (the processes' logs) or with --keep."""
+        try:
+            if completed:
+                self.sampler.stop()
+                self.result["memory"] = self.sampler.report()
+                db = self.stack.var_dir / "tracker.db"
+                self.result["tracker_db_mb"] = round(db.stat().st_size / 2**20, 1) if db.exists() else None
+                self.result["tracker_db_journal_mode"] = journal_mode(db)
+                self.failed = False
+        finally:
+            if self.sampler is not None:
+                self.sampler.stop()
+            self.stack.stop_all()
+            if self.profile is not None:
+                log(f"Rasa server profile: {shown(self.profile) if self.profile.exists() else 'not written'}")
+            if self.args.keep or self.failed:
+                log(f"kept {self.workdir} (the processes' logs are there)")
+            else:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def merged(levels: List[LevelResult]) -> LevelResult:
+    """Windows of one level as one: their turns and counts together, their durations added."""
+    out = LevelResult(levels[0].concurrency, sum(lv.duration_s for lv in levels))
+    for lv in levels:
+        out.turns.extend(lv.turns)
+        for name in ("late_turns", "visitors_started", "visitors_finished", "referrals",
+                     "prescreens_without_referral", "deviations"):
+            setattr(out, name, getattr(out, name) + getattr(lv, name))
+        out.deviation_samples.extend(lv.deviation_samples)
+        out.error_samples.extend(lv.error_samples)
+    out.deviation_samples, out.error_samples = out.deviation_samples[:10], out.error_samples[:10]
+    return out
+
+
+def run_levels(runs: List[ConfigRun], args: argparse.Namespace) -> None:
+    """Each level for each config; the ratio's level (concurrency 10) in ``args.windows`` windows a
+    config, taken turn about in ABBA order (clinic, stock, stock, clinic, ...): the two configs then
+    share the machine's drift over minutes, which otherwise falls on one and not the other."""
+    for concurrency in args.levels:
+        if len(runs) > 1 and concurrency == RATIO_LEVEL and args.windows > 1:
+            windows: Dict[str, list] = {run.name: [] for run in runs}
+            for n in range(args.windows):
+                for run in (runs if n % 2 == 0 else runs[::-1]):
+                    windows[run.name].append(run.window(concurrency, args.duration / args.windows))
+            for run in runs:
+                run.add_level(windows[run.name])
         else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return result
+            for run in runs:
+                run.add_level([run.window(concurrency, args.duration)])
 
 
 def journal_mode(path: Path) -> Any:
@@ -259,6 +317,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=60, help="seconds per level (default 60)")
     parser.add_argument("--warmup", type=float, default=15, help="seconds of warm-up, not counted (default 15)")
     parser.add_argument("--seed", type=int, default=7, help="visitor scripts seed")
+    parser.add_argument("--windows", type=int, default=4,
+                        help="concurrency 10 in this many windows a config, taken turn about with the stock "
+                             "config (default 4; 1: one after the other)")
     parser.add_argument("--model", type=Path, default=bench_models.CLINIC_MODEL,
                         help="the clinic model (default models/clinic.tar.gz)")
     parser.add_argument("--keep", action="store_true", help="keep the stacks' temporary folders (logs, DBs)")
@@ -282,7 +343,19 @@ def main() -> int:
     configs = [("clinic", args.model.resolve())]
     if not args.no_stock:
         configs.append(("stock", bench_models.ensure_stock_model(log)))
-    results = [run_config(name, model, args) for name, model in configs]
+    runs = [ConfigRun(name, model, args) for name, model in configs]
+    completed = False
+    try:
+        for run in runs:  # one after the other: each Rasa's time to ready alone
+            run.start()
+        for run in runs:
+            run.warm_up()
+        run_levels(runs, args)
+        completed = True
+    finally:
+        for run in runs:
+            run.finish(completed)
+    results = [run.result for run in runs]
     report = print_report(results)
     info.update(report, results=results, total_s=round(time.time() - started, 1))
 
