@@ -17,6 +17,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import uuid
 import sys
 import time
 from dataclasses import dataclass, field
@@ -135,6 +136,17 @@ class Postgres:
                     cur.execute(f"CREATE DATABASE {DB_NAME}")
         finally:
             conn.close()
+
+    def new_database(self) -> str:
+        """A new empty database on this server (a random name), and its URL."""
+        import psycopg2
+
+        name = "t" + uuid.uuid4().hex[:10]
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="clinic", dbname="postgres")
+        conn.autocommit = True
+        conn.cursor().execute(f"CREATE DATABASE {name}")
+        conn.close()
+        return self.url.rsplit("/", 1)[0] + "/" + name
 
     def stop(self) -> None:
         """A fast shutdown: open connections are ended (what a restart does to the clients)."""

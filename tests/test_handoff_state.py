@@ -8,7 +8,6 @@ import datetime as dt
 import random
 import sqlite3
 import threading
-import uuid
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -132,14 +131,7 @@ def test_a_sqlite_read_never_waits_for_a_writer_and_sees_what_is_committed(engin
 
 @pytest.fixture
 def pg_engine(postgres: Any) -> Any:
-    import psycopg2
-
-    name = "t" + uuid.uuid4().hex[:10]
-    conn = psycopg2.connect(host="127.0.0.1", port=postgres.port, user="clinic", dbname="postgres")
-    conn.autocommit = True
-    conn.cursor().execute(f"CREATE DATABASE {name}")
-    conn.close()
-    engine = db.get_engine(postgres.url.rsplit("/", 1)[0] + "/" + name)
+    engine = db.get_engine(postgres.new_database())
     yield engine
     engine.dispose()
     db.get_engine.cache_clear()

@@ -505,22 +505,11 @@ def test_two_web_app_processes_share_the_reply_cache_and_the_rate_limits_in_redi
 # --- PostgreSQL: the clinic DB's engine ------------------------------------------------
 
 
-def _new_database(server: Postgres) -> str:
-    import psycopg2
-
-    name = "t" + uuid.uuid4().hex[:10]
-    conn = psycopg2.connect(host="127.0.0.1", port=server.port, user="clinic", dbname="postgres")
-    conn.autocommit = True
-    conn.cursor().execute(f"CREATE DATABASE {name}")
-    conn.close()
-    return server.url.rsplit("/", 1)[0] + "/" + name
-
-
 def test_processes_starting_together_on_a_new_database_all_make_their_tables(postgres: Postgres) -> None:
     import subprocess
     import sys
 
-    url = _new_database(postgres)
+    url = postgres.new_database()
     start_at = time.time() + 3  # after every interpreter has started
     code = f"import time; time.sleep(max(0, {start_at} - time.time())); from clinic import db; db.get_engine({url!r})"
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE,
@@ -539,7 +528,7 @@ def test_the_clinic_db_pool_follows_the_settings_and_outlives_a_database_restart
     monkeypatch.setenv("DB_POOL_SIZE", "3")
     monkeypatch.setenv("DB_MAX_OVERFLOW", "2")
     settings.get_settings.cache_clear()
-    url = _new_database(postgres)
+    url = postgres.new_database()
     try:
         engine = db.get_engine(url)
         assert (engine.pool.size(), engine.pool._max_overflow) == (3, 2)

@@ -184,18 +184,8 @@ def rows(store: clinic_store.SQLTrackerStore) -> List[tuple]:
 def stores_to_compare(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple:
     if backend == "sqlite":
         return store_on(tmp_path / "ours.db"), store_on(tmp_path / "rasa.db")
-    import psycopg2
-
     server = request.getfixturevalue("postgres")
-    made = []
-    for name in (f"ours_{tmp_path.name}", f"rasa_{tmp_path.name}"):
-        name = "".join(c for c in name.lower() if c.isalnum() or c == "_")[:60]
-        conn = psycopg2.connect(server.url)
-        conn.autocommit = True
-        conn.cursor().execute(f"CREATE DATABASE {name}")
-        conn.close()
-        made.append(clinic_store.SQLTrackerStore(domain=DOMAIN, host=server.url.rsplit("/", 1)[0] + "/" + name))
-    return tuple(made)
+    return tuple(clinic_store.SQLTrackerStore(domain=DOMAIN, host=server.new_database()) for _ in range(2))
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
