@@ -11,7 +11,7 @@ that its dict shows is ``EntitiesAdded``, which adds entities to the tracker's l
 so here each event's dict and JSON are kept and used again while the event is unchanged.
 
 - ``action_call_format``: ``RemoteAction._action_call_format`` (installed by ``install()``): the
-  same dict, an ``ActionCall``: Rasa's keys in Rasa's order, the tracker's state from
+  same dict (but the domain sent, below), an ``ActionCall``: Rasa's keys in Rasa's order, the tracker's state from
   ``current_state`` without events and the events' dicts put in, each the kept one of its event.
   An event's kept dict and JSON are used again only when it is the same object with the same
   attributes (each attribute the same object: an attribute set again, to anything, makes them
@@ -22,6 +22,12 @@ so here each event's dict and JSON are kept and used again while the event is un
   shared between calls, as read-only as the event's own parse data Rasa's dicts share: Rasa only
   sends them. The entries are weak references to their events, by ``id()`` (events compare by
   content): one goes when its event does; a copy of an event is a new object, written anew.
+- the domain sent (``sent_domain``): Rasa's ``domain.as_dict()`` without its responses, for the
+  actions that get the domain at all (endpoints.yml: the forms' validate actions). The responses
+  are most of it (~37 of ~46 kB, a third of a late pre-screen's body) and the action server
+  renders none: an action names a response (``utter_message(response=...)``) and Rasa renders
+  it from its own domain; rasa_sdk reads the forms and slots (tests/test_actions.py checks that
+  no action reads the responses). Made once per domain dict (a new model's domain is a new dict).
 - ``body_json``: the JSON of a body (what ``ActionEndpoint`` sends, by its lean client or as
   aiohttp's ``json_serialize``):
   for an ``ActionCall`` whose events are still the dicts it was made with, the events' kept JSON
@@ -43,6 +49,8 @@ from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
 _domain: List[Any] = [None, ""]  # the last domain dict seen and its JSON
+_sent: List[Any] = [None, None]  # the last domain dict of Rasa's seen and the one sent for it
+NOT_SENT = ("responses",)  # the domain's parts the action server is not sent (module docstring)
 
 
 def dumps(value: Any) -> Text:
@@ -148,7 +156,8 @@ _JSON = attrgetter("json")
 
 
 def action_call_format(self: RemoteAction, tracker: DialogueStateTracker, domain: Domain) -> Dict[Text, Any]:
-    """``RemoteAction._action_call_format``: the same dict, an ``ActionCall``."""
+    """``RemoteAction._action_call_format``: the same dict (the domain ``sent_domain``), an
+    ``ActionCall``."""
     tracker_state = tracker.current_state(EventVerbosity.NONE)  # all but the events
     kept = entries(tracker.events, tracker.latest_message)
     events = [entry.data for entry in kept]
@@ -162,9 +171,17 @@ def action_call_format(self: RemoteAction, tracker: DialogueStateTracker, domain
         }
     )
     if not self._is_selective_domain_enabled() or domain.does_custom_action_explicitly_need_domain(self.name()):
-        result["domain"] = domain.as_dict()
+        result["domain"] = sent_domain(domain.as_dict())
     result.events, result.entries = events, kept
     return result
+
+
+def sent_domain(data: Dict[Text, Any]) -> Dict[Text, Any]:
+    """The domain the action server gets for Rasa's ``data`` (``domain.as_dict()``): the same
+    dict without the responses, kept while ``data`` is the same dict."""
+    if data is not _sent[0]:
+        _sent[:] = [data, {key: value for key, value in data.items() if key not in NOT_SENT}]
+    return _sent[1]
 
 
 def _string_keys(value: Dict[Any, Any]) -> bool:

@@ -5,7 +5,8 @@ Rasa 3.6 calls the action server for each custom action (``RemoteAction.run`` ->
 ``EndpointConfig.request``), and each call opens an aiohttp ``ClientSession`` (so a new TCP
 connection) and writes the whole request body with ``json.dumps``: the tracker and
 ``domain.as_dict()`` (~47 kB, most of it the responses, the same on every call: Rasa's
-``Domain.as_dict`` returns the dict the domain was built with) when the action reads it. Here:
+``Domain.as_dict`` returns the dict the domain was built with) when the action reads it. Here
+(the domain sent without its responses: clinic/action_body.py):
 
 - ``ActionEndpoint``: Rasa's ``EndpointConfig`` whose ``request`` sends what Rasa's actions send
   (a POST of JSON over plain HTTP, no compression) with clinic/keepalive_client.py's lean client

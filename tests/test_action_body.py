@@ -46,7 +46,11 @@ def same_data(text: str, body: Dict[str, Any]) -> bool:
 
 
 def rasa_body(action: RemoteAction, tracker: DialogueStateTracker, domain: Domain) -> Dict[str, Any]:
-    return action_body._rasa_action_call_format(action, tracker, domain)
+    """Rasa's body, the domain as sent: without the responses (action_body.sent_domain)."""
+    body = action_body._rasa_action_call_format(action, tracker, domain)
+    if "domain" in body:
+        body["domain"] = {key: value for key, value in body["domain"].items() if key != "responses"}
+    return body
 
 
 def check(action: RemoteAction, tracker: DialogueStateTracker, domain: Domain = DOMAIN) -> action_body.ActionCall:
@@ -96,6 +100,20 @@ def test_the_body_is_rasas_dict_and_json(tmp_path):
     assert "domain" not in check(no_domain, tracker)  # selective domain: none for this action
     check(ACTION, a_tracker([]))  # no event at all
     check(ACTION, a_tracker([user("only a message")]))
+
+
+def test_the_domain_is_sent_without_its_responses_and_made_once_per_domain():
+    tracker = a_tracker(a_conversation())
+    data = DOMAIN.as_dict()
+    assert data["responses"] and data["forms"] and data["slots"]
+    sent = check(ACTION, tracker)["domain"]
+    assert list(sent) == [key for key in data if key != "responses"]
+    assert all(sent[key] is data[key] for key in sent)  # Rasa's parts, shared (read-only, as Rasa's own)
+    assert check(ACTION, tracker)["domain"] is sent  # kept while the domain is the same dict
+    assert "responses" in DOMAIN.as_dict()  # Rasa's own domain untouched
+    other = Domain.load("domain")  # a new model's domain: a new dict
+    assert check(ACTION, tracker, other)["domain"] is not sent
+    assert check(ACTION, tracker, other)["domain"] == sent
 
 
 def test_kept_entries_are_used_again_and_the_latest_message_written_afresh(monkeypatch):
