@@ -77,8 +77,9 @@ def test_eligible_visitor_gets_a_reference_and_a_clinician_is_notified(stack, sm
     assert mail, "the clinician's notice did not arrive"
     body = mail[0]
     assert f"http://console.test/referrals/{reference}" in body
+    without_reference = body.replace(reference, "<reference>")  # a random code may hold "TX"
     for private in ("Jane", "jane.example", "(212)", "555-0199", "Texas", "TX", "depress", "eligible"):
-        assert private not in body, private
+        assert private not in without_reference, private
 
     # nothing the visitor typed reaches any process's log
     logs = "\n".join(p.read_text(errors="replace") for p in stack.workdir.glob("*.log"))
