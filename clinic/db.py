@@ -78,6 +78,20 @@ conversation_flags = Table(
     Column("reviewed", Boolean, nullable=False, default=False),
 )
 
+# "Did you mean...?": the topics offered for a message the assistant was unsure about, and the
+# one the visitor picked ("something_else" when none fitted). The message itself stays in the
+# tracker store (message_id); staff review these picks in the console.
+topic_picks = Table(
+    "topic_picks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", String(64), nullable=False, index=True),
+    Column("message_id", String(64), nullable=True),  # the visitor's message the offer answered
+    Column("offered", String(256), nullable=False),  # the topics offered, space-separated, likeliest first
+    Column("picked", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
 # One per conversation (unique conversation_id): a reloaded page or a retried
 # action finds the referral already made instead of making a second one.
 referrals = Table(
@@ -331,6 +345,46 @@ def flag_conversation(engine: Engine, conversation_id: str, flag: str) -> None:
                 conversation_id=conversation_id, flag=flag, created_at=utcnow(), reviewed=False
             )
         )
+
+
+def flag_once(engine: Engine, conversation_id: str, flag: str) -> bool:
+    """The flag, unless the conversation already has it waiting for review (a visitor who says
+    it again gets the resources again, and staff one urgent entry). True if it was added."""
+    with engine.begin() as conn:
+        waiting = conn.execute(
+            select(conversation_flags.c.id).where(
+                (conversation_flags.c.conversation_id == conversation_id)
+                & (conversation_flags.c.flag == flag)
+                & (conversation_flags.c.reviewed == False)  # noqa: E712 (SQL)
+            ).limit(1)
+        ).first()
+        if waiting is not None:
+            return False
+        conn.execute(
+            insert(conversation_flags).values(
+                conversation_id=conversation_id, flag=flag, created_at=utcnow(), reviewed=False
+            )
+        )
+        return True
+
+
+def record_topic_pick(engine: Engine, conversation_id: str, message_id: Optional[str], offered: List[str],
+                      picked: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(topic_picks).values(
+                conversation_id=conversation_id, message_id=message_id, offered=" ".join(offered)[:256],
+                picked=picked[:64], created_at=utcnow(),
+            )
+        )
+
+
+def topic_picks_for(engine: Engine, conversation_id: str) -> List[Dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(topic_picks).where(topic_picks.c.conversation_id == conversation_id).order_by(topic_picks.c.id)
+        )
+        return [dict(r._mapping) for r in rows]
 
 
 def handoff_requests_for(engine: Engine, conversation_id: str) -> List[Dict[str, Any]]:

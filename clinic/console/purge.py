@@ -64,6 +64,7 @@ def _linked_tables() -> List[Any]:
     return [
         ("index_rows", db.conversation_index), ("tags", db.conversation_tags), ("notes", db.conversation_notes),
         ("waitlist", db.waitlist), ("handoff_requests", db.handoff_requests), ("flags", db.conversation_flags),
+        ("topic_picks", db.topic_picks),
     ]
 
 

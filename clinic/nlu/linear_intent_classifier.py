@@ -1,47 +1,30 @@
 """Rasa NLU component: one linear classifier for the intents and the FAQ topics.
 
-Measured on this project's data (README, "Held-out NLU figures"), a linear
-support-vector classifier over word (1-2) and character (2-5) n-gram TF-IDF
-features understands unseen visitor wording better than DIET plus Rasa's
-ResponseSelector, and trains in seconds instead of minutes: the assistant has
-a few thousand short examples and en_core_web_sm has no word vectors.
+Measured on this project's data (README, "Held-out NLU figures"), a linear model over word and
+character n-grams and the message's sentence embedding (``clinic.nlu.linear_model`` says how
+it is built, calibrated and stored) understands unseen visitor wording better than DIET plus
+Rasa's ResponseSelector, and trains in seconds instead of minutes: the assistant has a few
+thousand short examples and en_core_web_sm has no word vectors.
 
-It classifies every message among all labels at once (``greet``, ...,
-``faq/pricing``, ...) and writes its result the way Rasa's own components do:
-``intent`` and ``intent_ranking`` for the base intents, and for the retrieval
-intent the ``response_selector`` entry with ``intent_response_key`` and
-``utter_action`` that ``utter_faq`` reads. Confidences are a softmax of the
-decision scores, so ``FallbackClassifier`` can turn an unsure prediction into
-``nlu_fallback``.
+It classifies every message among all labels at once (``greet``, ..., ``faq/pricing``, ...)
+and writes its result the way Rasa's own components do: ``intent`` and ``intent_ranking`` for
+the base intents, and for the retrieval intent the ``response_selector`` entry with
+``intent_response_key`` and ``utter_action``. Confidences are calibrated probabilities, so
+``FallbackClassifier`` turns an unsure prediction into ``nlu_fallback`` at a threshold that
+means something, and the parse carries ``did_you_mean``: the topics likely enough to offer as
+buttons when the assistant is unsure (``did_you_mean_min``, at most ``did_you_mean_max``).
 
-The trained model is stored as plain data: each vectorizer's vocabulary (JSON)
-and idf weights, the classifier's weights and labels (a NumPy ``.npz`` read
-with ``allow_pickle=False``). Loading it runs no unpickling, and needs neither
-pickle nor skops: importing skops alone took about 5 s of the Rasa server's
-start (it scans every loaded module; README, "Performance"). The stored model
-is checked against the trained one when it is written.
-
-A message is scored without sklearn's ``transform`` and scipy's sparse matrices
-(``LinearModel.scores``): for one short text their input checks and matrix
-building cost about 1.3 ms, the arithmetic a few microseconds. The same
-numbers are computed from the same stored arrays, with the same floating-point
-operations in the same order, so the scores are bit for bit those of
-``LinearModel.decision_function`` (sklearn's path, kept as the reference:
-tests/test_nlu_equivalence.py compares the two on all the project's texts).
+The safety layer's intents (``crisis``, ``urgent_medical``: ``exclude_intents``) are not among
+its labels: the safety layer (``clinic.nlu.safety_layer``), after it, decides those alone.
 """
 
 import json
 import logging
-import math
-from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Text, Tuple
 
 import numpy as np
-import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.svm import LinearSVC
+from sklearn.pipeline import Pipeline
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -67,136 +50,22 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from clinic.nlu.linear_model import (
+    DEFAULTS,
+    LinearModel,
+    decision_scores,
+    fit,
+    fit_temperature,
+    out_of_fold_scores,
+)
+from clinic.nlu.sentence_embedder import SENTENCE_EMBEDDING
+from clinic.nlu.sentence_embeddings import DIMENSIONS
+
 logger = logging.getLogger(__name__)
 
 RANKING_LENGTH = 10
-MODEL_FILE = "linear_model.npz"
-VOCABULARY_FILE = "vocabularies.json"
 RESPONSES_FILE = "responses.json"
-
-
-def build_pipeline(config: Dict[Text, Any]) -> Pipeline:
-    token_pattern = r"(?u)\b\w+\b"  # keep one-letter words: "i", "u"
-    words = TfidfVectorizer(
-        lowercase=True, ngram_range=tuple(config["word_ngrams"]), token_pattern=token_pattern, sublinear_tf=True
-    )
-    chars = TfidfVectorizer(
-        lowercase=True, analyzer="char_wb", ngram_range=tuple(config["char_ngrams"]), sublinear_tf=True
-    )
-    return Pipeline(
-        [
-            ("features", FeatureUnion([("words", words), ("chars", chars)])),
-            ("svc", LinearSVC(C=config["C"], random_state=config["random_seed"])),
-        ]
-    )
-
-
-def _vectorizers(config: Dict[Text, Any]) -> List[TfidfVectorizer]:
-    return [v for _, v in build_pipeline(config).named_steps["features"].transformer_list]
-
-
-class TfidfFeatures:
-    """One fitted ``TfidfVectorizer``'s features of one text, as its ``transform`` makes them
-    (``sublinear_tf``, idf, l2 norm), without building a sparse matrix.
-
-    Returns the columns and values in the order sklearn leaves them in its matrix, which
-    decides the order of the sums (the l2 norm, then the classifier's dot product):
-    ``CountVectorizer`` sorts the columns, and the product with the idf diagonal
-    (scipy's ``csr_matmat``) writes a row's columns last first, so descending.
-    """
-
-    def __init__(self, vectorizer: TfidfVectorizer, offset: int) -> None:
-        self._analyze = vectorizer.build_analyzer()  # sklearn's own: lower-casing, tokens, n-grams
-        self._vocabulary: Dict[Text, int] = vectorizer.vocabulary_
-        self._idf: np.ndarray = vectorizer.idf_
-        self._offset = offset  # where this vectorizer's columns start among all features
-
-    def __call__(self, text: Text) -> Tuple[List[int], List[float]]:
-        counts = Counter(map(self._vocabulary.get, self._analyze(text)))
-        counts.pop(None, None)  # terms out of the vocabulary
-        if not counts:
-            return [], []
-        columns = sorted(counts, reverse=True)
-        tf = np.array([counts[c] for c in columns], dtype=np.float64)
-        np.log(tf, tf)  # sublinear_tf, as TfidfTransformer.transform: log(count) + 1
-        tf += 1
-        values = (tf * self._idf[columns]).tolist()
-        squares = 0.0  # sklearn's inplace_csr_row_normalize_l2: a sum in the row's order
-        for v in values:
-            squares += v * v
-        if squares != 0.0:
-            norm = math.sqrt(squares)
-            values = [v / norm for v in values]
-        offset = self._offset
-        return [c + offset for c in columns], values
-
-
-class LinearModel:
-    """What prediction needs from the trained pipeline: its two vectorizers, and the
-    classifier's weights (``LinearSVC.decision_function`` is ``X @ coef.T + intercept``)."""
-
-    def __init__(self, vectorizers: List[TfidfVectorizer], coef: np.ndarray, intercept: np.ndarray,
-                 classes: np.ndarray) -> None:
-        self.vectorizers = vectorizers
-        self.coef_t = np.ascontiguousarray(coef.T)
-        self.intercept = intercept
-        self.classes_ = classes
-        self.class_names = [str(c) for c in classes]
-        offsets = np.cumsum([0] + [len(v.vocabulary_) for v in vectorizers])
-        self._features = [TfidfFeatures(v, int(o)) for v, o in zip(vectorizers, offsets)]
-
-    def scores(self, text: Text) -> np.ndarray:
-        """``decision_function([text])[0]``, the same floats, computed directly.
-
-        scipy's sparse-times-dense product (``csr_matvecs``) starts each score at 0 and adds
-        ``value * weight`` feature by feature in the matrix's order (the vectorizers' blocks
-        side by side, as ``sp.hstack`` puts them): a running sum (``np.cumsum``, sequential
-        by definition) over a first row of zeros and those products does the same additions.
-        """
-        columns: List[int] = []
-        values: List[float] = []
-        for features in self._features:
-            c, v = features(text)
-            columns += c
-            values += v
-        products = np.zeros((len(columns) + 1, self.coef_t.shape[1]))
-        if columns:
-            np.multiply(self.coef_t[columns], np.array(values)[:, None], out=products[1:])
-        return np.cumsum(products, axis=0)[-1] + self.intercept
-
-    @classmethod
-    def from_pipeline(cls, pipeline: Pipeline) -> "LinearModel":
-        svc = pipeline.named_steps["svc"]
-        vectorizers = [v for _, v in pipeline.named_steps["features"].transformer_list]
-        return cls(vectorizers, svc.coef_, svc.intercept_, svc.classes_)
-
-    def decision_function(self, texts: List[Text]) -> np.ndarray:
-        features = sp.hstack([v.transform(texts) for v in self.vectorizers], format="csr")
-        return np.asarray(features @ self.coef_t) + self.intercept
-
-    def save(self, model_dir: Path) -> None:
-        vocabularies = [{term: int(i) for term, i in v.vocabulary_.items()} for v in self.vectorizers]
-        (model_dir / VOCABULARY_FILE).write_text(json.dumps(vocabularies), encoding="utf-8")
-        idf = {f"idf_{n}": v.idf_ for n, v in enumerate(self.vectorizers)}
-        np.savez(model_dir / MODEL_FILE, coef_t=self.coef_t, intercept=self.intercept,
-                 classes=self.classes_.astype(str), **idf)
-
-    @classmethod
-    def load(cls, config: Dict[Text, Any], model_dir: Path) -> "LinearModel":
-        vocabularies = json.loads((model_dir / VOCABULARY_FILE).read_text(encoding="utf-8"))
-        with np.load(model_dir / MODEL_FILE, allow_pickle=False) as arrays:
-            vectorizers = []
-            for n, (blank, vocabulary) in enumerate(zip(_vectorizers(config), vocabularies)):
-                vectorizer = blank.set_params(vocabulary=vocabulary)
-                vectorizer.idf_ = arrays[f"idf_{n}"]  # also fixes the vocabulary (sklearn's setter)
-                vectorizers.append(vectorizer)
-            return cls(vectorizers, arrays["coef_t"].T, arrays["intercept"], arrays["classes"])
-
-
-def softmax(scores: np.ndarray, scale: float) -> np.ndarray:
-    z = scale * (scores - scores.max())
-    e = np.exp(z)
-    return e / e.sum()
+DID_YOU_MEAN = "did_you_mean"
 
 
 @DefaultV1Recipe.register(
@@ -206,14 +75,13 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         return {
-            "C": 0.5,
-            "word_ngrams": [1, 2],
-            "char_ngrams": [2, 5],
-            # softmax(scale * decision score): how sharply confidence falls
-            # off when two labels score alike
-            "confidence_scale": 8.0,
+            **DEFAULTS,
+            # labels left to other components (the safety layer)
+            "exclude_intents": ["crisis", "urgent_medical"],
             "retrieval_intent": "faq",
-            "random_seed": 4242,
+            # topics offered as "did you mean" buttons: those at this confidence or more, the likeliest first
+            "did_you_mean_min": 0.1,
+            "did_you_mean_max": 3,
         }
 
     @staticmethod
@@ -248,40 +116,60 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
     def _label(message: Message) -> Optional[Text]:
         return message.get(INTENT_RESPONSE_KEY) or message.get(INTENT)
 
+    def _embeddings(self, messages: List[Message]) -> Optional[np.ndarray]:
+        if float(self.config["sentence_embedding_weight"]) == 0:
+            return None
+        vectors = [m.get(SENTENCE_EMBEDDING) for m in messages]
+        if any(v is None for v in vectors):
+            raise ValueError("LinearIntentClassifier: sentence_embedding_weight is set, but a training example has "
+                             "no sentence embedding: put clinic.nlu.sentence_embedder.SentenceEmbedder before it")
+        return np.array(vectors, dtype=np.float32)
+
     def train(self, training_data: TrainingData) -> Resource:
-        examples = [
-            (m.get(TEXT), self._label(m))
-            for m in training_data.intent_examples
-            if m.get(TEXT) and self._label(m)
+        excluded = set(self.config["exclude_intents"])
+        messages = [
+            m for m in training_data.intent_examples
+            if m.get(TEXT) and self._label(m) and m.get(INTENT) not in excluded
         ]
-        if len({label for _, label in examples}) < 2:
+        labels = [self._label(m) for m in messages]
+        if len(set(labels)) < 2:
             logger.warning("LinearIntentClassifier needs at least two labels; not trained")
             return self._resource
-        texts, labels = zip(*examples)
-        pipeline = build_pipeline(self.config).fit(list(texts), list(labels))
-        self.model = LinearModel.from_pipeline(pipeline)
+        texts = [m.get(TEXT) for m in messages]
+        embeddings = self._embeddings(messages)
+        weight = float(self.config["sentence_embedding_weight"])
+        pipeline = fit(self.config, texts, labels, embeddings)
+        classes = pipeline.named_steps["svc"].classes_
+        held_out = out_of_fold_scores(self.config, texts, labels, embeddings, classes)
+        temperature = fit_temperature(held_out, np.searchsorted(classes, labels))
+        dense = DIMENSIONS if embeddings is not None else 0
+        self.model = LinearModel.from_pipeline(pipeline, dense, weight, temperature)
         retrieval = self.config["retrieval_intent"]
         self.responses = {
             name: value for name, value in training_data.responses.items() if name.startswith(f"utter_{retrieval}/")
         }
-        self.persist(check=(pipeline, list(texts)))
+        self.persist(check=(pipeline, texts, embeddings))
         return self._resource
 
-    def persist(self, check: Optional[Tuple[Pipeline, List[Text]]] = None) -> None:
-        """Writes the model; ``check``: the trained pipeline and texts, which the model read
-        back must score exactly as the pipeline does."""
+    def persist(self, check: Optional[Tuple[Pipeline, List[Text], Optional[np.ndarray]]] = None) -> None:
+        """Writes the model; ``check``: the trained pipeline, texts and embeddings, which the
+        model read back must score exactly as the pipeline does."""
         assert self.model is not None
         with self._model_storage.write_to(self._resource) as model_dir:
             self.model.save(model_dir)
             (model_dir / RESPONSES_FILE).write_text(json.dumps(self.responses), encoding="utf-8")
             if check is not None:
-                pipeline, texts = check
-                sample = texts[:: max(1, len(texts) // 300)]
+                pipeline, texts, embeddings = check
+                step = max(1, len(texts) // 300)
+                sample = texts[::step]
+                vectors = embeddings[::step] if embeddings is not None else None
                 stored = LinearModel.load(self.config, model_dir)
-                expected = pipeline.decision_function(sample)
-                if not (np.array_equal(stored.classes_, pipeline.classes_.astype(str))
-                        and np.allclose(stored.decision_function(sample), expected, rtol=0, atol=1e-9)
-                        and np.allclose([stored.scores(t) for t in sample], expected, rtol=0, atol=1e-9)):
+                expected = decision_scores(pipeline, sample, vectors, stored.weight)
+                one_by_one = [stored.scores(t, None if vectors is None else v)
+                              for t, v in zip(sample, vectors if vectors is not None else [None] * len(sample))]
+                if not (np.array_equal(stored.classes_, pipeline.named_steps["svc"].classes_.astype(str))
+                        and np.allclose(stored.decision_function(sample, vectors), expected, rtol=0, atol=1e-9)
+                        and np.allclose(one_by_one, expected, rtol=0, atol=1e-9)):
                     raise RuntimeError("LinearIntentClassifier: the stored model does not score as the trained one")
 
     @classmethod
@@ -298,7 +186,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             with model_storage.read_from(resource) as model_dir:
                 model = LinearModel.load(config, model_dir)
                 responses = json.loads((model_dir / RESPONSES_FILE).read_text(encoding="utf-8"))
-        except (ValueError, FileNotFoundError):
+        except (ValueError, FileNotFoundError, KeyError):
             logger.warning("LinearIntentClassifier: no trained model found; returning an untrained one")
             return cls.create(config, model_storage, resource, execution_context)
         return cls(config, model_storage, resource, model, responses)
@@ -310,17 +198,17 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             self._classify(message)
         return messages
 
-    def predict_labels(self, text: Text) -> List[Tuple[Text, float]]:
-        """Every label with its confidence, most likely first."""
+    def predict_labels(self, text: Text, embedding: Optional[np.ndarray] = None) -> List[Tuple[Text, float]]:
+        """Every label with its calibrated confidence, most likely first."""
         assert self.model is not None
-        confidences = softmax(self.model.scores(text), float(self.config["confidence_scale"]))
+        confidences = self.model.confidences(self.model.scores(text, embedding))
         order = np.argsort(-confidences).tolist()
         classes = self.model.class_names
         confidence = confidences.tolist()
         return [(classes[i], confidence[i]) for i in order]
 
     def _classify(self, message: Message) -> None:
-        ranked = self.predict_labels(message.get(TEXT))
+        ranked = self.predict_labels(message.get(TEXT), message.get(SENTENCE_EMBEDDING))
         retrieval = self.config["retrieval_intent"]
 
         # Base intents: a retrieval intent is as sure as its surest sub-intent.
@@ -351,3 +239,9 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             ],
         }
         message.set(RESPONSE_SELECTOR_PROPERTY_NAME, selector, add_to_output=True)
+        floor = float(self.config["did_you_mean_min"])
+        likely = [
+            {"topic": key.split("/", 1)[1], "confidence": c} for key, c in topics[: int(self.config["did_you_mean_max"])]
+            if c >= floor
+        ]
+        message.set(DID_YOU_MEAN, likely, add_to_output=True)

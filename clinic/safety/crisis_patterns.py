@@ -8,35 +8,49 @@ in its own clause ("I'm not going to hurt myself", "never had thoughts of
 suicide") or when a mere mention of the subject sits in a general question
 about treatment ("does ketamine help with suicidal thoughts?").
 
-Pure functions of a spaCy ``Doc``: the Rasa component in
-``clinic.nlu.crisis_safety_net`` and the tests share them.
+The patterns are the floor under the safety classifier (``clinic.safety.classifier``):
+explicit wording is caught by them whatever the classifier says. Slang and leetspeak
+("kms", "unalive", "sewer slide", "k1ll mys3lf"), the clinic's own products as means
+("took all my troches", "saving up my lozenges") and Spanish ("me quiero morir") are
+written in; words that only look alike are not ("odd", "dye").
+
+Pure functions of a spaCy ``Doc``: the safety layer (``clinic.safety.layer``) and the tests
+share them.
 """
 
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from spacy.matcher import Matcher
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
 # Kinds of match. STATEMENT: first-person intent, plan, act or danger; only a
-# negation in its clause clears it. MENTION: the subject named ("suicidal",
-# "self-harm"); cleared also inside a general question about treatment.
+# negation in its clause clears it: a crisis, whatever the classifier says. MENTION: the
+# subject named ("suicidal", "self-harm", "overdose"): the classifier decides (a therapist's
+# client, a brother lost to suicide, a news story are no crisis), and an informational answer
+# gets the 988 footer; cleared also inside a general question about treatment.
 STATEMENT = "statement"
 MENTION = "mention"
 
-SELF = r"myself|myslef|mysef|meself|mself|myselfe"
-KILL = r"kill|kil|kll|killin|killing|kiling|murder|murdering|unalive|unaliving"
-DIE = r"die|dye|dead|diee"
+SELF = r"myself|myslef|mysef|meself|mself|myselfe|mys3lf|my5elf|mys3lph"
+KILL = r"kill|kil|kll|killin|killing|kiling|k1ll|ki11|k!ll|murder|murdering|unalive|unaliving"
+DIE = r"die|dead|diee|d1e|ded"
 HURT = r"hurt|hurting|harm|harming|cut|cutting|cuttin|burn|burning|burned|burnt|punish|starve|starving"
 SUICIDE = (
     r"suicide|suicidal|suicidel|suicdal|suicde|sucide|suicid|suicidl|suicidle|suicidial|"
-    r"suiside|suisidal|sucidal|suicidality|suicides"
+    r"suiside|suisidal|sucidal|suicidality|suicides|su1c1de|suic1de|su1cide|su1c1dal|sewerslide|sewerslided"
 )
 NEG_WANT = r"do|dont|don't|doesnt|no|not|never"
 WANT = r"want|wanna|wnat|wnt|wamt|whant|wish|wished|going|gonna|ready|planning|plan|need|trying|try|tried|about|decided|decide|thinking"
 PILLS = r"pills|pill|meds|medication|medications|tablets|sleeping|oxy|xanax|tylenol"
+# The clinic's own products and what holds them, as means: only the plural or whole supply
+# ("take the whole troche" is a dosing question; "take all my troches" is not).
+SUPPLY = (
+    r"pills|meds|medications|tablets|troches|lozenges|rdts|doses|sprays|bottles|bottle|supply|stash|"
+    r"ketamine|k|xanax|oxys|tylenol|sleeping|insulin|prescription|prescriptions|script"
+)
 PARTNER = (
     r"someone|somebody|he|she|they|partner|husband|wife|boyfriend|girlfriend|bf|gf|dad|father|"
     r"mom|mother|stepdad|stepfather|ex|brother|sister|roommate|man|guy"
@@ -50,12 +64,18 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
     "kill_self": (STATEMENT, [
         f"({KILL}) ({SELF})",
         f"({KILL}) my self",
-        r"kms|kys|unalive|unalived|unaliving",
+        r"kms|unalive|unalived|unaliving|sewerslide",
+        r"k m s",
+        r"sewer (slide|sliding|slided)",
+        r"(take|taking|took|end|ending) my (own)? (life|lyfe|lif)",
         r"(take|taking|took|end|ending|ended|endin) my own? life",
         r"(end|ending|endin) it all",
         r"(i|me|like) (end|ending) it",
         r"ending it (seems|is|feels|sounds)",
         f"(use|using|used) (it|this|that|a|the|my)? (gun|knife|pills|rope|blade)? on ({SELF})",
+        r"(me|quiero|voy|vas|va|vamos) (a)? (matarme|suicidarme|quitarme|morirme|morir|matar|suicidar)",
+        r"(quitarme|quitar) la vida",
+        r"me (voy|quiero) (a)? (matar|suicidar|morir)",
         r"(end|ending) * it (all|tonight|today|now|forever)",
         r"(want|wanna|going|gon|planning|plan|ready|gonna) (to|na)? (end|ending) it",
         r"(end|ending) everything",
@@ -88,7 +108,8 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(not|nt|n't) (going|gon) (to|na) be (around|here|alive)",
         r"(ca|can|cannot) (nt|n't|not)? (go|keep|carry) on",
         r"(ca|can) (nt|n't) (do|take) (this|it) (anymore|any)",
-        r"(done|finished|tired|sick) (with|of) (life|living|being|existing|everything)",
+        r"(done|finished|tired|sick) (with|of) (life|living|existing)",
+        r"(done|finished|tired|sick) (with|of) being alive",
         r"life (is|'s) (nt|n't|not)? (worth|pointless|meaningless)",
         r"(not|nt|n't) worth living",
         r"(sleep|sleeping) and never wake up",
@@ -104,6 +125,10 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(want|wanna|need) it (all)? to (end|stop)",
         r"(ways|way|how) to (die|kill)",
         r"(want|wanna) to disappear forever",
+        r"no (quiero|puedo) (vivir|seguir|despertar|más|mas)",
+        r"(ganas|deseo) de (morir|morirme|desaparecer)",
+        r"(ganas|deseo) de no (despertar|vivir|existir|seguir)",
+        r"me quiero (morir|desaparecer)",
         r"do something (stupid|drastic)",
         f"(do|doing) something to ({SELF})",
         r"(give|giving) (away)? (all)? my (stuff|things|belongings)",
@@ -112,18 +137,29 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         f"({HURT}) ({SELF})",
         f"({HURT}) my self",
         f"({HURT}) my (arms|arm|legs|leg|wrists|wrist|skin|body|thighs)",
-        r"(self|slef) -? (harm|harming|harmed|injury|injuring|hurt)",
-        r"selfharm|selfharming|self-harm|self-harming|self-injury",
+        r"(self|slef) -? (harming|harmed|injuring)",
+        r"selfharming|self-harming",
+        r"(started|start|been|keep|keeps) (self) -? (harm|harming)",
         r"(relapsed|relapsing|relapse|started|back) (into|to|with)? (cutting|self|hurting|harming)",
         r"(cutting|cut|hurting|harming) (myself)? again",
+        r"(hacerme|haciendome|haciéndome) (daño|dano)",
+        r"me (hago|corto) (daño|dano)?",
     ]),
     "overdose": (STATEMENT, [
-        f"(took|take|taken|taking|swallowed|swallow|ate|downed) * (bunch|lot|handful|many|whole|bottle|box|all) * ({PILLS})",
-        f"(saving|saved|stockpiling|hoarding|collecting|stocking) (up)? (my|the|some)? ({PILLS})",
-        f"how many ({PILLS}) (would|does|do|to|it|will)",
+        f"(took|taken|swallowed|ate|downed|chugged|snorted|sprayed|used) * (bunch|lot|handful|many|whole|bottle|box|all|every|entire|rest) * ({SUPPLY})",
+        f"(going|gon|gonna|planning|plan|about|ready|decided|want|wanna) (to|na)? (take|swallow|down) (the|a)? (all|every|everything|whole|rest|entire|bunch|handful) (of)? (my|the|them|these|those)? ({SUPPLY})",
+        f"(saving|saved|stockpiling|stockpiled|hoarding|hoarded|collecting|stocking|stashing|stashed|keeping|skipping) (up)? (my|the|some|all|extra)? ({SUPPLY}|{PILLS})",
+        f"how many ({SUPPLY}|{PILLS}) (would|does|do|to|it|will)",
+        r"(i|just|'ve|ve|gonna|gon) (od|od'd|oded|oding|overdose|overdosed)",
+    ]),
+    "lethal_amount": (STATEMENT, [
+        r"(lethal|fatal|deadly|killing) (dose|doses|dosage|amount|amounts|quantity|level)",
+        r"how (much|many) * * (would|will|to|does|do|it) * (kill|die|od|overdose|stop)",
+        r"enough (to|that)? (would|will)? (kill|die|od|overdose)",
+        r"enough to (not|never) wake",
     ]),
     "overdose_mention": (MENTION, [
-        r"overdose|overdosed|overdosing|od|od'd|oding|odd",
+        r"overdose|overdosed|overdosing",
     ]),
     "danger_now": (STATEMENT, [
         f"({PARTNER}) (is|'s|s|are|was|keeps|keep) (hurting|hitting|beating|choking|strangling|attacking|threatening) me",
@@ -131,13 +167,16 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(threatening|threatened|trying) to (kill|hurt|shoot) me",
         r"(i|'m|m|am) not safe",
         r"not safe (at|in) (home|my)",
-        r"(i|'m|m|am) in danger",
         r"(being|been|getting) (abused|beaten|attacked)",
         r"(going|gon|about) (to|na) (hurt|kill) (someone|somebody|him|her|them|people)",
+        f"({PARTNER}) (hit|hits|choked|chokes|strangled|strangles|beat|beats|punched|punches|kicked|kicks|slapped|shoved) me",
+        r"(afraid|scared|terrified) (of|for) my (life|safety)",
     ]),
     "suicide_mention": (MENTION, [
         f"({SUICIDE})",
-        r"(thoughts|thinking|thought|ideation) (of|about) (dying|death|ending)",
+        r"(self|slef) -? (harm|injury|hurt)",
+        r"selfharm|self-harm|self-injury",
+        r"(thoughts|thinking|thought|ideation|question|questions|asks|ask|asked) (of|about) (dying|death|ending|killing|taking|hurting|harming)",
     ]),
 }
 
@@ -147,6 +186,7 @@ NEGATIONS = {"not", "n't", "nt", "never", "no", "nor", "without", "none", "canno
 NOT_NEGATING_NEXT = {"sure", "know", "lie", "lying", "think", "care", "even", "really", "only", "okay", "ok", "well", "fine"}
 CLAUSE_BREAKS = {",", ";", ".", "!", "?", "but", "and", "so", "because", "cause", "cuz", "though", "although", "however", "yet", ":", "-", "—"}
 NEGATION_WINDOW = 5
+SUBJECTS = {"i", "im", "i'm", "ive", "i've", "id", "i'd"}
 QUESTION_STARTS = {"does", "do", "can", "could", "is", "will", "would", "how", "what", "are", "should", "did", "why", "has", "have"}
 QUESTION_PAIRS = {("how", "do"), ("how", "does"), ("do", "you"), ("does", "it"), ("can", "it"), ("what", "if")}
 FIRST_PERSON = {"i", "me", "my", "myself", "mine", "im", "ive", "id"}
@@ -205,11 +245,17 @@ def _clause_before(doc: Doc, start: int) -> Sequence:
 
 
 def _is_negated(doc: Doc, start: int) -> bool:
+    """A negation in the match's clause negates it, unless the word after it says it does
+    not ("not gonna lie", "not sure") or a first-person subject stands between the two: the
+    negation then belongs to another clause ("no one knows i want to die", "i'm not okay i
+    want to end it", "no matter what i want to die")."""
     before = _clause_before(doc, start)
     for idx, tok in enumerate(before):
         if tok.lower_ in NEGATIONS:
             following = before[idx + 1] if idx + 1 < len(before) else doc[start]
             if following.lower_ in NOT_NEGATING_NEXT:
+                continue
+            if any(t.lower_ in SUBJECTS for t in before[idx + 1:]):
                 continue
             return True
     return False
@@ -239,18 +285,94 @@ class CrisisDetector:
     def __init__(self, vocab: Vocab) -> None:
         self.vocab = vocab
         self.matcher = build_matcher(vocab)
+        self.precheck = MatcherPrecheck(self.matcher, PATTERNS)
+
+    def _matches(self, doc: Doc) -> List[Tuple[int, int, int]]:
+        if not self.precheck.may_match(doc):
+            return []
+        return sorted(self.matcher(doc), key=lambda m: m[1])
 
     def find(self, doc: Doc) -> Optional[CrisisMatch]:
+        """The first match that stands (a statement before any mention): not negated in its
+        clause, not a mere mention in a general question, not a past the visitor says is
+        behind them."""
+        matches = self._matches(doc)
+        if not matches:
+            return None
         general_question = _is_question(doc) and not _about_the_visitor(doc)
         resolved = _past_and_resolved(doc)
-        for match_id, start, end in sorted(self.matcher(doc), key=lambda m: m[1]):
+        mention: Optional[CrisisMatch] = None
+        # a statement inside a mention ("thoughts of ending my life") is that mention
+        mention_spans = [(s, e) for m, s, e in matches if PATTERNS[self.vocab.strings[m]][0] == MENTION]
+        for match_id, start, end in matches:
             rule = self.vocab.strings[match_id]
             kind = PATTERNS[rule][0]
+            if kind == STATEMENT and any(s <= start < e for s, e in mention_spans):
+                kind = MENTION
             if _is_negated(doc, start):
                 continue
             if kind == MENTION and general_question:
                 continue
             if resolved and (kind == MENTION or rule == "self_harm"):
                 continue
-            return CrisisMatch(rule=rule, kind=kind, text=doc[start:end].text)
+            if kind == STATEMENT:
+                return CrisisMatch(rule=rule, kind=kind, text=doc[start:end].text)
+            mention = mention or CrisisMatch(rule=rule, kind=kind, text=doc[start:end].text)
+        return mention
+
+    def mentions(self, doc: Doc) -> bool:
+        """Whether any pattern matches at all, cleared or not (the message is about suicide,
+        overdose or self-harm: an informational answer gets the 988 footer)."""
+        return bool(self._matches(doc))
+
+
+_REGEX_META = frozenset(".^$*+?{}[]\\|()")
+Requirement = FrozenSet[str]  # the words one required token may be
+
+
+def _words(spec: Dict[str, Any]) -> Optional[Requirement]:
+    """The words a required token of a matcher pattern may be, if the spec says so plainly:
+    ``{"LOWER": {"REGEX": "^(?:a|b)$"}}`` (or ``^(?:(a|b))$``), nothing else in it."""
+    if set(spec) != {"LOWER"} or not isinstance(spec["LOWER"], dict) or set(spec["LOWER"]) != {"REGEX"}:
         return None
+    regex = spec["LOWER"]["REGEX"]
+    if not (isinstance(regex, str) and regex.startswith("^(?:") and regex.endswith(")$")):
+        return None
+    body = regex[4:-2]
+    if body.startswith("(") and body.endswith(")") and body.count("(") == 1 and body.count(")") == 1:
+        body = body[1:-1]
+    words = body.split("|")
+    if any(not w or _REGEX_META.intersection(w) for w in words):
+        return None
+    return frozenset(words)
+
+
+class MatcherPrecheck:
+    """Whether a spaCy ``Matcher`` may find anything in a doc, from the words its patterns require.
+
+    Most messages contain none of the words a pattern needs, and the matcher costs about 0.25 ms
+    a message to find that out (each of its regular expressions tried on each token). A pattern
+    can match only when every token it requires (not optional) is in the message, and those
+    tokens are written as lists of words (``^(?:kill|kil|...)$`` on the lower-cased token), so a
+    message lacking one of them for every pattern has no match: the check tells those messages
+    apart in about a fifth of the time. Anything it cannot read as a list of words counts as
+    present, so it only ever skips a search that finds nothing (tests/test_crisis_patterns.py
+    compares it with the matcher on all the project's texts).
+    """
+
+    def __init__(self, matcher: Any, rules: Any) -> None:
+        patterns: List[Tuple[Requirement, ...]] = []
+        for rule in rules:
+            for pattern in matcher.get(rule)[1]:
+                required = [_words(spec) for spec in pattern if "OP" not in spec]
+                # a required token the check cannot read may be any word: no requirement
+                known = [words for words in required if words is not None]
+                # the rarer words first (longer: "kill" before "my"), to rule a pattern out early
+                patterns.append(tuple(sorted(known, key=lambda ws: (min(map(len, ws)), -len(ws)), reverse=True)))
+        self.patterns = patterns
+
+    def may_match(self, doc: Any) -> bool:
+        words = {token.lower_ for token in doc}
+        if any(word.endswith("\n") for word in words):  # `$` also matches before a final newline
+            return True
+        return any(all(not required.isdisjoint(words) for required in pattern) for pattern in self.patterns)

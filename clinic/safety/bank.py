@@ -1,0 +1,109 @@
+"""The safety banks: messages with the outcome the safety layer must give them.
+
+Three outcomes: ``crisis``, ``urgent_medical`` and ``none``. Every risk message has a
+category (``passive_death_wish``, ``chest_pain``, ...) and every hard negative a kind
+(``death_idioms``, ``grief_and_loss``, ...): the evaluation reports recall per category and
+false alarms per kind.
+
+Where they live:
+
+- training: ``data/safety/crisis.yml`` and ``data/safety/urgent_medical.yml`` are Rasa NLU
+  data (the ``crisis`` and ``urgent_medical`` intents, one block per category, the category
+  in the block's metadata), so Rasa validates and fingerprints them with the rest;
+  ``data/safety/hard_negatives*.yml`` hold the hard negatives (``safety_negatives:``, one
+  block per kind), which are no intent's examples and which Rasa's loader passes over;
+- evaluation: ``tests/safety/*.yml`` hold all three outcomes in one format
+  (``safety_bank:``, one block per category or kind), written apart from the training banks.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, List, Sequence
+
+import yaml
+
+CRISIS = "crisis"
+URGENT_MEDICAL = "urgent_medical"
+NONE = "none"
+OUTCOMES = (CRISIS, URGENT_MEDICAL, NONE)
+RISK_INTENTS = (CRISIS, URGENT_MEDICAL)
+# Hard negatives that are someone struggling without risk: in the safety mode that follows a
+# crisis reply they get support, not an FAQ.
+DISTRESS_KINDS = frozenset({"treatment_frustration", "low_mood_without_risk", "grief_and_loss"})
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    outcome: str
+    group: str  # the category (risk) or kind (hard negative); "" for ordinary messages
+
+
+def _lines(block: str) -> List[str]:
+    return [line.strip()[2:].strip() for line in str(block or "").splitlines() if line.strip().startswith("- ")]
+
+
+def load_risk_examples(path: Path) -> List[Example]:
+    """A training file of risk messages in Rasa's NLU format (``- intent: crisis``, metadata
+    ``category``)."""
+    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    examples = []
+    for block in doc.get("nlu", []):
+        outcome = block["intent"]
+        if outcome not in RISK_INTENTS:
+            raise ValueError(f"{path}: intent {outcome!r} is not one of {RISK_INTENTS}")
+        category = (block.get("metadata") or {}).get("category") or ""
+        examples += [Example(text, outcome, category) for text in _lines(block.get("examples"))]
+    return examples
+
+
+def load_negatives(path: Path) -> List[Example]:
+    """A training file of hard negatives (``safety_negatives:``, one block per kind)."""
+    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return [
+        Example(text, NONE, block["kind"])
+        for block in doc.get("safety_negatives", [])
+        for text in _lines(block.get("examples"))
+    ]
+
+
+def load_bank(path: Path) -> List[Example]:
+    """An evaluation bank (``safety_bank:``): every outcome, a category or kind per block."""
+    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    examples = []
+    for block in doc.get("safety_bank", []):
+        outcome = block["outcome"]
+        if outcome not in OUTCOMES:
+            raise ValueError(f"{path}: outcome {outcome!r} is not one of {OUTCOMES}")
+        group = block.get("category") or block.get("kind") or ""
+        examples += [Example(text, outcome, group) for text in _lines(block.get("examples"))]
+    return examples
+
+
+def negative_files(folder: Path) -> List[Path]:
+    return sorted(Path(folder).glob("hard_negatives*.yml"))
+
+
+def load_training_negatives(folder: Path) -> List[Example]:
+    return [e for f in negative_files(folder) for e in load_negatives(f)]
+
+
+def fingerprint(paths: Iterable[Path]) -> str:
+    """A hash of the files' contents (Rasa retrains the safety layer when it changes)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(p) for p in paths):
+        digest.update(str(path.name).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def normalised(text: str) -> str:
+    """The text as the overlap check compares it: lower case, letters and digits only."""
+    return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+
+def overlap(first: Sequence[str], second: Sequence[str]) -> List[str]:
+    """The texts of ``second`` that are, normalised, also in ``first``."""
+    seen = {normalised(t) for t in first}
+    return [t for t in second if normalised(t) in seen]

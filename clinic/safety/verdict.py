@@ -1,0 +1,70 @@
+"""What the safety layer found in one message, as the parse carries it (``parse["safety"]``).
+
+The safety layer (``clinic.safety.layer``, run inside the Rasa server's NLU) writes it; the
+custom actions read it (``verdict_of(tracker.latest_message)``). Plain data, no model: the
+action server imports this module without TensorFlow or spaCy.
+
+- ``outcome``: ``crisis``, ``urgent_medical`` or ``none`` (the parse's intent is the outcome
+  when it is not ``none``);
+- ``response``: for a crisis, ``takeover`` (the crisis reply) or ``check_in`` (the layer is
+  unsure: the message's question is answered, and the assistant asks whether the visitor
+  is safe);
+- ``category``: the closest category of the banks (``passive_death_wish``, ``chest_pain``...);
+- ``now``: it is happening now (an overdose taken, means at hand, danger from someone): 911
+  comes first; ``danger_from_person``: the National Domestic Violence Hotline is added;
+  ``ingestion``: something swallowed (Poison Control first);
+- ``footer``: no risk, but the message is about overdose, death or safety: its answer gets a
+  one-line 988 footer;
+- ``distress``: no risk, but the visitor is struggling (hopelessness, frustration, grief): in
+  the safety mode after a crisis reply this gets support, not an FAQ;
+- ``intent``: what the intent classifier made of the message before the safety layer;
+- ``source``: what decided (``pattern:<rule>``, ``classifier``, ``classifier:sentence``);
+- ``scores``: the classifier's probabilities per outcome.
+"""
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Optional
+
+TAKEOVER = "takeover"
+CHECK_IN = "check_in"
+
+# Categories in which the risk is happening now: 911 first.
+NOW_CATEGORIES = frozenset({
+    "overdose_taken", "means_at_hand", "danger_from_another", "someone_else_at_risk_now",
+})
+PERSON_DANGER_CATEGORIES = frozenset({"danger_from_another"})
+INGESTION_CATEGORIES = frozenset({"child_or_pet_ingestion", "accidental_extra_dose"})
+
+
+@dataclass
+class SafetyVerdict:
+    outcome: str = "none"
+    response: Optional[str] = None
+    category: Optional[str] = None
+    now: bool = False
+    danger_from_person: bool = False
+    ingestion: bool = False
+    footer: bool = False
+    distress: bool = False
+    intent: Optional[str] = None
+    source: Optional[str] = None
+    scores: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def check_in(self) -> bool:
+        return self.outcome == "crisis" and self.response == CHECK_IN
+
+    def as_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+def verdict_of(parse: Optional[Dict[str, Any]]) -> SafetyVerdict:
+    """The verdict in a parse (a ``latest_message``); an empty one when it has none."""
+    data = (parse or {}).get("safety")
+    if not isinstance(data, dict):
+        return SafetyVerdict()
+    known = {k: v for k, v in data.items() if k in SafetyVerdict.__dataclass_fields__}
+    try:
+        return SafetyVerdict(**known)
+    except TypeError:
+        return SafetyVerdict()
