@@ -14,7 +14,6 @@ from rasa_sdk.executor import CollectingDispatcher
 
 FAQ_DIR = Path(__file__).resolve().parent.parent / "data" / "faq"
 TOPICS: FrozenSet[str] = frozenset(path.stem for path in FAQ_DIR.glob("*.yml"))
-MORE_PREFIX = "utter_faq_more_"
 UNKNOWN = "utter_faq_more_unknown"
 
 
@@ -22,7 +21,7 @@ def more_response(tracker: Tracker) -> Text:
     """The response for the latest message's topic entity: the topic's detail, or the "sorry"."""
     topic: Optional[Any] = next(tracker.get_latest_entity_values("topic"), None)
     if isinstance(topic, str) and topic in TOPICS:
-        return MORE_PREFIX + topic
+        return f"utter_faq_more_{topic}"
     return UNKNOWN
 
 
