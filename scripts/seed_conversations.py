@@ -36,6 +36,8 @@ import yaml  # noqa: E402
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, event  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
+from clinic.settings import get_settings, public_facts  # noqa: E402
+
 MODEL_ID = "5e1d7c0e9a3b4f6d8c2a1b0e9f8d7c6b"
 ASSISTANT_ID = "clinic-assistant"
 META = {"model_id": MODEL_ID, "assistant_id": ASSISTANT_ID}
@@ -59,15 +61,8 @@ INTENTS = (
     "faq", "greet", "goodbye", "affirm", "deny", "thank", "inform", "stop", "start_prescreen",
     "human_handoff", "crisis", "medical_advice", "bot_challenge", "out_of_scope",
 )
-FACTS = {
-    "clinic_name": "Daytryp RX",
-    "clinic_phone": "(555) 010-4477",
-    "clinic_email": "care@daytryprx.example",
-    "clinic_website": "https://daytryprx.example",
-    "clinic_hours": "Monday to Friday, 9 am to 6 pm Eastern",
-    "clinic_states": "California, Colorado, Florida, New York, Texas and Washington",
-    "min_age": "18",
-}
+# what action_session_start sets: the clinic's facts from settings/ (a fact the settings leave out is not set)
+FACTS = {name: value for name, value in public_facts(get_settings()).items() if value is not None}
 STATES_SERVED = ("CA", "CO", "FL", "NY", "TX", "WA")
 STATES_NOT_SERVED = ("OR", "NV", "AZ", "GA", "OH", "MA", "IL", "MI")
 FREQUENCY = (("Not at all", 0), ("Several days", 1), ("More than half the days", 2), ("Nearly every day", 3))
