@@ -61,8 +61,13 @@ INTENTS = (
     "faq", "greet", "goodbye", "affirm", "deny", "thank", "inform", "stop", "start_prescreen",
     "human_handoff", "crisis", "medical_advice", "bot_challenge", "out_of_scope",
 )
-# what action_session_start sets: the clinic's facts from settings/ (a fact the settings leave out is not set)
-FACTS = {name: value for name, value in public_facts(get_settings()).items() if value is not None}
+# The answers' placeholders filled as action_session_start fills them, from settings/; the
+# seeded sessions set the first seven as slots (as many events as before, the same timings).
+FILLED = {name: value for name, value in public_facts(get_settings()).items() if value is not None}
+FACTS = {
+    name: FILLED[name]
+    for name in ("clinic_name", "clinic_phone", "clinic_email", "clinic_website", "clinic_hours", "clinic_states", "min_age")
+}
 STATES_SERVED = ("CA", "CO", "FL", "NY", "TX", "WA")
 STATES_NOT_SERVED = ("OR", "NV", "AZ", "GA", "OH", "MA", "IL", "MI")
 FREQUENCY = (("Not at all", 0), ("Several days", 1), ("More than half the days", 2), ("Nearly every day", 3))
@@ -134,7 +139,7 @@ class _Defaults(dict):
 
 
 def _fill(text: str) -> str:
-    return text.format_map(_Defaults(FACTS)) if "{" in text else text
+    return text.format_map(_Defaults(FILLED)) if "{" in text else text
 
 
 _TEXT: Optional[_Text] = None
