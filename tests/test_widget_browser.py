@@ -419,7 +419,7 @@ def test_an_answer_slower_than_15_s_gives_the_retry_state(page: Page, stack: Any
     bots_before = w.bots().count()
     error.get_by_role("button", name="Retry").click()
     answer = w.wait_reply(bots_before)
-    assert "safe" in answer.lower()
+    assert faq_answer("safety")[:80] in answer
     assert w.visitor_texts() == ["is it safe"]
     ids = [b["id"] for b in page.watch.chat_bodies]
     assert len(ids) == 2 and ids[0] == ids[1]
