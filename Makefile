@@ -19,7 +19,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export PYTHONDONTWRITEBYTECODE := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help run test train venv validate test-core test-py eval-nlu bench bench-failover audit lock clean staff-user scale-up
+.PHONY: help run test train venv validate test-core test-py eval-nlu answers bench bench-failover audit lock clean staff-user scale-up
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ audit: $(VENV)/.installed ## known vulnerabilities of the pinned dependencies (P
 
 eval-nlu: $(MODEL) ## per-intent precision/recall and FAQ topic accuracy on the held-out set
 	$(PY) -m clinic.nlu_eval tests/nlu/heldout.yml
+
+answers: $(VENV)/.installed ## print every answer and its "Tell me more" with word counts, filled from settings/ (docs/CONTENT.md)
+	$(PY) scripts/answers.py $(ANSWERS_ARGS)
 
 staff-user: $(VENV)/.installed ## create a staff account: make staff-user USERNAME=ana ROLE=admin [NAME="Ana"] (asks the password)
 	@test -n "$(USERNAME)" -a -n "$(ROLE)" || { echo "usage: make staff-user USERNAME=<name> ROLE=admin|clinician|support [NAME=<name visitors see>]"; exit 2; }

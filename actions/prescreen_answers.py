@@ -9,6 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from clinic.answer_parsing import detect_correction
 from clinic.eligibility import QUESTIONS, Rules, is_valid_answer
 from actions.cached_settings import eligibility_rules
+from actions.faq_more import more_response
 
 CONTACT_SLOTS = ("contact_name", "contact_email", "contact_phone", "contact_time", "contact_consent")
 WAITLIST_SLOTS = ("waitlist_email", "waitlist_consent")
@@ -54,6 +55,9 @@ def answer_interruption(dispatcher: CollectingDispatcher, tracker: Tracker) -> b
         if utter_action:
             dispatcher.utter_message(response=utter_action)
             return True
+    if intent == "faq_more":  # the "Tell me more" button of an FAQ answer given mid-form
+        dispatcher.utter_message(response=more_response(tracker))
+        return True
     if intent in ANSWERED_MID_FORM:
         dispatcher.utter_message(response=ANSWERED_MID_FORM[intent])
         return True

@@ -53,7 +53,8 @@ The staff console (``python -m clinic.console``):
 - ``STAFF_SESSION_HOURS`` (``8``), ``STAFF_IDLE_MINUTES`` (``30``): sessions end
   after this long, or after this long without a request.
 - ``RETENTION_DAYS`` (``365``): conversations older than this are deleted by
-  ``python -m clinic.console.purge``.
+  ``python -m clinic.console.purge``; the chat's privacy notice (the greeting and the
+  widget's line) quotes it, so set it alike for every process.
 
 Live handoff (``clinic.handoff``, ``clinic.staffing``):
 
@@ -80,6 +81,7 @@ Referral notices (``clinic.notifier``) and encryption:
   stored referrals: back it up with the database, apart from it.
 """
 
+import datetime as dt
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -102,11 +104,35 @@ def _env(name: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class ClinicInfo:
+    """``settings/clinic.yml``: the clinic's identity, contacts and the facts its answers quote."""
+
     name: str
     phone: str
     email: str
     website: str
-    support_hours: str
+    privacy_url: str
+    # The telehealth prescribing of a controlled drug without an in-person exam rests on temporary
+    # DEA rules: the day they end as the clinic last checked, and the day the legal answer
+    # (utter_faq/legal_status) was last reviewed.
+    dea_telehealth_rule_ends: dt.date
+    legal_answer_reviewed: dt.date
+    monthly_price_usd: Optional[float] = None  # unset: the pricing answer says the team gives the price
+
+    @property
+    def support_hours(self) -> str:
+        """When people answer, in words, from settings/staffing.yml (the live chat's own hours)."""
+        from clinic.staffing import describe_hours, load_staffing
+
+        return describe_hours(load_staffing())
+
+    @property
+    def monthly_price(self) -> Optional[str]:
+        """The price as the answers quote it ("$399 a month"), or None when the clinic set none."""
+        if self.monthly_price_usd is None:
+            return None
+        amount = self.monthly_price_usd
+        figure = f"{amount:,.0f}" if float(amount).is_integer() else f"{amount:,.2f}"
+        return f"${figure} a month"
 
 
 @dataclass(frozen=True)
@@ -262,17 +288,48 @@ def load_yaml(path: Path) -> Dict[str, Any]:
     return data
 
 
-@lru_cache(maxsize=None)
 def load_clinic_info(settings_dir: Path) -> ClinicInfo:
-    data = load_yaml(settings_dir / "clinic.yml")
-    missing = [k for k in ("name", "phone", "email", "website", "support_hours") if not data.get(k)]
+    """settings/clinic.yml, read again when the file changes."""
+    path = settings_dir / "clinic.yml"
+    stat = path.stat()
+    return _clinic_info(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+CLINIC_TEXT_KEYS = ("name", "phone", "email", "website", "privacy_url")
+CLINIC_DATE_KEYS = ("dea_telehealth_rule_ends", "legal_answer_reviewed")
+
+
+@lru_cache(maxsize=8)
+def _clinic_info(path: str, mtime_ns: int, size: int) -> ClinicInfo:
+    data = load_yaml(Path(path))
+    missing = [k for k in CLINIC_TEXT_KEYS + CLINIC_DATE_KEYS if not data.get(k)]
     if missing:
-        raise ValueError(f"{settings_dir / 'clinic.yml'}: missing {', '.join(missing)}")
-    return ClinicInfo(**{k: str(data[k]) for k in ClinicInfo.__dataclass_fields__})
+        raise ValueError(f"{path}: missing {', '.join(missing)}")
+    if "support_hours" in data:
+        raise ValueError(f"{path}: support_hours is no longer read: the hours quoted come from staffing.yml")
+    dates = {}
+    for key in CLINIC_DATE_KEYS:
+        value = data[key]
+        if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+            raise ValueError(f"{path}: {key} must be a date written YYYY-MM-DD, got {value!r}")
+        dates[key] = value
+    price = data.get("monthly_price_usd")
+    if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float)) or price <= 0):
+        raise ValueError(f"{path}: monthly_price_usd must be a number of dollars above 0 (or left out), got {price!r}")
+    return ClinicInfo(
+        **{k: str(data[k]) for k in CLINIC_TEXT_KEYS},
+        **dates,
+        monthly_price_usd=float(price) if price is not None else None,
+    )
 
 
-def public_facts(settings: Settings) -> Dict[str, str]:
-    """The values the assistant's answers may quote (slot name -> text)."""
+def spoken_date(day: dt.date) -> str:
+    """ "December 31, 2026": how the answers say a date."""
+    return f"{day.strftime('%B')} {day.day}, {day.year}"
+
+
+def public_facts(settings: Settings) -> Dict[str, Optional[str]]:
+    """The values the assistant's answers may quote (slot name -> text; None: not set)."""
     clinic = settings.clinic
     rules = settings.eligibility
     return {
@@ -283,6 +340,11 @@ def public_facts(settings: Settings) -> Dict[str, str]:
         "clinic_hours": clinic.support_hours,
         "clinic_states": us_states.describe(rules.get("states_served", [])),
         "min_age": str(rules.get("min_age", 18)),
+        "clinic_price": clinic.monthly_price,
+        "privacy_url": clinic.privacy_url,
+        "chat_retention": f"{settings.retention_days} days",
+        "dea_rule_end": spoken_date(clinic.dea_telehealth_rule_ends),
+        "legal_reviewed": spoken_date(clinic.legal_answer_reviewed),
     }
 
 

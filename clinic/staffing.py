@@ -3,6 +3,7 @@
     staffing = load_staffing(path)
     is_staffed(staffing, now)     # a person can be asked for now
     next_opening(staffing, now)   # when the team is next in (local time), for a callback's "what next"
+    describe_hours(staffing)      # "Monday to Friday, 9 am to 5 pm Eastern": the hours the assistant quotes
 
 Times are in the file's ``time_zone`` (pytz, which Rasa already pins, so no
 system time zone data is needed). A bad file is an error at load, with the
@@ -148,3 +149,55 @@ def _local_date(opening: dt.datetime, now: Optional[dt.datetime]) -> dt.date:
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.timezone.utc)
     return now.astimezone(opening.tzinfo).date()
+
+
+# How the hours are said for the zones a US clinic is likely to use; any other zone is named as it is.
+ZONE_WORDS = {
+    "America/New_York": "Eastern", "US/Eastern": "Eastern", "America/Detroit": "Eastern",
+    "America/Chicago": "Central", "US/Central": "Central",
+    "America/Denver": "Mountain", "US/Mountain": "Mountain", "America/Phoenix": "Arizona time",
+    "America/Los_Angeles": "Pacific", "US/Pacific": "Pacific",
+    "America/Anchorage": "Alaska time", "Pacific/Honolulu": "Hawaii time",
+}
+
+
+def _clock(t: Optional[dt.time]) -> str:
+    """ "9 am", "12:30 pm", "noon", "midnight"."""
+    if t is None or t == dt.time(0, 0):
+        return "midnight"
+    if t == dt.time(12, 0):
+        return "noon"
+    hour = t.hour % 12 or 12
+    minutes = f":{t.minute:02d}" if t.minute else ""
+    return f"{hour}{minutes} {'am' if t.hour < 12 else 'pm'}"
+
+
+def _day_hours(ranges: Tuple[Range, ...]) -> str:
+    return " and ".join(f"{_clock(start)} to {_clock(end)}" for start, end in sorted(ranges, key=lambda r: r[0]))
+
+
+def describe_hours(staffing: Staffing) -> str:
+    """The staffed hours in words, days with the same hours run together:
+    "Monday to Friday, 9 am to 5 pm Eastern"; "Monday to Thursday, 9 am to 5 pm, and Friday,
+    9 am to noon Eastern". Holidays are not listed (the callback offer says when the team is back)."""
+    groups = []  # [first day, last day, hours text]
+    for index, day in enumerate(WEEKDAYS):
+        ranges = staffing.hours.get(index, ())
+        if not ranges:
+            continue
+        text = _day_hours(ranges)
+        if groups and groups[-1][2] == text and WEEKDAYS.index(groups[-1][1]) == index - 1:
+            groups[-1][1] = day
+        else:
+            groups.append([day, day, text])
+    if not groups:
+        return "no staffed hours at the moment"
+    parts = []
+    for first, last, text in groups:
+        days = first.capitalize() if first == last else f"{first.capitalize()} to {last.capitalize()}"
+        if WEEKDAYS.index(last) == WEEKDAYS.index(first) + 1:
+            days = f"{first.capitalize()} and {last.capitalize()}"
+        parts.append(f"{days}, {text}")
+    joined = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + ", and " + parts[-1]
+    zone = getattr(staffing.time_zone, "zone", str(staffing.time_zone))
+    return f"{joined} {ZONE_WORDS.get(zone, zone)}"

@@ -36,6 +36,8 @@ import yaml  # noqa: E402
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, event  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
+from clinic.settings import get_settings, public_facts  # noqa: E402
+
 MODEL_ID = "5e1d7c0e9a3b4f6d8c2a1b0e9f8d7c6b"
 ASSISTANT_ID = "clinic-assistant"
 META = {"model_id": MODEL_ID, "assistant_id": ASSISTANT_ID}
@@ -59,14 +61,12 @@ INTENTS = (
     "faq", "greet", "goodbye", "affirm", "deny", "thank", "inform", "stop", "start_prescreen",
     "human_handoff", "crisis", "medical_advice", "bot_challenge", "out_of_scope",
 )
+# The answers' placeholders filled as action_session_start fills them, from settings/; the
+# seeded sessions set the first seven as slots (as many events as before, the same timings).
+FILLED = {name: value for name, value in public_facts(get_settings()).items() if value is not None}
 FACTS = {
-    "clinic_name": "Daytryp RX",
-    "clinic_phone": "(555) 010-4477",
-    "clinic_email": "care@daytryprx.example",
-    "clinic_website": "https://daytryprx.example",
-    "clinic_hours": "Monday to Friday, 9 am to 6 pm Eastern",
-    "clinic_states": "California, Colorado, Florida, New York, Texas and Washington",
-    "min_age": "18",
+    name: FILLED[name]
+    for name in ("clinic_name", "clinic_phone", "clinic_email", "clinic_website", "clinic_hours", "clinic_states", "min_age")
 }
 STATES_SERVED = ("CA", "CO", "FL", "NY", "TX", "WA")
 STATES_NOT_SERVED = ("OR", "NV", "AZ", "GA", "OH", "MA", "IL", "MI")
@@ -139,7 +139,7 @@ class _Defaults(dict):
 
 
 def _fill(text: str) -> str:
-    return text.format_map(_Defaults(FACTS)) if "{" in text else text
+    return text.format_map(_Defaults(FILLED)) if "{" in text else text
 
 
 _TEXT: Optional[_Text] = None

@@ -5,16 +5,18 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from clinic import db
-from clinic.settings import load_clinic_info
+from clinic.answers import chosen, faq_responses, rendered
+from clinic.settings import get_settings, load_clinic_info, public_facts
 from tests.stack import ROOT, Stack, button, conversation_id, press, say
 
 
-def faq_answer(key: str) -> str:
-    doc = yaml.safe_load((ROOT / "data" / "faq" / f"{key}.yml").read_text())
-    return doc["responses"][f"utter_faq/{key}"][0]["text"]
+def faq_answer(key: str, more: bool = False) -> str:
+    """The answer (or its "Tell me more") as the settings make it (clinic.answers)."""
+    facts = public_facts(get_settings())
+    (variation,) = chosen(faq_responses()[f"utter_faq_more_{key}" if more else f"utter_faq/{key}"], facts)
+    return rendered(variation, facts)
 
 
 def test_the_page_is_served(stack):
@@ -29,13 +31,26 @@ def test_greeting_and_faq_answers_carry_the_clinic_settings(stack):
     assert greet.status_code == 200
     text = greet.json()["messages"][0]["text"]
     assert clinic.name in text and "not a clinician" in text and "988" in text
+    assert f"stored for {get_settings().retention_days} days" in text and clinic.privacy_url in text  # the privacy line
 
     pricing = say(s, stack, "how much does this cost per month")
-    expected = faq_answer("pricing").format(clinic_name=clinic.name, clinic_phone=clinic.phone, clinic_email=clinic.email)
-    assert pricing.json()["messages"][0]["text"] == expected
+    assert pricing.json()["messages"][0]["text"] == faq_answer("pricing")
 
     side = say(s, stack, "are there side effects")
-    assert side.json()["messages"][0]["text"] == faq_answer("side_effects").format(clinic_name=clinic.name)
+    assert side.json()["messages"][0]["text"] == faq_answer("side_effects")
+
+
+def test_tell_me_more_gives_the_topics_detail_through_the_whole_stack(stack):
+    """The button's signed payload goes back through the web app to Rasa, whose rule runs the
+    action server's action_faq_more: the detail comes back, with its facts filled in."""
+    s = requests.Session()
+    pricing = say(s, stack, "how much does this cost per month")
+    assert pricing.json()["messages"][0]["text"] == faq_answer("pricing")
+    more = press(s, stack, button(pricing, "Tell me more"))
+    assert more.status_code == 200
+    assert [m["text"] for m in more.json()["messages"]] == [faq_answer("pricing", more=True)]
+    forged = dict(button(pricing, "Tell me more"), payload='/faq_more{"topic": "safety"}')
+    assert press(s, stack, forged).status_code == 403  # a payload the bot did not send is refused
 
 
 def test_crisis_mid_conversation_gets_resources_flag_and_a_person(stack):

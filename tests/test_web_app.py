@@ -75,6 +75,19 @@ def test_the_page_shows_the_clinic_and_the_chat(app):
     assert css.status == 200 and "prefers-reduced-motion" in css.text
 
 
+def test_the_page_gives_the_widget_the_privacy_figures_from_the_settings(clinic_env, monkeypatch, rasa):
+    """The widget's privacy line quotes RETENTION_DAYS (the purge's own setting) and clinic.yml's
+    privacy page, passed on the script tag: no second copy of either in the widget."""
+    monkeypatch.setenv("RETENTION_DAYS", "30")
+    get_settings.cache_clear()
+    app = create_app(get_settings(), rasa=rasa, name="web_privacy")
+    _, resp = app.test_client.get("/")
+    assert 'data-retention-days="30"' in resp.text
+    assert f'data-privacy-url="{get_settings().clinic.privacy_url}"' in resp.text
+    _, js = app.test_client.get("/widget.js")
+    assert "data-retention-days" in js.text and "365" not in js.text
+
+
 def test_health(app):
     _, resp = app.test_client.get("/health")
     assert resp.status == 200 and resp.json == {"status": "ok"}

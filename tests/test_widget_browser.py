@@ -10,13 +10,13 @@ import re
 from typing import Any, Dict, Iterator, List
 
 import pytest
-import yaml
 
 pytest.importorskip("playwright", reason="pip install -r requirements.txt brings Playwright")
 
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect  # noqa: E402
 
-from clinic.settings import load_clinic_info  # noqa: E402
+from clinic.answers import chosen, faq_responses, rendered  # noqa: E402
+from clinic.settings import get_settings, load_clinic_info, public_facts  # noqa: E402
 from tests.stack import ROOT  # noqa: E402
 from tests.widget_driver import (  # noqa: E402
     ARTIFACTS,
@@ -33,12 +33,11 @@ SMALLEST = {"width": 320, "height": 640}
 expect.set_options(timeout=20_000)
 
 
-def faq_answer(key: str) -> str:
-    doc = yaml.safe_load((ROOT / "data" / "faq" / f"{key}.yml").read_text())
-    clinic = load_clinic_info(ROOT / "settings")
-    return doc["responses"][f"utter_faq/{key}"][0]["text"].format(
-        clinic_name=clinic.name, clinic_phone=clinic.phone, clinic_email=clinic.email
-    )
+def faq_answer(key: str, more: bool = False) -> str:
+    """The answer (or its "Tell me more") as the settings make it (clinic.answers)."""
+    facts = public_facts(get_settings())
+    (variation,) = chosen(faq_responses()[f"utter_faq_more_{key}" if more else f"utter_faq/{key}"], facts)
+    return rendered(variation, facts)
 
 
 @pytest.fixture
@@ -142,6 +141,33 @@ def test_the_panel_is_an_accessible_labelled_dialog_with_a_live_log(page: Page, 
     assert set(choices.evaluate_all("bs => bs.map(b => b.tagName + ':' + b.type)")) == {"BUTTON:button"}
     # every message carries its time
     assert page.locator(".ccw-msg time[datetime]").count() == page.locator(".ccw-msg").count() == 3
+
+
+def test_the_privacy_line_at_the_top_of_the_panel_says_what_is_kept_and_links_the_policy(page: Page, stack: Any) -> None:
+    w = visit(page, stack.web_url + "/")
+    w.open()
+    clinic = load_clinic_info(ROOT / "settings")
+    line = page.locator(".ccw-privacy")
+    expect(line).to_be_visible()
+    expect(line).to_have_text(
+        f"This chat is stored for {get_settings().retention_days} days and read by our care team; "
+        "messages about safety are flagged for staff. Privacy policy"
+    )
+    assert page.locator(".ccw-privacy a").get_attribute("href") == clinic.privacy_url
+    # above the conversation, not a dialog over it: the visitor can type at once
+    assert line.bounding_box()["y"] < w.log.bounding_box()["y"]
+    expect(page.get_by_role("textbox", name="Your message")).to_be_editable()
+    assert not page.watch.dialogs
+
+
+def test_tell_me_more_under_an_answer_gives_the_detail(page: Page, stack: Any) -> None:
+    w = visit(page, stack.web_url + "/")
+    w.open()
+    answer = w.say("is ketamine therapy safe")
+    assert faq_answer("safety")[:80] in answer
+    detail = w.choose("Tell me more")
+    assert faq_answer("safety", more=True)[:80] in detail
+    assert w.visitor_texts()[-1] == "Tell me more"
 
 
 def test_two_faqs_are_answered_with_nothing_from_third_parties(page: Page, stack: Any) -> None:
@@ -393,7 +419,7 @@ def test_an_answer_slower_than_15_s_gives_the_retry_state(page: Page, stack: Any
     bots_before = w.bots().count()
     error.get_by_role("button", name="Retry").click()
     answer = w.wait_reply(bots_before)
-    assert "safe" in answer.lower()
+    assert faq_answer("safety")[:80] in answer
     assert w.visitor_texts() == ["is it safe"]
     ids = [b["id"] for b in page.watch.chat_bodies]
     assert len(ids) == 2 and ids[0] == ids[1]

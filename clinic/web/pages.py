@@ -27,5 +27,6 @@ async def widget_styles(request: Request) -> HTTPResponse:
 @bp.get("/")
 async def home(request: Request) -> HTTPResponse:
     settings = request.app.ctx.settings
-    page = _env.get_template("index.html").render(clinic=settings.clinic)
+    # retention_days: the chat's privacy line in the widget quotes the purge's own setting
+    page = _env.get_template("index.html").render(clinic=settings.clinic, retention_days=settings.retention_days)
     return html(page)

@@ -2,9 +2,12 @@
  * The clinic's chat widget. One tag on any page:
  *
  *   <script src="https://clinic.example/widget.js" data-clinic-name="..."
- *           data-color="#2f6f5e" data-greeting="..." data-open="false" defer></script>
+ *           data-color="#2f6f5e" data-greeting="..." data-open="false"
+ *           data-retention-days="..." data-privacy-url="https://clinic.example/privacy" defer></script>
  *
- * adds a launcher button and a chat panel that talk to the visitor API on the
+ * (the clinic's page writes the last two from its settings: RETENTION_DAYS and clinic.yml's
+ * privacy_url, for the privacy line at the top of the panel) adds a launcher button and a
+ * chat panel that talk to the visitor API on the
  * script's own origin (/api/chat, /api/history, /api/reset). When the visitor
  * asks for a person, a line under the header says who answers, a status area
  * shows the place in the queue with a "Leave the queue" button
@@ -44,7 +47,9 @@
     color: safeColor(script.getAttribute("data-color")),
     greeting: (script.getAttribute("data-greeting") || "").trim() ||
       "Hi! Ask me anything about at-home ketamine therapy, or ask whether it could be right for you.",
-    open: (script.getAttribute("data-open") || "").toLowerCase() === "true"
+    open: (script.getAttribute("data-open") || "").toLowerCase() === "true",
+    retentionDays: wholeDays(script.getAttribute("data-retention-days")),
+    privacyUrl: httpUrl(script.getAttribute("data-privacy-url"))
   };
 
   // --- small helpers -----------------------------------------------------------
@@ -52,6 +57,18 @@
   function safeColor(value) {
     value = (value || "").trim();
     return /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.test(value) ? value : "#2f6f5e";
+  }
+
+  function wholeDays(value) {
+    var n = /^\s*[1-9][0-9]{0,4}\s*$/.test(value || "") ? parseInt(value, 10) : NaN;
+    return isFinite(n) ? n : null;
+  }
+
+  function httpUrl(value) {
+    try {
+      var url = new URL((value || "").trim());
+      return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+    } catch (e) { return null; }
   }
 
   function textOn(hex) {
@@ -259,6 +276,23 @@
   emergency.appendChild(link("sms:988", "text"));
   emergency.appendChild(document.createTextNode(" 988"));
   panel.appendChild(emergency);
+
+  // what happens to the chat, said before anything is typed (the page gives the figures)
+  var privacy = el("p", "ccw-privacy");
+  privacy.id = "ccw-privacy";
+  privacy.appendChild(document.createTextNode(
+    (options.retentionDays ? "This chat is stored for " + options.retentionDays + " days" : "This chat is stored") +
+    " and read by our care team; messages about safety are flagged for staff." +
+    (options.privacyUrl ? " " : "")));
+  if (options.privacyUrl) {
+    var policy = el("a", "ccw-link", "Privacy policy");
+    policy.setAttribute("href", options.privacyUrl);
+    policy.setAttribute("target", "_blank");
+    policy.setAttribute("rel", "noopener noreferrer");
+    privacy.appendChild(policy);
+  }
+  panel.appendChild(privacy);
+  panel.setAttribute("aria-describedby", "ccw-emergency ccw-privacy");
 
   var log = el("div", "ccw-log");
   log.setAttribute("role", "log");
