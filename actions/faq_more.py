@@ -1,26 +1,25 @@
 """The "Tell me more" button of an FAQ answer: the topic's second response, utter_faq_more_<topic>.
 
-The topics are the FAQ files' names (data/faq/<topic>.yml, one per topic of the contract),
-whose responses hold both the answer and its detail. The action server is sent no responses
-(clinic/action_body.py), so it names the response and Rasa renders it.
+The topics are those of settings/faq_titles.yml (one per topic of the contract); each topic's
+file data/faq/<topic>.yml holds both the answer and its detail. The action server is sent no
+responses (clinic/action_body.py), so it names the response and Rasa renders it.
 """
 
-from pathlib import Path
-from typing import Any, Dict, FrozenSet, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-FAQ_DIR = Path(__file__).resolve().parent.parent / "data" / "faq"
-TOPICS: FrozenSet[str] = frozenset(path.stem for path in FAQ_DIR.glob("*.yml"))
+from actions.faq import topic_titles
+
 UNKNOWN = "utter_faq_more_unknown"
 
 
 def more_response(tracker: Tracker) -> Text:
     """The response for the latest message's topic entity: the topic's detail, or the "sorry"."""
     topic: Optional[Any] = next(tracker.get_latest_entity_values("topic"), None)
-    if isinstance(topic, str) and topic in TOPICS:
+    if isinstance(topic, str) and topic in topic_titles():
         return f"utter_faq_more_{topic}"
     return UNKNOWN
 

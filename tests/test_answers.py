@@ -13,7 +13,8 @@ import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.faq_more import TOPICS, ActionFaqMore
+from actions.faq import topic_titles
+from actions.faq_more import ActionFaqMore
 from clinic import answers
 from clinic.answers import FAQ_PREFIX, MORE_BUTTON, MORE_PREFIX, Response, Variation
 from clinic.settings import get_settings, load_clinic_info, public_facts, spoken_date
@@ -24,6 +25,7 @@ TOPICS_FILE = ROOT.parent / "shared" / "faq_topics.yml"
 ANSWER_WORDS = range(25, 61)
 MOST_WORDS = 70
 
+TOPICS = frozenset(topic_titles())  # settings/faq_titles.yml: the topics the actions know
 FAQ = answers.faq_responses()
 DOMAIN = answers.domain_responses()
 FACTS = public_facts(get_settings())
