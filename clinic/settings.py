@@ -283,6 +283,7 @@ def public_facts(settings: Settings) -> Dict[str, str]:
         "clinic_hours": clinic.support_hours,
         "clinic_states": us_states.describe(rules.get("states_served", [])),
         "min_age": str(rules.get("min_age", 18)),
+        "retention_period": f"{settings.retention_days} days",  # how long conversations are kept
     }
 
 
