@@ -42,10 +42,17 @@ class ValidatePrescreenForm(FormValidationAction):
         return remaining_questions(answers_of(tracker), rules())
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        """The answers validated, then the progress line of the question asked next."""
+        """The answers validated, then the progress line of the question asked next, when it changed.
+
+        Only when it changed: a message that fills no slot (crisis, "stop", a person asked for) must
+        set none, so that Rasa rejects the form and the rule for that message takes over.
+        """
         events = await super().run(dispatcher, tracker, domain)
         number, total = progress(answers_of(tracker), rules())  # the tracker holds the validated answers now
-        return events + ([SlotSet(PROGRESS, progress_line(number, total))] if number else [])
+        line = progress_line(number, total) if number else None
+        if line is None or line == tracker.get_slot(PROGRESS):
+            return events
+        return events + [SlotSet(PROGRESS, line)]
 
     def validate_age(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         return validate_answer("age", value, dispatcher, tracker, parse.parse_age, "utter_wrong_age")
