@@ -340,7 +340,7 @@ _HEDGES = ("not really", "not lately", "not recently", "i guess", "i think so", 
 _NEGATION_WORDS = ("no", "not", "never", "nope", "nah", "none", "nothing")
 # Words typed without their apostrophe, as the lists above spell them.
 _APOSTROPHE_LESS = {"im": "i'm", "ive": "i've", "dont": "don't", "havent": "haven't", "wouldnt": "wouldn't",
-                    "didnt": "didn't", "wont": "won't"}
+                    "wont": "won't"}
 
 
 def parse_suicide_answer(text: str, question: str = "suicidal_thoughts") -> Optional[str]:
@@ -421,7 +421,7 @@ def parse_conditions(text: str) -> Optional[str]:
 
 # --- Alcohol and drugs --------------------------------------------------------------
 
-_STILL = ("still", "now", "right now", "currently", "at the moment", "these days", "ongoing", "at present")
+_STILL = ("still", "now", "currently", "at the moment", "these days", "ongoing", "at present")
 _NO_LONGER = ("not now", "not any more", "not anymore", "no longer", "used to", "in the past", "earlier",
               "stopped", "quit", "sober", "in recovery", "clean now", "years ago", "a while ago", "not since")
 

@@ -31,6 +31,8 @@ answered yet; keys that are not questions are ignored. A value outside its
 domain raises ``ValueError``: answers are parsed before they get here.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
@@ -192,7 +194,7 @@ class Rules:
     review: FrozenSet[str]
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Rules":
+    def from_dict(cls, d: Mapping[str, Any]) -> Rules:
         """Validated rules from the YAML mapping; ValueError says what is wrong.
 
         ``exclude`` and ``review`` must be present (an empty list is fine): a

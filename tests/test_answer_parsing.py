@@ -533,3 +533,183 @@ def test_corrections(text, correction):
 )
 def test_no_correction(text):
     assert detect_correction(text) is None
+
+
+# --- Every word of the word lists, each where it decides ------------------------------------------
+# (make mutation: a word dropped from a list must fail a test)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["not sure", "unsure", "don't know", "dont know", "do not know", "idk", "maybe", "possibly", "prefer not to say",
+     "rather not say", "prefer not to answer", "rather not answer", "not certain", "no idea", "dunno", "perhaps",
+     "i'm not certain", "can't say", "cant say", "hard to say", "might be"],
+)
+def test_every_unsure_phrase(text):
+    assert parse_yes_no(f"no, {text}") == "unsure"  # "not sure" wins over a leading no
+    assert parse_suicide_answer(text) == "unsure"
+
+
+@pytest.mark.parametrize("text", ["yes", "yeah", "yep", "yup", "y", "ya", "yea", "yes please"])
+def test_every_strong_yes(text):
+    assert parse_yes_no(text) == "yes"
+    assert parse_yes_no(f"{text}, I don't live alone") == "yes"  # a leading strong yes decides
+
+
+@pytest.mark.parametrize("text", ["sure", "i have", "i've", "i am", "i'm", "correct", "true", "i do", "absolutely",
+                                  "definitely", "of course", "affirmative", "that's right"])
+def test_every_weak_yes(text):
+    assert parse_yes_no(f"well {text}") == "yes"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["never", "not really", "i don't", "i dont", "i do not", "none", "i haven't", "i havent", "i have not", "i'm not",
+     "im not", "i am not", "negative", "false", "not at all", "no way", "nothing", "not that i know", "i've not",
+     "not me", "incorrect"],
+)
+def test_every_weak_no(text):
+    assert parse_yes_no(f"well {text}") == "no"
+    assert parse_yes_no(f"well {text}, i am") == "no"  # a negation wins over a weak yes
+
+
+@pytest.mark.parametrize(
+    "text, answer",
+    [("no", "no"), ("nope", "no"), ("nah", "no"), ("n", "no"), ("yes", "yes"), ("no, yes", None),
+     ("well no", "no"), ("well nope", "no"), ("well nah", "no"), ("well n", "no")],
+)
+def test_strong_no_anywhere(text, answer):
+    assert parse_yes_no(text) == answer
+
+
+@pytest.mark.parametrize(
+    "text, concern",
+    [
+        ("depressive episodes", "depression"), ("low mood", "depression"), ("my mood is low", "depression"),
+        ("feeling down", "depression"), ("feel so low", "depression"), ("feeling very empty", "depression"),
+        ("feel really hopeless", "depression"), ("sadness", "depression"), ("sad", "depression"),
+        ("hopelessness", "depression"), ("MDD", "depression"), ("unhappy", "depression"),
+        ("no motivation", "depression"), ("postpartum", "depression"),
+        ("anxious", "anxiety"), ("panicking", "anxiety"), ("worried", "anxiety"), ("worrying", "anxiety"),
+        ("worries", "anxiety"), ("nervousness", "anxiety"), ("GAD", "anxiety"), ("on edge", "anxiety"),
+        ("stress", "anxiety"), ("stressed", "anxiety"), ("phobias", "anxiety"),
+        ("cptsd", "ptsd"), ("c ptsd", "ptsd"), ("posttraumatic", "ptsd"), ("traumatic memories", "ptsd"),
+        ("flashback", "ptsd"), ("nightmares", "ptsd"), ("a nightmare", "ptsd"),
+        ("other", "other"), ("obsessive thoughts", "other"), ("compulsive", "other"), ("chronic pain", "other"),
+        ("addiction", "other"), ("an eating disorder", "other"), ("ADHD", "other"), ("insomnia", "other"),
+        ("none of these", "other"), ("none of those", "other"), ("none of the above", "other"), ("burnout", "other"),
+        ("burn out", "other"),
+    ],
+)
+def test_every_concern_word(text, concern):
+    assert parse_concern(text) == concern
+
+
+@pytest.mark.parametrize("text", ["not depressed", "no anxiety", "never anxious", "without trauma",
+                                  "isn't depression"])
+def test_a_negated_concern_is_none(text):
+    assert parse_concern(text) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["medication", "medications", "meds", "medicine", "medicines", "antidepressant", "anti depressants", "ssri",
+     "SNRIs", "snri", "pills", "a pill", "prescriptions", "prescription", "prozac", "zoloft", "lexapro", "wellbutrin",
+     "celexa", "paxil", "cymbalta", "effexor", "sertraline", "fluoxetine", "escitalopram", "bupropion", "medicated"],
+)
+def test_every_medication_word(text):
+    assert parse_treatments(text) == "medication"
+    assert parse_treatments(f"therapy and {text}") == "both"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["therapy", "psychotherapy", "therapist", "counseling", "counselling", "a counselor", "counsellors", "CBT", "DBT",
+     "EMDR", "a psychologist", "psychologists", "talking to someone"],
+)
+def test_every_therapy_word(text):
+    assert parse_treatments(text) == "therapy"
+
+
+@pytest.mark.parametrize("text", ["both", "all of them", "all of the above", "all of those", "each of them"])
+def test_every_both_word(text):
+    assert parse_treatments(text) == "both"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["nothing", "none", "neither", "no", "nope", "never", "not yet", "not really", "haven't tried anything",
+     "havent tried anything", "have not tried anything", "nothing yet", "no treatment"],
+)
+def test_every_none_word(text):
+    assert parse_treatments(text) == "none"
+
+
+@pytest.mark.parametrize(
+    "word",
+    ["is", "email", "e-mail", "mail", "address", "at", "me", "use", "it's", "its", "try", "to", "meant", "mean",
+     "actually", "sorry", "correction", "typo", "oops", "wait", "here", "yes", "sure", "ok", "okay", "please", "mine",
+     "reach", "contact", "via", "be", "should"],
+)
+def test_every_word_an_address_may_follow_with_just_a_space(word):
+    assert parse_email(f"{word} jane@example.com") == "jane@example.com"
+    assert parse_email(f"{word.upper()} jane@example.com") == "jane@example.com"
+
+
+@pytest.mark.parametrize(
+    "text, age",
+    [("two", 2), ("three", 3), ("four", 4), ("five", 5), ("six", 6), ("seven", 7), ("eight", 8), ("nine", 9),
+     ("ten", 10), ("eleven", 11), ("twelve", 12), ("thirteen", 13), ("fourteen", 14), ("fifteen", 15),
+     ("sixteen", 16), ("seventeen", 17), ("eighteen", 18), ("twenty", 20), ("forty", 40), ("fourty", 40),
+     ("fifty", 50), ("sixty", 60), ("seventy", 70), ("eighty", 80), ("ninety", 90), ("thirty three", 33),
+     ("ninety nine", 99), ("one hundred", 100)],
+)
+def test_every_number_word_of_an_age(text, age):
+    assert parse_age(text) == age
+
+
+@pytest.mark.parametrize("filler", ["i'm", "im", "i", "am", "age", "aged", "years", "year", "old", "yrs", "yo", "y/o",
+                                    "just", "turned", "its", "it's"])
+def test_a_lone_unit_counts_beside_every_filler_word(filler):
+    assert parse_age(f"{filler} nine") == 9
+
+
+@pytest.mark.parametrize("word", ["indian", "main", "mainly", "virgin", "georgian", "texan", "floridian",
+                                  "californian", "washing", "alaskan", "hawaiian", "canada", "mexico", "oregano",
+                                  "colored", "colorful"])
+def test_words_that_look_like_a_state_are_none(word):
+    assert parse_state(word) is None
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [("washington d c", "DC"), ("washington d.c.", "DC"), ("d c", "DC"), ("nyc", "NY"), ("cali", "CA"),
+     ("district of columbia", "DC"), ("washington state", "WA")],
+)
+def test_every_state_alias(text, code):
+    assert parse_state(text) == code
+
+
+@pytest.mark.parametrize("code", ["IN", "ME", "OR", "OK", "HI", "OH", "ID", "AL", "MA", "PA", "LA", "DE", "CO", "MI",
+                                  "MO", "GA"])
+def test_a_code_that_is_also_a_word_counts_only_after_in_or_from(code):
+    assert parse_state(f"My home is Texas {code} whatever") == "TX"
+    assert parse_state(f"we are in {code}") == code
+
+
+@pytest.mark.parametrize(
+    "text, question, answer",
+    [
+        ("no im ok", "suicidal_thoughts", "no"), ("ive never thought about it", "suicidal_thoughts", "no"),
+        ("no i dont", "suicidal_thoughts", "no"), ("i havent", "suicidal_thoughts", "no"),
+        ("i wouldnt", "suicide_plan", "no"), ("no i wont", "suicide_plan", "no"),
+    ],
+)
+def test_answers_typed_without_their_apostrophes(text, question, answer):
+    assert parse_suicide_answer(text, question) == answer
+
+
+@pytest.mark.parametrize("text", ["no comment", "not now", "never mind", "nope nope nope", "nah mate", "none really",
+                                  "nothing to say"])
+def test_a_no_word_with_more_to_it_is_unsure(text):
+    assert parse_suicide_answer(text) == "unsure"

@@ -107,8 +107,12 @@ def test_published_wording():
     assert eligibility.GAD2_STEM == "Over the last 2 weeks, how often have you been bothered by the following problems?"
     assert eligibility.PHQ2_ITEMS == ("Little interest or pleasure in doing things", "Feeling down, depressed, or hopeless")
     assert eligibility.GAD2_ITEMS == ("Feeling nervous, anxious, or on edge", "Not being able to stop or control worrying")
-    assert eligibility.ITEM_WORDING["phq2_interest"] == "Little interest or pleasure in doing things"
-    assert eligibility.ITEM_WORDING["gad2_worry"] == "Not being able to stop or control worrying"
+    assert eligibility.ITEM_WORDING == {
+        "phq2_interest": "Little interest or pleasure in doing things",
+        "phq2_mood": "Feeling down, depressed, or hopeless",
+        "gad2_nervous": "Feeling nervous, anxious, or on edge",
+        "gad2_worry": "Not being able to stop or control worrying",
+    }
     assert FREQUENCY_OPTIONS == (
         ("Not at all", 0), ("Several days", 1), ("More than half the days", 2), ("Nearly every day", 3),
     )
@@ -144,10 +148,20 @@ def test_items_outside_0_to_3_are_refused(bad):
         gad2_score(0, bad)
 
 
-@pytest.mark.parametrize("bad", [-1, 7, "3", None])
+@pytest.mark.parametrize("bad", [-1, 7, "3", None, True, 3.0])
 def test_scores_outside_0_to_6_are_refused(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^expected a score 0\.\.6$"):
         is_positive(bad)
+
+
+@pytest.mark.parametrize("bad", [-1, 4, "2", True])
+def test_a_refused_item_names_its_question_and_never_the_value(bad):
+    for call, name in [
+        (lambda: phq2_score(bad, 0), "phq2_interest"), (lambda: phq2_score(0, bad), "phq2_mood"),
+        (lambda: gad2_score(bad, 0), "gad2_nervous"), (lambda: gad2_score(0, bad), "gad2_worry"),
+    ]:
+        with pytest.raises(ValueError, match=f"^{name}: expected an int 0\\.\\.3$"):
+            call()
 
 
 # --- Outcomes, one branch at a time -----------------------------------------------
@@ -403,6 +417,31 @@ def test_answers_outside_their_domain_are_refused(changes):
         assess(with_(**changes), RULES)
 
 
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"age": "25"}, "age: expected an int"),
+        ({"state": "XX"}, "state: expected a two-letter state code"),
+        ({"concern": "stress"}, "concern: expected one of depression, anxiety, ptsd, other"),
+        ({"substance_use": "yes"}, "substance_use: expected one of current, past, no, unsure"),
+        ({"phq2_mood": 9}, "phq2_mood: expected an int 0..3"),
+    ],
+)
+def test_an_answer_outside_its_domain_is_named_in_the_error_without_its_value(changes, message):
+    with pytest.raises(ValueError) as info:
+        assess(with_(**changes), RULES)
+    assert str(info.value) == message
+
+
+def test_rules_and_assessments_cannot_be_changed_once_made():
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RULES.min_age = 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        assess(CLEAR, RULES).outcome = "crisis"
+
+
 def test_none_is_unanswered_and_other_keys_are_ignored():
     assert assess({"age": None, "state": None, "email": "x@example.com", "requested_slot": "age"}, RULES) == Assessment("eligible", ())
 
@@ -559,6 +598,42 @@ def test_bad_rules_are_refused_with_a_clear_message(changes, message):
     with pytest.raises(ValueError) as info:
         rules(**changes)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("min_age", [1, 120])
+def test_min_age_from_1_to_120(min_age):
+    assert rules(min_age=min_age).min_age == min_age
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"min_age": 121}, "eligibility rules: min_age must be a whole number of years (1..120), got 121"),
+        ({"min_age": "18"}, "eligibility rules: min_age must be a whole number of years (1..120), got '18'"),
+        ({"states_served": ["XX", "TX", "YY"]},
+         "eligibility rules: states_served has unknown state code(s) 'XX', 'YY'; use two-letter codes such as CA or TX"),
+        ({"states_served": "TX"}, "eligibility rules: states_served must be a list of names, got 'TX'"),
+        ({"review": ["under_min_age", "suicide_risk"]},
+         "eligibility rules: review lists 'under_min_age', 'suicide_risk', a fixed rule that cannot be moved"),
+        ({"exclude": ["pregnant", "cardio"]},
+         "eligibility rules: exclude has unknown reason(s) 'pregnant', 'cardio'; known reasons: "
+         "pregnant_or_breastfeeding, psychosis_history, cardiovascular, medications, medical_conditions, "
+         "substance_use_current, substance_use_past, no_support_person, no_prior_treatment, screens_below_cutoff, "
+         "unsure_answer"),
+        ({"exclude": ["medications", "cardiovascular"], "review": ["cardiovascular", "medications"]},
+         "eligibility rules: 'cardiovascular', 'medications' listed under both exclude and review"),
+    ],
+)
+def test_the_whole_message_says_what_is_wrong(changes, message):
+    with pytest.raises(ValueError) as info:
+        rules(**changes)
+    assert str(info.value) == message
+
+
+def test_a_mapping_is_required_with_a_clear_message():
+    with pytest.raises(ValueError) as info:
+        Rules.from_dict(["min_age", 18])
+    assert str(info.value) == "eligibility rules: expected a mapping"
 
 
 @pytest.mark.parametrize("key", ["min_age", "states_served", "exclude", "review"])
