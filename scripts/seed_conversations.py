@@ -413,7 +413,7 @@ class Conversation:
         plan.append(("treatments_tried", treatments, treatments.lower(), treatments))
         for item in ("phq2_interest", "phq2_mood", "gad2_nervous", "gad2_worry"):
             title, score = rng.choice(FREQUENCY[1:])
-            plan.append((item, title, score, title))
+            plan.append((item, title, score, f"{score} · {title}"))  # the button shows the option's number
         if kind == "prescreen_stopped":
             cut = rng.randint(2, len(plan) - 1)
             self._answers(plan[:cut], last_next=plan[cut][0])
