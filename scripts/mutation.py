@@ -21,7 +21,8 @@ starting Python and pytest afresh for every change. The modules under test are n
 before the fork, so each trial imports its own mutated copy. And a change inside a function runs
 only the tests that execute its lines (mapped once, on the unchanged module, by ``LineMap``); a
 change to a line no test executes while it runs (module-level word lists and patterns, run at
-import) runs them all.
+import) runs them all, after the tests whose ids name the changed string's words (``tests_naming``:
+only an order, never a verdict: a change they miss is tried on all the tests).
 """
 
 import argparse
@@ -151,9 +152,40 @@ def tests_for(config: Any, mutant: Any) -> List[str]:
     return list(chosen)
 
 
+_NODE_IDS: Dict[str, List[str]] = {}
+
+
+def tests_naming(config: Any, mutant: Any) -> List[str]:
+    """For a changed string that no running test executes (a word of a module-level list), the
+    tests whose ids name one of its words: tried first, as they most often notice the change."""
+    import re
+
+    text = mutant.text or ""
+    if not (mutant.source_file and text[:1] in "'\"" and text[1:3] == "XX"):
+        return []
+    path = config.runner_opts["lines"]
+    if path not in _NODE_IDS:
+        _NODE_IDS[path] = sorted({t for ts in json.loads(Path(path).read_text()).values() for t in ts})
+    words = {w.lower() for w in re.findall(r"[A-Za-z']{3,}", text[3:-3])}
+    named = [t for t in _NODE_IDS[path] if any(w in t.lower() for w in words)]
+    return named if 0 < len(named) <= 200 else []
+
+
 def fork_runner(config: Any, run_folder: Path, mutant: Any, timeout: Any, *_: Any, **__: Any) -> Any:
-    """poodle's runner interface: the tests of ``config.runner_opts["tests"]`` against the copy in
-    ``run_folder``, in a forked process; found when they fail, a timeout when they outlast ``timeout``."""
+    """poodle's runner interface: the tests of the changed lines (``tests_for``) against the copy in
+    ``run_folder``, in a forked process; found when they fail, a timeout when they outlast ``timeout``.
+    A changed module-level string tries the tests that name its words first, then all of them."""
+    from poodle.data_types import MutantTrialResult
+
+    first = tests_naming(config, mutant)
+    if first:
+        result = _trial(run_folder, mutant, timeout, first)
+        if result.found or result.reason_code == MutantTrialResult.RC_TIMEOUT:
+            return result
+    return _trial(run_folder, mutant, timeout, tests_for(config, mutant))
+
+
+def _trial(run_folder: Path, mutant: Any, timeout: Any, tests: List[str]) -> Any:
     import pytest
     from poodle.data_types import MutantTrialResult
 
@@ -166,7 +198,7 @@ def fork_runner(config: Any, run_folder: Path, mutant: Any, timeout: Any, *_: An
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
             sys.path.insert(0, str(source))
-            code = pytest.main(PYTEST_ARGS + tests_for(config, mutant))
+            code = pytest.main(PYTEST_ARGS + tests)
         finally:
             os._exit(int(code))
     deadline = time.monotonic() + (timeout or 600)
