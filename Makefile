@@ -8,6 +8,8 @@ PY := $(BIN)/python
 MODEL := models/clinic.tar.gz
 # pip itself, pinned like every dependency (the venv's own is older and has known vulnerabilities; make audit)
 PIP_VERSION := 26.3
+# The modules `make mutation` mutates, each tested by tests/test_<module>.py (or `module=tests/a.py+tests/b.py`).
+MUTATION_MODULES := clinic/eligibility.py clinic/answer_parsing.py
 # Everything training reads: when none of it changed, the model is not retrained.
 TRAINING_INPUT := config.yml $(shell find domain data -name '*.yml' 2>/dev/null) \
                   $(shell find clinic/nlu clinic/safety -name '*.py' 2>/dev/null)
@@ -19,7 +21,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export PYTHONDONTWRITEBYTECODE := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help run test train venv validate test-core test-py eval-nlu answers bench bench-failover audit lock clean staff-user scale-up
+.PHONY: help run test train venv validate test-core test-py eval-nlu bench bench-failover audit lock clean staff-user scale-up mutation answers eval-safety
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -61,6 +63,9 @@ bench: $(MODEL) ## load test of the whole stack (c=1, 10, 50) against Rasa's sto
 
 bench-failover: $(MODEL) ## the bench's visitors (c=10, 90 s) while one of two Rasa servers is SIGKILLed and restarted, on PostgreSQL and Redis; checks nothing lost or doubled (~4 min)
 	$(PY) scripts/bench_failover.py $(FAILOVER_ARGS)
+
+mutation: $(VENV)/.installed ## mutation testing of MUTATION_MODULES against their own tests (poodle): the score per module (~30 min)
+	$(PY) scripts/mutation.py $(MUTATION_MODULES)
 
 audit: $(VENV)/.installed ## known vulnerabilities of the pinned dependencies (PyPI's data); explanations in security/known_vulnerabilities.yml
 	$(PY) scripts/audit_deps.py

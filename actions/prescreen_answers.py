@@ -1,15 +1,20 @@
-"""What the pre-screen's form actions share: slots, rules, interruptions, resets."""
+"""What the pre-screen's form actions share: slots, rules, interruptions, resets, the safety flag."""
 
+import logging
 from typing import Any, Callable, Dict, List, Optional, Text
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from clinic import db
 from clinic.answer_parsing import detect_correction
 from clinic.eligibility import QUESTIONS, Rules, is_valid_answer
+from clinic.settings import get_settings
 from actions.cached_settings import eligibility_rules
 from actions.faq_more import more_response
+
+logger = logging.getLogger(__name__)
 
 CONTACT_SLOTS = ("contact_name", "contact_email", "contact_phone", "contact_time", "contact_consent")
 WAITLIST_SLOTS = ("waitlist_email", "waitlist_consent")
@@ -65,10 +70,12 @@ def answer_interruption(dispatcher: CollectingDispatcher, tracker: Tracker) -> b
 
 
 def not_understood(
-    dispatcher: CollectingDispatcher, tracker: Tracker, slot: Text, wrong_response: Text
+    dispatcher: CollectingDispatcher, tracker: Tracker, slot: Text, wrong_response: Text, interruptions: bool = True
 ) -> Dict[Text, Any]:
-    """The slot stays empty; the visitor hears why, or an offer of a person after three misses."""
-    if answer_interruption(dispatcher, tracker):
+    """The slot stays empty; the visitor hears why, or an offer of a person after three misses.
+
+    With ``interruptions`` False no other answer (an FAQ...) is ever given in the question's place."""
+    if interruptions and answer_interruption(dispatcher, tracker):
         return {slot: None}
     misses = int(tracker.get_slot(MISSES) or 0) + 1
     if misses >= MAX_MISSES:
@@ -100,6 +107,19 @@ def correction(
     return {target: value, slot: None, MISSES: 0}
 
 
+def is_being_answered(tracker: Tracker, slot: Text) -> bool:
+    """The visitor answers this question now (not an earlier answer validated again as a form restarts)."""
+    return tracker.get_slot("requested_slot") == slot
+
+
+def flag_for_staff(tracker: Tracker) -> None:
+    """The conversation is flagged for staff's urgent review (thoughts of ending one's life)."""
+    try:
+        db.flag_conversation(db.get_engine(get_settings().clinic_db_url), tracker.sender_id, "crisis")
+    except Exception:  # the visitor still gets the resources; the referral is still urgent
+        logger.exception("could not store the urgent flag of a conversation")
+
+
 def validate_answer(
     slot: Text,
     value: Any,
@@ -107,8 +127,14 @@ def validate_answer(
     tracker: Tracker,
     parser: Callable[[Text], Optional[Any]],
     wrong_response: Text,
+    interruptions: bool = True,
 ) -> Dict[Text, Any]:
-    """A form answer: the parsed value, a correction of an earlier answer, or a clear re-ask."""
+    """A form answer: the parsed value, a correction of an earlier answer, or a clear re-ask.
+
+    A value already in the question's domain (an answer parsed before and validated again
+    as the form starts again after a crisis, or a typed "no") is kept as it is."""
+    if slot in QUESTIONS and is_valid_answer(slot, value):
+        return understood(slot, value)
     text = str(value or "")
     parsed = parser(text)
     if parsed is not None:
@@ -117,4 +143,4 @@ def validate_answer(
     corrected = correction(dispatcher, tracker, slot, detect_correction(text))
     if corrected is not None:
         return corrected
-    return not_understood(dispatcher, tracker, slot, wrong_response)
+    return not_understood(dispatcher, tracker, slot, wrong_response, interruptions)

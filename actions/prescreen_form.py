@@ -1,19 +1,31 @@
-"""The pre-screen form: each answer parsed, only what still matters asked."""
+"""The pre-screen form: each answer parsed, only what still matters asked, with its progress line."""
 
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.prescreen_answers import answers_of, rules, validate_answer
+from actions.prescreen_answers import answers_of, flag_for_staff, is_being_answered, rules, validate_answer
 from clinic import answer_parsing as parse
-from clinic.eligibility import remaining_questions
+from clinic.eligibility import progress, remaining_questions
+
+PROGRESS = "prescreen_progress"
+
+
+def progress_line(number: int, total: int) -> Text:
+    """What each question shows first: "Question 4 of 16"."""
+    return f"Question {number} of {total}"
 
 
 def _gpe_entities(tracker: Tracker) -> List[Text]:
     return [e.get("value") for e in tracker.latest_message.get("entities", []) if e.get("entity") == "GPE"]
+
+
+def _numbered(text: Text) -> Any:
+    return parse.parse_frequency(text, numbered_options=True)  # the buttons show each option's number
 
 
 class ValidatePrescreenForm(FormValidationAction):
@@ -28,6 +40,19 @@ class ValidatePrescreenForm(FormValidationAction):
         domain: DomainDict,
     ) -> List[Text]:
         return remaining_questions(answers_of(tracker), rules())
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        """The answers validated, then the progress line of the question asked next, when it changed.
+
+        Only when it changed: a message that fills no slot (crisis, "stop", a person asked for) must
+        set none, so that Rasa rejects the form and the rule for that message takes over.
+        """
+        events = await super().run(dispatcher, tracker, domain)
+        number, total = progress(answers_of(tracker), rules())  # the tracker holds the validated answers now
+        line = progress_line(number, total) if number else None
+        if line is None or line == tracker.get_slot(PROGRESS):
+            return events
+        return events + [SlotSet(PROGRESS, line)]
 
     def validate_age(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         return validate_answer("age", value, dispatcher, tracker, parse.parse_age, "utter_wrong_age")
@@ -47,7 +72,7 @@ class ValidatePrescreenForm(FormValidationAction):
         )
 
     def _frequency(self, slot: Text, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker) -> Dict[Text, Any]:
-        return validate_answer(slot, value, dispatcher, tracker, parse.parse_frequency, "utter_wrong_frequency")
+        return validate_answer(slot, value, dispatcher, tracker, _numbered, "utter_wrong_frequency")
 
     def validate_phq2_interest(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         return self._frequency("phq2_interest", value, dispatcher, tracker)
@@ -61,11 +86,32 @@ class ValidatePrescreenForm(FormValidationAction):
     def validate_gad2_worry(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         return self._frequency("gad2_worry", value, dispatcher, tracker)
 
-    def _yes_no(self, slot: Text, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker) -> Dict[Text, Any]:
-        return validate_answer(slot, value, dispatcher, tracker, parse.parse_yes_no, "utter_wrong_yes_no")
+    def _suicide(self, slot: Text, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker) -> Dict[Text, Any]:
+        """Parsed strictly; never another answer (an FAQ...) in the question's place."""
+        return validate_answer(
+            slot, value, dispatcher, tracker, lambda t: parse.parse_suicide_answer(t, slot),
+            "utter_wrong_suicide_answer", interruptions=False,
+        )
 
     def validate_suicidal_thoughts(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        return self._yes_no("suicidal_thoughts", value, dispatcher, tracker)
+        result = self._suicide("suicidal_thoughts", value, dispatcher, tracker)
+        if result.get("suicidal_thoughts") in ("yes", "unsure") and is_being_answered(tracker, "suicidal_thoughts"):
+            flag_for_staff(tracker)
+            dispatcher.utter_message(response="utter_prescreen_thoughts_follow_up")
+        return result
+
+    def validate_suicide_plan(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        return self._suicide("suicide_plan", value, dispatcher, tracker)
+
+    def validate_suicide_attempt(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        result = self._suicide("suicide_attempt", value, dispatcher, tracker)
+        passive = result.get("suicide_attempt") == "no" and tracker.get_slot("suicide_plan") == "no"
+        if passive and is_being_answered(tracker, "suicide_attempt"):
+            dispatcher.utter_message(response="utter_prescreen_passive_thoughts")
+        return result
+
+    def _yes_no(self, slot: Text, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker) -> Dict[Text, Any]:
+        return validate_answer(slot, value, dispatcher, tracker, parse.parse_yes_no, "utter_wrong_yes_no")
 
     def validate_pregnant_or_breastfeeding(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         return self._yes_no("pregnant_or_breastfeeding", value, dispatcher, tracker)
@@ -76,8 +122,14 @@ class ValidatePrescreenForm(FormValidationAction):
     def validate_cardiovascular(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         return self._yes_no("cardiovascular", value, dispatcher, tracker)
 
-    def validate_substance_misuse(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        return self._yes_no("substance_misuse", value, dispatcher, tracker)
+    def validate_medications(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        return validate_answer("medications", value, dispatcher, tracker, parse.parse_medications, "utter_wrong_yes_no")
+
+    def validate_medical_conditions(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        return validate_answer("medical_conditions", value, dispatcher, tracker, parse.parse_conditions, "utter_wrong_yes_no")
+
+    def validate_substance_use(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        return validate_answer("substance_use", value, dispatcher, tracker, parse.parse_substance_use, "utter_wrong_substance_use")
 
     def validate_support_person(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         return self._yes_no("support_person", value, dispatcher, tracker)

@@ -14,14 +14,23 @@ from clinic.us_states import STATE_NAMES
 # How each reason is put to the visitor: plainly, without judgement.
 REASON_WORDS = {
     eligibility.UNDER_MIN_AGE: "the treatment is only for adults of {min_age} and over",
+    eligibility.SUICIDAL_THOUGHTS: "what you shared about thoughts of ending your life",
     "pregnant_or_breastfeeding": "pregnancy or breastfeeding",
     "psychosis_history": "a history of psychosis, schizophrenia or mania",
     "cardiovascular": "blood pressure, heart or blood vessel conditions",
-    "substance_misuse": "current alcohol or drug use",
-    "no_support_person": "having someone nearby during at-home sessions",
+    "medications": "medicines that can change how ketamine affects you",
+    "medical_conditions": "health conditions that need a clinician's look",
+    "substance_use_current": "current alcohol or drug problems",
+    "substance_use_past": "alcohol or drug problems in the past",
+    "no_support_person": "having a sober adult nearby during at-home sessions",
     "no_prior_treatment": "not having tried other treatments yet",
     "screens_below_cutoff": "your answers about mood and worry",
-    "unsure_answer": "safety questions you weren't sure about",
+    "unsure_answer": "health questions you weren't sure about",
+}
+# Where else to turn, after the outcome, when a reason calls for it.
+SUPPORT_LINES = {
+    "pregnant_or_breastfeeding": "utter_prescreen_perinatal_support",
+    "substance_use_current": "utter_prescreen_substance_support",
 }
 
 
@@ -47,13 +56,16 @@ class ActionPrescreenOutcome(Action):
         reasons = describe_reasons(assessment.reasons, clinic_rules.min_age)
 
         if outcome == eligibility.CRISIS:
-            return events + respond_to_crisis(dispatcher, tracker) + reset_events()
+            # A plan, an intention or a recent attempt: a person now, and no at-home referral. The
+            # answers stay, so that starting the pre-screen again ends here again.
+            dispatcher.utter_message(response="utter_prescreen_safety_first")
+            return events + respond_to_crisis(dispatcher, tracker)
         if outcome == eligibility.ELIGIBLE:
             dispatcher.utter_message(response="utter_prescreen_eligible")
         elif outcome == eligibility.CLINICIAN_REVIEW:
             dispatcher.utter_message(response="utter_prescreen_clinician_review", reasons=reasons)
-            if answers.get("suicidal_thoughts") == "unsure":
-                dispatcher.utter_message(response="utter_prescreen_unsure_thoughts")
+            if assessment.urgent:
+                dispatcher.utter_message(response="utter_prescreen_urgent_review")
         elif outcome == eligibility.OUT_OF_AREA:
             state = str(answers.get("state") or "")
             dispatcher.utter_message(
@@ -62,6 +74,9 @@ class ActionPrescreenOutcome(Action):
         else:
             dispatcher.utter_message(response="utter_prescreen_not_eligible", reasons=reasons)
             events += reset_events()
+        for reason in assessment.reasons:
+            if reason in SUPPORT_LINES:
+                dispatcher.utter_message(response=SUPPORT_LINES[reason])
         return events
 
 

@@ -223,7 +223,7 @@ class ActionSubmitReferral(Action):
             "phone": None if phone == PHONE_SKIPPED else phone,
             "preferred_time": tracker.get_slot("contact_time"),
         }
-        urgent = bool(tracker.get_slot("crisis_flagged")) or answers.get("suicidal_thoughts") == "unsure"
+        urgent = bool(tracker.get_slot("crisis_flagged")) or assessment.urgent
         settings = get_settings()
 
         def store() -> Text:

@@ -296,6 +296,166 @@ def parse_yes_no(text: str) -> Optional[str]:
     return None
 
 
+# --- Thoughts of ending one's life ---------------------------------------------
+
+# For these three questions only a clear no is no: the whole answer must be one of these.
+_CLEAR_NO = frozenset({
+    "no", "nope", "nah", "n", "never", "no never", "nope never", "never ever", "no never ever", "not ever",
+    "not at all", "no not at all", "not once", "no not once", "none", "no none", "no i haven't", "no i have not",
+    "i haven't", "i have not", "no i haven't had any", "no i don't", "no i do not", "no thank you", "no thanks",
+    "no i'm fine", "no i'm okay", "no i'm ok", "never have", "no never have", "i never have",
+    "i've never thought about it", "never thought about it", "no i've never thought about it", "no thoughts",
+    "no i haven't had any thoughts", "no i have not had any thoughts", "i haven't had any thoughts",
+})
+# ...and, to the follow-up questions, a no that names what it denies.
+_CLEAR_NO_TO = {
+    "suicide_plan": frozenset({
+        "no plan", "no plans", "no plan no intention", "no plan or intention", "no plan and no intention",
+        "no intention", "no intentions", "i have no plan", "i have no plans", "no i have no plan",
+        "i don't have a plan", "no i don't have a plan", "i don't have any plans", "no i don't have any plans",
+        "no just thoughts", "no just the thoughts", "no only thoughts", "no i wouldn't", "i wouldn't",
+        "i wouldn't act on them", "no i wouldn't act on them", "i would never act on them", "i won't act on them",
+        "no i won't", "no i'm safe", "i'm safe",
+    }),
+    "suicide_attempt": frozenset({
+        "no attempt", "no attempts", "i haven't tried", "no i haven't tried", "never tried", "no never tried",
+        "i have never tried", "i've never tried", "no i've never tried", "no i have never tried",
+    }),
+}
+# To the thoughts question, any sign of them is a yes: frequency, "but", "just thoughts", a plan.
+_THOUGHTS_SIGNS = (
+    "yes", "yeah", "yep", "yup", "ya", "yea", "y", "sometimes", "some times", "occasionally", "on and off",
+    "off and on", "now and then", "once", "twice", "a few times", "a couple of times", "couple of times",
+    "couple times", "few times", "several times", "many times", "a lot", "often", "all the time", "every day",
+    "everyday", "daily", "constantly", "always", "most days", "at times", "passing", "fleeting", "thoughts",
+    "thought about it", "think about it", "thinking about it", "i have", "i've had", "i had", "i do", "a little",
+    "a bit", "only when", "when things get bad", "but", "plan", "act on", "wish", "want to die", "better off",
+    "end it",
+)
+# To the follow-ups the same, less the words that only say thoughts are there.
+_THOUGHTS_ONLY = ("thoughts", "thought about it", "think about it", "thinking about it", "passing", "fleeting")
+_FOLLOW_UP_SIGNS = tuple(p for p in _THOUGHTS_SIGNS if p not in _THOUGHTS_ONLY) + ("i did", "i tried")
+_HEDGES = ("not really", "not lately", "not recently", "i guess", "i think so", "i don't think so", "kind of",
+           "sort of", "not exactly", "hard to say")
+_NEGATION_WORDS = ("no", "not", "never", "nope", "nah", "none", "nothing")
+# Words typed without their apostrophe, as the lists above spell them.
+_APOSTROPHE_LESS = {"im": "i'm", "ive": "i've", "dont": "don't", "havent": "haven't", "wouldnt": "wouldn't",
+                    "wont": "won't"}
+
+
+def parse_suicide_answer(text: str, question: str = "suicidal_thoughts") -> Optional[str]:
+    """ "yes", "no" or "unsure" to ``suicidal_thoughts``, ``suicide_plan`` or ``suicide_attempt``, or None.
+
+    Strict, for safety: only a clear no ("no", "never", "nope", "no never"; to
+    the follow-ups also "no plan", "never tried"...) is "no". To the thoughts
+    question any sign of them ("sometimes", "passing thoughts", "i don't have
+    a plan", "no plan but yes") is "yes"; to every one of the three a hedge or
+    a no with more to it ("not really", "not lately") is "unsure", which
+    counts as yes. Only a text with none of these (gibberish, a question) is None.
+    """
+    t = " ".join(_APOSTROPHE_LESS.get(w, w) for w in _norm(text).split())
+    if not t:
+        return None
+    if t in _CLEAR_NO or t in _CLEAR_NO_TO.get(question, ()):
+        return "no"
+    signs = _THOUGHTS_SIGNS if question == "suicidal_thoughts" else _FOLLOW_UP_SIGNS
+    if any(_has(t, p) for p in signs):
+        return "yes"
+    if any(_has(t, p) for p in _UNSURE + _HEDGES):
+        return "unsure"
+    if any(_has(t, w) for w in _NEGATION_WORDS) or "n't" in t:
+        return "unsure"  # a no, but not a clear one
+    return None
+
+
+# --- Checklists: medicines and conditions --------------------------------------
+
+MEDICINES = (
+    r"benzodiazepines?", r"benzos?", r"xanax", r"alprazolam", r"klonopin", r"clonazepam", r"ativan", r"lorazepam",
+    r"valium", r"diazepam", r"temazepam", r"lamotrigine", r"lamictal", r"maois?", r"mao inhibitors?", r"phenelzine",
+    r"nardil", r"tranylcypromine", r"parnate", r"selegiline", r"emsam", r"isocarboxazid", r"marplan", r"stimulants?",
+    r"adderall", r"ritalin", r"vyvanse", r"concerta", r"methylphenidate", r"amphetamines?", r"dexedrine", r"focalin",
+    r"opioids?", r"opiates?", r"oxycodone", r"oxycontin", r"percocet", r"hydrocodone", r"vicodin", r"norco",
+    r"tramadol", r"morphine", r"codeine", r"fentanyl", r"methadone", r"buprenorphine", r"suboxone", r"sedatives?",
+    r"sleeping pills?", r"sleep meds?", r"ambien", r"zolpidem", r"gabapentin", r"pregabalin", r"lyrica",
+)
+CONDITIONS = (
+    r"brain injur(?:y|ies)", r"head injur(?:y|ies)", r"tbi", r"concussions?", r"brain bleeds?",
+    r"bleeding in (?:the|my) brain", r"intracranial pressure", r"pressure in (?:the|my) head", r"glaucoma",
+    r"eye pressure", r"liver", r"cirrhosis", r"hepatitis", r"seizures?", r"epilepsy", r"epileptic", r"thyroid",
+    r"hyperthyroid\w*", r"bladder", r"urinary", r"cystitis", r"hypomania", r"hypomanic", r"bipolar (?:ii|2|two)",
+    r"reaction to ketamine", r"allergic to ketamine", r"ketamine allergy", r"schizophreni\w*", r"psychosis",
+)
+# A negation up to two words before an item ("no seizures", "i don't have glaucoma"), not across "but".
+_ITEM_NEGATED = re.compile(
+    r"(?:\bno|\bnot|\bnever|n't|\bwithout|\bneither|\bnor)\s+(?:(?!but\b|and\b)\w+\s+){0,2}$"
+)
+
+
+def _checklist(text: str, items: Sequence[str]) -> Optional[str]:
+    """ "yes" when the text names an item of the list (not negated); "no" when it names items
+    only under negation ("no benzos"); else as ``parse_yes_no``."""
+    t = _norm(text).replace("-", " ")
+    if not t:
+        return None
+    if any(_has(t, p) for p in _UNSURE):
+        return "unsure"
+    negated = False
+    for item in items:
+        for m in re.finditer(r"(?<![\w'])" + item + r"(?![\w'])", t):
+            if not _ITEM_NEGATED.search(t[: m.start()]):
+                return "yes"
+            negated = True
+    return "no" if negated else parse_yes_no(text)
+
+
+def parse_medications(text: str) -> Optional[str]:
+    """ "yes", "no" or "unsure" to "do you take any of these?"; naming one ("xanax") is a yes."""
+    return _checklist(text, MEDICINES)
+
+
+def parse_conditions(text: str) -> Optional[str]:
+    """ "yes", "no" or "unsure" to "do any of these apply to you?"; naming one ("glaucoma") is a yes."""
+    return _checklist(text, CONDITIONS)
+
+
+# --- Alcohol and drugs --------------------------------------------------------------
+
+_STILL = ("still", "now", "currently", "at the moment", "these days", "ongoing", "at present")
+_NO_LONGER = ("not now", "not any more", "not anymore", "no longer", "used to", "in the past", "earlier",
+              "stopped", "quit", "sober", "in recovery", "clean now", "years ago", "a while ago", "not since")
+
+
+def parse_substance_use(text: str) -> Optional[str]:
+    """ "current", "past", "no" or "unsure" to the alcohol-and-drugs question, or None.
+
+    A yes must say whether it is still going on ("yes, still", "currently")
+    or not ("used to", "not any more", "in recovery"); a bare "yes" is None,
+    so that the question is asked again with its buttons. A no ("no",
+    "never") is "no" unless it says something past ("no, not any more").
+    """
+    t = _norm(text)
+    if not t:
+        return None
+    if any(_has(t, p) for p in _UNSURE):
+        return "unsure"
+    taken = [False] * len(t)
+    past = current = False
+    for phrase in _NO_LONGER:
+        for start, end in _find(t, phrase):
+            past = True
+            taken[start:end] = [True] * (end - start)
+    for phrase in _STILL:
+        current = current or any(not any(taken[start:end]) for start, end in _find(t, phrase))
+    if past and current:
+        return None
+    if past:
+        return "past"
+    if current:
+        return "current"
+    return "no" if parse_yes_no(text) == "no" else None
+
+
 # --- Frequency (PHQ-2 / GAD-2 items) ----------------------------------------
 
 _FREQUENCY_PHRASES = (
@@ -307,13 +467,55 @@ _FREQUENCY_PHRASES = (
     (3, ("nearly every day", "almost every day", "nearly everyday", "almost everyday", "every day",
          "everyday", "daily", "always", "all the time", "constantly", "every single day")),
 )
-_FREQUENCY_WHOLE = {"no": 0, "nope": 0, "none": 0, "nah": 0, "zero": 0, "one": 1, "two": 2, "three": 3}
+_FREQUENCY_WHOLE = {"no": 0, "nope": 0, "none": 0, "nah": 0}
+# The options' numbers (their scores, shown on the buttons): a bare one counts only when shown.
+_OPTION_NUMBERS = {"0": 0, "1": 1, "2": 2, "3": 3, "zero": 0, "one": 1, "two": 2, "three": 3}
+_COUNT_WORDS = dict(_UNITS, once=1, twice=2)
+_COUNT = r"(\d{1,3}|" + "|".join(sorted(_COUNT_WORDS, key=len, reverse=True)) + r")"
+# "3 days", "4 times", "5x", "once"; then per week, per day, or out of the two weeks.
+_DAY_COUNT = re.compile(
+    r"(?<![\w'])" + _COUNT + r"(\s*(?:days?|times?|x))?"
+    r"(?:\s+(?:a|per|each|every)\s+(week|day)|(\s+(?:out\s+)?of\s+(?:the\s+(?:last|past)\s+)?(?:14|fourteen)(?:\s+days)?))?"
+    r"(?![\w'])"
+)
 
 
-def parse_frequency(text: str) -> Optional[int]:
-    """A PHQ-2/GAD-2 item score 0..3 from the option's words, a variant or the digit.
+def _days_in_two_weeks(t: str, taken: Sequence[bool]) -> Set[int]:
+    """The day counts a text gives outside the ``taken`` characters, as days out of the last 14
+    ("4 days a week" is 8, "twice a day" 14)."""
+    days = set()
+    for m in _DAY_COUNT.finditer(t):
+        word, unit, per, out_of_14 = m.groups()
+        if any(taken[m.start():m.end()]):
+            continue  # inside an option's phrase ("not once")
+        if not (unit or per or out_of_14 or word in ("once", "twice")):
+            continue  # a bare number is no count of days
+        n = int(word) if word.isdigit() else _COUNT_WORDS[word]
+        days.add(14 if per == "day" else n * 2 if per == "week" else n)
+    return days
 
-    A phrase under negation ("not every day", "not often") and a text matching
+
+def _score_for_days(days: int) -> Optional[int]:
+    """Days out of 14 as the option: 0; 1-7 several days; 8-11 more than half; 12-14 nearly every day."""
+    if days == 0:
+        return 0
+    if 1 <= days <= 7:
+        return 1
+    if 8 <= days <= 11:
+        return 2
+    if 12 <= days <= 14:
+        return 3
+    return None
+
+
+def parse_frequency(text: str, numbered_options: bool = False) -> Optional[int]:
+    """A PHQ-2/GAD-2 item score 0..3 from the option's words, a variant or a count of days.
+
+    Counts are days out of the last two weeks: "3 days" is several days (1),
+    "8 days" more than half the days (2), "4 days a week" 8 days, "every day"
+    nearly every day (3). A bare number ("2") is the option's number only when
+    ``numbered_options`` (the buttons showed the numbers); otherwise None. A
+    phrase under negation ("not every day", "not often") and a text matching
     two different options give None; "not at all" is the option itself.
     """
     t = _norm(text)
@@ -321,6 +523,8 @@ def parse_frequency(text: str) -> Optional[int]:
         return None
     if t in _FREQUENCY_WHOLE:
         return _FREQUENCY_WHOLE[t]
+    if (text or "").strip().rstrip(".)").strip().lower() in _OPTION_NUMBERS:  # "2", "2.", "two"; not "-1"
+        return _OPTION_NUMBERS[t] if numbered_options else None
     phrases = sorted(((p, v) for v, ps in _FREQUENCY_PHRASES for p in ps), key=lambda pv: -len(pv[0]))
     taken = [False] * len(t)
     levels = set()
@@ -333,13 +537,11 @@ def parse_frequency(text: str) -> Optional[int]:
             if phrase != "not at all" and re.search(r"(?:\bnot|n't)\s+(?:\w+\s+)?$", t[:start]):
                 return None
             levels.add(value)
-    if not levels:
-        digits = set(re.findall(r"(?<![\w.\-])(\d+)(?![\w.])", (text or "").lower()))
-        if len(digits) == 1:
-            d = int(digits.pop())
-            return d if 0 <= d <= 3 else None
+    for days in _days_in_two_weeks(t, taken):
+        levels.add(_score_for_days(days))
+    if len(levels) != 1:
         return None
-    return levels.pop() if len(levels) == 1 else None
+    return levels.pop()
 
 
 # --- Main concern ---------------------------------------------------------

@@ -9,20 +9,32 @@ reads files or logs anything.
 Value domains of the answers:
 
 - ``age``: int
-- ``state``: two-letter code (``clinic.us_states.STATE_NAMES``)
+- ``state``: two-letter code (``clinic.us_states.STATE_NAMES``) of the state the
+  visitor will be in for video visits and sessions
 - ``concern``: "depression" | "anxiety" | "ptsd" | "other"
 - ``treatments_tried``: "medication" | "therapy" | "both" | "none"
 - ``phq2_interest``, ``phq2_mood``, ``gad2_nervous``, ``gad2_worry``: int 0..3
-- the safety questions (``SAFETY_QUESTIONS``) and ``support_person``:
-  "yes" | "no" | "unsure"
+- ``suicidal_thoughts`` (in the past month), ``suicide_plan`` (a plan or an
+  intention to act on them) and ``suicide_attempt`` (in the past year):
+  "yes" | "no" | "unsure"; the last two are asked only after a "yes" or
+  "unsure" to the first
+- ``pregnant_or_breastfeeding``, ``psychosis_history``, ``cardiovascular``,
+  ``medications`` (takes one of the listed medicines), ``medical_conditions``
+  (has one of the listed conditions) and ``support_person`` (a sober adult
+  nearby during at-home sessions): "yes" | "no" | "unsure"
+- ``substance_use`` (problems with alcohol or drugs in the past year, or
+  ketamine or another dissociative ever used outside medical care):
+  "current" | "past" | "no" | "unsure"
 
 A missing answer (absent, or ``None`` as an unset Rasa slot is) is simply not
 answered yet; keys that are not questions are ignored. A value outside its
 domain raises ``ValueError``: answers are parsed before they get here.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from clinic.us_states import STATE_NAMES
 
@@ -38,30 +50,50 @@ QUESTIONS: Tuple[str, ...] = (
     "gad2_nervous",
     "gad2_worry",
     "suicidal_thoughts",
+    "suicide_plan",
+    "suicide_attempt",
     "pregnant_or_breastfeeding",
     "psychosis_history",
     "cardiovascular",
-    "substance_misuse",
+    "medications",
+    "medical_conditions",
+    "substance_use",
     "support_person",
 )
 
+# Asked only when the answer to suicidal_thoughts is "yes" or "unsure".
+SUICIDE_FOLLOW_UPS: Tuple[str, ...] = ("suicide_plan", "suicide_attempt")
+SUICIDE_QUESTIONS: Tuple[str, ...] = ("suicidal_thoughts",) + SUICIDE_FOLLOW_UPS
+
+# The health questions whose "unsure" a clinician weighs ("unsure_answer").
 SAFETY_QUESTIONS: Tuple[str, ...] = (
-    "suicidal_thoughts",
     "pregnant_or_breastfeeding",
     "psychosis_history",
     "cardiovascular",
-    "substance_misuse",
+    "medications",
+    "medical_conditions",
+    "substance_use",
 )
 
 CONCERNS: Tuple[str, ...] = ("depression", "anxiety", "ptsd", "other")
 TREATMENTS: Tuple[str, ...] = ("medication", "therapy", "both", "none")
 YES_NO_UNSURE: Tuple[str, ...] = ("yes", "no", "unsure")
+SUBSTANCE_USE: Tuple[str, ...] = ("current", "past", "no", "unsure")
 SCREEN_ITEMS: Tuple[str, ...] = ("phq2_interest", "phq2_mood", "gad2_nervous", "gad2_worry")
+# Every question whose answer is one of a few words, and those words.
+CHOICES: Dict[str, Tuple[str, ...]] = {
+    "concern": CONCERNS,
+    "treatments_tried": TREATMENTS,
+    "substance_use": SUBSTANCE_USE,
+    **{name: YES_NO_UNSURE for name in SUICIDE_QUESTIONS + SAFETY_QUESTIONS + ("support_person",)
+       if name != "substance_use"},
+}
 
 # --- PHQ-2 (Kroenke, Spitzer & Williams 2003) and GAD-2 (Kroenke et al. 2007)
 
-PHQ2_STEM = "Over the last 2 weeks, how often have you been bothered by the following problems?"
-GAD2_STEM = PHQ2_STEM
+# The published stems: the PHQ's reads "any of the following problems", the GAD's "the following problems".
+PHQ2_STEM = "Over the last 2 weeks, how often have you been bothered by any of the following problems?"
+GAD2_STEM = "Over the last 2 weeks, how often have you been bothered by the following problems?"
 PHQ2_INTEREST = "Little interest or pleasure in doing things"
 PHQ2_MOOD = "Feeling down, depressed, or hopeless"
 GAD2_NERVOUS = "Feeling nervous, anxious, or on edge"
@@ -110,17 +142,21 @@ def is_positive(score: int) -> bool:
 # --- Reasons and outcomes -------------------------------------------------
 
 # Fixed reasons: not configurable, each decides its own outcome.
-SUICIDAL_THOUGHTS = "suicidal_thoughts"
+SUICIDE_RISK = "suicide_risk"  # a plan or intention to act, or an attempt in the past year ("unsure" too)
 UNDER_MIN_AGE = "under_min_age"
 STATE_NOT_SERVED = "state_not_served"
-FIXED_REASONS: Tuple[str, ...] = (SUICIDAL_THOUGHTS, UNDER_MIN_AGE, STATE_NOT_SERVED)
+SUICIDAL_THOUGHTS = "suicidal_thoughts"  # thoughts of ending one's life ("unsure" too), no plan or attempt
+FIXED_REASONS: Tuple[str, ...] = (SUICIDE_RISK, UNDER_MIN_AGE, STATE_NOT_SERVED, SUICIDAL_THOUGHTS)
 
 # Reasons the clinic places under `exclude` or `review` in eligibility.yml.
 CONFIGURABLE_REASONS: Tuple[str, ...] = (
     "pregnant_or_breastfeeding",
     "psychosis_history",
     "cardiovascular",
-    "substance_misuse",
+    "medications",
+    "medical_conditions",
+    "substance_use_current",
+    "substance_use_past",
     "no_support_person",
     "no_prior_treatment",
     "screens_below_cutoff",
@@ -136,13 +172,16 @@ OUTCOMES: Tuple[str, ...] = (CRISIS, NOT_ELIGIBLE, OUT_OF_AREA, CLINICIAN_REVIEW
 # Outcomes after which nothing more is asked.
 FINAL_OUTCOMES: FrozenSet[str] = frozenset({CRISIS, NOT_ELIGIBLE, OUT_OF_AREA})
 
-# Safety questions whose "yes" is a reason of the same name.
+# Health questions whose "yes" is a reason of the same name.
 _YES_REASONS: Tuple[str, ...] = (
     "pregnant_or_breastfeeding",
     "psychosis_history",
     "cardiovascular",
-    "substance_misuse",
+    "medications",
+    "medical_conditions",
 )
+# "Yes" or "not sure": to these questions, the same thing for safety.
+_NOT_A_CLEAR_NO: Tuple[str, ...] = ("yes", "unsure")
 
 
 @dataclass(frozen=True)
@@ -155,7 +194,7 @@ class Rules:
     review: FrozenSet[str]
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Rules":
+    def from_dict(cls, d: Mapping[str, Any]) -> Rules:
         """Validated rules from the YAML mapping; ValueError says what is wrong.
 
         ``exclude`` and ``review`` must be present (an empty list is fine): a
@@ -227,6 +266,11 @@ class Assessment:
     outcome: str
     reasons: Tuple[str, ...]
 
+    @property
+    def urgent(self) -> bool:
+        """A crisis, or thoughts of ending one's life: a person or a clinician should reach them first."""
+        return self.outcome == CRISIS or SUICIDAL_THOUGHTS in self.reasons
+
 
 def is_valid_answer(name: str, value: Any) -> bool:
     """True when ``value`` is an answer to question ``name`` in its domain."""
@@ -254,14 +298,9 @@ def _answer(answers: Mapping[str, Any], name: str) -> Optional[Any]:
         if not isinstance(value, str) or value.upper() not in STATE_NAMES:
             raise ValueError("state: expected a two-letter state code")
         return value.upper()
-    if name == "concern":
-        domain: Iterable[str] = CONCERNS
-    elif name == "treatments_tried":
-        domain = TREATMENTS
-    elif name in SCREEN_ITEMS:
+    if name in SCREEN_ITEMS:
         return _item(value, name)
-    else:
-        domain = YES_NO_UNSURE
+    domain = CHOICES[name]
     if value not in domain:
         raise ValueError(f"{name}: expected one of {', '.join(domain)}")
     return value
@@ -270,16 +309,20 @@ def _answer(answers: Mapping[str, Any], name: str) -> Optional[Any]:
 def reasons_found(answers: Mapping[str, Any], rules: Rules) -> Tuple[str, ...]:
     """Every reason in the answers given so far, before any is weighed.
 
-    ``support_person`` "unsure" counts as "no_support_person": a support person
-    nearby is a condition of at-home sessions, so one not yet arranged is the
-    same question for the clinician as none. "unsure" to a safety question
-    (suicidal thoughts included) is "unsure_answer"; only "yes" to suicidal
-    thoughts is a crisis.
+    For the three suicide questions only a clear "no" is no: "unsure" counts as
+    "yes". Thoughts of ending one's life are "suicidal_thoughts"; a plan or
+    intention to act on them, or an attempt in the past year, is
+    "suicide_risk" as well. ``support_person`` "unsure" counts as
+    "no_support_person": a sober adult nearby is a condition of at-home
+    sessions, so one not yet arranged is the same question for the clinician
+    as none. "unsure" to any other health question is "unsure_answer".
     """
     a = {name: _answer(answers, name) for name in QUESTIONS}
     found = set()
-    if a["suicidal_thoughts"] == "yes":
+    if a["suicidal_thoughts"] in _NOT_A_CLEAR_NO:
         found.add(SUICIDAL_THOUGHTS)
+    if any(a[name] in _NOT_A_CLEAR_NO for name in SUICIDE_FOLLOW_UPS):
+        found.add(SUICIDE_RISK)
     if a["age"] is not None and a["age"] < rules.min_age:
         found.add(UNDER_MIN_AGE)
     if a["state"] is not None and a["state"] not in rules.states_served:
@@ -287,6 +330,10 @@ def reasons_found(answers: Mapping[str, Any], rules: Rules) -> Tuple[str, ...]:
     for name in _YES_REASONS:
         if a[name] == "yes":
             found.add(name)
+    if a["substance_use"] == "current":
+        found.add("substance_use_current")
+    if a["substance_use"] == "past":
+        found.add("substance_use_past")
     if any(a[name] == "unsure" for name in SAFETY_QUESTIONS):
         found.add("unsure_answer")
     if a["support_person"] in ("no", "unsure"):
@@ -305,24 +352,28 @@ def reasons_found(answers: Mapping[str, Any], rules: Rules) -> Tuple[str, ...]:
 def assess(answers: Mapping[str, Any], rules: Rules) -> Assessment:
     """The outcome of the answers given so far, and the reasons for it.
 
-    Precedence: crisis (suicidal thoughts "yes") > not_eligible for age >
-    out_of_area > not_eligible for an ``exclude`` reason > clinician_review
-    (any ``review`` reason) > eligible. The reasons list every reason found
-    that the rules act on: the fixed ones, then exclude reasons, then review
-    reasons; a reason the clinic lists under neither is dropped. Whether a
-    configurable reason excludes or needs review comes only from ``rules``.
+    Precedence: crisis ("suicide_risk") > not_eligible for age > out_of_area >
+    clinician_review for thoughts of ending one's life (urgent: never a dead
+    end, whatever else is found) > not_eligible for an ``exclude`` reason >
+    clinician_review (any ``review`` reason) > eligible. The reasons list
+    every reason found that the rules act on: the fixed ones, then exclude
+    reasons, then review reasons; a reason the clinic lists under neither is
+    dropped. Whether a configurable reason excludes or needs review comes only
+    from ``rules``.
     """
     found = reasons_found(answers, rules)
     counted = [r for r in found if r in FIXED_REASONS]
     counted += [r for r in found if r in rules.exclude]
     counted += [r for r in found if r in rules.review]
     reasons = tuple(counted)
-    if SUICIDAL_THOUGHTS in reasons:
+    if SUICIDE_RISK in reasons:
         outcome = CRISIS
     elif UNDER_MIN_AGE in reasons:
         outcome = NOT_ELIGIBLE
     elif STATE_NOT_SERVED in reasons:
         outcome = OUT_OF_AREA
+    elif SUICIDAL_THOUGHTS in reasons:
+        outcome = CLINICIAN_REVIEW
     elif any(r in rules.exclude for r in reasons):
         outcome = NOT_ELIGIBLE
     elif any(r in rules.review for r in reasons):
@@ -336,9 +387,29 @@ def remaining_questions(answers: Mapping[str, Any], rules: Rules) -> List[str]:
     """The questions still to ask, in asking order.
 
     None once the outcome is settled whatever comes next (crisis, age under
-    the minimum, a state not served, or an ``exclude`` reason); otherwise the
-    unanswered questions.
+    the minimum, a state not served, or an ``exclude`` reason without thoughts
+    of ending one's life); otherwise the unanswered questions, the two
+    follow-ups of ``suicidal_thoughts`` only after a "yes" or "unsure" to it.
     """
     if assess(answers, rules).outcome in FINAL_OUTCOMES:
         return []
-    return [name for name in QUESTIONS if answers.get(name) is None]
+    follow_up = _answer(answers, "suicidal_thoughts") in _NOT_A_CLEAR_NO
+    return [
+        name for name in QUESTIONS
+        if answers.get(name) is None and (follow_up or name not in SUICIDE_FOLLOW_UPS)
+    ]
+
+
+def progress(answers: Mapping[str, Any], rules: Rules) -> Tuple[int, int]:
+    """(number of the next question, questions in all) as far as the answers so far tell.
+
+    The questions this visitor has answered and those still to ask: the total
+    grows by two when thoughts of ending one's life bring their follow-ups,
+    and no question that will be skipped is counted. (0, answered) once
+    nothing remains to ask.
+    """
+    answered = sum(1 for name in QUESTIONS if _answer(answers, name) is not None)
+    remaining = len(remaining_questions(answers, rules))
+    if not remaining:
+        return 0, answered
+    return answered + 1, answered + remaining

@@ -169,8 +169,11 @@ def format_report(report: SafetyReport) -> str:
 
 
 def main(argv: List[str]) -> int:
+    import logging
+
     from rasa.core.agent import Agent
 
+    logging.getLogger("rasa").setLevel(logging.WARNING)  # Rasa's debug log prints what it parses
     args = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     args.add_argument("bank", nargs="?", default="tests/safety/test_bank.yml")
     args.add_argument("--model", default="models/clinic.tar.gz")

@@ -342,9 +342,9 @@ def public_facts(settings: Settings) -> Dict[str, Optional[str]]:
         "min_age": str(rules.get("min_age", 18)),
         "clinic_price": clinic.monthly_price,
         "privacy_url": clinic.privacy_url,
-        "chat_retention": f"{settings.retention_days} days",
         "dea_rule_end": spoken_date(clinic.dea_telehealth_rule_ends),
         "legal_reviewed": spoken_date(clinic.legal_answer_reviewed),
+        "retention_period": f"{settings.retention_days} days",  # how long conversations are kept
     }
 
 

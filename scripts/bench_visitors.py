@@ -40,7 +40,7 @@ AGES = ["twenty five", "34", "i'm 41", "52", "I'm twenty one years old", "29", "
 STATES = ["TX", "California", "I live in florida", "NY", "colorado", "washington state", "Texas, USA", "I'm in Texas"]
 CONCERNS = ["Depression", "Anxiety", "PTSD"]
 TREATMENTS = ["Medication", "Talk therapy", "Both"]
-FREQUENCIES = ["More than half the days", "Nearly every day"]
+FREQUENCIES = ["2 · More than half the days", "3 · Nearly every day"]
 NO_ANSWERS = ["nope", "no", "No", "nope"]
 NAMES = ["Jane Example", "Sam Placeholder", "Alex Sample", "Robin Testperson", "Kim Demo"]
 PHONES = ["(212) 555-0199", "212-555-0143", "+1 303 555 0172", "(415) 555-0110"]
@@ -86,9 +86,11 @@ def prescreen_steps(rng: random.Random, phrasings: Dict[str, List[str]]) -> List
     ]
     steps += [("press", rng.choice(FREQUENCIES)) for _ in range(4)]  # PHQ-2 and GAD-2
     steps.append(("press", "No"))  # thoughts of ending one's life
-    steps += [("say", rng.choice(NO_ANSWERS)) for _ in range(4)]  # pregnancy, psychosis, heart, substances
+    steps += [("say", rng.choice(NO_ANSWERS)) for _ in range(3)]  # pregnancy, psychosis, heart
+    steps += [("press", "None of these"), ("press", "None of these")]  # medicines, conditions
+    steps.append(("say", rng.choice(NO_ANSWERS)))  # alcohol and drugs
     steps += [
-        ("press", "Yes"),  # a support person nearby
+        ("press", "Yes"),  # a sober support person nearby
         ("say", name),
         ("say", email),
         ("say", rng.choice(PHONES)),

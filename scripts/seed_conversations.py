@@ -36,6 +36,7 @@ import yaml  # noqa: E402
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, event  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
+from clinic import eligibility  # noqa: E402
 from clinic.settings import get_settings, public_facts  # noqa: E402
 
 MODEL_ID = "5e1d7c0e9a3b4f6d8c2a1b0e9f8d7c6b"
@@ -73,11 +74,7 @@ STATES_NOT_SERVED = ("OR", "NV", "AZ", "GA", "OH", "MA", "IL", "MI")
 FREQUENCY = (("Not at all", 0), ("Several days", 1), ("More than half the days", 2), ("Nearly every day", 3))
 FIRST_NAMES = ("Jane", "Alex", "Sam", "Maria", "Chris", "Priya", "Tom", "Lena", "Omar", "Kate")
 LAST_NAMES = ("Doe", "Rivera", "Smith", "Nguyen", "Patel", "Brown", "Garcia", "Kim", "Lopez", "Clark")
-QUESTIONS = (
-    "age", "state", "concern", "treatments_tried", "phq2_interest", "phq2_mood", "gad2_nervous", "gad2_worry",
-    "suicidal_thoughts", "pregnant_or_breastfeeding", "psychosis_history", "cardiovascular", "substance_misuse",
-    "support_person",
-)
+QUESTIONS = eligibility.QUESTIONS
 CONTACT_SLOTS = ("contact_name", "contact_email", "contact_phone", "contact_time", "contact_consent")
 WAITLIST_SLOTS = ("waitlist_email", "waitlist_consent")
 
@@ -415,7 +412,7 @@ class Conversation:
         plan.append(("treatments_tried", treatments, treatments.lower(), treatments))
         for item in ("phq2_interest", "phq2_mood", "gad2_nervous", "gad2_worry"):
             title, score = rng.choice(FREQUENCY[1:])
-            plan.append((item, title, score, title))
+            plan.append((item, title, score, f"{score} · {title}"))  # the button shows the option's number
         if kind == "prescreen_stopped":
             cut = rng.randint(2, len(plan) - 1)
             self._answers(plan[:cut], last_next=plan[cut][0])
@@ -424,13 +421,24 @@ class Conversation:
             self.loop(None).slot("requested_slot", None).slot("prescreen_outcome", None)
             self._reset()
             return self.listen()
+        # thoughts of ending one's life: a plan for a crisis; passive thoughts for some clinician reviews
         suicidal = "Yes" if kind == "prescreen_crisis" else ("Not sure" if kind == "prescreen_review_referred" and rng.random() < 0.5 else "No")
         plan.append(("suicidal_thoughts", suicidal, {"Yes": "yes", "No": "no", "Not sure": "unsure"}[suicidal], suicidal))
+        if suicidal != "No":
+            plan.append(("suicide_plan", "Yes" if kind == "prescreen_crisis" else "No",
+                         "yes" if kind == "prescreen_crisis" else "no", None))
+        if kind == "prescreen_crisis":
+            return self._finish_answers(plan, "crisis")
+        if suicidal != "No":
+            plan.append(("suicide_attempt", "No", "no", None))
         exclude = kind == "prescreen_not_eligible"
-        bad = rng.choice(["pregnant_or_breastfeeding", "psychosis_history", "cardiovascular"]) if exclude else None
-        for item in ("pregnant_or_breastfeeding", "psychosis_history", "cardiovascular", "substance_misuse"):
+        bad = rng.choice(["pregnant_or_breastfeeding", "psychosis_history", "substance_use"]) if exclude else None
+        for item in ("pregnant_or_breastfeeding", "psychosis_history", "cardiovascular", "medications", "medical_conditions"):
             yes = item == bad
             plan.append((item, "Yes" if yes else "No", "yes" if yes else "no", "Yes" if yes else "No"))
+        current = bad == "substance_use"
+        plan.append(("substance_use", "Yes, still now" if current else "No", "current" if current else "no",
+                     "Yes, still now" if current else "No"))
         plan.append(("support_person", "Yes", "yes", "Yes"))
         outcome = {
             "prescreen_referred": "eligible", "prescreen_declined": rng.choice(["eligible", "clinician_review"]),
@@ -450,10 +458,10 @@ class Conversation:
     def _finish_answers(self, plan: List[Tuple[str, str, Any, Optional[str]]], outcome: str, consent: bool = True) -> "Conversation":
         self._answers(plan)
         self.action("action_prescreen_outcome", policy="RulePolicy")
-        if outcome == "crisis":
+        if outcome == "crisis":  # the answers stay: the pre-screen started again ends there again
             self.slot("prescreen_outcome", "crisis")
+            self.bot("utter_prescreen_safety_first")
             self._crisis_response()
-            self._reset()
             return self.listen()
         self.bot(f"utter_prescreen_{outcome}")
         self.slot("prescreen_outcome", outcome)

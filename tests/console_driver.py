@@ -12,6 +12,7 @@ from typing import Dict, List, Optional
 import requests
 from playwright.sync_api import Locator, Page, expect
 
+from tests.prescreen_walk import CONTACT, ELIGIBLE  # noqa: F401  (CONTACT: for the tests)
 from tests.stack import Stack, button, conversation_id, say
 
 # A word only these tests type (the stack is shared with the other end-to-end tests).
@@ -28,7 +29,6 @@ PASSWORD = {"admin": "admin-pass-phrase-1", "clinician": "clinician-pass-phrase-
 USERS = {"admin": "ada.admin", "clinician": "cleo.clinician", "support": "sam.support"}
 # The names visitors see when these people answer a live chat.
 DISPLAY_NAMES = {"admin": "Ada", "clinician": "Cleo", "support": "Sam"}
-CONTACT = {"name": "Jane Example", "email": "jane.example@example.com", "phone": "(212) 555-0199"}
 
 
 def press(session: requests.Session, stack: Stack, b: dict) -> requests.Response:
@@ -66,33 +66,11 @@ def make_referral(stack: Stack, greeting: str = f"hello from {PLACE.title()}") -
     s = requests.Session()
     typed: List[str] = []
     assert "not a clinician" in texts(_typed(s, stack, typed, greeting))
-    _typed(s, stack, typed, "what is ketamine therapy")
-    intro = _typed(s, stack, typed, "am i eligible for this?")
-    assert "not a diagnosis" in texts(intro)
-    r = press(s, stack, button(intro, "Yes, let's start"))
-    assert "How old are you?" in texts(r)
-    r = _typed(s, stack, typed, "twenty five")
-    assert "Which US state" in texts(r)
-    r = _typed(s, stack, typed, "TX")
-    r = press(s, stack, button(r, "Depression"))
-    r = press(s, stack, button(r, "Both"))
-    for _ in range(4):
-        assert "Over the last 2 weeks" in texts(r)
-        r = press(s, stack, button(r, "More than half the days"))
-    assert "thoughts of ending your life" in texts(r)
-    r = press(s, stack, button(r, "No"))
-    for _ in range(4):  # pregnancy, psychosis, heart, substances
-        r = _typed(s, stack, typed, "nope")
-    assert "trusted adult" in texts(r)
-    r = press(s, stack, button(r, "Yes"))
-    assert "What name" in texts(r)
-    r = _typed(s, stack, typed, CONTACT["name"])
-    r = _typed(s, stack, typed, CONTACT["email"])
-    r = _typed(s, stack, typed, CONTACT["phone"])
-    r = press(s, stack, button(r, "Evenings"))
-    r = press(s, stack, button(r, "Yes, contact me"))
+    r = _typed(s, stack, typed, "what is ketamine therapy")
+    for kind, value, expected in ELIGIBLE:  # tests/prescreen_walk.py
+        r = _typed(s, stack, typed, value) if kind == "say" else press(s, stack, button(r, value))
+        assert expected in texts(r), (value, texts(r))
     done = texts(r)
-    assert "Your reference is" in done, done
     cid = conversation_id(s, stack)
     from clinic import db, referrals
 

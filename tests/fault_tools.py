@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import requests
 
+from tests.prescreen_walk import CONTACT, ELIGIBLE, Step  # noqa: F401  (CONTACT: for the tests)
 from tests.stack import Stack, conversation_id
 
 
@@ -71,34 +72,8 @@ class Visitor:
         return " ".join(m["text"] for m in self.last.json()["messages"])
 
 
-Step = Tuple[str, str, str]  # ("say" | "press", text or button title, a part of the answer expected)
-
-CONTACT = {"name": "Jane Example", "email": "jane.example@example.com", "phone": "(212) 555-0199"}
-
-# An eligible visitor's pre-screen, from the first question to the referral.
-PRESCREEN: List[Step] = [
-    ("say", "am i eligible for this?", "not a diagnosis"),
-    ("press", "Yes, let's start", "How old are you?"),
-    ("say", "twenty five", "Which US state"),
-    ("say", "TX", "What would you most like help with?"),
-    ("press", "Depression", "What have you already tried"),
-    ("press", "Both", "Over the last 2 weeks"),
-    ("press", "More than half the days", "Over the last 2 weeks"),
-    ("press", "More than half the days", "Over the last 2 weeks"),
-    ("press", "More than half the days", "Over the last 2 weeks"),
-    ("press", "More than half the days", "thoughts of ending your life"),
-    ("press", "No", "pregnant"),
-    ("say", "nope", "psychosis"),
-    ("say", "nope", "blood pressure"),
-    ("say", "nope", "alcohol or drug"),
-    ("say", "nope", "trusted adult"),
-    ("press", "Yes", "What name"),
-    ("say", CONTACT["name"], "email"),
-    ("say", CONTACT["email"], "phone number"),
-    ("say", CONTACT["phone"], "best time"),
-    ("press", "Evenings", "May the"),
-    ("press", "Yes, contact me", "Your reference is"),
-]
+# An eligible visitor's pre-screen, from the first question to the referral (tests/prescreen_walk.py).
+PRESCREEN: List[Step] = ELIGIBLE
 
 
 def run_steps(visitor: Visitor, steps: List[Step]) -> None:

@@ -274,7 +274,7 @@ def test_session_start_sets_every_fact_the_answers_quote(clinic_env, monkeypatch
     events = asyncio.run(ActionSessionStart().run(dispatcher, tracker_with([]), {}))
     slots = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
     clinic = load_clinic_info(ROOT / "settings")
-    assert slots["chat_retention"] == "90 days"
+    assert slots["retention_period"] == "90 days"
     assert slots["privacy_url"] == clinic.privacy_url
     assert slots["clinic_price"] == clinic.monthly_price
     assert slots["clinic_hours"] == describe_hours(load_staffing())
@@ -291,7 +291,7 @@ def test_session_start_sets_every_fact_the_answers_quote(clinic_env, monkeypatch
 
 
 def test_the_greeting_says_what_is_stored_for_how_long_who_reads_it_and_links_the_policy(rasa_domain):
-    text = rasa_renders(rasa_domain, "utter_greet", {**FACTS, "chat_retention": "365 days"})["text"]
+    text = rasa_renders(rasa_domain, "utter_greet", {**FACTS, "retention_period": "365 days"})["text"]
     privacy = text.split("\n")[-1]
     assert "365 days" in privacy and "care team" in privacy and "flagged" in privacy and "safety" in privacy
     assert FACTS["privacy_url"] in privacy

@@ -881,13 +881,9 @@ def _domain(name: str) -> Any:
         return st.integers(-10, 200)
     if name == "state":
         return st.sampled_from(sorted(STATE_NAMES)) | st.sampled_from(sorted(STATE_NAMES)).map(str.lower)
-    if name == "concern":
-        return st.sampled_from(eligibility.CONCERNS)
-    if name == "treatments_tried":
-        return st.sampled_from(eligibility.TREATMENTS)
     if name in eligibility.SCREEN_ITEMS:
         return st.integers(0, 3)
-    return st.sampled_from(eligibility.YES_NO_UNSURE)
+    return st.sampled_from(eligibility.CHOICES[name])
 
 
 ANSWERS = st.fixed_dictionaries({}, optional={name: st.none() | _domain(name) for name in eligibility.QUESTIONS})
@@ -901,24 +897,34 @@ def test_assess_over_any_answers_in_their_domains(answers, rules):
     known = set(eligibility.FIXED_REASONS) | set(eligibility.CONFIGURABLE_REASONS)
     assert set(result.reasons) <= known and len(set(result.reasons)) == len(result.reasons)
     age = answers.get("age")
-    if answers.get("suicidal_thoughts") == "yes":
-        assert result.outcome == eligibility.CRISIS
+    thoughts = answers.get("suicidal_thoughts") in ("yes", "unsure")
+    risk = any(answers.get(q) in ("yes", "unsure") for q in eligibility.SUICIDE_FOLLOW_UPS)
+    if risk:
+        assert result.outcome == eligibility.CRISIS and result.urgent
     elif age is not None and age < rules.min_age:
         assert result.outcome == eligibility.NOT_ELIGIBLE and eligibility.UNDER_MIN_AGE in result.reasons
+    elif thoughts and result.outcome != eligibility.OUT_OF_AREA:
+        # thoughts of ending one's life never end in a dead end, whatever else is found
+        assert result.outcome == eligibility.CLINICIAN_REVIEW and result.urgent
     if result.outcome == eligibility.ELIGIBLE:
-        assert result.reasons == ()
+        assert result.reasons == () and not result.urgent
         assert age is None or age >= rules.min_age
-        assert answers.get("suicidal_thoughts") != "yes"
+        assert not thoughts and not risk
         assert answers.get("state") is None or answers["state"].upper() in rules.states_served
-    if any(answers.get(q) == "yes" and q in rules.exclude for q in eligibility.SAFETY_QUESTIONS):
+    if any(answers.get(q) == "yes" and q in rules.exclude for q in eligibility.SAFETY_QUESTIONS) and not thoughts:
         assert result.outcome in (eligibility.CRISIS, eligibility.NOT_ELIGIBLE, eligibility.OUT_OF_AREA)
     remaining = eligibility.remaining_questions(answers, rules)
     if result.outcome in eligibility.FINAL_OUTCOMES:
         assert remaining == []
+    if not thoughts:
+        assert not set(remaining) & set(eligibility.SUICIDE_FOLLOW_UPS)
+    number, total = eligibility.progress(answers, rules)
+    assert (number == 0) is (remaining == []) and total >= number
     # answering more can never turn a crisis into anything else
     if result.outcome == eligibility.CRISIS:
-        fuller = {q: answers.get(q) or v for q, v in zip(eligibility.QUESTIONS, [30, "TX", "depression", "both", 3, 3, 3, 3,
-                                                                                 "yes", "no", "no", "no", "no", "yes"])}
+        everything = dict(zip(eligibility.QUESTIONS, [30, "TX", "depression", "both", 3, 3, 3, 3, "no", "no", "no",
+                                                      "no", "no", "no", "no", "no", "no", "yes"]))
+        fuller = {q: answers.get(q) or v for q, v in everything.items()}
         assert eligibility.assess(fuller, rules).outcome == eligibility.CRISIS
 
 
@@ -951,8 +957,14 @@ def test_answer_parsers_never_raise_and_answer_in_their_domain(text, entities):
     state = answer_parsing.parse_state(text, entities)
     assert state is None or state in STATE_NAMES
     assert answer_parsing.parse_yes_no(text) in (None, "yes", "no", "unsure")
-    frequency = answer_parsing.parse_frequency(text)
-    assert frequency is None or frequency in (0, 1, 2, 3)
+    for question in eligibility.SUICIDE_QUESTIONS:
+        assert answer_parsing.parse_suicide_answer(text, question) in (None, "yes", "no", "unsure")
+    assert answer_parsing.parse_medications(text) in (None, "yes", "no", "unsure")
+    assert answer_parsing.parse_conditions(text) in (None, "yes", "no", "unsure")
+    assert answer_parsing.parse_substance_use(text) in (None,) + eligibility.SUBSTANCE_USE
+    for numbered in (False, True):
+        frequency = answer_parsing.parse_frequency(text, numbered)
+        assert frequency is None or frequency in (0, 1, 2, 3)
     assert answer_parsing.parse_concern(text) in (None,) + eligibility.CONCERNS
     assert answer_parsing.parse_treatments(text) in (None,) + eligibility.TREATMENTS
     email = answer_parsing.parse_email(text)

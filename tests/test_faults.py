@@ -337,7 +337,8 @@ def _contact_tracker() -> Tracker:
         "age": 30, "state": "TX", "concern": "depression", "treatments_tried": "medication",
         "phq2_interest": 2, "phq2_mood": 2, "gad2_nervous": 1, "gad2_worry": 1,
         "suicidal_thoughts": "no", "pregnant_or_breastfeeding": "no", "psychosis_history": "no",
-        "cardiovascular": "no", "substance_misuse": "no", "support_person": "yes",
+        "cardiovascular": "no", "medications": "no", "medical_conditions": "no", "substance_use": "no",
+        "support_person": "yes",
         "contact_name": "Jane Doe", "contact_email": "jane@example.com", "contact_phone": "+1 212-555-0199",
         "contact_time": "Mornings", "contact_consent": "yes",
     }

@@ -37,12 +37,18 @@ QUESTIONS = [
     "gad2_nervous",
     "gad2_worry",
     "suicidal_thoughts",
+    "suicide_plan",
+    "suicide_attempt",
     "pregnant_or_breastfeeding",
     "psychosis_history",
     "cardiovascular",
-    "substance_misuse",
+    "medications",
+    "medical_conditions",
+    "substance_use",
     "support_person",
 ]
+# Asked of a visitor who says no to thoughts of ending their life.
+NO_FOLLOW_UPS = [q for q in QUESTIONS if q not in ("suicide_plan", "suicide_attempt")]
 
 # What every reset forgets: the answers, the contact and waitlist details; misses back to 0.
 RESET = (
@@ -73,9 +79,13 @@ ELIGIBLE: Dict[str, Any] = {
     "pregnant_or_breastfeeding": "no",
     "psychosis_history": "no",
     "cardiovascular": "no",
-    "substance_misuse": "no",
+    "medications": "no",
+    "medical_conditions": "no",
+    "substance_use": "no",
     "support_person": "yes",
 }
+# Thoughts of ending one's life with no plan, intention or attempt.
+PASSIVE: Dict[str, Any] = {"suicidal_thoughts": "yes", "suicide_plan": "no", "suicide_attempt": "no"}
 
 CONTACT: Dict[str, Any] = {
     "contact_name": "Jane Doe",
@@ -167,11 +177,25 @@ GOOD_ANSWERS = [
     ("phq2_mood", "Not at all", 0),
     ("gad2_nervous", "More than half the days", 2),
     ("gad2_worry", "Nearly every day", 3),
-    ("suicidal_thoughts", "nope", "no"),
+    ("phq2_interest", "3 days", 1),
+    ("phq2_mood", "8 days", 2),
+    ("gad2_nervous", "2", 2),  # the buttons show each option's number
+    ("gad2_worry", "every day", 3),
+    ("suicidal_thoughts", "nope", "no"),  # a yes: its follow-up and flag are tested below
+    ("suicide_plan", "no plan", "no"),
+    ("suicide_plan", "Yes", "yes"),
+    ("suicide_attempt", "never tried", "no"),
+    ("suicide_attempt", "Not sure", "unsure"),
     ("pregnant_or_breastfeeding", "not sure", "unsure"),
     ("psychosis_history", "No", "no"),
     ("cardiovascular", "Not sure", "unsure"),
-    ("substance_misuse", "nope", "no"),
+    ("medications", "I take Xanax", "yes"),
+    ("medications", "None of these", "no"),
+    ("medical_conditions", "glaucoma", "yes"),
+    ("medical_conditions", "None of these", "no"),
+    ("substance_use", "Yes, but not now", "past"),
+    ("substance_use", "Yes, still now", "current"),
+    ("substance_use", "nope", "no"),
     ("support_person", "yes, my partner", "yes"),
 ]
 
@@ -200,11 +224,15 @@ BAD_ANSWERS = [
     ("phq2_mood", "utter_wrong_frequency"),
     ("gad2_nervous", "utter_wrong_frequency"),
     ("gad2_worry", "utter_wrong_frequency"),
-    ("suicidal_thoughts", "utter_wrong_yes_no"),
+    ("suicidal_thoughts", "utter_wrong_suicide_answer"),
+    ("suicide_plan", "utter_wrong_suicide_answer"),
+    ("suicide_attempt", "utter_wrong_suicide_answer"),
     ("pregnant_or_breastfeeding", "utter_wrong_yes_no"),
     ("psychosis_history", "utter_wrong_yes_no"),
     ("cardiovascular", "utter_wrong_yes_no"),
-    ("substance_misuse", "utter_wrong_yes_no"),
+    ("medications", "utter_wrong_yes_no"),
+    ("medical_conditions", "utter_wrong_yes_no"),
+    ("substance_use", "utter_wrong_substance_use"),
     ("support_person", "utter_wrong_yes_no"),
 ]
 
@@ -233,7 +261,7 @@ def test_the_third_miss_in_a_row_offers_a_person(slot):
 FAQ_SELECTOR = {"faq": {"response": {"utter_action": "utter_faq/pricing", "confidence": 0.97}}}
 
 
-@pytest.mark.parametrize("slot", ["age", "state", "phq2_mood", "suicidal_thoughts"])
+@pytest.mark.parametrize("slot", ["age", "state", "phq2_mood", "medications"])
 def test_an_faq_asked_instead_of_an_answer_is_answered_without_counting_a_miss(slot):
     text = "how much does it cost?"
     tracker = asked(slot, text, {"prescreen_misses": 1}, intent="faq", response_selector=FAQ_SELECTOR)
@@ -253,13 +281,159 @@ def test_an_faq_without_a_selected_response_is_a_plain_miss():
 @pytest.mark.parametrize(
     "intent,response", [("medical_advice", "utter_medical_advice"), ("bot_challenge", "utter_iamabot")]
 )
-@pytest.mark.parametrize("slot", ["age", "suicidal_thoughts"])
+@pytest.mark.parametrize("slot", ["age", "pregnant_or_breastfeeding"])
 def test_other_questions_asked_mid_form_are_answered(slot, intent, response):
     text = "is it safe for me?"
     tracker = asked(slot, text, {"prescreen_misses": 2}, intent=intent)
     result, responses = validate(ValidatePrescreenForm(), slot, text, tracker)
     assert result == {slot: None}
     assert responses == [response]
+
+
+@pytest.mark.parametrize("slot", ["suicidal_thoughts", "suicide_plan", "suicide_attempt"])
+@pytest.mark.parametrize(
+    "text,intent,selector",
+    [
+        ("how much does it cost?", "faq", FAQ_SELECTOR),
+        ("what do you mean by that", "faq", {"faq": {"response": {"utter_action": "utter_faq/treatment_plan"}}}),
+        ("is it safe for me?", "medical_advice", None),
+        ("are you a bot", "bot_challenge", None),
+    ],
+)
+def test_a_suicide_question_never_gets_another_answer_in_its_place(slot, text, intent, selector):
+    tracker = asked(slot, text, {"prescreen_misses": 0}, intent=intent, response_selector=selector)
+    result, responses = validate(ValidatePrescreenForm(), slot, text, tracker)
+    assert result == {slot: None, "prescreen_misses": 1}
+    assert responses == ["utter_wrong_suicide_answer"]
+
+
+@pytest.mark.parametrize(
+    "text", ["no plan but yes", "on and off", "i don't have a plan", "not really, just thoughts", "sometimes"]
+)
+def test_answers_the_model_takes_for_an_faq_are_answers_to_the_thoughts_question(clinic_env, text):
+    tracker = asked("suicidal_thoughts", text, intent="faq",
+                    response_selector={"faq": {"response": {"utter_action": "utter_faq/treatment_plan"}}})
+    result, responses = validate(ValidatePrescreenForm(), "suicidal_thoughts", text, tracker)
+    assert result == {"suicidal_thoughts": "yes", "prescreen_misses": 0}
+    assert responses == ["utter_prescreen_thoughts_follow_up"]
+
+
+@pytest.mark.parametrize("text, value", [("yes", "yes"), ("Not sure", "unsure"), ("passing thoughts", "yes")])
+def test_thoughts_of_ending_ones_life_are_followed_up_and_flagged_for_staff(clinic_env, text, value):
+    tracker = asked("suicidal_thoughts", text)
+    result, responses = validate(ValidatePrescreenForm(), "suicidal_thoughts", text, tracker)
+    assert result == {"suicidal_thoughts": value, "prescreen_misses": 0}
+    assert responses == ["utter_prescreen_thoughts_follow_up"]
+    assert [f["flag"] for f in db.flags_for(engine(), tracker.sender_id)] == ["crisis"]
+    assert required(make_tracker(dict(answers(suicidal_thoughts=value), age=30)))[:2] == ["suicide_plan", "suicide_attempt"]
+
+
+def test_a_clear_no_to_thoughts_is_neither_followed_up_nor_flagged(clinic_env):
+    tracker = asked("suicidal_thoughts", "no")
+    result, responses = validate(ValidatePrescreenForm(), "suicidal_thoughts", "no", tracker)
+    assert result == {"suicidal_thoughts": "no", "prescreen_misses": 0}
+    assert responses == []
+    assert db.flags_for(engine(), tracker.sender_id) == []
+
+
+def test_a_yes_to_thoughts_validated_again_as_the_form_restarts_says_nothing_again(clinic_env):
+    # the form starting again validates the answers it holds: requested_slot is not this question
+    tracker = make_tracker({"suicidal_thoughts": "yes"}, text="am i eligible", active_loop="prescreen_form")
+    result, responses = validate(ValidatePrescreenForm(), "suicidal_thoughts", "yes", tracker)
+    assert result == {"suicidal_thoughts": "yes", "prescreen_misses": 0}
+    assert responses == []
+    assert db.flags_for(engine(), tracker.sender_id) == []
+
+
+def test_no_plan_and_no_attempt_gives_the_resources_and_the_pre_screen_goes_on(clinic_env):
+    slots = dict(answers(suicidal_thoughts="yes", suicide_plan="no"), age=30)
+    for field in ("pregnant_or_breastfeeding", "psychosis_history", "cardiovascular", "medications",
+                  "medical_conditions", "substance_use", "support_person"):
+        slots[field] = None
+    result, responses = validate(ValidatePrescreenForm(), "suicide_attempt", "never tried",
+                                 asked("suicide_attempt", "never tried", slots))
+    assert result == {"suicide_attempt": "no", "prescreen_misses": 0}
+    assert responses == ["utter_prescreen_passive_thoughts"]
+    assert required(make_tracker(dict(slots, suicide_attempt="no")))[0] == "pregnant_or_breastfeeding"
+
+
+@pytest.mark.parametrize("slot, text", [("suicide_plan", "yes"), ("suicide_plan", "not sure"),
+                                        ("suicide_attempt", "yes"), ("suicide_attempt", "i guess")])
+def test_a_plan_or_an_attempt_ends_the_questions(slot, text):
+    slots = dict(answers(suicidal_thoughts="yes", suicide_plan="no"), age=30)
+    slots.pop(slot, None)
+    result, responses = validate(ValidatePrescreenForm(), slot, text, asked(slot, text, slots))
+    assert result[slot] in ("yes", "unsure")
+    assert responses == []
+    assert required(make_tracker(dict(slots, **{slot: result[slot]}))) == []
+
+
+# --- the progress line -----------------------------------------------------------------
+
+
+def form_turn(slot: str, text: str, slots: Optional[Dict[str, Any]] = None) -> Tracker:
+    """A tracker as Rasa sends it to the form's validation: the answer's text is the last slot event."""
+    tracker = asked(slot, text, slots)
+    tracker.events = [{"event": "user", "text": text}, {"event": "slot", "name": slot, "value": text}]
+    return tracker
+
+
+def run_form(tracker: Tracker) -> tuple:
+    dispatcher = CollectingDispatcher()
+    domain = {"forms": {"prescreen_form": {"required_slots": QUESTIONS}}}
+    events = asyncio.run(ValidatePrescreenForm().run(dispatcher, tracker, domain))
+    return events, [m.get("response") for m in dispatcher.messages]
+
+
+def test_the_first_question_shows_its_number():
+    events, _ = run_form(make_tracker(active_loop="prescreen_form"))
+    assert events[-1] == SlotSet("prescreen_progress", "Question 1 of 16")
+
+
+def test_each_answer_moves_the_progress_line_on():
+    events, responses = run_form(form_turn("state", "Texas", {"age": 30}))
+    assert SlotSet("state", "TX") in events
+    assert events[-1] == SlotSet("prescreen_progress", "Question 3 of 16")
+    assert responses == []
+
+
+def test_a_yes_to_thoughts_adds_its_two_follow_ups_to_the_count(clinic_env):
+    slots = {q: v for q, v in ELIGIBLE.items() if q in QUESTIONS[:8]}
+    events, responses = run_form(form_turn("suicidal_thoughts", "sometimes", slots))
+    assert events[-1] == SlotSet("prescreen_progress", "Question 10 of 18")
+    assert SlotSet("requested_slot", "suicide_plan") in events
+    assert responses == ["utter_prescreen_thoughts_follow_up"]
+
+
+def test_an_answer_not_understood_keeps_the_number():
+    events, responses = run_form(form_turn("age", "banana", {"prescreen_progress": "Question 1 of 16"}))
+    assert events == [SlotSet("age", None), SlotSet("prescreen_misses", 1), SlotSet("requested_slot", "age")]
+    assert responses == ["utter_wrong_age"]
+
+
+@pytest.mark.parametrize("intent", ["crisis", "stop", "human_handoff", "urgent_medical"])
+def test_a_message_that_fills_no_slot_sets_none_so_that_its_rule_takes_over(intent):
+    # the slot mappings leave these out: Rasa rejects the form only if its validation sets no slot
+    tracker = asked("age", "i want to die", {"age": None, "prescreen_progress": "Question 1 of 16"}, intent=intent)
+    tracker.events = [{"event": "user", "text": "i want to die"}]
+    events, responses = run_form(tracker)
+    assert [e for e in events if e.get("name") != "requested_slot"] == []
+    assert responses == []
+
+
+def test_no_progress_line_when_nothing_is_left_to_ask():
+    events, _ = run_form(form_turn("age", "16"))
+    assert SlotSet("age", 16) in events
+    assert not [e for e in events if e.get("name") == "prescreen_progress"]
+
+
+def test_answers_kept_from_before_are_validated_again_as_they_are():
+    # a crisis ended the form; the visitor starts it again: the numbers kept are no typed text
+    slots = dict(ELIGIBLE, phq2_mood=2, gad2_worry=0)
+    for slot in ("age", "phq2_mood", "gad2_worry", "substance_use", "state"):
+        result, responses = validate(ValidatePrescreenForm(), slot, slots[slot], make_tracker(slots))
+        assert result == {slot: slots[slot], "prescreen_misses": 0}
+        assert responses == []
 
 
 def test_a_correction_of_an_earlier_answer_sets_it_and_asks_the_current_question_again():
@@ -287,12 +461,12 @@ def test_a_correction_of_a_question_not_answered_yet_is_not_a_correction():
 # --- 2. required_slots() ------------------------------------------------------------
 
 
-def test_every_question_is_required_at_the_start():
-    assert required(make_tracker(active_loop="prescreen_form")) == QUESTIONS
+def test_every_question_but_the_follow_ups_is_required_at_the_start():
+    assert required(make_tracker(active_loop="prescreen_form")) == NO_FOLLOW_UPS
 
 
 def test_answered_questions_are_not_asked_again():
-    assert required(make_tracker({"age": 30, "state": "TX"})) == QUESTIONS[2:]
+    assert required(make_tracker({"age": 30, "state": "TX"})) == NO_FOLLOW_UPS[2:]
 
 
 @pytest.mark.parametrize(
@@ -300,20 +474,25 @@ def test_answered_questions_are_not_asked_again():
     [
         {"age": 16},
         {"age": 30, "state": "OH"},
-        {"age": 30, "state": "TX", "suicidal_thoughts": "yes"},
+        {"age": 30, "state": "TX", "suicidal_thoughts": "yes", "suicide_plan": "yes"},
         {"age": 30, "state": "TX", "pregnant_or_breastfeeding": "yes"},
         ELIGIBLE,
     ],
-    ids=["under_age", "state_not_served", "suicidal_thoughts", "exclude_reason", "all_answered"],
+    ids=["under_age", "state_not_served", "suicide_plan", "exclude_reason", "all_answered"],
 )
 def test_nothing_more_is_asked_once_it_no_longer_matters(slots):
     assert required(make_tracker(dict(slots))) == []
 
 
 def test_a_review_reason_does_not_stop_the_questions():
-    assert required(make_tracker({"age": 30, "state": "TX", "substance_misuse": "yes"})) == [
-        q for q in QUESTIONS if q not in ("age", "state", "substance_misuse")
+    assert required(make_tracker({"age": 30, "state": "TX", "medications": "yes"})) == [
+        q for q in NO_FOLLOW_UPS if q not in ("age", "state", "medications")
     ]
+
+
+def test_passive_thoughts_keep_the_questions_coming_after_an_exclusion():
+    slots = {"age": 30, "state": "TX", **PASSIVE, "pregnant_or_breastfeeding": "yes"}
+    assert required(make_tracker(slots)) == [q for q in QUESTIONS if q not in slots]
 
 
 @pytest.mark.parametrize(
@@ -325,7 +504,7 @@ def test_raw_text_waiting_for_validation_is_not_an_answer(slot, raw):
 
 def test_raw_age_text_under_the_minimum_does_not_end_the_form_before_validation():
     # "16" as typed is a str: only once validated (16) does it end the pre-screen.
-    assert required(make_tracker({"age": "16"})) == QUESTIONS
+    assert required(make_tracker({"age": "16"})) == NO_FOLLOW_UPS
 
 
 # --- 3. ActionPrescreenOutcome -----------------------------------------------------------
@@ -340,14 +519,17 @@ def test_eligible(clinic_env):
 @pytest.mark.parametrize(
     "changes,reasons",
     [
-        ({"substance_misuse": "yes"}, "current alcohol or drug use"),
-        ({"support_person": "unsure"}, "having someone nearby during at-home sessions"),
+        ({"substance_use": "past"}, "alcohol or drug problems in the past"),
+        ({"support_person": "unsure"}, "having a sober adult nearby during at-home sessions"),
         ({"treatments_tried": "none"}, "not having tried other treatments yet"),
         ({"phq2_interest": 0, "phq2_mood": 1, "gad2_nervous": 1, "gad2_worry": 1}, "your answers about mood and worry"),
-        ({"cardiovascular": "unsure"}, "safety questions you weren't sure about"),
+        ({"cardiovascular": "unsure"}, "health questions you weren't sure about"),
+        ({"cardiovascular": "yes"}, "blood pressure, heart or blood vessel conditions"),
+        ({"medications": "yes"}, "medicines that can change how ketamine affects you"),
+        ({"medical_conditions": "yes"}, "health conditions that need a clinician's look"),
         (
-            {"substance_misuse": "yes", "support_person": "no", "treatments_tried": "none"},
-            "current alcohol or drug use, having someone nearby during at-home sessions"
+            {"medications": "yes", "support_person": "no", "treatments_tried": "none"},
+            "medicines that can change how ketamine affects you, having a sober adult nearby during at-home sessions"
             " and not having tried other treatments yet",
         ),
     ],
@@ -359,31 +541,47 @@ def test_clinician_review_names_the_reasons_in_plain_words(clinic_env, changes, 
     assert dispatcher.messages[0]["reasons"] == reasons
 
 
-def test_clinician_review_for_unsure_suicidal_thoughts_also_gives_the_988_line(clinic_env):
-    events, responses, dispatcher = run(ActionPrescreenOutcome(), make_tracker(answers(suicidal_thoughts="unsure")))
+@pytest.mark.parametrize("thoughts", ["yes", "unsure"])
+def test_passive_thoughts_end_in_an_urgent_clinician_review(clinic_env, thoughts):
+    tracker = make_tracker(answers(**dict(PASSIVE, suicidal_thoughts=thoughts)))
+    events, responses, dispatcher = run(ActionPrescreenOutcome(), tracker)
     assert events == [SlotSet("prescreen_outcome", "clinician_review")]
-    assert responses == ["utter_prescreen_clinician_review", "utter_prescreen_unsure_thoughts"]
-    assert dispatcher.messages[0]["reasons"] == "safety questions you weren't sure about"
+    assert responses == ["utter_prescreen_clinician_review", "utter_prescreen_urgent_review"]
+    assert dispatcher.messages[0]["reasons"] == "what you shared about thoughts of ending your life"
+
+
+def test_passive_thoughts_and_an_exclusion_are_still_a_referral_with_the_hotline(clinic_env):
+    tracker = make_tracker(answers(**PASSIVE, pregnant_or_breastfeeding="yes"))
+    events, responses, dispatcher = run(ActionPrescreenOutcome(), tracker)
+    assert events == [SlotSet("prescreen_outcome", "clinician_review")]
+    assert responses == [
+        "utter_prescreen_clinician_review", "utter_prescreen_urgent_review", "utter_prescreen_perinatal_support",
+    ]
+    assert dispatcher.messages[0]["reasons"] == (
+        "what you shared about thoughts of ending your life and pregnancy or breastfeeding"
+    )
 
 
 @pytest.mark.parametrize(
-    "slots,reasons",
+    "slots,reasons,support",
     [
-        ({"age": 16, "state": "TX"}, "the treatment is only for adults of 18 and over"),
-        (answers(age=16), "the treatment is only for adults of 18 and over"),
-        (answers(pregnant_or_breastfeeding="yes"), "pregnancy or breastfeeding"),
-        (answers(psychosis_history="yes"), "a history of psychosis, schizophrenia or mania"),
+        ({"age": 16, "state": "TX"}, "the treatment is only for adults of 18 and over", []),
+        (answers(age=16), "the treatment is only for adults of 18 and over", []),
+        (answers(pregnant_or_breastfeeding="yes"), "pregnancy or breastfeeding", ["utter_prescreen_perinatal_support"]),
+        (answers(psychosis_history="yes"), "a history of psychosis, schizophrenia or mania", []),
+        (answers(substance_use="current"), "current alcohol or drug problems", ["utter_prescreen_substance_support"]),
         (
-            answers(cardiovascular="yes", substance_misuse="yes"),
-            "blood pressure, heart or blood vessel conditions and current alcohol or drug use",
+            answers(psychosis_history="yes", medications="yes"),
+            "a history of psychosis, schizophrenia or mania and medicines that can change how ketamine affects you",
+            [],
         ),
     ],
-    ids=["age_16_early", "age_16", "pregnant", "psychosis", "cardiovascular_and_substance"],
+    ids=["age_16_early", "age_16", "pregnant", "psychosis", "substance_current", "psychosis_and_medicines"],
 )
-def test_not_eligible_explains_kindly_and_forgets_the_answers(clinic_env, slots, reasons):
+def test_not_eligible_explains_kindly_offers_a_person_and_forgets_the_answers(clinic_env, slots, reasons, support):
     events, responses, dispatcher = run(ActionPrescreenOutcome(), make_tracker(dict(slots)))
     assert events == [SlotSet("prescreen_outcome", "not_eligible")] + RESET
-    assert responses == ["utter_prescreen_not_eligible"]
+    assert responses == ["utter_prescreen_not_eligible"] + support
     assert dispatcher.messages[0]["reasons"] == reasons
 
 
@@ -394,19 +592,22 @@ def test_out_of_area_names_the_state_and_keeps_it_for_the_waitlist(clinic_env):
     assert dispatcher.messages[0]["state_name"] == "Ohio"
 
 
-def test_crisis_gives_resources_offers_a_person_flags_urgent_and_forgets_the_answers(clinic_env):
-    tracker = make_tracker(answers(suicidal_thoughts="yes"))
+@pytest.mark.parametrize("follow_ups", [{"suicide_plan": "yes"}, {"suicide_plan": "unsure"},
+                                        {"suicide_plan": "no", "suicide_attempt": "yes"}])
+def test_a_plan_or_an_attempt_gives_the_crisis_response_flags_urgent_and_keeps_the_answers(clinic_env, follow_ups):
+    tracker = make_tracker(answers(suicidal_thoughts="yes", **follow_ups))
     events, responses, _ = run(ActionPrescreenOutcome(), tracker)
-    assert responses == ["utter_crisis_resources", "utter_crisis_offer_person"]
-    assert events == [SlotSet("prescreen_outcome", "crisis"), SlotSet("crisis_flagged", True)] + RESET
+    assert responses == ["utter_prescreen_safety_first", "utter_crisis_resources", "utter_crisis_offer_person"]
+    # no reset: the pre-screen started again ends here again, with no at-home referral
+    assert events == [SlotSet("prescreen_outcome", "crisis"), SlotSet("crisis_flagged", True)]
     assert [f["flag"] for f in db.flags_for(engine(), tracker.sender_id)] == ["crisis"]
 
 
 def test_crisis_outranks_every_other_outcome(clinic_env):
-    tracker = make_tracker({"age": 16, "state": "OH", "suicidal_thoughts": "yes", "pregnant_or_breastfeeding": "yes"})
+    tracker = make_tracker({"age": 16, "state": "OH", "suicide_plan": "yes", "pregnant_or_breastfeeding": "yes"})
     events, responses, _ = run(ActionPrescreenOutcome(), tracker)
     assert events[0] == SlotSet("prescreen_outcome", "crisis")
-    assert responses == ["utter_crisis_resources", "utter_crisis_offer_person"]
+    assert responses == ["utter_prescreen_safety_first", "utter_crisis_resources", "utter_crisis_offer_person"]
 
 
 # --- 4. ActionPrescreenStop --------------------------------------------------------------
@@ -568,7 +769,7 @@ def test_a_referral_with_consent_is_stored_encrypted_and_notified(clinic_env, no
         "phone": "+1 212-555-0199",
         "preferred_time": "Mornings",
     }
-    assert plain["answers"] == ELIGIBLE
+    assert plain["answers"] == dict(ELIGIBLE, suicide_plan=None, suicide_attempt=None)  # not asked
     assert plain["reasons"] == []
     assert (plain["outcome"], plain["urgent"], plain["status"]) == ("eligible", False, "new")
 
@@ -590,17 +791,27 @@ def test_a_referral_submitted_twice_is_stored_once_under_one_reference(clinic_en
 
 
 def test_a_clinician_review_referral_keeps_its_reasons_and_a_skipped_phone_is_none(clinic_env, notices):
-    slots = dict(answers(suicidal_thoughts="unsure", substance_misuse="yes"), **CONTACT)
+    slots = dict(answers(substance_use="past", medical_conditions="unsure"), **CONTACT)
     slots["contact_phone"] = "skipped"
     tracker = make_tracker(slots)
     events, responses, _ = run_and_let_the_notice_go(ActionSubmitReferral(), tracker)
     row = referrals.referral_for_conversation(engine(), tracker.sender_id)
     plain = referrals.decrypt_referral(row, get_settings().encryption_key)
     assert plain["contact"]["phone"] is None
-    assert (plain["outcome"], plain["urgent"]) == ("clinician_review", True)
-    assert plain["reasons"] == ["substance_misuse", "unsure_answer"]
+    assert (plain["outcome"], plain["urgent"]) == ("clinician_review", False)
+    assert plain["reasons"] == ["substance_use_past", "unsure_answer"]
     assert responses == ["utter_referral_done"]
     assert events[0] == SlotSet("referral_reference", row["reference"])
+
+
+@pytest.mark.parametrize("thoughts", ["yes", "unsure"])
+def test_a_referral_after_passive_thoughts_is_urgent_with_every_answer(clinic_env, notices, thoughts):
+    tracker = make_tracker(dict(answers(**dict(PASSIVE, suicidal_thoughts=thoughts)), **CONTACT))
+    run_and_let_the_notice_go(ActionSubmitReferral(), tracker)
+    row = referrals.referral_for_conversation(engine(), tracker.sender_id)
+    plain = referrals.decrypt_referral(row, get_settings().encryption_key)
+    assert (plain["outcome"], plain["urgent"], plain["reasons"]) == ("clinician_review", True, ["suicidal_thoughts"])
+    assert plain["answers"]["suicide_plan"] == "no" and plain["answers"]["suicide_attempt"] == "no"
 
 
 def test_a_referral_after_a_crisis_flag_is_urgent(clinic_env, notices):
@@ -686,7 +897,12 @@ def test_every_response_these_actions_utter_exists_in_the_domain():
         "utter_iamabot",
         "utter_prescreen_eligible",
         "utter_prescreen_clinician_review",
-        "utter_prescreen_unsure_thoughts",
+        "utter_prescreen_urgent_review",
+        "utter_prescreen_thoughts_follow_up",
+        "utter_prescreen_passive_thoughts",
+        "utter_prescreen_safety_first",
+        "utter_prescreen_perinatal_support",
+        "utter_prescreen_substance_support",
         "utter_prescreen_not_eligible",
         "utter_prescreen_out_of_area",
         "utter_prescreen_stopped",

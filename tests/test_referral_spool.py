@@ -41,7 +41,8 @@ ANSWER_SLOTS = {
     "age": 41, "state": "TX", "concern": "ptsd", "treatments_tried": "sertraline",
     "phq2_interest": 2, "phq2_mood": 2, "gad2_nervous": 1, "gad2_worry": 1,
     "suicidal_thoughts": "no", "pregnant_or_breastfeeding": "no", "psychosis_history": "no",
-    "cardiovascular": "no", "substance_misuse": "no", "support_person": "yes",
+    "cardiovascular": "no", "medications": "no", "medical_conditions": "no", "substance_use": "no",
+    "support_person": "yes",
 }
 # none of these may be readable in a spool file or a log line
 IN_CLEAR = ["Philippa", "Wendover", "philippa", "example.org", "555-0143", "0143", "evenings",

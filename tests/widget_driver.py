@@ -14,6 +14,8 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 from playwright.sync_api import Locator, Page, expect
 
+from tests.prescreen_walk import BY_BUTTONS, INTRO
+
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -153,39 +155,15 @@ class KeyboardWidget(Widget):
 
 def run_prescreen(w: Widget) -> str:
     """An eligible visitor's pre-screen: buttons wherever the bot offers them;
-    typed: a greeting, age, state, name, email and phone. Returns the last answer."""
+    typed: a greeting, age, state, name, email and phone (tests/prescreen_walk.py's BY_BUTTONS).
+    Returns the last answer."""
     greeting = w.say("hello")
     assert "Am I eligible?" in w.page.locator(".ccw-choice:enabled").all_inner_texts(), greeting
     r = w.choose("Am I eligible?")
-    assert "not a diagnosis" in r
-    r = w.choose("Yes, let's start")
-    assert "How old are you?" in r
-    r = w.say("34")
-    assert "Which US state" in r
-    r = w.say("TX")
-    assert "What would you most like help with?" in r
-    r = w.choose("Depression")
-    assert "What have you already tried" in r
-    r = w.choose("Both")
-    for _ in range(4):
-        assert "Over the last 2 weeks" in r, r
-        r = w.choose("More than half the days")
-    assert "thoughts of ending your life" in r
-    r = w.choose("No")
-    for question in ("pregnant", "psychosis", "blood pressure", "alcohol or drug"):
-        assert question in r, r
-        r = w.choose("No")
-    assert "trusted adult" in r
-    r = w.choose("Yes")
-    assert "good next step" in r and "What name" in r
-    r = w.say("Jane Example")
-    assert "email" in r
-    r = w.say("jane.example@example.com")
-    assert "phone number" in r
-    r = w.say("(212) 555-0199")
-    assert "best time" in r
-    r = w.choose("Evenings")
-    assert "May the" in r
+    assert INTRO in r
+    for kind, value, expected in BY_BUTTONS:
+        r = w.say(value) if kind == "say" else w.choose(value)
+        assert expected in r, (value, expected, r)
     return w.choose("Yes, contact me")
 
 

@@ -18,6 +18,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import quote, urlencode
 
@@ -43,13 +44,19 @@ TRANSCRIPT_MAX_EVENTS = 20_000
 # Slots whose values anyone on the staff may see (the rest hold answers or contact details).
 PUBLIC_SLOTS = frozenset({
     "requested_slot", "prescreen_outcome", "crisis_flagged", "prescreen_misses", "clinic_name", "clinic_phone",
-    "clinic_email", "clinic_website", "clinic_hours", "clinic_states", "min_age",
+    "clinic_email", "clinic_website", "clinic_hours", "clinic_states", "min_age", "retention_period",
 })
-# Bot replies that quote a visitor's answers, reasons, state or name.
+# Bot replies that quote a visitor's answers, reasons, state or name, or that are only said after a
+# given answer (the follow-ups of a "yes" to thoughts of ending one's life, the support lines).
 SENSITIVE_UTTERANCES = frozenset({
     "utter_prescreen_clinician_review", "utter_prescreen_not_eligible", "utter_prescreen_out_of_area",
-    "utter_prescreen_unsure_thoughts", "utter_referral_done",
+    "utter_prescreen_urgent_review", "utter_referral_done", "utter_prescreen_thoughts_follow_up",
+    "utter_ask_suicide_plan", "utter_ask_suicide_attempt", "utter_prescreen_passive_thoughts",
+    "utter_prescreen_safety_first", "utter_prescreen_perinatal_support", "utter_prescreen_substance_support",
 })
+# The pre-screen's progress line ("Question 4 of 18", actions/prescreen_form.py): its total tells
+# whether the follow-ups were asked, so support sees the questions without it.
+PROGRESS_LINE = re.compile(r"\AQuestion \d+ of \d+\n")
 ANSWER_LABELS = {
     "age": "Age",
     "state": "State",
@@ -59,13 +66,19 @@ ANSWER_LABELS = {
     "phq2_mood": "PHQ-2: down, depressed or hopeless",
     "gad2_nervous": "GAD-2: nervous, anxious or on edge",
     "gad2_worry": "GAD-2: can't stop or control worrying",
-    "suicidal_thoughts": "Thoughts of ending their life",
+    "suicidal_thoughts": "Thoughts of ending their life (past month)",
+    "suicide_plan": "A plan or intention to act on them",
+    "suicide_attempt": "An attempt in the past year",
     "pregnant_or_breastfeeding": "Pregnant or breastfeeding",
     "psychosis_history": "History of psychosis or mania",
     "cardiovascular": "Blood pressure, heart or vessel condition",
-    "substance_misuse": "Current alcohol or drug misuse",
-    "support_person": "Support person during sessions",
+    "medications": "Benzodiazepine, lamotrigine, MAOI, stimulant, opioid or sedative",
+    "medical_conditions": "Brain, eye, liver, seizure, thyroid, bladder condition, bipolar II, family psychosis or past ketamine reaction",
+    "substance_use": "Alcohol or drug problems (past year) or non-medical dissociative use",
+    "support_person": "Sober support person during sessions",
 }
+# How the answers to substance_use read.
+SUBSTANCE_WORDS = {"current": "Yes, still now", "past": "Yes, not now", "no": "No", "unsure": "Not sure"}
 FREQUENCY_WORDS = {0: "Not at all (0)", 1: "Several days (1)", 2: "More than half the days (2)", 3: "Nearly every day (3)"}
 OUTCOME_LABELS = {
     "eligible": "Eligible", "clinician_review": "Clinician review", "not_eligible": "Not eligible",
@@ -118,6 +131,8 @@ def answer_summary(answers: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Dict[
 def _answer_text(name: str, value: Any) -> str:
     if name.startswith(("phq2_", "gad2_")) and isinstance(value, int) and value in FREQUENCY_WORDS:
         return FREQUENCY_WORDS[value]
+    if name == "substance_use" and value in SUBSTANCE_WORDS:
+        return SUBSTANCE_WORDS[value]
     if isinstance(value, str):
         return {"yes": "Yes", "no": "No", "unsure": "Not sure"}.get(value, value)
     return str(value)
@@ -199,9 +214,12 @@ def build_transcript(events: Sequence[Any], answers_visible: bool) -> Dict[str, 
             masked = not answers_visible and utter in SENSITIVE_UTTERANCES
             buttons = [b.get("title") for b in ((d.get("data") or {}).get("buttons") or []) if isinstance(b, dict) and b.get("title")]
             speaker, staff_name, step = speaker_of(metadata)
+            text = d.get("text") or ""
+            if not answers_visible and utter.startswith("utter_ask_"):
+                text = PROGRESS_LINE.sub("", text)
             messages.append({
                 "id": event_id, "speaker": speaker, "staff_name": staff_name, "handoff": step,
-                "time": when(ts), "ts": ts, "text": "" if masked else (d.get("text") or ""),
+                "time": when(ts), "ts": ts, "text": "" if masked else text,
                 "masked": masked, "utter": utter, "buttons": [] if masked else buttons,
             })
             item.update(name=utter or (f"handoff: {step}" if step else f"staff: {staff_name}" if staff_name else ""))

@@ -9,7 +9,7 @@ fallback said; the response selector's topic stays, so a check-in can answer the
 
 Training: the ``crisis`` and ``urgent_medical`` examples of the training data (the banks in
 ``data/safety/``, a category in each block's metadata), every other intent's examples (as
-``none``), and the hard negatives in the bank folder (``bank``: ``hard_negatives*.yml``, read
+``none``, the intent or FAQ topic as their kind), and the hard negatives in the bank folder (``bank``: ``hard_negatives*.yml``, read
 here; their contents are in the component's fingerprint, so a change retrains it).
 """
 
@@ -25,7 +25,7 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.constants import SPACY_DOCS
-from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, INTENT_RESPONSE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -119,8 +119,8 @@ class SafetyLayerComponent(GraphComponent):
             if intent in bank.RISK_INTENTS:
                 category = ((message.get("metadata") or {}).get("intent") or {}).get("category") or ""
                 examples.append(bank.Example(text, intent, category))
-            else:
-                examples.append(bank.Example(text, bank.NONE, ""))
+            else:  # the intent as the kind: each weighs like a risk category (see clinic.safety.classifier)
+                examples.append(bank.Example(text, bank.NONE, message.get(INTENT_RESPONSE_KEY) or intent))
             vectors.append(message.get(SENTENCE_EMBEDDING))
         negatives = bank.load_training_negatives(bank_folder(self.config))
         examples += negatives
