@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Text, Tuple
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, FollowupAction
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from clinic import db
@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 FALLBACK = "nlu_fallback"
 SOMETHING_ELSE = "something_else"
 MAX_FALLBACKS_BEFORE_PERSON = 2  # the third in a row gets a person offered
+# What comes next, for the rules to branch on (data/rules/fallback.yml, safety.yml).
+NEXT_STEP = "next_step"
+OFFER_PERSON_NEXT = "handoff_offer"
 
 
 @lru_cache(maxsize=4)
@@ -144,9 +147,9 @@ class ActionDidYouMean(Action):
             buttons = [{"title": titles[t], "payload": pick_payload(t)} for t in topics]
             buttons.append({"title": "Something else", "payload": "/deny"})
             dispatcher.utter_message(response="utter_did_you_mean", buttons=buttons)
-            return []
+            return [SlotSet(NEXT_STEP, None)]
         fallbacks = consecutive_fallbacks(tracker)
-        if fallbacks > MAX_FALLBACKS_BEFORE_PERSON:
-            return [FollowupAction("action_human_handoff")]
+        if fallbacks > MAX_FALLBACKS_BEFORE_PERSON:  # a rule runs action_human_handoff next
+            return [SlotSet(NEXT_STEP, OFFER_PERSON_NEXT)]
         dispatcher.utter_message(response="utter_fallback" if fallbacks <= 1 else "utter_fallback_again")
-        return []
+        return [SlotSet(NEXT_STEP, None)]

@@ -17,11 +17,11 @@ import logging
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.crisis import ARE_YOU_SAFE, CRISIS_FLAG, flag_urgent
-from actions.faq import answer_topic, selected_topic
+from actions.faq import NEXT_STEP, OFFER_PERSON_NEXT, answer_topic, selected_topic
 from actions.handoff import FORMS_SET_ASIDE, staffed_now
 from clinic import staffing
 from clinic.safety.verdict import verdict_of
@@ -29,6 +29,9 @@ from clinic.safety.verdict import verdict_of
 logger = logging.getLogger(__name__)
 
 OFFER_PERSON = "offer_person"
+# what a rule runs next (data/rules/safety.yml)
+START_HANDOFF_NEXT = "handoff_start"
+PRESCREEN_NEXT = "prescreen_intro"
 MOVING_ON_INTENTS = {"thank": "utter_you_are_welcome", "goodbye": "utter_goodbye"}
 
 
@@ -68,6 +71,9 @@ class ActionSafetyFollowup(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
+        return [SlotSet(NEXT_STEP, None)] + self.respond(dispatcher, tracker)
+
+    def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
         parse = tracker.latest_message or {}
         intent: Optional[Text] = (parse.get("intent") or {}).get("name")
         question = tracker.get_slot("safety_question")
@@ -85,13 +91,15 @@ class ActionSafetyFollowup(Action):
             return [SlotSet("crisis_flagged", True), SlotSet("form_set_aside", None)] + offer_person(
                 dispatcher, "utter_safety_offer_person"
             )
-        if question == OFFER_PERSON and intent == "affirm":
-            return [SlotSet("safety_question", None), FollowupAction("action_start_handoff")]
+        if question == OFFER_PERSON and intent == "affirm":  # a rule runs action_start_handoff next
+            return [SlotSet("safety_question", None), SlotSet(NEXT_STEP, START_HANDOFF_NEXT)]
         if question == OFFER_PERSON and intent == "deny":
             dispatcher.utter_message(response="utter_crisis_declined")
             return [SlotSet("safety_question", None)]
-        if intent == "start_prescreen":  # moving on: the pre-screen's consent comes next, as usual
-            return leave_safety_mode() + [FollowupAction("utter_prescreen_intro")]
+        if intent == "start_prescreen":  # moving on: a rule asks the pre-screen's consent next, as usual
+            return leave_safety_mode() + [SlotSet(NEXT_STEP, PRESCREEN_NEXT)]
+        if intent == "human_handoff":  # a person, as usual (consent first); the conversation stays flagged
+            return leave_safety_mode() + [SlotSet(NEXT_STEP, OFFER_PERSON_NEXT)]
         if intent in MOVING_ON_INTENTS and not verdict.distress:
             dispatcher.utter_message(response=MOVING_ON_INTENTS[intent])
             dispatcher.utter_message(response="utter_safety_moving_on")

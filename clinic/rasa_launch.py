@@ -18,9 +18,17 @@ alive to a permanent generation the collector no longer walks; what turns make i
 before. Frozen objects are never collected as cyclic garbage, so a model loaded later through
 Rasa's HTTP API (``PUT /model``, or an evaluation's: the clinic restarts the server for a new
 model) first gives them back to the collector (``gc.unfreeze()``) and nothing is frozen again.
+
+**Threads.** One Rasa server runs on one core (``make run`` starts one per core), and the
+sentence embedder's TensorFlow would otherwise start a pool of threads per core in each
+server, fighting the other server for the same cores: TensorFlow gets one thread for an
+operation and one for the graph (``TF_INTRA_OP_PARALLELISM_THREADS``,
+``TF_INTER_OP_PARALLELISM_THREADS``, which Rasa reads at start; the environment can say
+otherwise).
 """
 
 import functools
+import os
 import gc
 import sys
 from typing import Any, List, Optional
@@ -65,6 +73,8 @@ def freeze_after_first_model_load() -> None:
 def main(args: Optional[List[str]] = None) -> None:
     from clinic.settings import get_settings
 
+    os.environ.setdefault("TF_INTRA_OP_PARALLELISM_THREADS", "1")
+    os.environ.setdefault("TF_INTER_OP_PARALLELISM_THREADS", "1")
     sys.argv = rasa_argv(sys.argv[1:] if args is None else args, get_settings().rasa_token)
     freeze_after_first_model_load()
     from rasa.__main__ import main as rasa_main

@@ -1,44 +1,69 @@
-"""Lists held-out NLU examples that also stand in the training data.
+"""Lists the evaluation sets' messages that also stand in the training data.
 
     python scripts/heldout_overlap.py [--drop]
 
-Compares lower-cased text without punctuation. With --drop, removes them from
-tests/nlu/heldout.yml, so that the held-out set stays unseen.
+The evaluation sets: the NLU held-out sets and validation set (tests/nlu/*.yml) and the safety
+layer's validation and test banks (tests/safety/*.yml). The training data: everything under
+data/ (NLU examples, FAQ examples, the safety banks). Texts are compared lower-cased, letters
+and digits only (clinic.safety.bank.normalised). With --drop, the overlapping messages are
+removed from the evaluation sets (never from the training data), so that they stay unseen.
+Exit status 1 when there is an overlap and --drop is not given.
 """
 
-import re
 import sys
 from pathlib import Path
+from typing import Dict, Iterator, List, Tuple
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
+sys.path.insert(0, str(ROOT))
+
+from clinic.safety.bank import normalised  # noqa: E402
+
+EVALUATION = sorted((ROOT / "tests" / "nlu").glob("*.yml")) + sorted((ROOT / "tests" / "safety").glob("*.yml"))
 
 
-def norm(text: str) -> str:
-    return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
+def messages(path: Path) -> Iterator[str]:
+    """Every example of a file in any of the project's formats (Rasa NLU, safety banks)."""
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(doc, dict):
+        return
+    for key in ("nlu", "safety_negatives", "safety_bank"):
+        for block in doc.get(key) or []:
+            for line in str(block.get("examples", "")).splitlines():
+                if line.strip().startswith("- "):
+                    yield line.strip()[2:].strip()
 
 
-def examples(path: Path):
-    for block in yaml.safe_load(path.read_text()).get("nlu", []):
-        for line in str(block.get("examples", "")).splitlines():
-            if line.strip().startswith("- "):
-                yield line.strip()[2:].strip(), block["intent"]
+def training_texts() -> Dict[str, Path]:
+    return {normalised(t): f for f in sorted((ROOT / "data").rglob("*.yml")) for t in messages(f)}
+
+
+def overlaps() -> List[Tuple[Path, str, Path]]:
+    seen = training_texts()
+    return [(f, t, seen[normalised(t)]) for f in EVALUATION for t in messages(f) if normalised(t) in seen]
+
+
+def drop(found: List[Tuple[Path, str, Path]]) -> None:
+    by_file: Dict[Path, set] = {}
+    for f, t, _ in found:
+        by_file.setdefault(f, set()).add(normalised(t))
+    for f, texts in by_file.items():
+        lines = f.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [l for l in lines if not (l.strip().startswith("- ") and normalised(l.strip()[2:]) in texts)]
+        f.write_text("".join(kept), encoding="utf-8")
 
 
 def main() -> int:
-    seen = {norm(t) for f in (ROOT / "data").rglob("*.yml") for t, _ in examples(f)}
-    overlap = [(t, i) for t, i in examples(HELDOUT) if norm(t) in seen]
-    for text, intent in overlap:
-        print(f"{intent}: {text}")
-    print(f"{len(overlap)} held-out examples also in training data", file=sys.stderr)
-    if "--drop" in sys.argv and overlap:
-        drop = {norm(t) for t, _ in overlap}
-        lines = HELDOUT.read_text().splitlines(keepends=True)
-        kept = [l for l in lines if not (l.strip().startswith("- ") and norm(l.strip()[2:]) in drop)]
-        HELDOUT.write_text("".join(kept))
-    return 1 if overlap and "--drop" not in sys.argv else 0
+    found = overlaps()
+    for f, text, source in found:
+        print(f"{f.relative_to(ROOT)}: {text[:100]}  (in {source.relative_to(ROOT)})")
+    print(f"{len(found)} evaluation messages also in the training data", file=sys.stderr)
+    if "--drop" in sys.argv and found:
+        drop(found)
+        return 0
+    return 1 if found else 0
 
 
 if __name__ == "__main__":

@@ -1,15 +1,15 @@
 """Custom actions: exact events and responses, with a Tracker and a CollectingDispatcher.
-(The handoff actions: tests/test_handoff_actions.py.)"""
+(The handoff actions: tests/test_handoff_actions.py; crisis, urgent-medical, safety mode, FAQ
+answers and "did you mean": tests/test_safety_actions.py.)"""
 
 import asyncio
 from typing import Any, Dict, List, Optional
 
 import pytest
 from rasa_sdk import Tracker
-from rasa_sdk.events import ActionExecuted, ActiveLoop, SessionStarted, SlotSet
+from rasa_sdk.events import ActionExecuted, SessionStarted
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.crisis import ActionCrisisResponse
 from actions.session import ActionSessionStart
 from clinic import db
 from clinic.settings import get_settings
@@ -50,31 +50,6 @@ def test_session_start_sets_the_clinic_facts_from_settings(clinic_env):
     assert slots["min_age"] == "18"
     assert slots["clinic_states"] == "California, Colorado, Florida, New York, Texas and Washington"
     assert responses == []
-
-
-def test_crisis_response_gives_resources_offers_a_person_and_flags_urgent(clinic_env):
-    tracker = make_tracker()
-    events, responses = run(ActionCrisisResponse(), tracker)
-    assert responses == ["utter_crisis_resources", "utter_crisis_offer_person"]
-    assert events == [SlotSet("crisis_flagged", True)]
-    flags = db.flags_for(db.get_engine(get_settings().clinic_db_url), tracker.sender_id)
-    assert [f["flag"] for f in flags] == ["crisis"]
-
-
-def test_crisis_response_stops_an_active_form(clinic_env):
-    events, responses = run(ActionCrisisResponse(), make_tracker(active_loop="prescreen_form"))
-    assert responses[0] == "utter_crisis_resources"
-    assert events == [SlotSet("crisis_flagged", True), ActiveLoop(None), SlotSet("requested_slot", None)]
-
-
-def test_crisis_response_still_speaks_when_the_database_fails(clinic_env, monkeypatch):
-    def broken(*_a, **_k):
-        raise RuntimeError("database is locked")
-
-    monkeypatch.setattr(db, "flag_conversation", broken)
-    events, responses = run(ActionCrisisResponse(), make_tracker())
-    assert responses == ["utter_crisis_resources", "utter_crisis_offer_person"]
-    assert events == [SlotSet("crisis_flagged", True)]
 
 
 def test_every_response_an_action_utters_exists_in_the_domain():

@@ -58,7 +58,7 @@ from clinic.nlu.linear_model import (
     fit_temperature,
     out_of_fold_scores,
 )
-from clinic.nlu.sentence_embedder import SENTENCE_EMBEDDING
+from clinic.nlu.sentence_embedder import SENTENCE_EMBEDDING, is_intent_syntax
 from clinic.nlu.sentence_embeddings import DIMENSIONS
 
 logger = logging.getLogger(__name__)
@@ -127,9 +127,9 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
 
     def train(self, training_data: TrainingData) -> Resource:
         excluded = set(self.config["exclude_intents"])
-        messages = [
+        messages = [  # examples in Rasa's intent syntax (a button's payload) are Rasa's to read
             m for m in training_data.intent_examples
-            if m.get(TEXT) and self._label(m) and m.get(INTENT) not in excluded
+            if m.get(TEXT) and not is_intent_syntax(m.get(TEXT)) and self._label(m) and m.get(INTENT) not in excluded
         ]
         labels = [self._label(m) for m in messages]
         if len(set(labels)) < 2:

@@ -98,7 +98,7 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(no|nothing) (reason|point|purpose) (to|in|for) (live|living|life|going|me|being|keep|keeping|stay|staying)",
         r"(what|whats|what's) (is|'s)? the point (of|in) (living|life|going|being|anything|trying)",
         r"(nt|n't|no|not|never) (want|wanna|wish) (to)? (live|exist)",
-        r"(nt|n't|no|not|never) (want|wanna|wish) (to)? continue (living|on|anymore|existing|life|like|with)",
+        r"(nt|n't|no|not|never) (want|wanna|wish) (to)? continue (living|on|anymore|existing|life|like)",
         r"(nt|n't|no|not|never) (want|wanna|wish) (to)? be (alive|here|around|living|awake|anymore)",
         r"(nt|n't|no|not|never) (want|wanna|wish) (to)? wake up",
         r"(nt|n't|no|not|never) (want|wanna|wish) (to)? (keep|go|stay) (living|going|on|alive|here)",

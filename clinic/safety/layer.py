@@ -56,8 +56,8 @@ class Thresholds:
     takeover: float = 0.6
     takeover_sentence: float = 0.9
     check_in: float = 0.15
-    check_in_sentence: float = 0.3
-    urgent: float = 0.5
+    check_in_sentence: float = 0.5
+    urgent: float = 0.4
     footer: float = 0.05
     distress: float = 0.5
 
