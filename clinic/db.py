@@ -6,8 +6,9 @@ columns hold Fernet tokens, see ``clinic.crypto``); the functions that read
 and write referrals live in ``clinic.referrals``.
 
 SQLAlchemy 1.4 Core, one URL setting (``CLINIC_DB_URL``, or ``DATABASE_URL``): a
-SQLite file under ``var/`` by default (connections kept open per process, WAL, a busy
-timeout of 15 s), PostgreSQL in a larger deployment (a pool of ``DB_POOL_SIZE`` +
+SQLite file under ``var/`` by default, encrypted whole with SQLCipher (``clinic.encrypted_sqlite``:
+the conversation index and its search table included; connections kept open per process, WAL,
+a busy timeout of 15 s), PostgreSQL in a larger deployment (a pool of ``DB_POOL_SIZE`` +
 ``DB_MAX_OVERFLOW`` connections per process). Engines are made on first use, never at
 import.
 """
@@ -41,6 +42,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
+
+from clinic import encrypted_sqlite
 
 metadata = MetaData()
 
@@ -191,7 +194,7 @@ def get_engine(url: str) -> Engine:
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         # a pool of kept connections, each used by one thread at a time (so any thread may take
         # one); a process made by fork() opens its own (see _after_fork)
-        engine = create_engine(
+        engine = encrypted_sqlite.create_engine(
             url,
             poolclass=QueuePool,
             pool_size=SQLITE_POOL_SIZE,
@@ -218,6 +221,7 @@ def _create_tables(engine: Engine) -> None:
     """Tables, columns and indexes made when missing. On PostgreSQL one process at a time
     (processes starting together on a new database would otherwise collide: "already exists")."""
     if engine.dialect.name != "postgresql":
+        encrypted_sqlite.refuse_plain(engine.url)
         metadata.create_all(engine)
         add_missing_columns(engine)
         return

@@ -74,10 +74,14 @@ Referral notices (``clinic.notifier``) and encryption:
   the link in a notice.
 - ``NOTIFY_RETRY_SECONDS`` (``60``): how often the notifier worker retries
   notices not sent yet.
-- ``CLINIC_ENCRYPTION_KEY`` (unset): the Fernet key that encrypts contact
-  details and answers; when unset, a key is generated once into
-  ``var/encryption_key`` (mode 0600) and reused. Losing that key loses the
-  stored referrals: back it up with the database, apart from it.
+- ``CLINIC_ENCRYPTION_KEY`` (unset): the clinic's key (a Fernet key). It encrypts contact
+  details and answers in the clinic DB's columns (Fernet), and every SQLite file under
+  ``var/`` whole (SQLCipher, with a key derived from it: ``clinic.encrypted_sqlite``). When
+  unset, a key is generated once into ``var/encryption_key`` (mode 0600) and reused. Losing
+  that key loses every conversation and referral stored: back it up apart from the database
+  and its backups.
+- ``CLINIC_VAR_DIR`` (``<project>/var``): where the SQLite files, generated keys, spool and
+  backups live; mode 0700, every file in it 0600 (``secure_var_dir``).
 """
 
 import os
@@ -179,6 +183,7 @@ class Settings:
 @lru_cache(maxsize=None)
 def get_settings() -> Settings:
     var_dir = Path(_env("CLINIC_VAR_DIR", str(ROOT / "var")))
+    secure_var_dir(var_dir)
     database_url = _env("DATABASE_URL", "")
     return Settings(
         settings_dir=Path(_env("CLINIC_SETTINGS_DIR", str(ROOT / "settings"))),
@@ -339,6 +344,31 @@ def load_encryption_key(var_dir: Path) -> bytes:
     except (ValueError, TypeError):
         raise ValueError(f"{source}: not a valid Fernet key (32 url-safe base64-encoded bytes)") from None
     return key
+
+
+def secure_var_dir(var_dir: Path) -> None:
+    """``var/`` made when missing, mode 0700, and everything in it its owner's only: folders
+    0700, files 0600 (what was made before the umask of ``clinic/__init__.py``, or copied in).
+    What belongs to another account (PostgreSQL's data of ``make scale-up``, run as ``postgres``)
+    is left as it is."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    uid = os.getuid()
+    for folder, dirs, files in os.walk(var_dir):
+        for name, mode in [(folder, 0o700), *((os.path.join(folder, f), 0o600) for f in files)]:
+            try:
+                info = os.lstat(name)
+                if info.st_uid == uid and not os.path.islink(name) and info.st_mode & 0o7777 != mode:
+                    os.chmod(name, mode)
+            except FileNotFoundError:  # gone meanwhile (a WAL checkpointed, a temporary file)
+                pass
+        dirs[:] = [d for d in dirs if _owned(os.path.join(folder, d), uid)]
+
+
+def _owned(path: str, uid: int) -> bool:
+    try:
+        return os.lstat(path).st_uid == uid
+    except FileNotFoundError:
+        return False
 
 
 def _create_once(path: Path, content: bytes) -> None:

@@ -63,6 +63,13 @@ more than saved). What clinic/dialogue_speedups.py works out on a tracker goes w
 tests/test_tracker_cache.py compares every turn of the bench's visitors with a read by Rasa's own
 store.
 
+**Encrypted.** A SQLite tracker store is a SQLCipher file (``clinic.encrypted_sqlite``: the
+events, the WAL and the journal encrypted whole with the key derived from the clinic's
+``CLINIC_ENCRYPTION_KEY``); ``dialect: "sqlite"`` in the endpoints is opened so, and a plain file
+is refused (``python -m clinic.encrypt_existing`` converts it). The statements above run on it
+unchanged. On PostgreSQL the database's own storage encryption and TLS protect the events
+(docs/DEPLOYMENT.md, SECURITY.md).
+
 endpoints.yml::
 
     tracker_store:
@@ -87,6 +94,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 import clinic.rasa_speedups
+from clinic import encrypted_sqlite
 
 clinic.rasa_speedups.install()
 
@@ -139,6 +147,19 @@ class SQLTrackerStore(rasa_tracker_store.SQLTrackerStore):
             ("session", SESSION_EVENTS), ("count", SESSION_EVENT_COUNT), ("all", ALL_EVENTS),
             ("last", LAST_EVENT), ("since", ROWS_SINCE), ("insert", INSERT_EVENT))}
         self._known: "OrderedDict[Text, Known]" = OrderedDict()  # see the module's docstring
+
+    @staticmethod
+    def get_db_url(dialect: Text = "sqlite", host: Optional[Text] = None, port: Optional[int] = None,
+                   db: Text = "rasa.db", username: Optional[Text] = None, password: Optional[Text] = None,
+                   login_db: Optional[Text] = None, query: Optional[Dict] = None) -> Any:
+        """Rasa's URL; a SQLite one as the encrypted file's (the key from the clinic's settings)."""
+        url = rasa_tracker_store.SQLTrackerStore.get_db_url(dialect, host, port, db, username, password, login_db, query)
+        url = sa.engine.make_url(url) if isinstance(url, str) else url
+        if url.get_backend_name() != "sqlite":
+            return url
+        encrypted = encrypted_sqlite.engine_url(url)
+        encrypted_sqlite.refuse_plain(encrypted)
+        return encrypted
 
     @contextlib.contextmanager
     def _cursor(self) -> Iterator[Tuple[Any, Any]]:
@@ -300,7 +321,7 @@ def create_engine(url: sa.engine.URL) -> sa.engine.Engine:
         return sa.create_engine(url, pool_pre_ping=True, **rasa_tracker_store.create_engine_kwargs(url))
     if url.database in (None, "", ":memory:"):
         raise ValueError("the SQLite tracker store needs a file (db: in the endpoints)")
-    engine = sa.create_engine(
+    engine = encrypted_sqlite.create_engine(
         url,
         poolclass=sa.pool.QueuePool,
         pool_size=SQLITE_POOL_SIZE,

@@ -27,6 +27,7 @@ import requests
 from clinic import db, referrals
 from clinic.settings import load_encryption_key, load_secret
 from clinic.web import signing
+from tests import encrypted_db
 from tests import fault_tools as ft
 from tests.stack import Stack, conversation_id, say
 
@@ -621,12 +622,12 @@ def test_sql_and_json_looking_answers_are_stored_as_text_and_the_tables_are_inta
     assert clear["contact"]["name"] == SQL_NAME
     assert clear["contact"]["preferred_time"] == SQL_TIME
     assert clear["answers"]["state"] == "TX"
-    with sqlite3.connect(stack.var_dir / "clinic.db") as conn:
+    with encrypted_db.connect(stack.var_dir / "clinic.db") as conn:
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
         assert {"referrals", "handoff_requests", "waitlist"} <= tables
         assert conn.execute("select count(*) from referrals").fetchone()[0] >= 1
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    with sqlite3.connect(stack.var_dir / "tracker.db") as conn:
+    with encrypted_db.connect(stack.var_dir / "tracker.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert NOSQL_STATE in ft.user_texts(stack, cid) and SQL_NAME in ft.user_texts(stack, cid)
 

@@ -15,6 +15,8 @@ from sqlalchemy import select, update
 
 from clinic.db import audit_log, staff_sessions, staff_users, utcnow
 
+from tests import encrypted_db
+
 PASSWORD = "correct horse battery staple"
 CSRF_FIELD = re.compile(r'<input type="hidden" name="csrf" value="([^"]*)">')
 
@@ -72,7 +74,7 @@ def write_tracker_events(tracker_url: str, conversation_id: str, events: list) -
 
     path = Path(tracker_url[len("sqlite:///"):])
     path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path) as conn:
+    with encrypted_db.connect(path) as conn:
         conn.executescript(TRACKER_DDL)
         for e in events:
             intent = ((e.get("parse_data") or {}).get("intent") or {}).get("name") if e["event"] == "user" else None

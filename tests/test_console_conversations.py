@@ -22,6 +22,8 @@ from sqlalchemy import func, insert, select
 
 from scripts import seed_conversations as seeder
 
+from tests import encrypted_db
+
 PASSWORD = "correct horse battery staple"
 CSRF_FIELD = re.compile(r'<input type="hidden" name="csrf" value="([^"]*)">')
 LINK = re.compile(r'href="/conversations/([0-9a-f]{32})"')
@@ -71,7 +73,7 @@ class World:
         return manifest
 
     def tracker(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.tracker_path)
+        return encrypted_db.connect(self.tracker_path)
 
     def event_count(self, sender: str) -> int:
         with self.tracker() as conn:

@@ -24,6 +24,8 @@ from clinic.console.referrals_queue import TRANSITIONS
 from clinic.db import audit_log, get_engine, handoff_requests, referral_notes, referrals, utcnow
 from clinic.settings import get_settings
 
+from tests import encrypted_db
+
 Sanic.test_mode = True
 
 PASSWORD = "correct horse battery staple"
@@ -66,7 +68,7 @@ class Console:
         self.tracker_path = root / "var" / "tracker.db"
         if not self.tracker_path.exists():
             self.tracker_path.parent.mkdir(parents=True, exist_ok=True)
-            with sqlite3.connect(self.tracker_path) as conn:
+            with encrypted_db.connect(self.tracker_path) as conn:
                 conn.executescript(TRACKER_DDL)
         self.engine = get_engine(self.settings.clinic_db_url)
         self.key = self.settings.encryption_key

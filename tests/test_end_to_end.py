@@ -9,6 +9,7 @@ import yaml
 
 from clinic import db
 from clinic.settings import load_clinic_info
+from tests import encrypted_db
 from tests.stack import ROOT, Stack, button, conversation_id, press, say
 
 
@@ -101,7 +102,7 @@ def test_conversations_are_kept_in_the_sql_tracker_store(stack):
     s = requests.Session()
     say(s, stack, "hello")
     cid = conversation_id(s, stack)
-    with sqlite3.connect(stack.var_dir / "tracker.db") as conn:
+    with encrypted_db.connect(stack.var_dir / "tracker.db") as conn:
         (n,) = conn.execute("select count(*) from events where sender_id = ?", (cid,)).fetchone()
     assert n > 0
 
@@ -117,7 +118,7 @@ def test_a_restarted_rasa_server_keeps_the_conversation(stack):
     back = say(s, stack, "what is the price")
     assert back.status_code == 200
     cid = conversation_id(s, stack)
-    with sqlite3.connect(stack.var_dir / "tracker.db") as conn:
+    with encrypted_db.connect(stack.var_dir / "tracker.db") as conn:
         texts = [r[0] for r in conn.execute(
             "select data from events where sender_id = ? and type_name = 'user'", (cid,))]
     assert any('"hello"' in t for t in texts) and any("what is the price" in t for t in texts)

@@ -9,6 +9,7 @@ import requests
 
 from clinic import db, referrals
 from clinic.settings import load_encryption_key
+from tests import encrypted_db
 from tests.stack import button, conversation_id, press, say
 
 FREQUENCY_QUESTIONS = 4
@@ -61,7 +62,7 @@ def test_eligible_visitor_gets_a_reference_and_a_clinician_is_notified(stack, sm
     assert "Your reference is" in done
 
     cid = conversation_id(s, stack)
-    with sqlite3.connect(stack.var_dir / "clinic.db") as conn:
+    with encrypted_db.connect(stack.var_dir / "clinic.db") as conn:
         reference, outcome, status, contact_cipher = conn.execute(
             "select reference, outcome, status, contact_encrypted from referrals where conversation_id = ?", (cid,)
         ).fetchone()

@@ -23,6 +23,7 @@ from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 from clinic import tracker_store as clinic_store
 from scripts.bench_stack import BenchStack
 from scripts.bench_visitors import Visitors, rasa_message
+from tests import encrypted_db
 from tests.conftest import MODEL
 
 
@@ -202,13 +203,13 @@ def new_session(rasa: Rasa, store: clinic_store.SQLTrackerStore, sender: str) ->
 
 
 def insert_row(rasa: Rasa, sender: str, type_name: str, data: Dict[str, Any]) -> None:
-    with sqlite3.connect(rasa.store.engine.url.database) as conn:
+    with encrypted_db.connect(rasa.store.engine.url.database) as conn:
         conn.execute("INSERT INTO events (sender_id, type_name, timestamp, data) VALUES (?, ?, ?, ?)",
                      (sender, type_name, data["timestamp"], json.dumps(data)))
 
 
 def deleted_then_started_again(rasa: Rasa, store: clinic_store.SQLTrackerStore, sender: str) -> None:
-    with sqlite3.connect(rasa.store.engine.url.database) as conn:  # as the console's delete and purge do
+    with encrypted_db.connect(rasa.store.engine.url.database) as conn:  # as the console's delete and purge do
         conn.execute("DELETE FROM events WHERE sender_id = ?", (sender,))
     rasa.use(store)
     last = rasa.say(sender, "say", "hello", [])
@@ -256,7 +257,7 @@ def test_a_conversation_deleted_by_the_console_starts_again_from_nothing(rasa: R
     last = rasa.say(sender, "say", "hello", [])
     rasa.say(sender, "say", "what are your hours", last)
     assert rasa.store._known[sender].servable
-    with sqlite3.connect(rasa.store.engine.url.database) as conn:  # as the console's delete and purge do
+    with encrypted_db.connect(rasa.store.engine.url.database) as conn:  # as the console's delete and purge do
         conn.execute("DELETE FROM events WHERE sender_id = ?", (sender,))
     rasa.say(sender, "say", "how much does it cost", [])  # a new session: not kept
     rasa.say(sender, "say", "do you take insurance", [])

@@ -1,5 +1,6 @@
 """The staff console app factory (loopback :8001 by default)."""
 
+from pathlib import Path
 from typing import Any, Optional
 
 from sanic import Request, Sanic
@@ -8,7 +9,7 @@ from sanic.response import HTTPResponse
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
-from clinic import db
+from clinic import db, encrypted_sqlite
 from clinic.console import conversations, dashboard, handoffs, live_chat, pages, referrals_queue, staff_admin
 from clinic.rasa_client import RasaClient
 from clinic.settings import Settings, get_settings
@@ -30,14 +31,16 @@ def tracker_reader(url: str) -> Engine:
     SQLite it reads in WAL mode so that Rasa is never blocked by a reader."""
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
-        import sqlite3
-
-        try:  # WAL is a property of the file: set it once, with a short writable connection
-            with sqlite3.connect(path, timeout=5) as conn:
+        if Path(path).exists():  # WAL is a property of the file: set it once, with a short writable connection
+            conn = encrypted_sqlite.connect(path, timeout=5)
+            try:
                 conn.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.Error:
-            pass
-        return create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", connect_args={"check_same_thread": False})
+            except encrypted_sqlite.Error:
+                pass
+            finally:
+                conn.close()
+        return encrypted_sqlite.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true",
+                                              connect_args={"check_same_thread": False})
     return create_engine(url, pool_pre_ping=True)
 
 
