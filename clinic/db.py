@@ -188,14 +188,16 @@ _sqlite_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
 @lru_cache(maxsize=None)
-def get_engine(url: str) -> Engine:
-    """One engine per URL for the process, tables created on first use."""
+def get_engine(url: str, database_key: Optional[str] = None) -> Engine:
+    """One engine per URL for the process, tables created on first use. A SQLite file is opened
+    with ``database_key`` (``clinic.encrypted_sqlite``), by default the clinic's."""
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         # a pool of kept connections, each used by one thread at a time (so any thread may take
         # one); a process made by fork() opens its own (see _after_fork)
         engine = encrypted_sqlite.create_engine(
             url,
+            database_key,
             poolclass=QueuePool,
             pool_size=SQLITE_POOL_SIZE,
             max_overflow=SQLITE_MAX_OVERFLOW,
@@ -384,6 +386,9 @@ conversation_index = Table(
     Column("first_message", String(200), nullable=True),  # the first thing the visitor typed (shortened)
     Column("visitor_text", Text, nullable=False, default=""),  # searchable visitor text, lower case
     Column("last_event_id", Integer, nullable=False, default=0),  # the last tracker events.id applied
+    # the visitor's last message while its turn's events may still show it filled a form slot
+    # (an answer: never indexed); clinic.console.conversation_index
+    Column("pending_text", Text, nullable=True),
     Index("ix_conversation_index_recent", "last_ts", "id"),
     Index("ix_conversation_index_outcome", "outcome", "last_ts", "id"),
     Index("ix_conversation_index_referred", "referred", "last_ts", "id"),

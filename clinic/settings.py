@@ -16,6 +16,11 @@ The web app:
   token of Rasa's HTTP API. The Rasa server is started with it
   (``python -m clinic.rasa_launch``), the web app and the console send it. Set
   it, the same everywhere, when Rasa and the apps do not share one ``var/``.
+- ``ACTION_SERVER_TOKEN`` (unset: generated once into ``var/action_token``, mode
+  0600): the secret the Rasa server sends the action server with each call
+  (``Authorization: Bearer``, endpoints.yml) and the action server requires on
+  every ``/webhook`` call (``python -m clinic.action_launch``). Set it, the same
+  for both, when they do not share one ``var/``.
 - ``WIDGET_ALLOWED_ORIGINS`` (unset): comma-separated origins of other sites
   that may embed the chat widget (CORS on the visitor API).
 - ``HSTS_SECONDS`` (``0``: off): in production behind HTTPS, e.g. ``31536000``; the web app and the
@@ -179,6 +184,10 @@ class Settings:
     def rasa_token(self) -> str:
         return load_rasa_token(self.var_dir)
 
+    @property
+    def action_token(self) -> str:
+        return load_action_token(self.var_dir)
+
 
 @lru_cache(maxsize=None)
 def get_settings() -> Settings:
@@ -309,16 +318,28 @@ def load_rasa_token(var_dir: Path) -> str:
     requires it, the web app and the console send it. Raises ValueError when the token
     found is shorter than 16 characters (an empty one would let anyone in).
     """
-    from_env = os.environ.get("RASA_TOKEN", "").strip()
+    return _load_token("RASA_TOKEN", var_dir / "rasa_token", "Rasa's API token")
+
+
+def load_action_token(var_dir: Path) -> str:
+    """ACTION_SERVER_TOKEN if set, else a secret generated once into var/action_token (mode 0600).
+
+    The secret the Rasa server sends the action server with every call (``Authorization:
+    Bearer``: endpoints.yml, filled in by ``clinic.rasa_launch``) and the action server
+    checks (``clinic.action_launch``). At least 16 characters, like Rasa's token."""
+    return _load_token("ACTION_SERVER_TOKEN", var_dir / "action_token", "the action server's secret")
+
+
+def _load_token(env_name: str, path: Path, what: str) -> str:
+    from_env = os.environ.get(env_name, "").strip()
     if from_env:
-        token, source = from_env, "RASA_TOKEN"
+        token, source = from_env, env_name
     else:
-        path = var_dir / "rasa_token"
         if not path.exists():
             _create_once(path, secrets.token_hex(32).encode())
         token, source = path.read_text().strip(), str(path)
     if len(token) < RASA_TOKEN_MIN_CHARS:
-        raise ValueError(f"{source}: Rasa's API token must be at least {RASA_TOKEN_MIN_CHARS} characters")
+        raise ValueError(f"{source}: {what} must be at least {RASA_TOKEN_MIN_CHARS} characters")
     return token
 
 

@@ -95,6 +95,7 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 import clinic.rasa_speedups
 from clinic import encrypted_sqlite
+from clinic.tracker_reader import CURRENT_SESSION
 
 clinic.rasa_speedups.install()
 
@@ -106,13 +107,8 @@ SQLITE_POOL_SIZE = 2
 # first): a tracker with what Rasa works out on it takes 150-700 KiB (bench visitors, 30-250 events)
 KEPT_TRACKERS = 64
 
-# the events of a conversation's latest session (from its last session_started on, or all when
-# there is none yet), as Rasa's SQLTrackerStore._event_query selects them
-_CURRENT_SESSION = """
-    FROM events, (SELECT max(timestamp) AS session_start FROM events
-                  WHERE sender_id = :sender_id AND type_name = :session_started) AS latest
-    WHERE events.sender_id = :sender_id
-      AND (events.timestamp >= latest.session_start OR latest.session_start IS NULL)"""
+# the events of a conversation's latest session, as Rasa's SQLTrackerStore._event_query selects them
+_CURRENT_SESSION = CURRENT_SESSION
 SESSION_EVENTS = f"SELECT events.id, events.data {_CURRENT_SESSION} ORDER BY events.id"
 SESSION_EVENT_COUNT = f"SELECT count(*) {_CURRENT_SESSION}"
 ALL_EVENTS = "SELECT data FROM events WHERE sender_id = :sender_id ORDER BY id"

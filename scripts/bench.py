@@ -215,12 +215,13 @@ def run_levels(runs: List[ConfigRun], args: argparse.Namespace) -> None:
 
 
 def journal_mode(path: Path) -> Any:
-    """The SQLite file's journal mode (read, not changed)."""
-    import sqlite3
+    """The SQLite file's journal mode (read, not changed; the file is encrypted with the key of
+    the var/ folder it is in)."""
+    from clinic import encrypted_sqlite
 
     if not path.exists():
         return None
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+    with encrypted_sqlite.connect(f"file:{path}?mode=ro", encrypted_sqlite.clinic_key(path.parent), uri=True) as conn:
         return conn.execute("PRAGMA journal_mode").fetchone()[0]
 
 

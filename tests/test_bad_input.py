@@ -616,7 +616,7 @@ def sql_referral(stack: Stack) -> Dict[str, str]:
 
 def test_sql_and_json_looking_answers_are_stored_as_text_and_the_tables_are_intact(stack, sql_referral):
     cid = sql_referral["cid"]
-    engine = db.get_engine(stack.clinic_db_url)
+    engine = stack.clinic_engine()
     row = referrals.referral_for_conversation(engine, cid)
     clear = referrals.decrypt_referral(row, load_encryption_key(stack.var_dir))
     assert clear["contact"]["name"] == SQL_NAME

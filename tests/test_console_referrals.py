@@ -473,13 +473,14 @@ def test_waitlist_for_clinicians_with_audit(console: Console) -> None:
 
 
 def test_a_clinic_db_made_before_the_console_tables_keeps_working(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sqlalchemy import create_engine, inspect
+    from sqlalchemy import inspect
 
-    from clinic import db
+    from clinic import db, encrypted_sqlite
 
     url = f"sqlite:///{tmp_path / 'var' / 'clinic.db'}"
     (tmp_path / "var").mkdir()
-    old = create_engine(url)
+    monkeypatch.delenv("CLINIC_ENCRYPTION_KEY", raising=False)
+    old = encrypted_sqlite.create_engine(url, encrypted_sqlite.clinic_key(tmp_path / "var"))
     db.metadata.create_all(old, tables=[t for t in db.metadata.sorted_tables
                                         if t.name not in ("referral_workflow", "referral_notes")])
     assert "referral_notes" not in inspect(old).get_table_names()

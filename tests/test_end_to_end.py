@@ -47,7 +47,7 @@ def test_crisis_mid_conversation_gets_resources_flag_and_a_person(stack):
     text = " ".join(m["text"] for m in messages)
     assert "988" in text and "911" in text and "741741" in text
     cid = conversation_id(s, stack)
-    engine = db.get_engine(stack.clinic_db_url)
+    engine = stack.clinic_engine()
     assert [f["flag"] for f in db.flags_for(engine, cid)] == ["crisis"]
 
     yes = next(b for m in messages for b in m["buttons"] if b["payload"] == "/affirm")
@@ -64,7 +64,7 @@ def test_handoff_and_medical_advice(stack):
     assert "can't give personal medical advice" in advice.json()["messages"][0]["text"]
     handoff = say(s, stack, "can i talk to a real person please")
     assert "Would you like that?" in handoff.json()["messages"][0]["text"]  # consent first
-    engine = db.get_engine(stack.clinic_db_url)
+    engine = stack.clinic_engine()
     assert db.handoff_requests_for(engine, conversation_id(s, stack)) == []
     press(s, stack, button(handoff, "Yes"))
     rows = db.handoff_requests_for(engine, conversation_id(s, stack))

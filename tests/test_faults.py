@@ -27,6 +27,7 @@ from clinic.web.visitor_api import PART_UNAVAILABLE, UNAVAILABLE
 from tests import encrypted_db
 from tests import fault_tools as ft
 from tests.stack import ROOT, Stack
+from tests.stored_conversation import as_stored
 
 FAQ = ("what is ketamine therapy", "ketamine")
 MID = 8  # steps of the pre-screen taken before the fault: in the PHQ-2 / GAD-2 questions
@@ -342,8 +343,8 @@ def _contact_tracker() -> Tracker:
         "contact_name": "Jane Doe", "contact_email": "jane@example.com", "contact_phone": "+1 212-555-0199",
         "contact_time": "Mornings", "contact_consent": "yes",
     }
-    return Tracker(sender_id=SENDER, slots=slots, latest_message={"text": "yes", "intent": {"name": "affirm"}},
-                   events=[], paused=False, followup_action=None, active_loop={}, latest_action_name="action_listen")
+    return as_stored(Tracker(sender_id=SENDER, slots=slots, latest_message={"text": "yes", "intent": {"name": "affirm"}},
+                             events=[], paused=False, followup_action=None, active_loop={}, latest_action_name="action_listen"))
 
 
 def test_a_full_disk_gives_a_clear_error_no_corruption_and_the_referral_once_there_is_room(

@@ -69,7 +69,7 @@ def test_eligible_visitor_gets_a_reference_and_a_clinician_is_notified(stack, sm
     assert reference in done
     assert (outcome, status) == ("eligible", "new")
     assert "Jane" not in contact_cipher and "212" not in contact_cipher  # encrypted at rest
-    row = referrals.referral_for_conversation(db.get_engine(stack.clinic_db_url), cid)
+    row = referrals.referral_for_conversation(stack.clinic_engine(), cid)
     clear = referrals.decrypt_referral(row, load_encryption_key(stack.var_dir))
     assert clear["contact"]["email"] == "jane.example@example.com"
     assert clear["answers"]["age"] == 25 and clear["answers"]["state"] == "TX"

@@ -66,14 +66,13 @@ class Rasa:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, workdir: Path) -> None:
         from rasa.core.agent import load_agent
-        from rasa.core.utils import AvailableEndpoints
 
         self.loop = loop
         self.stack = BenchStack(workdir)
         self.stack.start("actions")
         self.stack.wait_ready(names=["actions"])
         self.stack.var_dir.mkdir(parents=True, exist_ok=True)
-        self.endpoints = AvailableEndpoints.read_endpoints(str(self.stack.write_endpoints()))
+        self.endpoints = self.stack.read_endpoints()
         self.agent = loop.run_until_complete(load_agent(model_path=str(MODEL), endpoints=self.endpoints))
         self.store: clinic_store.SQLTrackerStore = self.agent.tracker_store._tracker_store  # inside Rasa's FailSafe
         assert type(self.store) is clinic_store.SQLTrackerStore

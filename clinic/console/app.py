@@ -1,18 +1,17 @@
 """The staff console app factory (loopback :8001 by default)."""
 
-from pathlib import Path
 from typing import Any, Optional
 
 from sanic import Request, Sanic
 from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse
-from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
-from clinic import db, encrypted_sqlite
+from clinic import db
 from clinic.console import conversations, dashboard, handoffs, live_chat, pages, referrals_queue, staff_admin
 from clinic.rasa_client import RasaClient
 from clinic.settings import Settings, get_settings
+from clinic.tracker_reader import reader
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -28,20 +27,8 @@ SECURITY_HEADERS = {
 
 def tracker_reader(url: str) -> Engine:
     """Rasa's tracker store, read-only: the console never writes to what Rasa writes, and on
-    SQLite it reads in WAL mode so that Rasa is never blocked by a reader."""
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
-        if Path(path).exists():  # WAL is a property of the file: set it once, with a short writable connection
-            conn = encrypted_sqlite.connect(path, timeout=5)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-            except encrypted_sqlite.Error:
-                pass
-            finally:
-                conn.close()
-        return encrypted_sqlite.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true",
-                                              connect_args={"check_same_thread": False})
-    return create_engine(url, pool_pre_ping=True)
+    SQLite it reads in WAL mode so that Rasa is never blocked by a reader (clinic.tracker_reader)."""
+    return reader(url)
 
 
 def create_console_app(
