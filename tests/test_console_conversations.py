@@ -275,7 +275,7 @@ def free_text_conversation(world: World, seed: int = 41) -> seeder.Manifest:
         c.user(typed, intent, 0.8, raw_slot=slot)  # Rasa's slot extraction: the text, as typed
         c.action(form).slot(slot, value).slot("requested_slot", slot).bot("utter_ask_" + slot).listen()
     c.user("i want to end it all tonight", "crisis", 0.99)  # mid-form: no slot takes it
-    c.action("action_crisis_response").bot("utter_crisis").listen()
+    c.action("action_crisis_response").bot("utter_crisis").loop(None).listen()
     c.user("how long does a session last xylophonia", "faq", 0.95)  # outside any form
     c.action("utter_faq").bot("utter_faq/session_length").listen()
     rows, manifest = c.done()

@@ -206,7 +206,8 @@ def apply_event(row: Dict[str, Any], event_id: int, type_name: str, ts: Optional
         intent = intent_of(event) or intent
         if intent == "nlu_fallback":
             row["fallback"] = True
-        row["pending_text"] = visitor_text_of(event).strip() or None
+        said = visitor_text_of(event).strip() or None
+        row["pending_text"] = None if form_answers.sent_during_form(row["active_form"], intent) else said
     elif type_name == "bot":
         row["message_count"] += 1
     elif type_name == "action":

@@ -154,10 +154,13 @@ def _steps(events: Sequence[Any], loaded: Sequence[Optional[Dict[str, Any]]]) ->
 
 def _as_event(row: Sequence[Any]) -> Dict[str, Any]:
     """A tracker row as much of its event as ``clinic.form_answers`` reads."""
-    if row[2] != "slot":
-        return {"event": row[2]}
-    d = index._loads(row[6])
-    return {"event": "slot", "name": d.get("name") or row[5], "value": d.get("value")}
+    if row[2] == "user":
+        d = index._loads(row[6])
+        return {"event": "user", "parse_data": {"intent": {"name": index.intent_of(d) or row[4]}}}
+    if row[2] in ("slot", "active_loop"):
+        d = index._loads(row[6])
+        return {"event": row[2], "name": d.get("name", row[5]), "value": d.get("value")}
+    return {"event": row[2]}
 
 
 def build_transcript(events: Sequence[Any], answers_visible: bool) -> Dict[str, Any]:
