@@ -31,9 +31,20 @@ The web app:
 - ``CLINIC_SECRET_KEY`` (unset: generated into ``var/secret_key``) signs the
   conversation cookie and the bot's buttons.
 - ``MAX_MESSAGE_CHARS`` (``2000``), ``MAX_BODY_BYTES`` (``65536``: larger bodies are cut off unread).
-- ``RATE_LIMIT_MESSAGES`` (``30/2``: a burst of 30 messages per conversation, then 2 a second) and
-  ``RATE_LIMIT_NEW_VISITORS`` (``60/1``: new conversations per address); ``off`` turns one off (a
-  load test whose simulated visitors all come from one address).
+- ``RATE_LIMIT_MESSAGES`` (``30/2``: a burst of 30 messages per conversation, then 2 a second),
+  ``RATE_LIMIT_NEW_VISITORS`` (``60/1``: new conversations per address, "start over" included),
+  ``RATE_LIMIT_READS`` (``60/2``: history, updates and leaving the queue, per conversation) and
+  ``RATE_LIMIT_ADDRESS`` (``600/20``: every visitor API request, per address); ``off`` turns one
+  off (a load test whose simulated visitors all come from one address). One long poll
+  (``/api/updates``) open per conversation at a time.
+- ``TRUSTED_PROXIES`` (unset): comma-separated addresses or networks of the HTTPS proxies in front
+  of the web app and the console (e.g. ``10.0.0.5,10.1.0.0/16``). Only a request from one of them
+  is taken to come from the address its ``X-Forwarded-For`` names (the right-most address not
+  itself a trusted proxy); any other request from its TCP peer. Unset: the TCP peer always.
+- ``VISITOR_IDLE_DAYS`` (``30``): a visitor's conversation cookie carries its issue time in its
+  signature and is issued anew with each answer; one not renewed for this long starts a new
+  conversation. With ``COOKIE_SECURE`` the cookie is named ``__Host-cid`` (Secure, Path=/, no
+  Domain: no other host can set or shadow it).
 
 Past one machine (docs/DEPLOYMENT.md):
 
@@ -57,6 +68,7 @@ The staff console (``python -m clinic.console``):
   database as in endpoints.yml.
 - ``STAFF_SESSION_HOURS`` (``8``), ``STAFF_IDLE_MINUTES`` (``30``): sessions end
   after this long, or after this long without a request.
+- ``LOGIN_ATTEMPTS`` (``10/0.1``: a burst of 10 sign-ins per address, then one every 10 s).
 - ``RETENTION_DAYS`` (``365``): conversations older than this are deleted by
   ``python -m clinic.console.purge``.
 
@@ -150,6 +162,11 @@ class Settings:
     retention_days: int = 365
     rate_limit_messages: Optional[Tuple[float, float]] = (30.0, 2.0)  # (burst, per second); None = off
     rate_limit_new_visitors: Optional[Tuple[float, float]] = (60.0, 1.0)
+    rate_limit_reads: Optional[Tuple[float, float]] = (60.0, 2.0)
+    rate_limit_address: Optional[Tuple[float, float]] = (600.0, 20.0)
+    login_attempts: Optional[Tuple[float, float]] = (10.0, 0.1)  # console sign-ins per address
+    trusted_proxies: Tuple[Any, ...] = ()  # ipaddress networks
+    visitor_idle_days: float = 30.0
     redis_url: Optional[str] = field(default=None, repr=False)  # may hold a password
     db_pool_size: int = 5
     db_max_overflow: int = 10
@@ -220,6 +237,11 @@ def get_settings() -> Settings:
         retention_days=int(_env("RETENTION_DAYS", "365")),
         rate_limit_messages=_rate("RATE_LIMIT_MESSAGES", "30/2"),
         rate_limit_new_visitors=_rate("RATE_LIMIT_NEW_VISITORS", "60/1"),
+        rate_limit_reads=_rate("RATE_LIMIT_READS", "60/2"),
+        rate_limit_address=_rate("RATE_LIMIT_ADDRESS", "600/20"),
+        login_attempts=_rate("LOGIN_ATTEMPTS", "10/0.1"),
+        trusted_proxies=_networks("TRUSTED_PROXIES"),
+        visitor_idle_days=float(_env("VISITOR_IDLE_DAYS", "30")),
         smtp_host=_env("SMTP_HOST", "127.0.0.1"),
         smtp_port=int(_env("SMTP_PORT", "1025")),
         smtp_sender=_env("SMTP_SENDER", "assistant@localhost"),
@@ -245,6 +267,20 @@ def _rate(name: str, default: str) -> Optional[Tuple[float, float]]:
     if burst < 1 or per_second <= 0:
         raise ValueError(f"{name}: the burst must be at least 1 and the rate above 0")
     return burst, per_second
+
+
+def _networks(name: str) -> Tuple[Any, ...]:
+    """Comma-separated addresses or networks (``10.0.0.5``, ``10.1.0.0/16``, ``::1``)."""
+    import ipaddress
+
+    networks = []
+    for item in _env(name, "").split(","):
+        if item.strip():
+            try:
+                networks.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{name}: {item.strip()!r} is not an address or network") from None
+    return tuple(networks)
 
 
 def _env_bool(name: str, default: str) -> bool:

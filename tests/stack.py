@@ -307,7 +307,8 @@ def say(session: requests.Session, stack: Stack, text: str) -> requests.Response
 
 def press(session: requests.Session, stack: Stack, button: dict) -> requests.Response:
     return session.post(
-        f"{stack.web_url}/api/chat", json={"button": {"payload": button["payload"], "sig": button["sig"]}}, timeout=60
+        f"{stack.web_url}/api/chat", json={"button": {"payload": button["payload"], "sig": button["sig"], "title": button["title"]}},
+        timeout=60
     )
 
 

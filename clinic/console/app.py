@@ -4,10 +4,10 @@ from typing import Any, Optional
 
 from sanic import Request, Sanic
 from sanic.exceptions import NotFound
-from sanic.response import HTTPResponse
+from sanic.response import HTTPResponse, text
 from sqlalchemy.engine import Engine
 
-from clinic import db
+from clinic import db, http_guard
 from clinic.console import conversations, dashboard, handoffs, live_chat, pages, referrals_queue, staff_admin
 from clinic.rasa_client import RasaClient
 from clinic.settings import Settings, get_settings
@@ -31,6 +31,12 @@ def tracker_reader(url: str) -> Engine:
     return reader(url)
 
 
+def _refusal(request: Request, status: int, code: str, detail: str) -> HTTPResponse:
+    if status == 404:
+        return pages.render(request, "not_found.html", status=404)
+    return text(detail, status=status)
+
+
 def create_console_app(
     settings: Optional[Settings] = None, name: str = "clinic_console", rasa: Optional[Any] = None
 ) -> Sanic:
@@ -51,6 +57,7 @@ def create_console_app(
     for module in (pages, conversations, referrals_queue, handoffs, live_chat, dashboard, staff_admin):
         app.blueprint(module.bp)
     app.static("/static", str(pages.STATIC), name="console_static")
+    http_guard.harden(app, _refusal)
 
     @app.get("/health")
     async def health(request: Request) -> HTTPResponse:

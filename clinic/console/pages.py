@@ -1,11 +1,12 @@
 """Rendering for the console, and the pages every role shares: sign in, sign out, home."""
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import urlparse
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Blueprint, Request
+from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse, html, redirect
 
 from clinic.console import auth
@@ -109,3 +110,18 @@ async def logout(request: Request) -> HTTPResponse:
 @auth.require("support")
 async def home(request: Request) -> HTTPResponse:
     return redirect("/conversations")
+
+
+MAX_PAGE = 100_000  # a page number past this is no page of any list (5 million rows at 50 a page)
+
+
+def page_arg(value: Optional[str], default: int = 1) -> int:
+    """A list's page number from the query string: not a number is the first page; a number past
+    ``MAX_PAGE`` is no page (404), never an offset for the database to overflow on."""
+    try:
+        page = int(value or default)
+    except ValueError:
+        return default
+    if page > MAX_PAGE:
+        raise NotFound("No such page")
+    return max(page, 1)
