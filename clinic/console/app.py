@@ -12,6 +12,7 @@ from clinic.console import conversations, dashboard, handoffs, live_chat, pages,
 from clinic.rasa_client import RasaClient
 from clinic.settings import Settings, get_settings
 from clinic.tracker_reader import reader
+from clinic.web.rate_limit import RateLimiter
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -53,6 +54,7 @@ def create_console_app(
     app.ctx.tracker = tracker_reader(settings.tracker_db_url)
     app.ctx.tracker_url = settings.tracker_db_url
     app.ctx.rasa = rasa if rasa is not None else RasaClient(settings.rasa_url, timeout_s=10.0, token=settings.rasa_token)
+    app.ctx.login_limit = RateLimiter.from_setting(settings.login_attempts)  # sign-ins per address (one console)
 
     for module in (pages, conversations, referrals_queue, handoffs, live_chat, dashboard, staff_admin):
         app.blueprint(module.bp)

@@ -10,6 +10,7 @@ from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse, html, redirect
 
 from clinic.console import auth
+from clinic.web import client_address
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -75,20 +76,30 @@ async def login(request: Request) -> HTTPResponse:
     next_url = _safe_next(request.form.get("next", "/"))
     if not auth.csrf_ok(ctx.secret, request.cookies.get(auth.LOGIN_CSRF_COOKIE), request.form.get("csrf")):
         return redirect("/login")
+    pre = request.cookies.get(auth.LOGIN_CSRF_COOKIE)
+    retry_after = await ctx.login_limit.check(f"ip:{client_address.of_request(request)}")
+    if retry_after is not None:  # before any password is checked: one place cannot lock every account
+        response = render(
+            request, "login.html", status=429, csrf_login=auth.csrf_token(ctx.secret, pre), next=next_url,
+            error="Too many sign-in attempts from here. Please wait a minute and try again.",
+        )
+        response.headers["Retry-After"] = str(retry_after)
+        return response
     user = auth.authenticate(ctx.engine, request.form.get("username", ""), request.form.get("password", ""))
     if user is None:
-        auth.audit(ctx.engine, None, "login_failed", "staff_user", (request.form.get("username") or "")[:64])
-        pre = request.cookies.get(auth.LOGIN_CSRF_COOKIE)
+        auth.audit(ctx.engine, None, "login_failed", "staff_user",
+                   auth.username_tag(ctx.secret, request.form.get("username") or ""))
         return render(
             request, "login.html", status=401, csrf_login=auth.csrf_token(ctx.secret, pre), next=next_url,
             error="That username and password don't match, or the account is locked for a while after repeated failures.",
         )
-    auth.end_session(ctx.engine, request.cookies.get(auth.SESSION_COOKIE))  # no session carried over a sign-in
+    name = auth.session_cookie(ctx.settings)
+    auth.end_session(ctx.engine, request.cookies.get(name))  # no session carried over a sign-in
     token = auth.start_session(ctx.engine, user["id"], ctx.settings.staff_session_hours)
     auth.audit(ctx.engine, user, "login")
     response = redirect(next_url)
-    response.cookies[auth.SESSION_COOKIE] = token
-    cookie = response.cookies[auth.SESSION_COOKIE]
+    response.cookies[name] = token
+    cookie = response.cookies[name]
     cookie["httponly"] = True
     cookie["samesite"] = "Strict"
     cookie["path"] = "/"
@@ -100,9 +111,10 @@ async def login(request: Request) -> HTTPResponse:
 @bp.post("/logout")
 @auth.require("support")
 async def logout(request: Request) -> HTTPResponse:
-    auth.end_session(request.app.ctx.engine, request.cookies.get(auth.SESSION_COOKIE))
+    name = auth.session_cookie(request.app.ctx.settings)
+    auth.end_session(request.app.ctx.engine, request.cookies.get(name))
     response = redirect("/login")
-    del response.cookies[auth.SESSION_COOKIE]
+    del response.cookies[name]
     return response
 
 
