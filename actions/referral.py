@@ -241,7 +241,11 @@ class ActionSubmitReferral(Action):
             dispatcher.utter_message(response="utter_referral_no_consent")
             return reset_events()
         posted_sender = tracker.sender_id
-        tracker = await _in_thread(lambda: stored_conversation(tracker))
+        try:
+            tracker = await _in_thread(lambda: stored_conversation(tracker))
+        except Exception as exc:  # the tracker store unreadable (down, another key): no referral made up
+            logger.error("could not read the stored conversation (%s): no referral", type(exc).__name__)
+            tracker = None
         answers = answers_of(tracker) if tracker is not None else {}
         assessment = eligibility.assess(answers, rules())
         if tracker is None or tracker.get_slot("contact_consent") != "yes" or \

@@ -148,12 +148,16 @@ class SQLTrackerStore(rasa_tracker_store.SQLTrackerStore):
     def get_db_url(dialect: Text = "sqlite", host: Optional[Text] = None, port: Optional[int] = None,
                    db: Text = "rasa.db", username: Optional[Text] = None, password: Optional[Text] = None,
                    login_db: Optional[Text] = None, query: Optional[Dict] = None) -> Any:
-        """Rasa's URL; a SQLite one as the encrypted file's (the key from the clinic's settings)."""
-        url = rasa_tracker_store.SQLTrackerStore.get_db_url(dialect, host, port, db, username, password, login_db, query)
+        """Rasa's URL; a SQLite one as the encrypted file's, with the key derived from the clinic's
+        (or, given as the endpoint's ``password``, a raw SQLCipher key: the tests' in-process Rasa
+        on a test stack's file)."""
+        sqlite = dialect == "sqlite" and not (host and "://" in host)
+        url = rasa_tracker_store.SQLTrackerStore.get_db_url(dialect, host, port, db, username,
+                                                             None if sqlite else password, login_db, query)
         url = sa.engine.make_url(url) if isinstance(url, str) else url
         if url.get_backend_name() != "sqlite":
             return url
-        encrypted = encrypted_sqlite.engine_url(url)
+        encrypted = encrypted_sqlite.engine_url(url, password if sqlite and password else None)
         encrypted_sqlite.refuse_plain(encrypted)
         return encrypted
 

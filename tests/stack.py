@@ -135,7 +135,13 @@ class Stack:
         from rasa.core.utils import AvailableEndpoints
 
         os.environ["ACTION_SERVER_TOKEN"] = self.action_token
-        return AvailableEndpoints.read_endpoints(str(self.write_endpoints()))
+        path = self.write_endpoints()
+        endpoints = yaml.safe_load(path.read_text())
+        # the tracker store's file keyed as the stack's processes key it (its action server reads it)
+        endpoints["tracker_store"]["password"] = self.database_key
+        in_process = self.workdir / "endpoints.in-process.yml"
+        in_process.write_text(yaml.safe_dump(endpoints, sort_keys=False))
+        return AvailableEndpoints.read_endpoints(str(in_process))
 
     def env(self) -> Dict[str, str]:
         env = dict(os.environ)
