@@ -418,15 +418,15 @@ def test_a_button_signed_for_another_conversation_is_refused(stack, web_log):
     a = say(alice, stack, "hello")
     say(bob, stack, "hello")
     offered = a.json()["messages"][0]["buttons"][0]
-    stolen = bob.post(f"{stack.web_url}/api/chat", json={"button": {"payload": offered["payload"], "sig": offered["sig"]}},
+    stolen = bob.post(f"{stack.web_url}/api/chat", json={"button": offered},
                       timeout=30)
     assert stolen.status_code == 403 and stolen.json()["error"] == "unknown_button"
     assert "expired" in stolen.json()["detail"]
     fresh = requests.Session()  # no conversation at all
-    r = fresh.post(f"{stack.web_url}/api/chat", json={"button": {"payload": offered["payload"], "sig": offered["sig"]}},
+    r = fresh.post(f"{stack.web_url}/api/chat", json={"button": offered},
                    timeout=30)
     assert r.status_code == 403
-    mine = alice.post(f"{stack.web_url}/api/chat", json={"button": {"payload": offered["payload"], "sig": offered["sig"]}},
+    mine = alice.post(f"{stack.web_url}/api/chat", json={"button": offered},
                       timeout=30)
     assert mine.status_code == 200
 

@@ -252,3 +252,16 @@ def test_a_plain_file_is_refused_with_what_to_run(tmp_path: Path, monkeypatch: p
     finally:
         get_settings.cache_clear()
         db.get_engine.cache_clear()
+
+
+def test_every_process_of_the_assistant_creates_files_for_its_owner_only(tmp_path: Path) -> None:
+    """The umask is set by the clinic package, which every process imports first (the launchers of
+    Rasa and the action server, the web app, the console, the notifier, the scripts)."""
+    for module in ("clinic.rasa_launch", "clinic.action_launch", "clinic.web.app", "clinic.console.app",
+                   "clinic.notifier", "clinic.backup", "clinic.encrypt_existing"):
+        made = tmp_path / module
+        code = f"import {module}, pathlib; pathlib.Path({str(made)!r}).write_text('x')"
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(ROOT), "CLINIC_VAR_DIR": str(tmp_path / "var")})
+        assert done.returncode == 0, done.stderr
+        assert stat.S_IMODE(made.stat().st_mode) == 0o600, module

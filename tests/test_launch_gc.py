@@ -85,7 +85,6 @@ def test_the_start_and_the_http_api_load_through_the_wrapper(loads):
     assert rasa.core.run.agent is rasa.core.agent and rasa.server.rasa.core.agent is rasa.core.agent
 
 
-@pytest.mark.parametrize("auto_reload", [False, True])
 class MadeApp:
     """What rasa_sdk's create_app returns, as far as the launcher uses it (its middleware)."""
 
@@ -96,6 +95,7 @@ class MadeApp:
         self.middleware.append((handler, attach_to))
 
 
+@pytest.mark.parametrize("auto_reload", [False, True])
 def test_the_action_server_freezes_what_is_alive_once_its_app_is_made(monkeypatch, auto_reload):
     made = []
     app = MadeApp()
