@@ -404,11 +404,12 @@ def load_encryption_key(var_dir: Path) -> bytes:
 
 
 def secure_var_dir(var_dir: Path) -> None:
-    """``var/`` made when missing, mode 0700, and everything in it its owner's only: folders
-    0700, files 0600 (what was made before the umask of ``clinic/__init__.py``, or copied in).
-    What belongs to another account (PostgreSQL's data of ``make scale-up``, run as ``postgres``)
-    is left as it is."""
-    var_dir.mkdir(parents=True, exist_ok=True)
+    """``var/``, when it exists, and everything in it its owner's only: folders 0700, files 0600
+    (what was made before the umask of ``clinic/__init__.py``, or copied in; what is made later is
+    so by that umask). What belongs to another account (PostgreSQL's data of ``make scale-up``, run
+    as ``postgres``) is left as it is."""
+    if not var_dir.is_dir():
+        return
     uid = os.getuid()
     for folder, dirs, files in os.walk(var_dir):
         for name, mode in [(folder, 0o700), *((os.path.join(folder, f), 0o600) for f in files)]:

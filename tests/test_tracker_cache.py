@@ -165,7 +165,8 @@ def test_every_turn_of_the_bench_visitors_is_served_what_a_read_of_the_database_
 @pytest.fixture
 def second(rasa: Rasa) -> Iterator[clinic_store.SQLTrackerStore]:
     """Another Rasa server's store on the same file; Rasa saves with the first again afterwards."""
-    yield clinic_store.SQLTrackerStore(domain=rasa.store.domain, dialect="sqlite", db=rasa.store.engine.url.database)
+    yield clinic_store.SQLTrackerStore(domain=rasa.store.domain, dialect="sqlite", db=rasa.store.engine.url.database,
+                                       password=rasa.stack.database_key)
     rasa.use(rasa.store)
 
 

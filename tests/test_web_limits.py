@@ -117,6 +117,14 @@ def test_reset_is_limited_per_address_and_refused_from_another_sites_page(clinic
     assert_limited(limited)
 
 
+def test_reset_is_limited_per_conversation(clinic_env, monkeypatch) -> None:
+    app = make_app(monkeypatch, RATE_LIMIT_READS="2/0.001")
+    cookie = chat(app, {"message": "hi"}).cookies["cid"]
+    statuses = [app.test_client.post("/api/reset", cookies={"cid": cookie})[1].status for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert app.test_client.post("/api/reset")[1].status == 200  # another (new) visitor from here is not held up
+
+
 def test_same_site_reset_and_cancel_need_no_allow_list(clinic_env, monkeypatch) -> None:
     app = make_app(monkeypatch)
     _, reset = app.test_client.post("/api/reset", headers={"origin": "http://127.0.0.1:" + "1", "host": "127.0.0.1:1"})

@@ -30,8 +30,8 @@ Other sites may embed the widget when their origin is in
 gives 988): every request per address (``RATE_LIMIT_ADDRESS``; the address as
 ``clinic.web.client_address`` finds it behind ``TRUSTED_PROXIES``); new
 conversations, "start over" included, per address (``RATE_LIMIT_NEW_VISITORS``);
-messages per conversation (``RATE_LIMIT_MESSAGES``); history, updates and leaving
-the queue per conversation (``RATE_LIMIT_READS``); one open long poll per
+messages per conversation (``RATE_LIMIT_MESSAGES``); history, updates, leaving
+the queue and "start over" per conversation (``RATE_LIMIT_READS``); one open long poll per
 conversation. A button's signature is checked before any limit is charged, so a
 forged button costs nobody else anything.
 """
@@ -409,10 +409,12 @@ async def reset(request: Request) -> HTTPResponse:
     refused = foreign_origin(request)
     if refused is not None:
         return refused
-    limited = await rate_limited(request, None, "new")
-    if limited is not None:
-        return limited
-    await live_chat.end_for_new_conversation(ctx.rasa, ctx.engine, visitor_conversation(request))
+    ending = visitor_conversation(request)
+    for kind, conversation in (("read", ending), ("new", None)):  # the conversation's, then the address's
+        limited = await rate_limited(request, conversation, kind)
+        if limited is not None:
+            return limited
+    await live_chat.end_for_new_conversation(ctx.rasa, ctx.engine, ending)
     response = json({"messages": [], "handoff": dict(live_chat.ASSISTANT)})
     _set_cookie(request, response, signing.new_conversation_id())
     return response
