@@ -13,7 +13,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.prescreen_answers import answers_of, reset_events, rules, understood, validate_answer
 from clinic import answer_parsing as parse
-from clinic import db, eligibility, notifier, referral_spool, referrals
+from clinic import db, eligibility, notifier, referral_spool, referrals, tracker_reader
 from clinic.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -204,6 +204,32 @@ def _notify_in_background(reference: Text) -> None:
     future.add_done_callback(_pending_notices.discard)
 
 
+def _same_event(posted: Any, stored: Dict[Text, Any]) -> bool:
+    if not isinstance(posted, dict) or posted.get("event") != stored.get("event"):
+        return False
+    if stored.get("event") == "slot" and (posted.get("name"), posted.get("value")) != (stored.get("name"), stored.get("value")):
+        return False
+    a, b = posted.get("timestamp"), stored.get("timestamp")
+    return a == b or (isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) < 1e-3)
+
+
+def stored_conversation(tracker: Tracker) -> Optional[Tracker]:
+    """The conversation as the tracker store holds it (the turns before this one), with this
+    turn's answer to the contact form's last question (consent, which Rasa stores when the turn
+    ends); None when the conversation posted is not the stored one plus this turn. The referral
+    is made from it, never from slots posted in the call (SECURITY.md)."""
+    settings = get_settings()
+    stored = tracker_reader.session_events(tracker_reader.shared_reader(settings.tracker_db_url), tracker.sender_id)
+    posted = list(tracker.events or [])
+    if not stored or len(posted) < len(stored) or not all(map(_same_event, posted, stored)):
+        return None
+    slots = tracker_reader.slots_after(stored)
+    this_turn = tracker_reader.slots_after(posted[len(stored):])
+    if tracker_reader.active_loop_after(stored) == "contact_form" and "contact_consent" in this_turn:
+        slots["contact_consent"] = this_turn["contact_consent"]
+    return Tracker(tracker.sender_id, slots, tracker.latest_message, posted, False, None, {}, None)
+
+
 class ActionSubmitReferral(Action):
     def name(self) -> Text:
         return "action_submit_referral"
@@ -214,8 +240,22 @@ class ActionSubmitReferral(Action):
         if tracker.get_slot("contact_consent") != "yes":
             dispatcher.utter_message(response="utter_referral_no_consent")
             return reset_events()
-        answers = answers_of(tracker)
+        posted_sender = tracker.sender_id
+        try:
+            tracker = await _in_thread(lambda: stored_conversation(tracker))
+        except Exception as exc:  # the tracker store unreadable (down, another key): no referral made up
+            logger.error("could not read the stored conversation (%s): no referral", type(exc).__name__)
+            tracker = None
+        answers = answers_of(tracker) if tracker is not None else {}
         assessment = eligibility.assess(answers, rules())
+        if tracker is None or tracker.get_slot("contact_consent") != "yes" or \
+                assessment.outcome not in (eligibility.ELIGIBLE, eligibility.CLINICIAN_REVIEW):
+            # a call whose conversation is not the one stored (made up by another process), or whose
+            # stored answers lead to no referral: nothing is stored, nobody is notified
+            logger.warning("a referral call that the stored conversation does not bear out: nothing stored "
+                           "(conversation %s)", posted_sender[:8])
+            dispatcher.utter_message(response="utter_referral_not_stored")
+            return []
         phone = tracker.get_slot("contact_phone")
         contact = {
             "name": tracker.get_slot("contact_name"),

@@ -14,28 +14,61 @@ collector runs often, and each full collection walked every object the process h
 actions are registered and the app is made, ``gc.freeze()`` moves what is alive to a permanent
 generation the collector no longer walks; what calls make is collected as before (the actions
 are loaded once: no reload here).
+
+**Only the Rasa server may call it.** Every request but ``/health`` must carry the secret of
+``ACTION_SERVER_TOKEN`` / ``var/action_token`` (``clinic.settings.load_action_token``) as
+``Authorization: Bearer <secret>``, which endpoints.yml has Rasa send (``clinic.rasa_launch``);
+without it, or with another, the answer is 401 and no action runs (compared in constant time).
+A process on the machine, or a pod of the cluster, can no longer make up a conversation and
+have an action store a referral from it. The check is a request middleware added to the app
+rasa_sdk makes (its ``create_app``, wrapped here like the garbage collector's set-up).
 """
 
 import functools
 import gc
+import hmac
 import sys
-from typing import Any, List
+from typing import Any, List, Optional
+
+from sanic import Request, response
+from sanic.response import HTTPResponse
 
 # Rasa's spelling of rasa_sdk's arguments, where they differ
 RASA_SPELLING = {"--logging-config-file": "--logging-config_file"}
 
 
+def require_secret(app: Any, secret: str) -> None:
+    """Every request to ``app`` but ``/health`` answered 401 unless it carries
+    ``Authorization: Bearer <secret>``."""
+    expected = f"Bearer {secret}".encode()
+
+    async def check_secret(request: Request) -> Optional[HTTPResponse]:
+        if request.path == "/health":
+            return None
+        given = (request.headers.get("authorization") or "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, expected):
+            return response.json({"error": "the action server answers the Rasa server only"}, status=401)
+        return None
+
+    app.register_middleware(check_secret, "request")
+
+
 def freeze_after_app_made() -> None:
-    """Wraps rasa_sdk's ``create_app`` (called once by its ``run``) as the module docstring says."""
+    """Wraps rasa_sdk's ``create_app`` (called once by its ``run``) as the module docstring says:
+    the secret required, then what is alive frozen."""
     import rasa_sdk.endpoint
+
+    from clinic.settings import get_settings
 
     create_app = rasa_sdk.endpoint.create_app
     if getattr(create_app, "clinic_freezes", False):
         return
+    secret = get_settings().action_token
 
     @functools.wraps(create_app)
     def create_app_then_freeze(*args: Any, **kwargs: Any) -> Any:
         app = create_app(*args, **kwargs)
+        require_secret(app, secret)
         if not kwargs.get("auto_reload"):
             gc.collect()
             gc.freeze()

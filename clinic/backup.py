@@ -18,6 +18,11 @@ be stopped), keeps the current files as ``*.before-restore``, then puts the
 backup in place (a copy renamed over the old file, so a crash mid-restore never
 leaves half a database).
 
+The files are SQLCipher databases (``clinic.encrypted_sqlite``) and so are their copies: SQLite's
+backup API copies them page by page into a file keyed with the same key, so a backup is as
+unreadable without the clinic's key as the live files; ``verify`` opens each with the key (a file
+that the key does not open, or a plain one, fails) besides the checksums and integrity.
+
 Not in the backup: the encryption key (``CLINIC_ENCRYPTION_KEY`` or
 ``var/encryption_key``), which must be kept apart from the data it protects.
 A PostgreSQL deployment backs up with ``pg_dump`` instead (docs/DEPLOYMENT.md).
@@ -29,11 +34,11 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from clinic import encrypted_sqlite
 from clinic.settings import get_settings
 
 MANIFEST = "manifest.json"
@@ -64,10 +69,17 @@ def _sha256(path: Path) -> str:
 
 
 def _integrity(path: Path) -> None:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+    """The file opens with the clinic's key (so it is encrypted, with that key) and is whole."""
+    try:
+        conn = encrypted_sqlite.connect(f"file:{path}?mode=ro", uri=True)
+    except (encrypted_sqlite.NotEncrypted, encrypted_sqlite.WrongKey) as exc:
+        raise BackupError(f"{path.name}: {exc}") from None
+    try:
         result = conn.execute("PRAGMA integrity_check").fetchone()[0]
-    conn.close()
-    if result != "ok":
+        errors = conn.execute("PRAGMA cipher_integrity_check").fetchall()  # each page's HMAC
+    finally:
+        conn.close()
+    if result != "ok" or errors:
         raise BackupError(f"{path.name}: integrity check failed")
 
 
@@ -88,8 +100,8 @@ def create(folder: Optional[Path] = None) -> Path:
             continue
         target = folder / name
         _private_file(target)
-        source = sqlite3.connect(f"file:{live}?mode=ro", uri=True, timeout=30)
-        copy = sqlite3.connect(target)
+        source = encrypted_sqlite.connect(f"file:{live}?mode=ro", uri=True, timeout=30)
+        copy = encrypted_sqlite.connect(target, check=False)
         try:
             source.backup(copy, pages=1024)  # in steps, so writers are never held up for long
         finally:
@@ -127,14 +139,14 @@ def _in_use(live: Path) -> bool:
     exclusive locking mode is granted only to a connection that is the database's only one."""
     if not live.exists():
         return False
-    conn = sqlite3.connect(live, timeout=0, isolation_level=None)
+    conn = encrypted_sqlite.connect(live, check=False, timeout=0, isolation_level=None)
     try:
         conn.execute("PRAGMA locking_mode=EXCLUSIVE")
         conn.execute("BEGIN EXCLUSIVE")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         conn.execute("ROLLBACK")
         return False
-    except sqlite3.OperationalError:
+    except encrypted_sqlite.OperationalError:
         return True
     finally:
         conn.close()
@@ -183,7 +195,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             names = restore(Path(args.folder))
             print(f"restored {', '.join(names)}; the previous files are kept as *.before-restore")
-    except (BackupError, FileExistsError, sqlite3.Error) as exc:
+    except (BackupError, FileExistsError, encrypted_sqlite.Error, encrypted_sqlite.NotEncrypted,
+            encrypted_sqlite.WrongKey) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -6,8 +6,9 @@ columns hold Fernet tokens, see ``clinic.crypto``); the functions that read
 and write referrals live in ``clinic.referrals``.
 
 SQLAlchemy 1.4 Core, one URL setting (``CLINIC_DB_URL``, or ``DATABASE_URL``): a
-SQLite file under ``var/`` by default (connections kept open per process, WAL, a busy
-timeout of 15 s), PostgreSQL in a larger deployment (a pool of ``DB_POOL_SIZE`` +
+SQLite file under ``var/`` by default, encrypted whole with SQLCipher (``clinic.encrypted_sqlite``:
+the conversation index and its search table included; connections kept open per process, WAL,
+a busy timeout of 15 s), PostgreSQL in a larger deployment (a pool of ``DB_POOL_SIZE`` +
 ``DB_MAX_OVERFLOW`` connections per process). Engines are made on first use, never at
 import.
 """
@@ -41,6 +42,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
+
+from clinic import encrypted_sqlite
 
 metadata = MetaData()
 
@@ -199,14 +202,16 @@ _sqlite_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
 @lru_cache(maxsize=None)
-def get_engine(url: str) -> Engine:
-    """One engine per URL for the process, tables created on first use."""
+def get_engine(url: str, database_key: Optional[str] = None) -> Engine:
+    """One engine per URL for the process, tables created on first use. A SQLite file is opened
+    with ``database_key`` (``clinic.encrypted_sqlite``), by default the clinic's."""
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         # a pool of kept connections, each used by one thread at a time (so any thread may take
         # one); a process made by fork() opens its own (see _after_fork)
-        engine = create_engine(
+        engine = encrypted_sqlite.create_engine(
             url,
+            database_key,
             poolclass=QueuePool,
             pool_size=SQLITE_POOL_SIZE,
             max_overflow=SQLITE_MAX_OVERFLOW,
@@ -232,6 +237,7 @@ def _create_tables(engine: Engine) -> None:
     """Tables, columns and indexes made when missing. On PostgreSQL one process at a time
     (processes starting together on a new database would otherwise collide: "already exists")."""
     if engine.dialect.name != "postgresql":
+        encrypted_sqlite.refuse_plain(engine.url)
         metadata.create_all(engine)
         add_missing_columns(engine)
         return
@@ -434,6 +440,9 @@ conversation_index = Table(
     Column("first_message", String(200), nullable=True),  # the first thing the visitor typed (shortened)
     Column("visitor_text", Text, nullable=False, default=""),  # searchable visitor text, lower case
     Column("last_event_id", Integer, nullable=False, default=0),  # the last tracker events.id applied
+    # the visitor's last message while its turn's events may still show it filled a form slot
+    # (an answer: never indexed); clinic.console.conversation_index
+    Column("pending_text", Text, nullable=True),
     Index("ix_conversation_index_recent", "last_ts", "id"),
     Index("ix_conversation_index_outcome", "outcome", "last_ts", "id"),
     Index("ix_conversation_index_referred", "referred", "last_ts", "id"),

@@ -30,6 +30,9 @@ endpoints.yml::
     lock_store:
       type: clinic.lock_store.SQLiteTicketLockStore
       db: "var/locks.db"
+
+The SQLite file is encrypted whole with SQLCipher (``clinic.encrypted_sqlite``, the clinic's key):
+it holds conversation ids only, but every file under ``var/`` is encrypted alike.
 """
 
 import asyncio
@@ -44,6 +47,8 @@ from pathlib import Path
 from typing import Any, AsyncGenerator, Callable, Dict, Optional, Tuple, Type
 
 import redis
+
+from clinic import encrypted_sqlite
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore
 
@@ -231,7 +236,7 @@ class SQLiteTicketLockStore(TransactionalTicketLockStore):
     ``BEGIN IMMEDIATE`` transaction, so two servers never interleave). A row also carries when it
     goes stale (twice the lease), as Redis's expiry does: a lock nobody renews is read as none."""
 
-    store_errors = (sqlite3.Error,)
+    store_errors = (sqlite3.Error, encrypted_sqlite.Error)
 
     def __init__(
         self,
@@ -248,8 +253,8 @@ class SQLiteTicketLockStore(TransactionalTicketLockStore):
         self.path = Path(db)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._mutex = threading.Lock()  # one connection, used by one thread at a time
-        self._conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s, isolation_level=None,
-                                     check_same_thread=False)
+        self._conn = encrypted_sqlite.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
+                                              check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         with self._mutex:

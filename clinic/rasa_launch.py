@@ -10,6 +10,13 @@ visible to every user of the machine (``ps``, ``/proc/<pid>/cmdline``); so the t
 to ``sys.argv`` inside this process, which ``/proc`` never shows, and Rasa's own command-line
 entry point runs in this process. A token given on the command line is refused.
 
+**The action server's secret.** endpoints.yml has Rasa send ``Authorization: Bearer
+${ACTION_SERVER_TOKEN}`` with every action call (``headers`` of the action endpoint, Rasa 3.6's
+``EndpointConfig``; Rasa fills ``${...}`` from the environment and refuses to start when it is
+unset). The launcher sets ``ACTION_SERVER_TOKEN`` in its own environment, when it is not set
+already, from the secret generated once into ``var/action_token`` (``clinic.settings``): set
+inside the process, it is in neither its command line nor ``/proc/<pid>/environ``.
+
 **Garbage collection.** Once the model is loaded the server holds ~600,000 objects (Rasa,
 TensorFlow, spaCy, the model), and each full collection of Python's cyclic garbage collector
 walked them all: ~180 ms of CPU, about every 5 s under load (a tenth of the server's CPU at
@@ -30,6 +37,7 @@ otherwise).
 import functools
 import os
 import gc
+import os
 import sys
 from typing import Any, List, Optional
 
@@ -70,12 +78,21 @@ def freeze_after_first_model_load() -> None:
     rasa.core.agent.load_agent = load_agent_then_freeze
 
 
+def export_action_token() -> None:
+    """``ACTION_SERVER_TOKEN`` in this process's environment (for endpoints.yml), as the module
+    docstring says."""
+    from clinic.settings import get_settings
+
+    os.environ["ACTION_SERVER_TOKEN"] = get_settings().action_token
+
+
 def main(args: Optional[List[str]] = None) -> None:
     from clinic.settings import get_settings
 
     os.environ.setdefault("TF_INTRA_OP_PARALLELISM_THREADS", "1")
     os.environ.setdefault("TF_INTER_OP_PARALLELISM_THREADS", "1")
     sys.argv = rasa_argv(sys.argv[1:] if args is None else args, get_settings().rasa_token)
+    export_action_token()
     freeze_after_first_model_load()
     from rasa.__main__ import main as rasa_main
 

@@ -16,6 +16,11 @@ The web app:
   token of Rasa's HTTP API. The Rasa server is started with it
   (``python -m clinic.rasa_launch``), the web app and the console send it. Set
   it, the same everywhere, when Rasa and the apps do not share one ``var/``.
+- ``ACTION_SERVER_TOKEN`` (unset: generated once into ``var/action_token``, mode
+  0600): the secret the Rasa server sends the action server with each call
+  (``Authorization: Bearer``, endpoints.yml) and the action server requires on
+  every ``/webhook`` call (``python -m clinic.action_launch``). Set it, the same
+  for both, when they do not share one ``var/``.
 - ``WIDGET_ALLOWED_ORIGINS`` (unset): comma-separated origins of other sites
   that may embed the chat widget (CORS on the visitor API).
 - ``HSTS_SECONDS`` (``0``: off): in production behind HTTPS, e.g. ``31536000``; the web app and the
@@ -26,9 +31,20 @@ The web app:
 - ``CLINIC_SECRET_KEY`` (unset: generated into ``var/secret_key``) signs the
   conversation cookie and the bot's buttons.
 - ``MAX_MESSAGE_CHARS`` (``2000``), ``MAX_BODY_BYTES`` (``65536``: larger bodies are cut off unread).
-- ``RATE_LIMIT_MESSAGES`` (``30/2``: a burst of 30 messages per conversation, then 2 a second) and
-  ``RATE_LIMIT_NEW_VISITORS`` (``60/1``: new conversations per address); ``off`` turns one off (a
-  load test whose simulated visitors all come from one address).
+- ``RATE_LIMIT_MESSAGES`` (``30/2``: a burst of 30 messages per conversation, then 2 a second),
+  ``RATE_LIMIT_NEW_VISITORS`` (``60/1``: new conversations per address, "start over" included),
+  ``RATE_LIMIT_READS`` (``60/2``: history, updates and leaving the queue, per conversation) and
+  ``RATE_LIMIT_ADDRESS`` (``600/20``: every visitor API request, per address); ``off`` turns one
+  off (a load test whose simulated visitors all come from one address). One long poll
+  (``/api/updates``) open per conversation at a time.
+- ``TRUSTED_PROXIES`` (unset): comma-separated addresses or networks of the HTTPS proxies in front
+  of the web app and the console (e.g. ``10.0.0.5,10.1.0.0/16``). Only a request from one of them
+  is taken to come from the address its ``X-Forwarded-For`` names (the right-most address not
+  itself a trusted proxy); any other request from its TCP peer. Unset: the TCP peer always.
+- ``VISITOR_IDLE_DAYS`` (``30``): a visitor's conversation cookie carries its issue time in its
+  signature and is issued anew with each answer; one not renewed for this long starts a new
+  conversation. With ``COOKIE_SECURE`` the cookie is named ``__Host-cid`` (Secure, Path=/, no
+  Domain: no other host can set or shadow it).
 
 Past one machine (docs/DEPLOYMENT.md):
 
@@ -52,6 +68,7 @@ The staff console (``python -m clinic.console``):
   database as in endpoints.yml.
 - ``STAFF_SESSION_HOURS`` (``8``), ``STAFF_IDLE_MINUTES`` (``30``): sessions end
   after this long, or after this long without a request.
+- ``LOGIN_ATTEMPTS`` (``10/0.1``: a burst of 10 sign-ins per address, then one every 10 s).
 - ``RETENTION_DAYS`` (``365``): conversations older than this are deleted by
   ``python -m clinic.console.purge``; the chat's privacy notice (the greeting and the
   widget's line) quotes it, so set it alike for every process.
@@ -75,10 +92,14 @@ Referral notices (``clinic.notifier``) and encryption:
   the link in a notice.
 - ``NOTIFY_RETRY_SECONDS`` (``60``): how often the notifier worker retries
   notices not sent yet.
-- ``CLINIC_ENCRYPTION_KEY`` (unset): the Fernet key that encrypts contact
-  details and answers; when unset, a key is generated once into
-  ``var/encryption_key`` (mode 0600) and reused. Losing that key loses the
-  stored referrals: back it up with the database, apart from it.
+- ``CLINIC_ENCRYPTION_KEY`` (unset): the clinic's key (a Fernet key). It encrypts contact
+  details and answers in the clinic DB's columns (Fernet), and every SQLite file under
+  ``var/`` whole (SQLCipher, with a key derived from it: ``clinic.encrypted_sqlite``). When
+  unset, a key is generated once into ``var/encryption_key`` (mode 0600) and reused. Losing
+  that key loses every conversation and referral stored: back it up apart from the database
+  and its backups.
+- ``CLINIC_VAR_DIR`` (``<project>/var``): where the SQLite files, generated keys, spool and
+  backups live; mode 0700, every file in it 0600 (``secure_var_dir``).
 """
 
 import datetime as dt
@@ -167,6 +188,11 @@ class Settings:
     retention_days: int = 365
     rate_limit_messages: Optional[Tuple[float, float]] = (30.0, 2.0)  # (burst, per second); None = off
     rate_limit_new_visitors: Optional[Tuple[float, float]] = (60.0, 1.0)
+    rate_limit_reads: Optional[Tuple[float, float]] = (60.0, 2.0)
+    rate_limit_address: Optional[Tuple[float, float]] = (600.0, 20.0)
+    login_attempts: Optional[Tuple[float, float]] = (10.0, 0.1)  # console sign-ins per address
+    trusted_proxies: Tuple[Any, ...] = ()  # ipaddress networks
+    visitor_idle_days: float = 30.0
     redis_url: Optional[str] = field(default=None, repr=False)  # may hold a password
     db_pool_size: int = 5
     db_max_overflow: int = 10
@@ -201,10 +227,15 @@ class Settings:
     def rasa_token(self) -> str:
         return load_rasa_token(self.var_dir)
 
+    @property
+    def action_token(self) -> str:
+        return load_action_token(self.var_dir)
+
 
 @lru_cache(maxsize=None)
 def get_settings() -> Settings:
     var_dir = Path(_env("CLINIC_VAR_DIR", str(ROOT / "var")))
+    secure_var_dir(var_dir)
     database_url = _env("DATABASE_URL", "")
     return Settings(
         settings_dir=Path(_env("CLINIC_SETTINGS_DIR", str(ROOT / "settings"))),
@@ -232,6 +263,11 @@ def get_settings() -> Settings:
         retention_days=int(_env("RETENTION_DAYS", "365")),
         rate_limit_messages=_rate("RATE_LIMIT_MESSAGES", "30/2"),
         rate_limit_new_visitors=_rate("RATE_LIMIT_NEW_VISITORS", "60/1"),
+        rate_limit_reads=_rate("RATE_LIMIT_READS", "60/2"),
+        rate_limit_address=_rate("RATE_LIMIT_ADDRESS", "600/20"),
+        login_attempts=_rate("LOGIN_ATTEMPTS", "10/0.1"),
+        trusted_proxies=_networks("TRUSTED_PROXIES"),
+        visitor_idle_days=float(_env("VISITOR_IDLE_DAYS", "30")),
         smtp_host=_env("SMTP_HOST", "127.0.0.1"),
         smtp_port=int(_env("SMTP_PORT", "1025")),
         smtp_sender=_env("SMTP_SENDER", "assistant@localhost"),
@@ -257,6 +293,20 @@ def _rate(name: str, default: str) -> Optional[Tuple[float, float]]:
     if burst < 1 or per_second <= 0:
         raise ValueError(f"{name}: the burst must be at least 1 and the rate above 0")
     return burst, per_second
+
+
+def _networks(name: str) -> Tuple[Any, ...]:
+    """Comma-separated addresses or networks (``10.0.0.5``, ``10.1.0.0/16``, ``::1``)."""
+    import ipaddress
+
+    networks = []
+    for item in _env(name, "").split(","):
+        if item.strip():
+            try:
+                networks.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{name}: {item.strip()!r} is not an address or network") from None
+    return tuple(networks)
 
 
 def _env_bool(name: str, default: str) -> bool:
@@ -366,16 +416,28 @@ def load_rasa_token(var_dir: Path) -> str:
     requires it, the web app and the console send it. Raises ValueError when the token
     found is shorter than 16 characters (an empty one would let anyone in).
     """
-    from_env = os.environ.get("RASA_TOKEN", "").strip()
+    return _load_token("RASA_TOKEN", var_dir / "rasa_token", "Rasa's API token")
+
+
+def load_action_token(var_dir: Path) -> str:
+    """ACTION_SERVER_TOKEN if set, else a secret generated once into var/action_token (mode 0600).
+
+    The secret the Rasa server sends the action server with every call (``Authorization:
+    Bearer``: endpoints.yml, filled in by ``clinic.rasa_launch``) and the action server
+    checks (``clinic.action_launch``). At least 16 characters, like Rasa's token."""
+    return _load_token("ACTION_SERVER_TOKEN", var_dir / "action_token", "the action server's secret")
+
+
+def _load_token(env_name: str, path: Path, what: str) -> str:
+    from_env = os.environ.get(env_name, "").strip()
     if from_env:
-        token, source = from_env, "RASA_TOKEN"
+        token, source = from_env, env_name
     else:
-        path = var_dir / "rasa_token"
         if not path.exists():
             _create_once(path, secrets.token_hex(32).encode())
         token, source = path.read_text().strip(), str(path)
     if len(token) < RASA_TOKEN_MIN_CHARS:
-        raise ValueError(f"{source}: Rasa's API token must be at least {RASA_TOKEN_MIN_CHARS} characters")
+        raise ValueError(f"{source}: {what} must be at least {RASA_TOKEN_MIN_CHARS} characters")
     return token
 
 
@@ -401,6 +463,32 @@ def load_encryption_key(var_dir: Path) -> bytes:
     except (ValueError, TypeError):
         raise ValueError(f"{source}: not a valid Fernet key (32 url-safe base64-encoded bytes)") from None
     return key
+
+
+def secure_var_dir(var_dir: Path) -> None:
+    """``var/``, when it exists, and everything in it its owner's only: folders 0700, files 0600
+    (what was made before the umask of ``clinic/__init__.py``, or copied in; what is made later is
+    so by that umask). What belongs to another account (PostgreSQL's data of ``make scale-up``, run
+    as ``postgres``) is left as it is."""
+    if not var_dir.is_dir():
+        return
+    uid = os.getuid()
+    for folder, dirs, files in os.walk(var_dir):
+        for name, mode in [(folder, 0o700), *((os.path.join(folder, f), 0o600) for f in files)]:
+            try:
+                info = os.lstat(name)
+                if info.st_uid == uid and not os.path.islink(name) and info.st_mode & 0o7777 != mode:
+                    os.chmod(name, mode)
+            except FileNotFoundError:  # gone meanwhile (a WAL checkpointed, a temporary file)
+                pass
+        dirs[:] = [d for d in dirs if _owned(os.path.join(folder, d), uid)]
+
+
+def _owned(path: str, uid: int) -> bool:
+    try:
+        return os.lstat(path).st_uid == uid
+    except FileNotFoundError:
+        return False
 
 
 def _create_once(path: Path, content: bytes) -> None:

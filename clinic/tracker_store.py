@@ -63,6 +63,13 @@ more than saved). What clinic/dialogue_speedups.py works out on a tracker goes w
 tests/test_tracker_cache.py compares every turn of the bench's visitors with a read by Rasa's own
 store.
 
+**Encrypted.** A SQLite tracker store is a SQLCipher file (``clinic.encrypted_sqlite``: the
+events, the WAL and the journal encrypted whole with the key derived from the clinic's
+``CLINIC_ENCRYPTION_KEY``); ``dialect: "sqlite"`` in the endpoints is opened so, and a plain file
+is refused (``python -m clinic.encrypt_existing`` converts it). The statements above run on it
+unchanged. On PostgreSQL the database's own storage encryption and TLS protect the events
+(docs/DEPLOYMENT.md, SECURITY.md).
+
 endpoints.yml::
 
     tracker_store:
@@ -87,6 +94,8 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 import clinic.rasa_speedups
+from clinic import encrypted_sqlite
+from clinic.tracker_reader import CURRENT_SESSION
 
 clinic.rasa_speedups.install()
 
@@ -98,13 +107,8 @@ SQLITE_POOL_SIZE = 2
 # first): a tracker with what Rasa works out on it takes 150-700 KiB (bench visitors, 30-250 events)
 KEPT_TRACKERS = 64
 
-# the events of a conversation's latest session (from its last session_started on, or all when
-# there is none yet), as Rasa's SQLTrackerStore._event_query selects them
-_CURRENT_SESSION = """
-    FROM events, (SELECT max(timestamp) AS session_start FROM events
-                  WHERE sender_id = :sender_id AND type_name = :session_started) AS latest
-    WHERE events.sender_id = :sender_id
-      AND (events.timestamp >= latest.session_start OR latest.session_start IS NULL)"""
+# the events of a conversation's latest session, as Rasa's SQLTrackerStore._event_query selects them
+_CURRENT_SESSION = CURRENT_SESSION
 SESSION_EVENTS = f"SELECT events.id, events.data {_CURRENT_SESSION} ORDER BY events.id"
 SESSION_EVENT_COUNT = f"SELECT count(*) {_CURRENT_SESSION}"
 ALL_EVENTS = "SELECT data FROM events WHERE sender_id = :sender_id ORDER BY id"
@@ -139,6 +143,23 @@ class SQLTrackerStore(rasa_tracker_store.SQLTrackerStore):
             ("session", SESSION_EVENTS), ("count", SESSION_EVENT_COUNT), ("all", ALL_EVENTS),
             ("last", LAST_EVENT), ("since", ROWS_SINCE), ("insert", INSERT_EVENT))}
         self._known: "OrderedDict[Text, Known]" = OrderedDict()  # see the module's docstring
+
+    @staticmethod
+    def get_db_url(dialect: Text = "sqlite", host: Optional[Text] = None, port: Optional[int] = None,
+                   db: Text = "rasa.db", username: Optional[Text] = None, password: Optional[Text] = None,
+                   login_db: Optional[Text] = None, query: Optional[Dict] = None) -> Any:
+        """Rasa's URL; a SQLite one as the encrypted file's, with the key derived from the clinic's
+        (or, given as the endpoint's ``password``, a raw SQLCipher key: the tests' in-process Rasa
+        on a test stack's file)."""
+        sqlite = dialect == "sqlite" and not (host and "://" in host)
+        url = rasa_tracker_store.SQLTrackerStore.get_db_url(dialect, host, port, db, username,
+                                                             None if sqlite else password, login_db, query)
+        url = sa.engine.make_url(url) if isinstance(url, str) else url
+        if url.get_backend_name() != "sqlite":
+            return url
+        encrypted = encrypted_sqlite.engine_url(url, password if sqlite and password else None)
+        encrypted_sqlite.refuse_plain(encrypted)
+        return encrypted
 
     @contextlib.contextmanager
     def _cursor(self) -> Iterator[Tuple[Any, Any]]:
@@ -300,7 +321,7 @@ def create_engine(url: sa.engine.URL) -> sa.engine.Engine:
         return sa.create_engine(url, pool_pre_ping=True, **rasa_tracker_store.create_engine_kwargs(url))
     if url.database in (None, "", ":memory:"):
         raise ValueError("the SQLite tracker store needs a file (db: in the endpoints)")
-    engine = sa.create_engine(
+    engine = encrypted_sqlite.create_engine(
         url,
         poolclass=sa.pool.QueuePool,
         pool_size=SQLITE_POOL_SIZE,

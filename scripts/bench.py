@@ -50,7 +50,8 @@ RESULTS = ROOT / "results" / "bench"
 TARGETS = {"p95_ms_at_10": 250.0, "turns_per_s_at_10": 60.0, "ratio_to_stock_at_10": 2.0,
            "stack_peak_mb": 2048.0, "rasa_ready_s": 20.0}
 # added to the test stack's environment: simulated visitors all come from one address
-STACK_ENV = {"RATE_LIMIT_MESSAGES": "off", "RATE_LIMIT_NEW_VISITORS": "off"}
+STACK_ENV = {"RATE_LIMIT_MESSAGES": "off", "RATE_LIMIT_NEW_VISITORS": "off", "RATE_LIMIT_READS": "off",
+             "RATE_LIMIT_ADDRESS": "off"}
 PROCESSES = ("rasa", "actions", "web", "console")
 RATIO_LEVEL = 10  # the concurrency of the targets and of the ratio to the stock config
 
@@ -215,12 +216,13 @@ def run_levels(runs: List[ConfigRun], args: argparse.Namespace) -> None:
 
 
 def journal_mode(path: Path) -> Any:
-    """The SQLite file's journal mode (read, not changed)."""
-    import sqlite3
+    """The SQLite file's journal mode (read, not changed; the file is encrypted with the key of
+    the var/ folder it is in)."""
+    from clinic import encrypted_sqlite
 
     if not path.exists():
         return None
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+    with encrypted_sqlite.connect(f"file:{path}?mode=ro", encrypted_sqlite.clinic_key(path.parent), uri=True) as conn:
         return conn.execute("PRAGMA journal_mode").fetchone()[0]
 
 

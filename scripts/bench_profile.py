@@ -163,7 +163,6 @@ def report(turns: int, wall_s: float) -> str:
 
 async def main_async(args: argparse.Namespace) -> None:
     from rasa.core.agent import load_agent
-    from rasa.core.utils import AvailableEndpoints
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     stack = BenchStack(workdir)
@@ -183,7 +182,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 raise TimeoutError("action server not ready")
             time.sleep(0.3)
         stack.var_dir.mkdir(parents=True, exist_ok=True)
-        endpoints = AvailableEndpoints.read_endpoints(str(stack.write_endpoints()))
+        endpoints = stack.read_endpoints()
         started = time.perf_counter()
         agent = await load_agent(model_path=str(args.model), endpoints=endpoints)
         print(f"model loaded in {time.perf_counter() - started:.1f} s")

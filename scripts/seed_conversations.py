@@ -633,7 +633,9 @@ def tracker_engine(url: str) -> Engine:
     """A writable engine on a tracker store (tables created as Rasa creates them)."""
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        from clinic import encrypted_sqlite  # the project's SQLite files are SQLCipher files
+
+        engine = encrypted_sqlite.create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -74,7 +74,7 @@ def make_referral(stack: Stack, greeting: str = f"hello from {PLACE.title()}") -
     cid = conversation_id(s, stack)
     from clinic import db, referrals
 
-    row = referrals.referral_for_conversation(db.get_engine(stack.clinic_db_url), cid)
+    row = referrals.referral_for_conversation(stack.clinic_engine(), cid)
     assert row is not None and row["reference"] in done
     return Conversation(cid, typed, row["reference"])
 
@@ -101,7 +101,7 @@ def make_staff(stack: Stack) -> Dict[str, str]:
     from clinic import db
     from clinic.console import auth
 
-    engine = db.get_engine(stack.clinic_db_url)
+    engine = stack.clinic_engine()
     for role, username in USERS.items():
         try:
             auth.create_user(engine, username, PASSWORD[role], role, DISPLAY_NAMES[role])

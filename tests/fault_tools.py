@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import requests
 
+from tests import encrypted_db
 from tests.prescreen_walk import CONTACT, ELIGIBLE, Step  # noqa: F401  (CONTACT: for the tests)
 from tests.stack import Stack, conversation_id
 
@@ -116,7 +117,7 @@ def ensure_running(stack: Stack) -> None:
 
 
 def tracker_events(stack: Stack, cid: str) -> List[Dict[str, Any]]:
-    with sqlite3.connect(stack.var_dir / "tracker.db") as conn:
+    with encrypted_db.connect(stack.var_dir / "tracker.db") as conn:
         rows = conn.execute("select data from events where sender_id = ? order by id", (cid,)).fetchall()
     return [json.loads(r[0]) for r in rows]
 
@@ -127,22 +128,23 @@ def user_texts(stack: Stack, cid: str) -> List[str]:
 
 
 def referral_rows(stack: Stack, cid: str) -> List[Tuple[str, str]]:
-    with sqlite3.connect(stack.var_dir / "clinic.db") as conn:
+    with encrypted_db.connect(stack.var_dir / "clinic.db") as conn:
         return conn.execute(
             "select reference, outcome from referrals where conversation_id = ?", (cid,)
         ).fetchall()
 
 
 def integrity_check(path: Path) -> str:
-    with sqlite3.connect(path) as conn:
+    with encrypted_db.connect(path) as conn:
         return conn.execute("PRAGMA integrity_check").fetchone()[0]
 
 
 # --- another process holding the clinic DB's write lock -----------------------------------
 
 _HOLDER = r"""
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+import sys
+from tests import encrypted_db
+conn = encrypted_db.connect(sys.argv[1], timeout=30, isolation_level=None)
 conn.execute("BEGIN EXCLUSIVE")
 print("locked", flush=True)
 sys.stdin.read()  # until the test closes our stdin

@@ -222,11 +222,13 @@ class ScaleStack(Stack):
     action_ports: List[int] = field(default_factory=list)
     postgres: Optional[Postgres] = None
     redis: Optional[Redis] = None
+    pg_dir: Optional[Path] = None  # PostgreSQL's data folder (default: workdir/pg)
 
     def __post_init__(self) -> None:
         self.rasa_ports = self.rasa_ports or [free_port() for _ in range(self.instances)]
         self.action_ports = self.action_ports or [free_port() for _ in range(self.instances)]
-        self.postgres = Postgres(self.workdir / "pg", self.pg_port, self.workdir / "postgres.log", self.durable)
+        self.postgres = Postgres(self.pg_dir or self.workdir / "pg", self.pg_port, self.workdir / "postgres.log",
+                                 self.durable)
         self.redis = Redis(self.workdir / "redis", self.redis_port, self.workdir / "redis.log")
 
     @property

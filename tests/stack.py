@@ -13,13 +13,27 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import requests
 import yaml
 
+from clinic.settings import load_action_token
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+
+
+def load_encryption_key_of(var_dir: Path) -> bytes:
+    """The key of ``var_dir`` (made there on first use), whatever this process's environment says."""
+    from clinic.settings import load_encryption_key
+
+    saved = os.environ.pop("CLINIC_ENCRYPTION_KEY", None)
+    try:
+        return load_encryption_key(var_dir)
+    finally:
+        if saved is not None:
+            os.environ["CLINIC_ENCRYPTION_KEY"] = saved
 
 
 def free_port() -> int:
@@ -88,8 +102,50 @@ class Stack:
         """The query parameters a request to Rasa's HTTP API needs (the token)."""
         return {"token": self.rasa_token}
 
+    @property
+    def database_key(self) -> str:
+        """The key the stack's processes open its SQLite files with (its var/ folder's)."""
+        from clinic.encrypted_sqlite import database_key
+
+        given = self.env().get("CLINIC_ENCRYPTION_KEY", "").strip()
+        return database_key(given or load_encryption_key_of(self.var_dir))
+
+    def clinic_engine(self) -> Any:
+        """The stack's clinic DB, opened in this process with the stack's key."""
+        from clinic import db
+
+        return db.get_engine(self.clinic_db_url, self.database_key)
+
+    @property
+    def action_token(self) -> str:
+        """The action server's secret, as every process of the stack reads it (made on first use)."""
+        given = self.env().get("ACTION_SERVER_TOKEN", "").strip()
+        if given:
+            return given
+        saved = os.environ.pop("ACTION_SERVER_TOKEN", None)  # another stack's, set by read_endpoints
+        try:
+            return load_action_token(self.var_dir)
+        finally:
+            if saved is not None:
+                os.environ["ACTION_SERVER_TOKEN"] = saved
+
+    def read_endpoints(self) -> Any:
+        """endpoints.yml as ``write_endpoints`` makes it, read by Rasa in this process, with this
+        stack's action server secret in the environment (as clinic.rasa_launch puts it)."""
+        from rasa.core.utils import AvailableEndpoints
+
+        os.environ["ACTION_SERVER_TOKEN"] = self.action_token
+        path = self.write_endpoints()
+        endpoints = yaml.safe_load(path.read_text())
+        # the tracker store's file keyed as the stack's processes key it (its action server reads it)
+        endpoints["tracker_store"]["password"] = self.database_key
+        in_process = self.workdir / "endpoints.in-process.yml"
+        in_process.write_text(yaml.safe_dump(endpoints, sort_keys=False))
+        return AvailableEndpoints.read_endpoints(str(in_process))
+
     def env(self) -> Dict[str, str]:
         env = dict(os.environ)
+        env.pop("ACTION_SERVER_TOKEN", None)  # each stack its own (var/action_token), unless extra_env says
         env.update(
             PYTHONPATH=str(ROOT),
             RASA_TELEMETRY_ENABLED="false",
@@ -257,7 +313,8 @@ def say(session: requests.Session, stack: Stack, text: str) -> requests.Response
 
 def press(session: requests.Session, stack: Stack, button: dict) -> requests.Response:
     return session.post(
-        f"{stack.web_url}/api/chat", json={"button": {"payload": button["payload"], "sig": button["sig"]}}, timeout=60
+        f"{stack.web_url}/api/chat", json={"button": {"payload": button["payload"], "sig": button["sig"], "title": button["title"]}},
+        timeout=60
     )
 
 

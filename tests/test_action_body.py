@@ -263,7 +263,6 @@ def agent(loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
     """The trained model in this process, on endpoints.yml's stores and the action server of a
     temporary stack (as scripts/bench_profile.py runs it)."""
     from rasa.core.agent import load_agent
-    from rasa.core.utils import AvailableEndpoints
 
     from clinic.action_endpoint import close_sessions
 
@@ -275,7 +274,7 @@ def agent(loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
         stack.start("actions")
         stack.wait_ready(names=["actions"])
         stack.var_dir.mkdir(parents=True, exist_ok=True)
-        endpoints = AvailableEndpoints.read_endpoints(str(stack.write_endpoints()))
+        endpoints = stack.read_endpoints()
         yield loop.run_until_complete(load_agent(model_path=str(MODEL), endpoints=endpoints))
     finally:
         loop.run_until_complete(close_sessions())

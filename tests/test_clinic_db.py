@@ -14,6 +14,8 @@ from sqlalchemy import event, func, select
 
 from clinic import db, handoff
 
+from tests import encrypted_db
+
 
 @pytest.fixture
 def engine(clinic_env: Path) -> Any:
@@ -45,7 +47,7 @@ def test_reads_reuse_a_kept_connection(engine: Any) -> None:
 
 def test_a_kept_connection_sees_what_another_process_wrote(engine: Any, clinic_env: Path) -> None:
     assert handoff.visitor_state(engine, "c1")["mode"] == "assistant"  # a connection is kept now
-    with sqlite3.connect(str(db_file(clinic_env))) as other:  # another process's write, as the action server's
+    with encrypted_db.connect(str(db_file(clinic_env))) as other:  # another process's write, as the action server's
         other.execute(
             "INSERT INTO handoff_requests (conversation_id, reason, urgent, status, created_at, kind, version) "
             "VALUES ('c1', 'visitor_request', 0, 'waiting', '2026-11-27 05:00:00', 'live', 1)"
@@ -62,7 +64,7 @@ def test_the_busy_timeout_and_wal_are_set_on_kept_connections(engine: Any) -> No
 
 def test_a_write_waits_for_another_process_holding_the_lock(engine: Any, clinic_env: Path) -> None:
     db.flag_conversation(engine, "c0", "crisis")  # the pool holds a connection
-    holder = sqlite3.connect(str(db_file(clinic_env)), isolation_level=None, check_same_thread=False)
+    holder = encrypted_db.connect(str(db_file(clinic_env)), isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")  # the write lock, as a long write elsewhere
     released = threading.Timer(1.0, lambda: holder.execute("COMMIT"))
     started = time.monotonic()

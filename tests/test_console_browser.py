@@ -113,7 +113,7 @@ def visitor_message(page: Page, text: str) -> Any:
 
 
 def referred_conversations(stack: Any) -> set:
-    with db.get_engine(stack.clinic_db_url).connect() as conn:
+    with stack.clinic_engine().connect() as conn:
         return {r[0] for r in conn.execute(select(db.referrals.c.conversation_id))}
 
 
@@ -268,7 +268,7 @@ def test_the_clinician_finds_the_referral_by_its_reference_and_moves_it_to_conta
     page.get_by_role("link", name="← Referral queue").click()
     queue_row = page.locator("tbody tr", has=page.get_by_role("link", name=reference, exact=True))
     expect(queue_row).to_contain_text("Contacted")
-    with db.get_engine(stack.clinic_db_url).connect() as conn:
+    with stack.clinic_engine().connect() as conn:
         stored = conn.execute(db.referrals.select().where(db.referrals.c.reference == reference)).first()
     assert stored.status == "contacted"
     page.watch.assert_quiet()
@@ -379,7 +379,7 @@ def test_a_staff_day_from_sign_in_to_deletion_is_in_the_audit_log(
     """Done when: log in, find the day's referrals, open a transcript, move a referral
     to contacted, export and delete a conversation, and the audit log shows it all."""
     story = cd.make_referral(stack, greeting="hello from Wapakoneta")
-    with db.get_engine(stack.clinic_db_url).connect() as conn:
+    with stack.clinic_engine().connect() as conn:
         created = conn.execute(
             db.referrals.select().where(db.referrals.c.reference == story.reference)
         ).first().created_at.date().isoformat()

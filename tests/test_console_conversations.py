@@ -22,6 +22,8 @@ from sqlalchemy import func, insert, select
 
 from scripts import seed_conversations as seeder
 
+from tests import encrypted_db
+
 PASSWORD = "correct horse battery staple"
 CSRF_FIELD = re.compile(r'<input type="hidden" name="csrf" value="([^"]*)">')
 LINK = re.compile(r'href="/conversations/([0-9a-f]{32})"')
@@ -71,7 +73,7 @@ class World:
         return manifest
 
     def tracker(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.tracker_path)
+        return encrypted_db.connect(self.tracker_path)
 
     def event_count(self, sender: str) -> int:
         with self.tracker() as conn:
@@ -246,6 +248,76 @@ def test_text_search_finds_visitor_words_but_not_form_answers(world: World) -> N
     # combined with a filter
     assert world.listed(q="zanzibarquest", outcome="fallback") == [b.sender_id, a.sender_id]
     assert world.listed(q="zanzibarquest", outcome="crisis") == []
+
+
+# answers typed in free text, some of them understood by the NLU as questions of the visitor's own
+FREE_TEXT_ANSWERS = [
+    ("prescreen_form", "age", "Im nineteen since Quillember is that old enough", "faq", 19),
+    ("prescreen_form", "concern", "PTSD from the war in Qandarra", "out_of_scope", "ptsd"),
+    ("prescreen_form", "pregnant_or_breastfeeding", "yes Im pregnant with Ottoline can I still take it", "faq", "yes"),
+    ("prescreen_form", "substance_misuse", "vodkaflask most nights honestly", "nlu_fallback", None),  # not understood
+    ("callback_form", "callback_contact", "call me on 917 555 0142", "inform", "+1 917-555-0142"),
+]
+
+
+def free_text_conversation(world: World, seed: int = 41) -> seeder.Manifest:
+    """A pre-screen and a callback request answered in free text, with a crisis message and an
+    FAQ between the answers (neither fills a form slot)."""
+    import random
+
+    rng = random.Random(seed)
+    c = seeder.Conversation("%032x" % rng.getrandbits(128), NOW - 1000, rng, kind="custom")
+    c.session_start()
+    c.start_prescreen()
+    for form, slot, typed, intent, value in FREE_TEXT_ANSWERS:
+        if form != c.form:
+            c.loop(form)
+        c.user(typed, intent, 0.8, raw_slot=slot)  # Rasa's slot extraction: the text, as typed
+        c.action(form).slot(slot, value).slot("requested_slot", slot).bot("utter_ask_" + slot).listen()
+    c.user("i want to end it all tonight", "crisis", 0.99)  # mid-form: no slot takes it
+    c.action("action_crisis_response").bot("utter_crisis").loop(None).listen()
+    c.user("how long does a session last xylophonia", "faq", 0.95)  # outside any form
+    c.action("utter_faq").bot("utter_faq/session_length").listen()
+    rows, manifest = c.done()
+    engine = seeder.tracker_engine(world.tracker_url)
+    seeder.write_events(engine, rows)
+    engine.dispose()
+    world.manifests.append(manifest)
+    return manifest
+
+
+def test_answers_typed_in_free_text_are_masked_for_support_in_transcripts_search_and_exports(world: World) -> None:
+    m = free_text_conversation(world)
+    answers = [typed for *_, typed, _intent, _value in FREE_TEXT_ANSWERS]
+    support = world.get(f"/conversations/{m.sender_id}", "support").text
+    clinician = world.get(f"/conversations/{m.sender_id}", "clinician").text
+    for typed in answers:
+        assert typed not in support, typed
+        assert typed in clinician, typed
+    assert "i want to end it all tonight" in support and "xylophonia" in support  # not answers: shown
+    # search: no answer is in the index, for anyone; the visitor's own question is
+    for word in ("quillember", "qandarra", "ottoline", "vodkaflask", "917"):
+        assert world.listed(q=word) == [] and world.listed("clinician", q=word) == [], word
+    assert world.listed(q="xylophonia") == [m.sender_id]
+    # exports are for clinicians (with the answers); support gets none
+    assert world.get(f"/conversations/{m.sender_id}/export.json", "support").status == 403
+    assert world.get("/conversations/export.csv", "support", params={"q": "xylophonia"}).status == 403
+    exported = world.get(f"/conversations/{m.sender_id}/export.json", "clinician").text
+    assert all(typed in exported for typed in answers)
+
+
+def test_the_form_slots_come_from_the_domain() -> None:
+    from clinic import form_answers
+
+    assert {"age", "pregnant_or_breastfeeding", "contact_email", "waitlist_email", "callback_contact"} <= form_answers.form_slots()
+    assert "prescreen_outcome" not in form_answers.form_slots() and "requested_slot" not in form_answers.form_slots()
+    events = [{"event": "user", "text": "call me on 917"}, {"event": "action", "name": "callback_form"},
+              {"event": "slot", "name": "callback_contact", "value": "call me on 917"},
+              {"event": "user", "text": "I want to die"}, {"event": "action", "name": "action_crisis_response"},
+              {"event": "slot", "name": "crisis_flagged", "value": True},
+              {"event": "user", "text": "what?"}, {"event": "slot", "name": "age", "value": None}]
+    assert form_answers.answered_messages(events) == [True, False, False, False, False, False, False, False]
+    assert "utter_callback_recorded" in form_answers.responses_quoting_answers()
 
 
 def test_paging_follows_filters_and_keeps_them_in_the_query_string(world: World) -> None:

@@ -18,6 +18,7 @@ from sanic import Sanic
 
 from clinic.console import charts, dashboard
 from clinic.db import utcnow
+from tests import encrypted_db
 from tests.test_console_referrals import XSS, Console, console  # noqa: F401  (fixture)
 
 Sanic.test_mode = True
@@ -66,7 +67,7 @@ class Tracker:
         return ts + 0.01
 
     def write(self, path: Path) -> None:
-        with sqlite3.connect(path) as conn:
+        with encrypted_db.connect(path) as conn:
             conn.executemany(
                 "INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data) VALUES (?, ?, ?, ?, ?, ?)",
                 [(s, t, ts, i, a, json.dumps(d)) for s, t, ts, i, a, d in sorted(self.rows, key=lambda r: r[2])],
@@ -329,7 +330,7 @@ def test_dashboard_counts_right_on_a_large_store(console: Console, request: pyte
             for j, (type_name, intent, action) in enumerate(kinds[i % 4] * 4):
                 yield (sender, type_name, ts + j, intent, action, data_user if type_name == "user" else data_action)
 
-    with sqlite3.connect(console.tracker_path) as conn:
+    with encrypted_db.connect(console.tracker_path) as conn:
         conn.executemany(
             "INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data) VALUES (?, ?, ?, ?, ?, ?)",
             rows(),

@@ -24,6 +24,8 @@ from clinic.console.referrals_queue import TRANSITIONS
 from clinic.db import audit_log, get_engine, handoff_requests, referral_notes, referrals, utcnow
 from clinic.settings import get_settings
 
+from tests import encrypted_db
+
 Sanic.test_mode = True
 
 PASSWORD = "correct horse battery staple"
@@ -66,7 +68,7 @@ class Console:
         self.tracker_path = root / "var" / "tracker.db"
         if not self.tracker_path.exists():
             self.tracker_path.parent.mkdir(parents=True, exist_ok=True)
-            with sqlite3.connect(self.tracker_path) as conn:
+            with encrypted_db.connect(self.tracker_path) as conn:
                 conn.executescript(TRACKER_DDL)
         self.engine = get_engine(self.settings.clinic_db_url)
         self.key = self.settings.encryption_key
@@ -471,13 +473,14 @@ def test_waitlist_for_clinicians_with_audit(console: Console) -> None:
 
 
 def test_a_clinic_db_made_before_the_console_tables_keeps_working(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sqlalchemy import create_engine, inspect
+    from sqlalchemy import inspect
 
-    from clinic import db
+    from clinic import db, encrypted_sqlite
 
     url = f"sqlite:///{tmp_path / 'var' / 'clinic.db'}"
     (tmp_path / "var").mkdir()
-    old = create_engine(url)
+    monkeypatch.delenv("CLINIC_ENCRYPTION_KEY", raising=False)
+    old = encrypted_sqlite.create_engine(url, encrypted_sqlite.clinic_key(tmp_path / "var"))
     db.metadata.create_all(old, tables=[t for t in db.metadata.sorted_tables
                                         if t.name not in ("referral_workflow", "referral_notes")])
     assert "referral_notes" not in inspect(old).get_table_names()

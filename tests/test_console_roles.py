@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import pytest
 from sanic import Sanic
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, insert, select
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, insert, select
 
 from clinic import db
 from tests.test_console_auth import add_user, login, make_app
@@ -227,7 +227,9 @@ def seed_conversation(tracker_url: str, sender_id: str, text: str, when: float) 
     from pathlib import Path
 
     Path(tracker_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(tracker_url)
+    from clinic import encrypted_sqlite
+
+    engine = encrypted_sqlite.create_engine(tracker_url)  # the project's SQLite files are encrypted
     metadata = MetaData()
     events = _tracker_events_table(metadata)
     metadata.create_all(engine)

@@ -591,7 +591,6 @@ def test_install_and_rasa_own():
 def agent(tmp_path_factory):
     """The trained model, with the action server of a temporary stack."""
     from rasa.core.agent import load_agent
-    from rasa.core.utils import AvailableEndpoints
 
     from tests.stack import Stack
 
@@ -599,7 +598,7 @@ def agent(tmp_path_factory):
     stack.start("actions")
     try:
         stack.wait_ready(120, names=["actions"])
-        endpoints = AvailableEndpoints.read_endpoints(str(stack.write_endpoints()))
+        endpoints = stack.read_endpoints()
         loaded = asyncio.run(load_agent(model_path=str(MODEL), endpoints=endpoints))
         yield loaded
     finally:

@@ -9,6 +9,7 @@ import requests
 from clinic import db
 from clinic.answers import chosen, faq_responses, rendered
 from clinic.settings import get_settings, load_clinic_info, public_facts
+from tests import encrypted_db
 from tests.stack import ROOT, Stack, button, conversation_id, press, say
 
 
@@ -61,7 +62,7 @@ def test_crisis_mid_conversation_gets_resources_flag_and_a_person(stack):
     text = " ".join(m["text"] for m in messages)
     assert "988" in text and "911" in text and "741741" in text
     cid = conversation_id(s, stack)
-    engine = db.get_engine(stack.clinic_db_url)
+    engine = stack.clinic_engine()
     assert [f["flag"] for f in db.flags_for(engine, cid)] == ["crisis"]
 
     yes = next(b for m in messages for b in m["buttons"] if b["payload"] == "/affirm")
@@ -78,7 +79,7 @@ def test_handoff_and_medical_advice(stack):
     assert "can't give personal medical advice" in advice.json()["messages"][0]["text"]
     handoff = say(s, stack, "can i talk to a real person please")
     assert "Would you like that?" in handoff.json()["messages"][0]["text"]  # consent first
-    engine = db.get_engine(stack.clinic_db_url)
+    engine = stack.clinic_engine()
     assert db.handoff_requests_for(engine, conversation_id(s, stack)) == []
     press(s, stack, button(handoff, "Yes"))
     rows = db.handoff_requests_for(engine, conversation_id(s, stack))
@@ -116,7 +117,7 @@ def test_conversations_are_kept_in_the_sql_tracker_store(stack):
     s = requests.Session()
     say(s, stack, "hello")
     cid = conversation_id(s, stack)
-    with sqlite3.connect(stack.var_dir / "tracker.db") as conn:
+    with encrypted_db.connect(stack.var_dir / "tracker.db") as conn:
         (n,) = conn.execute("select count(*) from events where sender_id = ?", (cid,)).fetchone()
     assert n > 0
 
@@ -132,7 +133,7 @@ def test_a_restarted_rasa_server_keeps_the_conversation(stack):
     back = say(s, stack, "what is the price")
     assert back.status_code == 200
     cid = conversation_id(s, stack)
-    with sqlite3.connect(stack.var_dir / "tracker.db") as conn:
+    with encrypted_db.connect(stack.var_dir / "tracker.db") as conn:
         texts = [r[0] for r in conn.execute(
             "select data from events where sender_id = ? and type_name = 'user'", (cid,))]
     assert any('"hello"' in t for t in texts) and any("what is the price" in t for t in texts)

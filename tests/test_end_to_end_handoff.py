@@ -50,14 +50,14 @@ def in_the_queue(stack: Stack) -> tuple:
     queued = texts(press(s, stack, button(offer, "Yes")))
     assert "in line" in queued and "988" in queued
     cid = conversation_id(s, stack)
-    row = handoff.active(db.get_engine(stack.clinic_db_url), cid)
+    row = handoff.active(stack.clinic_engine(), cid)
     assert row is not None and (row["status"], row["reason"], row["urgent"]) == ("waiting", "visitor_request", False)
     return s, cid, row
 
 
 def claimed(stack: Stack, cid: str, row: dict) -> None:
     """A staff member claims the chat and says hello, as the console does."""
-    handoff.change(db.get_engine(stack.clinic_db_url), row["id"], "claim", handoff.WAITING, staff_id=7, staff_name="Ana")
+    handoff.change(stack.clinic_engine(), row["id"], "claim", handoff.WAITING, staff_id=7, staff_name="Ana")
     rasa(stack, lambda c: c.append_events(cid, handoff.joined_events(7, "Ana", "Daytryp RX")))
     assert replies(stack, cid, "hello? is someone there") == []  # paused: the assistant stays quiet
     rasa(stack, lambda c: c.append_events(cid, [handoff.staff_message_event(7, "Ana", "Hi, I'm Ana. How can I help?")]))
@@ -67,7 +67,7 @@ def test_a_second_request_while_waiting_gives_the_place_in_line(stack):
     s, cid, _ = in_the_queue(stack)
     again = texts(say(s, stack, "i want to talk to a human"))
     assert "already in line" in again
-    assert len(db.handoff_requests_for(db.get_engine(stack.clinic_db_url), cid)) == 1
+    assert len(db.handoff_requests_for(stack.clinic_engine(), cid)) == 1
 
 
 def test_no_to_a_person_and_the_assistant_goes_on(stack):
@@ -75,13 +75,13 @@ def test_no_to_a_person_and_the_assistant_goes_on(stack):
     offer = say(s, stack, "can i speak with someone")
     declined = texts(press(s, stack, button(offer, "No")))
     assert "no problem" in declined
-    assert db.handoff_requests_for(db.get_engine(stack.clinic_db_url), conversation_id(s, stack)) == []
+    assert db.handoff_requests_for(stack.clinic_engine(), conversation_id(s, stack)) == []
 
 
 def test_after_the_person_hands_back_the_assistant_answers_an_faq(stack):
     _, cid, row = in_the_queue(stack)
     claimed(stack, cid, row)
-    handoff.change(db.get_engine(stack.clinic_db_url), row["id"], "hand_back", handoff.LIVE)
+    handoff.change(stack.clinic_engine(), row["id"], "hand_back", handoff.LIVE)
     rasa(stack, lambda c: c.append_events(cid, handoff.resumed_events("Ana", closed=False)))
     assert replies(stack, cid, "how much does it cost per month") == [faq_text("pricing")]
 
@@ -93,7 +93,7 @@ def test_a_crisis_in_a_live_chat_gets_the_resources_and_the_person_is_told(stack
     answer = " ".join(replies(stack, cid, "i don't want to live anymore"))
     assert "988" in answer and "911" in answer and "741741" in answer
     assert "I've let Ana know" in answer
-    engine = db.get_engine(stack.clinic_db_url)
+    engine = stack.clinic_engine()
     assert (handoff.get(engine, row["id"])["urgent"], handoff.get(engine, row["id"])["reason"]) == (True, "crisis")
     assert [f["flag"] for f in db.flags_for(engine, cid)] == ["crisis"]
 
@@ -102,7 +102,7 @@ def test_a_crisis_while_waiting_moves_the_visitor_to_the_front(stack):
     s, cid, row = in_the_queue(stack)
     answer = texts(say(s, stack, "i want to end my life"))
     assert "988" in answer and "front of the line" in answer
-    queue = handoff.queue(db.get_engine(stack.clinic_db_url))
+    queue = handoff.queue(stack.clinic_engine())
     ids = [r["id"] for r in queue]
     ahead = queue[: ids.index(row["id"])]
     assert all(r["urgent"] for r in ahead)  # only other urgent requests (older ones) stay ahead
@@ -128,7 +128,7 @@ def test_outside_staffed_hours_a_callback_request_with_what_happens_next(stack):
     finally:
         stack.set_staffed(True)
     cid = conversation_id(s, stack)
-    [row] = db.handoff_requests_for(db.get_engine(stack.clinic_db_url), cid)
+    [row] = db.handoff_requests_for(stack.clinic_engine(), cid)
     assert (row["kind"], row["status"], row["reason"]) == ("callback", "new", "visitor_request")
     assert "Jane Example" not in row["contact_encrypted"] and "212-555-0199" not in row["contact_encrypted"]
     contact = decrypt_json(load_encryption_key(stack.var_dir), row["contact_encrypted"])
@@ -147,7 +147,7 @@ def test_outside_staffed_hours_stop_ends_the_callback_request(stack):
         assert texts(say(s, stack, "is ketamine therapy safe")) == faq_text("safety")
     finally:
         stack.set_staffed(True)
-    assert db.handoff_requests_for(db.get_engine(stack.clinic_db_url), conversation_id(s, stack)) == []
+    assert db.handoff_requests_for(stack.clinic_engine(), conversation_id(s, stack)) == []
 
 
 def test_restarting_rasa_and_the_action_server_mid_handoff_loses_nothing(stack):
@@ -155,7 +155,7 @@ def test_restarting_rasa_and_the_action_server_mid_handoff_loses_nothing(stack):
     sent while Rasa is down gets an honest 503 and, sent again, reaches the person, not the assistant."""
     s, cid, row = in_the_queue(stack)
     claimed(stack, cid, row)
-    engine = db.get_engine(stack.clinic_db_url)
+    engine = stack.clinic_engine()
     stack.stop("rasa")
     stack.stop("actions")
     down = say(s, stack, "are you still there?")

@@ -24,8 +24,10 @@ from sqlalchemy import event, func, select
 from clinic import db, referrals
 from clinic.settings import load_clinic_info
 from clinic.web.visitor_api import PART_UNAVAILABLE, UNAVAILABLE
+from tests import encrypted_db
 from tests import fault_tools as ft
 from tests.stack import ROOT, Stack
+from tests.stored_conversation import as_stored
 
 FAQ = ("what is ketamine therapy", "ketamine")
 MID = 8  # steps of the pre-screen taken before the fault: in the PHQ-2 / GAD-2 questions
@@ -239,7 +241,7 @@ def signed_in_console(stack: Stack, role: str = "clinician") -> requests.Session
 
 def tries_of(stack: Stack, conversation_id: str, message_id: str) -> List[int]:
     """The tracker store's ids of the user events with this message id."""
-    with sqlite3.connect(str(stack.var_dir / "tracker.db")) as conn:
+    with encrypted_db.connect(str(stack.var_dir / "tracker.db")) as conn:
         rows = conn.execute(
             "SELECT id, data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id", (conversation_id,)
         ).fetchall()
@@ -322,7 +324,7 @@ def test_a_referral_the_locked_db_refused_survives_an_action_server_killed_meanw
     assert wait_for(lambda: notices_for(smtp, rows[0][0])), "the clinician's notice did not arrive"
     time.sleep(0.5)
     assert len(notices_for(smtp, rows[0][0])) == 1
-    with sqlite3.connect(stack.var_dir / "clinic.db") as conn:
+    with encrypted_db.connect(stack.var_dir / "clinic.db") as conn:
         token = conn.execute("select contact_encrypted from referrals where conversation_id = ?", (v.cid,)).fetchone()[0]
     contact = decrypt_json(load_encryption_key(stack.var_dir), token)
     assert (contact["name"], contact["email"]) == (ft.CONTACT["name"], ft.CONTACT["email"])
@@ -342,8 +344,8 @@ def _contact_tracker() -> Tracker:
         "contact_name": "Jane Doe", "contact_email": "jane@example.com", "contact_phone": "+1 212-555-0199",
         "contact_time": "Mornings", "contact_consent": "yes",
     }
-    return Tracker(sender_id=SENDER, slots=slots, latest_message={"text": "yes", "intent": {"name": "affirm"}},
-                   events=[], paused=False, followup_action=None, active_loop={}, latest_action_name="action_listen")
+    return as_stored(Tracker(sender_id=SENDER, slots=slots, latest_message={"text": "yes", "intent": {"name": "affirm"}},
+                             events=[], paused=False, followup_action=None, active_loop={}, latest_action_name="action_listen"))
 
 
 def test_a_full_disk_gives_a_clear_error_no_corruption_and_the_referral_once_there_is_room(
@@ -391,7 +393,7 @@ def test_a_full_disk_gives_a_clear_error_no_corruption_and_the_referral_once_the
         assert events == []  # nothing forgotten: the answers and contact stay for the retry
         await asyncio.sleep(1.0)  # the background retries still fail: the disk is still full
         assert referrals.referral_for_conversation(engine, SENDER) is None
-        with sqlite3.connect(str(clinic_env / "var" / "clinic.db")) as conn:
+        with encrypted_db.connect(str(clinic_env / "var" / "clinic.db")) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         room["pages"] = None  # room again (a new connection has no cap)
         engine.dispose()
@@ -406,7 +408,7 @@ def test_a_full_disk_gives_a_clear_error_no_corruption_and_the_referral_once_the
     assert row is not None and notices == [row["reference"]]
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(db.referrals)).scalar() == before + 1
-    with sqlite3.connect(str(clinic_env / "var" / "clinic.db")) as conn:
+    with encrypted_db.connect(str(clinic_env / "var" / "clinic.db")) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     plain = referrals.decrypt_referral(row, settings.encryption_key)
     assert plain["contact"]["email"] == "jane@example.com" and plain["outcome"] == "eligible"

@@ -7,6 +7,8 @@ import pytest
 from clinic import db, handoff
 from clinic.handoff import ACTIVE, CANCELLED, CLOSED, HANDED_BACK, LIVE, TRANSITIONS, WAITING, HandoffError
 
+from tests import encrypted_db
+
 EVENTS = ("claim", "cancel", "close", "hand_back", "release")
 
 
@@ -198,7 +200,7 @@ def test_an_existing_database_gets_the_new_columns(tmp_path):
     import sqlite3
 
     path = tmp_path / "old.db"
-    with sqlite3.connect(path) as conn:
+    with encrypted_db.connect(path) as conn:
         conn.execute(
             "CREATE TABLE handoff_requests (id INTEGER PRIMARY KEY, conversation_id VARCHAR(64) NOT NULL, "
             "reason VARCHAR(32) NOT NULL, urgent BOOLEAN NOT NULL, status VARCHAR(16) NOT NULL, created_at DATETIME NOT NULL)"

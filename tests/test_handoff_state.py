@@ -18,6 +18,8 @@ from clinic import db, handoff
 from clinic.db import handoff_requests
 from clinic.handoff import ACTIVE, LIVE, LIVE_KIND, WAITING
 
+from tests import encrypted_db
+
 STATUSES = ("waiting", "live", "handed_back", "closed", "cancelled", "new", "in_progress")
 KINDS = ("live", "live", "live", "callback", None)
 
@@ -112,7 +114,7 @@ def test_a_sqlite_read_never_waits_for_a_writer_and_sees_what_is_committed(engin
     mode a reader does not wait for the lock another process's write holds (with the busy timeout
     of 15 s, a wait would show as a 15 s stall, then "database is locked")."""
     row = handoff.request_live(engine, "w", "visitor_request", False)
-    writer = sqlite3.connect(str(clinic_env / "var" / "clinic.db"), isolation_level=None)
+    writer = encrypted_db.connect(str(clinic_env / "var" / "clinic.db"), isolation_level=None)
     try:
         writer.execute("BEGIN EXCLUSIVE")  # the write lock, with a change not committed yet
         writer.execute("UPDATE handoff_requests SET status = 'live', staff_name = 'Dana', version = 2")

@@ -85,16 +85,28 @@ def test_the_start_and_the_http_api_load_through_the_wrapper(loads):
     assert rasa.core.run.agent is rasa.core.agent and rasa.server.rasa.core.agent is rasa.core.agent
 
 
+class MadeApp:
+    """What rasa_sdk's create_app returns, as far as the launcher uses it (its middleware)."""
+
+    def __init__(self) -> None:
+        self.middleware = []
+
+    def register_middleware(self, handler, attach_to):
+        self.middleware.append((handler, attach_to))
+
+
 @pytest.mark.parametrize("auto_reload", [False, True])
 def test_the_action_server_freezes_what_is_alive_once_its_app_is_made(monkeypatch, auto_reload):
     made = []
-    monkeypatch.setattr(rasa_sdk.endpoint, "create_app", lambda *a, **k: made.append(gc.get_freeze_count()) or "app")
+    app = MadeApp()
+    monkeypatch.setattr(rasa_sdk.endpoint, "create_app", lambda *a, **k: made.append(gc.get_freeze_count()) or app)
     action_launch.freeze_after_app_made()
     action_launch.freeze_after_app_made()  # installed once
     try:
         gc.unfreeze()
-        assert rasa_sdk.endpoint.create_app("actions", cors_origins="", auto_reload=auto_reload) == "app"
+        assert rasa_sdk.endpoint.create_app("actions", cors_origins="", auto_reload=auto_reload) is app
         assert made == [0]
+        assert [attach for _, attach in app.middleware] == ["request"]  # the secret is checked on every request
         # with --auto-reload rasa_sdk imports the actions again and again: nothing is frozen
         assert (gc.get_freeze_count() > 0) is not auto_reload
     finally:

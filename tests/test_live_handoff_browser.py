@@ -27,7 +27,7 @@ SEEN_MS = 10_000
 @pytest.fixture(scope="module")
 def console_url(stack: Any) -> str:
     url = stack.start_console()
-    engine = db.get_engine(stack.clinic_db_url)
+    engine = stack.clinic_engine()
     try:
         auth.create_user(engine, STAFF["username"], STAFF["password"], "support", display_name=STAFF["display_name"])
     except auth.StaffError as exc:
@@ -125,7 +125,7 @@ def in_a_live_chat(stack: Any, console_url: str, pages: Any) -> tuple:
     """A visitor who asked for a person, and Dana who took the chat: (widget, staff page, request, engine)."""
     w = visitor_page(pages, stack)
     ask_for_a_person(w)
-    engine = db.get_engine(stack.clinic_db_url)
+    engine = stack.clinic_engine()
     request = handoff.active(engine, cid_of(w.page, stack))
     staff = pages()
     sign_in(staff, console_url)
@@ -141,7 +141,7 @@ def test_a_person_takes_over_the_chat_and_hands_back_to_the_assistant(stack, con
     expect(w.page.locator(".ccw-waiting")).to_be_visible()
     expect(w.page.locator(".ccw-waiting-text")).to_contain_text("in line")
     cid = cid_of(w.page, stack)
-    engine = db.get_engine(stack.clinic_db_url)
+    engine = stack.clinic_engine()
     request = handoff.active(engine, cid)
     assert request is not None and request["status"] == "waiting"
 
@@ -254,8 +254,8 @@ def test_out_of_hours_a_callback_request_is_taken(stack, console_url, pages, sta
     done = w.choose("Evenings")
     assert "Your callback request is with" in done and "jamie@example.com" in done, done
     cid = cid_of(w.page, stack)
-    rows = db.handoff_requests_for(db.get_engine(stack.clinic_db_url), cid)
+    rows = db.handoff_requests_for(stack.clinic_engine(), cid)
     assert [(r["kind"], r["status"]) for r in rows] == [("callback", "new")]
     assert "jamie" not in rows[0]["contact_encrypted"].lower()
     # nobody is put in the live queue outside staffed hours
-    assert handoff.active(db.get_engine(stack.clinic_db_url), cid) is None
+    assert handoff.active(stack.clinic_engine(), cid) is None

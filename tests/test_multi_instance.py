@@ -553,7 +553,8 @@ def scale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleStack]:
         pytest.fail("models/clinic.tar.gz is missing: run `make train` (make test does it)")
     stack = ScaleStack(
         workdir=_workdir("clinic-scale-"), durable=False,
-        extra_env={"RATE_LIMIT_MESSAGES": "off", "RATE_LIMIT_NEW_VISITORS": "off"},
+        extra_env={"RATE_LIMIT_MESSAGES": "off", "RATE_LIMIT_NEW_VISITORS": "off", "RATE_LIMIT_READS": "off",
+                   "RATE_LIMIT_ADDRESS": "off"},
     )
     try:
         stack.start_all()

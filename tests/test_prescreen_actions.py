@@ -24,6 +24,7 @@ from actions.referral import (
 )
 from clinic import db, referrals
 from clinic.settings import get_settings
+from tests.stored_conversation import as_stored
 
 SENDER = "5eed" * 8
 
@@ -732,8 +733,11 @@ def notices(monkeypatch) -> List[str]:
 
 
 def run_and_let_the_notice_go(action: Any, tracker: Tracker) -> tuple:
-    """Run the action inside a loop that stays up long enough for the executor call."""
+    """Run the action inside a loop that stays up long enough for the executor call (the referral
+    action on a conversation stored as Rasa would have stored it: it reads that one)."""
     dispatcher = CollectingDispatcher()
+    if isinstance(action, ActionSubmitReferral):
+        tracker = as_stored(tracker)
 
     async def go() -> List[Dict[str, Any]]:
         events = await action.run(dispatcher, tracker, {})

@@ -13,6 +13,7 @@ import requests
 from clinic import db, referrals
 from clinic.settings import load_encryption_key
 from tests.prescreen_walk import CONTACT_STEPS, ELIGIBLE, ELIGIBLE_ANSWERS, FREQUENCY, START, Step
+from tests import encrypted_db
 from tests.stack import button, conversation_id, press, say
 
 
@@ -45,13 +46,13 @@ def until(step_text: str) -> Tuple[List[Step], List[Step]]:
 
 
 def referral(stack, cid: str) -> dict:
-    row = referrals.referral_for_conversation(db.get_engine(stack.clinic_db_url), cid)
+    row = referrals.referral_for_conversation(stack.clinic_engine(), cid)
     assert row is not None
     return referrals.decrypt_referral(row, load_encryption_key(stack.var_dir))
 
 
 def flags(stack, cid: str) -> List[str]:
-    return [f["flag"] for f in db.flags_for(db.get_engine(stack.clinic_db_url), cid)]
+    return [f["flag"] for f in db.flags_for(stack.clinic_engine(), cid)]
 
 
 def test_eligible_visitor_gets_a_reference_and_a_clinician_is_notified(stack, smtp):
@@ -72,7 +73,7 @@ def test_eligible_visitor_gets_a_reference_and_a_clinician_is_notified(stack, sm
     assert "Your reference is" in done
 
     cid = conversation_id(s, stack)
-    with sqlite3.connect(stack.var_dir / "clinic.db") as conn:
+    with encrypted_db.connect(stack.var_dir / "clinic.db") as conn:
         reference, outcome, status, contact_cipher = conn.execute(
             "select reference, outcome, status, contact_encrypted from referrals where conversation_id = ?", (cid,)
         ).fetchone()
@@ -162,7 +163,7 @@ def test_not_eligible_offers_a_person_and_a_clinicians_review(stack):
     assert "a clinician can review it" in said and "SAMHSA" in said
     r = press(s, stack, button(r, "Talk to a person"))
     assert "see our conversation so far" in texts(r) or "callback request" in texts(r)
-    assert referrals.referral_for_conversation(db.get_engine(stack.clinic_db_url), conversation_id(s, stack)) is None
+    assert referrals.referral_for_conversation(stack.clinic_engine(), conversation_id(s, stack)) is None
 
 
 def test_out_of_area_offers_the_waitlist_and_988(stack):
@@ -188,7 +189,7 @@ def test_a_plan_gives_the_crisis_response_at_once_and_no_referral_follows(stack)
     # starting the pre-screen again ends where it ended: no questions, no at-home referral
     r = press(s, stack, button(say(s, stack, "am i eligible?"), "Yes, let's start"))
     assert "Your safety comes first" in texts(r) and "Question" not in texts(r)
-    assert referrals.referral_for_conversation(db.get_engine(stack.clinic_db_url), cid) is None
+    assert referrals.referral_for_conversation(stack.clinic_engine(), cid) is None
 
 
 def test_a_frequency_typed_as_days_and_a_number_on_the_buttons(stack):

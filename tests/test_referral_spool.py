@@ -30,6 +30,7 @@ from sqlalchemy import event, func, select
 from clinic import db, referral_spool, referrals
 from clinic.settings import get_settings
 from tests import fault_tools as ft
+from tests.stored_conversation import as_stored
 
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "5b001ed0" * 4
@@ -55,7 +56,8 @@ def tracker(slots: Dict[str, Any], sender: str = SENDER) -> Tracker:
 
 
 def referral_tracker(sender: str = SENDER) -> Tracker:
-    return tracker(dict(ANSWER_SLOTS, **CONTACT_SLOTS), sender)
+    """The referral action's call, on a conversation stored as Rasa would have stored it."""
+    return as_stored(tracker(dict(ANSWER_SLOTS, **CONTACT_SLOTS), sender))
 
 
 def waitlist_tracker(sender: str = SENDER) -> Tracker:

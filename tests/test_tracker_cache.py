@@ -23,6 +23,7 @@ from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 from clinic import tracker_store as clinic_store
 from scripts.bench_stack import BenchStack
 from scripts.bench_visitors import Visitors, rasa_message
+from tests import encrypted_db
 from tests.conftest import MODEL
 
 
@@ -65,14 +66,13 @@ class Rasa:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, workdir: Path) -> None:
         from rasa.core.agent import load_agent
-        from rasa.core.utils import AvailableEndpoints
 
         self.loop = loop
         self.stack = BenchStack(workdir)
         self.stack.start("actions")
         self.stack.wait_ready(names=["actions"])
         self.stack.var_dir.mkdir(parents=True, exist_ok=True)
-        self.endpoints = AvailableEndpoints.read_endpoints(str(self.stack.write_endpoints()))
+        self.endpoints = self.stack.read_endpoints()
         self.agent = loop.run_until_complete(load_agent(model_path=str(MODEL), endpoints=self.endpoints))
         self.store: clinic_store.SQLTrackerStore = self.agent.tracker_store._tracker_store  # inside Rasa's FailSafe
         assert type(self.store) is clinic_store.SQLTrackerStore
@@ -165,7 +165,8 @@ def test_every_turn_of_the_bench_visitors_is_served_what_a_read_of_the_database_
 @pytest.fixture
 def second(rasa: Rasa) -> Iterator[clinic_store.SQLTrackerStore]:
     """Another Rasa server's store on the same file; Rasa saves with the first again afterwards."""
-    yield clinic_store.SQLTrackerStore(domain=rasa.store.domain, dialect="sqlite", db=rasa.store.engine.url.database)
+    yield clinic_store.SQLTrackerStore(domain=rasa.store.domain, dialect="sqlite", db=rasa.store.engine.url.database,
+                                       password=rasa.stack.database_key)
     rasa.use(rasa.store)
 
 
@@ -202,13 +203,13 @@ def new_session(rasa: Rasa, store: clinic_store.SQLTrackerStore, sender: str) ->
 
 
 def insert_row(rasa: Rasa, sender: str, type_name: str, data: Dict[str, Any]) -> None:
-    with sqlite3.connect(rasa.store.engine.url.database) as conn:
+    with encrypted_db.connect(rasa.store.engine.url.database) as conn:
         conn.execute("INSERT INTO events (sender_id, type_name, timestamp, data) VALUES (?, ?, ?, ?)",
                      (sender, type_name, data["timestamp"], json.dumps(data)))
 
 
 def deleted_then_started_again(rasa: Rasa, store: clinic_store.SQLTrackerStore, sender: str) -> None:
-    with sqlite3.connect(rasa.store.engine.url.database) as conn:  # as the console's delete and purge do
+    with encrypted_db.connect(rasa.store.engine.url.database) as conn:  # as the console's delete and purge do
         conn.execute("DELETE FROM events WHERE sender_id = ?", (sender,))
     rasa.use(store)
     last = rasa.say(sender, "say", "hello", [])
@@ -256,7 +257,7 @@ def test_a_conversation_deleted_by_the_console_starts_again_from_nothing(rasa: R
     last = rasa.say(sender, "say", "hello", [])
     rasa.say(sender, "say", "what are your hours", last)
     assert rasa.store._known[sender].servable
-    with sqlite3.connect(rasa.store.engine.url.database) as conn:  # as the console's delete and purge do
+    with encrypted_db.connect(rasa.store.engine.url.database) as conn:  # as the console's delete and purge do
         conn.execute("DELETE FROM events WHERE sender_id = ?", (sender,))
     rasa.say(sender, "say", "how much does it cost", [])  # a new session: not kept
     rasa.say(sender, "say", "do you take insurance", [])

@@ -21,6 +21,8 @@ from clinic import backup
 from clinic import tracker_store as clinic_store
 from clinic.console.app import tracker_reader
 
+from tests import encrypted_db
+
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = Domain.from_yaml("version: '3.1'\nslots:\n  topic:\n    type: any\n    mappings: [{type: custom}]\n")
 
@@ -33,6 +35,7 @@ def endpoints_store(tmp_path: Path) -> TrackerStore:
     """The tracker store as `rasa run --endpoints endpoints.yml` makes it, on a file in tmp_path."""
     config = yaml.safe_load((ROOT / "endpoints.yml").read_text())
     config["tracker_store"]["db"] = str(tmp_path / "tracker.db")
+    del config["action_endpoint"]  # its secret is the launcher's (clinic.rasa_launch); not needed here
     path = tmp_path / "endpoints.yml"
     path.write_text(yaml.safe_dump(config))
     endpoints = AvailableEndpoints.read_endpoints(str(path))
@@ -60,7 +63,7 @@ def test_endpoints_yml_gives_the_clinic_store_on_sqlite_in_wal_mode(tmp_path):
     tracker = DialogueStateTracker.from_events("c-1", [ActionExecuted("action_session_start"), SessionStarted()])
     turn(tracker, "hello")
     run(store.save(tracker))
-    with sqlite3.connect(tmp_path / "tracker.db") as conn:
+    with encrypted_db.connect(tmp_path / "tracker.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("SELECT count(*) FROM events WHERE sender_id = 'c-1'").fetchone()[0] == 5
     with store.engine.connect() as conn:
@@ -94,7 +97,7 @@ def test_another_process_sees_each_save_and_its_saves_are_seen(tmp_path):
     run(second.save(seen))
     assert user_texts(run(first.retrieve("c-1"))) == ["one", "two"]
     # nothing saved twice: each store counts what is already in the file
-    with sqlite3.connect(tmp_path / "tracker.db") as conn:
+    with encrypted_db.connect(tmp_path / "tracker.db") as conn:
         assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 8
 
 
@@ -102,7 +105,7 @@ def test_a_save_waits_for_another_writer_instead_of_failing(tmp_path):
     store = store_on(tmp_path / "tracker.db")
     tracker = DialogueStateTracker.from_events("c-1", [ActionExecuted("action_session_start"), SessionStarted()])
     run(store.save(tracker))
-    other = sqlite3.connect(tmp_path / "tracker.db", isolation_level=None, check_same_thread=False)
+    other = encrypted_db.connect(tmp_path / "tracker.db", isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # another process writing: the file's one write lock
     other.execute("INSERT INTO events (sender_id, type_name, timestamp, data) VALUES ('c-2', 'x', 0, '{}')")
     release = threading.Timer(0.8, lambda: other.execute("COMMIT"))
@@ -120,7 +123,7 @@ def test_a_save_waits_for_another_writer_instead_of_failing(tmp_path):
 def test_the_console_reads_and_a_backup_is_made_while_the_store_keeps_its_connection(tmp_path, monkeypatch):
     var = tmp_path / "var"
     var.mkdir()
-    with sqlite3.connect(var / "clinic.db") as conn:
+    with encrypted_db.connect(var / "clinic.db") as conn:
         conn.execute("CREATE TABLE t (x)")
     store = store_on(var / "tracker.db")
     tracker = DialogueStateTracker.from_events("c-1", [ActionExecuted("action_session_start"), SessionStarted()])
@@ -133,7 +136,7 @@ def test_the_console_reads_and_a_backup_is_made_while_the_store_keeps_its_connec
         assert conn.exec_driver_sql("SELECT count(*) FROM events WHERE sender_id = 'c-1'").scalar() == 11
     monkeypatch.setattr(backup, "stores", lambda: {"tracker.db": var / "tracker.db", "clinic.db": var / "clinic.db"})
     folder = backup.create(tmp_path / "backup")
-    with sqlite3.connect(folder / "tracker.db") as conn:  # the committed turns are in the copy
+    with encrypted_db.connect(folder / "tracker.db") as conn:  # the committed turns are in the copy
         assert conn.execute("SELECT count(*) FROM events WHERE sender_id = 'c-1'").fetchone()[0] == 11
     turn(tracker, "after the backup")  # and the store goes on
     run(store.save(tracker))
@@ -286,7 +289,7 @@ def test_a_kept_tracker_catches_up_with_another_servers_save(backend, tmp_path, 
 def test_a_conversation_deleted_meanwhile_is_read_as_gone(tmp_path):
     store = store_on(tmp_path / "tracker.db")
     kept_after_two_turns(store)
-    with sqlite3.connect(tmp_path / "tracker.db") as conn:  # as the staff console's delete and purge
+    with encrypted_db.connect(tmp_path / "tracker.db") as conn:  # as the staff console's delete and purge
         conn.execute("DELETE FROM events WHERE sender_id = 'c-1'")
     assert run(store.retrieve("c-1")) is None
 
@@ -295,12 +298,12 @@ def test_ids_given_again_after_a_deletion_are_not_taken_for_the_rows_kept(tmp_pa
     first, second = store_on(tmp_path / "tracker.db"), store_on(tmp_path / "tracker.db")
     kept_after_two_turns(first)
     kept_last_id = first._known["c-1"].last[0]
-    with sqlite3.connect(tmp_path / "tracker.db") as conn:
+    with encrypted_db.connect(tmp_path / "tracker.db") as conn:
         conn.execute("DELETE FROM events WHERE sender_id = 'c-1'")
     anew = started()
     turn(anew, "uno")  # as many events as the kept tracker: SQLite hands out the same ids again
     run(second.save(anew))
-    with sqlite3.connect(tmp_path / "tracker.db") as conn:
+    with encrypted_db.connect(tmp_path / "tracker.db") as conn:
         assert conn.execute("SELECT max(id) FROM events WHERE sender_id = 'c-1'").fetchone()[0] == kept_last_id
     assert user_texts(run(first.retrieve("c-1"))) == ["uno"]
 

@@ -90,11 +90,26 @@ def test_conversation_cookie_round_trip_and_forgery():
 
 def test_button_signatures_are_bound_to_conversation_and_payload():
     secret = b"s" * 32
-    sig = signing.sign_payload(secret, "a" * 32, "/affirm")
-    assert signing.payload_is_genuine(secret, "a" * 32, "/affirm", sig)
-    assert not signing.payload_is_genuine(secret, "b" * 32, "/affirm", sig)
-    assert not signing.payload_is_genuine(secret, "a" * 32, '/inform{"age":"99"}', sig)
-    assert not signing.payload_is_genuine(secret, "a" * 32, "/affirm", "")
+    sig = signing.sign_payload(secret, "a" * 32, "/affirm", "Yes")
+    assert signing.payload_is_genuine(secret, "a" * 32, "/affirm", "Yes", sig)
+    assert not signing.payload_is_genuine(secret, "b" * 32, "/affirm", "Yes", sig)
+    assert not signing.payload_is_genuine(secret, "a" * 32, '/inform{"age":"99"}', "Yes", sig)
+    assert not signing.payload_is_genuine(secret, "a" * 32, "/affirm", "No", sig)  # the title is signed too
+    assert not signing.payload_is_genuine(secret, "a" * 32, "/affirm", "Yes", "")
+
+
+def test_a_cookie_carries_its_issue_time_in_its_signature_and_goes_stale():
+    secret = b"s" * 32
+    cid = signing.new_conversation_id()
+    cookie = signing.sign_conversation_id(secret, cid, issued=1_000_000)
+    assert signing.read_cookie(secret, cookie, now=1_000_000 + 3600) == (cid, 1_000_000)
+    assert signing.read_cookie(secret, cookie, max_idle_s=3000, now=1_000_000 + 3600) is None  # idle too long
+    assert signing.read_cookie(secret, cookie, max_idle_s=3000, now=1_000_000 + 2000) == (cid, 1_000_000)
+    later = cookie.replace(".1000000.", ".1000500.")  # the time moved on, the signature not
+    assert signing.read_cookie(secret, later, now=1_000_600) is None
+    future = signing.sign_conversation_id(secret, cid, issued=2_000_000)
+    assert signing.read_cookie(secret, future, now=1_000_000) is None
+    assert signing.read_cookie(secret, f"{cid}.{signing._mac(secret, 'cid', cid)}") is None  # the old format
 
 
 def _clean_text_char_by_char(text):

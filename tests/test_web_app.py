@@ -107,7 +107,7 @@ def test_first_message_opens_a_conversation_in_a_signed_httponly_cookie(app, ras
     assert message["text"] == "Hi, I'm the assistant."
     assert message["buttons"] == [
         {"title": "Talk to a person", "payload": "/human_handoff",
-         "sig": signing.sign_payload(get_settings().secret_key, cid, "/human_handoff")}
+         "sig": signing.sign_payload(get_settings().secret_key, cid, "/human_handoff", "Talk to a person")}
     ]
     assert abs(message["ts"] - time.time()) < 60
 
@@ -117,8 +117,9 @@ def test_the_cookie_keeps_the_conversation(app, rasa):
     cookie = first.cookies["cid"]
     _, second = post(app, {"message": "what does it cost"}, cookies={"cid": cookie})
     assert second.status == 200
-    assert "set-cookie" not in second.headers
     assert rasa.sent[0][0] == rasa.sent[1][0]
+    # issued anew with each answer (its idle time starts again), for the same conversation
+    assert signing.read_conversation_id(get_settings().secret_key, second.cookies["cid"]) == rasa.sent[0][0]
 
 
 def test_a_forged_cookie_gets_a_new_conversation(app, rasa):
@@ -133,22 +134,31 @@ def test_a_forged_cookie_gets_a_new_conversation(app, rasa):
 def test_a_signed_button_is_forwarded_as_its_payload(app, rasa):
     _, first = post(app, {"message": "hello"})
     button = first.json["messages"][0]["buttons"][0]
-    _, resp = post(app, {"button": {"payload": button["payload"], "sig": button["sig"]}},
-                   cookies={"cid": first.cookies["cid"]})
+    _, resp = post(app, {"button": button}, cookies={"cid": first.cookies["cid"]})
     assert resp.status == 200
     assert rasa.sent[-1][1] == "/human_handoff"
+
+
+def test_a_genuine_payload_with_a_title_it_was_not_offered_under_is_refused(app, rasa):
+    """The title is what staff see the visitor press: "Yes, I'm pregnant" on the payload of "No"
+    would put words in the visitor's mouth."""
+    _, first = post(app, {"message": "hello"})
+    button = first.json["messages"][0]["buttons"][0]
+    for title in ("I want to stop my medication", "", "Talk to a person!"):
+        _, resp = post(app, {"button": dict(button, title=title)}, cookies={"cid": first.cookies["cid"]})
+        assert resp.status == 403 and resp.json["error"] == "unknown_button", title
+    assert [t for _, t in rasa.sent] == ["hello"]
 
 
 def test_a_forged_button_is_refused(app, rasa):
     _, first = post(app, {"message": "hello"})
     button = first.json["messages"][0]["buttons"][0]
-    _, resp = post(app, {"button": {"payload": '/inform{"age":"99"}', "sig": button["sig"]}},
+    _, resp = post(app, {"button": {"payload": '/inform{"age":"99"}', "sig": button["sig"], "title": button["title"]}},
                    cookies={"cid": first.cookies["cid"]})
     assert resp.status == 403 and resp.json["error"] == "unknown_button"
     # a button signed for another conversation is refused too
     _, other = post(app, {"message": "hello"})
-    _, resp = post(app, {"button": {"payload": button["payload"], "sig": button["sig"]}},
-                   cookies={"cid": other.cookies["cid"]})
+    _, resp = post(app, {"button": button}, cookies={"cid": other.cookies["cid"]})
     assert resp.status == 403
     assert [t for _, t in rasa.sent] == ["hello", "hello"]
 
@@ -252,7 +262,7 @@ def test_history_restores_what_the_visitor_saw(clinic_env):
         ("bot", "How old are you?"),
     ]
     button = resp.json["messages"][1]["buttons"][0]
-    assert signing.payload_is_genuine(get_settings().secret_key, cid, "/affirm", button["sig"])
+    assert signing.payload_is_genuine(get_settings().secret_key, cid, "/affirm", button["title"], button["sig"])
     assert resp.json["messages"][3]["ts"] == 4.0
 
 

@@ -192,7 +192,7 @@ def test_a_button_press_in_a_live_chat_goes_to_the_person_with_its_title(app, en
     secret = get_settings().secret_key
     waiting(engine, visitor)
     claim(engine, rasa, visitor)
-    button = {"payload": "/affirm", "sig": signing.sign_payload(secret, visitor.cid, "/affirm"), "title": "Yes"}
+    button = {"payload": "/affirm", "sig": signing.sign_payload(secret, visitor.cid, "/affirm", "Yes"), "title": "Yes"}
     _, resp = post(app, "/api/chat", {"button": button}, visitor.cookie)
     assert resp.status == 200 and resp.json["messages"] == []
     assert rasa.trackers[visitor.cid][-1]["metadata"] == {"display": "Yes"}

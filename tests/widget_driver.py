@@ -220,7 +220,7 @@ class StaffSide:
         from clinic import db
         from clinic.settings import ROOT, load_clinic_info
 
-        self.engine = db.get_engine(stack.clinic_db_url)
+        self.engine = stack.clinic_engine()
         self.rasa_url = stack.rasa_url
         self.rasa_token = stack.rasa_token
         self.staff_id = staff_id

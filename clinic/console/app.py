@@ -4,14 +4,15 @@ from typing import Any, Optional
 
 from sanic import Request, Sanic
 from sanic.exceptions import NotFound
-from sanic.response import HTTPResponse
-from sqlalchemy import create_engine
+from sanic.response import HTTPResponse, text
 from sqlalchemy.engine import Engine
 
-from clinic import db
+from clinic import db, http_guard
 from clinic.console import conversations, dashboard, handoffs, live_chat, pages, referrals_queue, staff_admin
 from clinic.rasa_client import RasaClient
 from clinic.settings import Settings, get_settings
+from clinic.tracker_reader import reader
+from clinic.web.rate_limit import RateLimiter
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -27,18 +28,14 @@ SECURITY_HEADERS = {
 
 def tracker_reader(url: str) -> Engine:
     """Rasa's tracker store, read-only: the console never writes to what Rasa writes, and on
-    SQLite it reads in WAL mode so that Rasa is never blocked by a reader."""
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
-        import sqlite3
+    SQLite it reads in WAL mode so that Rasa is never blocked by a reader (clinic.tracker_reader)."""
+    return reader(url)
 
-        try:  # WAL is a property of the file: set it once, with a short writable connection
-            with sqlite3.connect(path, timeout=5) as conn:
-                conn.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.Error:
-            pass
-        return create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", connect_args={"check_same_thread": False})
-    return create_engine(url, pool_pre_ping=True)
+
+def _refusal(request: Request, status: int, code: str, detail: str) -> HTTPResponse:
+    if status == 404:
+        return pages.render(request, "not_found.html", status=404)
+    return text(detail, status=status)
 
 
 def create_console_app(
@@ -57,10 +54,12 @@ def create_console_app(
     app.ctx.tracker = tracker_reader(settings.tracker_db_url)
     app.ctx.tracker_url = settings.tracker_db_url
     app.ctx.rasa = rasa if rasa is not None else RasaClient(settings.rasa_url, timeout_s=10.0, token=settings.rasa_token)
+    app.ctx.login_limit = RateLimiter.from_setting(settings.login_attempts)  # sign-ins per address (one console)
 
     for module in (pages, conversations, referrals_queue, handoffs, live_chat, dashboard, staff_admin):
         app.blueprint(module.bp)
     app.static("/static", str(pages.STATIC), name="console_static")
+    http_guard.harden(app, _refusal)
 
     @app.get("/health")
     async def health(request: Request) -> HTTPResponse:

@@ -1,11 +1,18 @@
 """Staff accounts, sessions, roles and CSRF for the console.
 
-Passwords are argon2 hashes (argon2-cffi). A session is a random token in an
-HttpOnly cookie; the database keeps only its SHA-256, with an absolute expiry
-(STAFF_SESSION_HOURS) and an idle timeout (STAFF_IDLE_MINUTES). Five failed
-logins in a row lock an account for 15 minutes. Every POST carries a CSRF
-token bound to the session (or, on the login form, to a signed pre-session
-cookie). Roles: support < clinician < admin; ``require("clinician")`` lets
+Passwords are argon2 hashes (argon2-cffi), at least 12 characters and not easy to guess:
+zxcvbn (pinned) rates each one against its lists of common passwords, words, names, keyboard
+patterns, dates and repeats (and the username), and one rated under ``MIN_PASSWORD_SCORE`` is
+refused ("aaaaaaaaaaaa", "password1234"). A session is a random token in an HttpOnly cookie
+(``__Host-staff_session`` with ``COOKIE_SECURE``); the database keeps only its SHA-256, with an
+absolute expiry (STAFF_SESSION_HOURS) and an idle timeout (STAFF_IDLE_MINUTES); a new password
+ends every session of the account. Five failed logins in a row lock an account for 15 minutes;
+a sign-in costs one argon2 verification whatever the account (unknown, locked, inactive or
+real), so its timing tells nothing; and each address gets ``LOGIN_ATTEMPTS`` tries (the pages'
+limiter), so nobody can lock every account from one place. A failed sign-in is audited with a
+keyed hash of the name typed (``username_tag``), never the name itself (it is sometimes the
+password). Every POST carries a CSRF token bound to the session (or, on the login form, to a
+signed pre-session cookie). Roles: support < clinician < admin; ``require("clinician")`` lets
 clinicians and admins in.
 """
 
@@ -17,6 +24,7 @@ import secrets
 from typing import Any, Awaitable, Callable, Dict, Optional
 from urllib.parse import urlencode
 
+import zxcvbn
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sanic import Request
@@ -30,13 +38,46 @@ from clinic.db import audit_log, staff_sessions, staff_users, utcnow
 ROLES = ("support", "clinician", "admin")
 RANK = {role: i for i, role in enumerate(ROLES)}
 SESSION_COOKIE = "staff_session"
+SECURE_SESSION_COOKIE = "__Host-staff_session"  # with COOKIE_SECURE: Secure, Path=/, no Domain
 LOGIN_CSRF_COOKIE = "staff_login_csrf"
 MAX_FAILED_LOGINS = 5
 LOCKOUT = dt.timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024
+MIN_PASSWORD_SCORE = 3  # zxcvbn's 0-4: 3 is "safely unguessable", about 10^8 guesses or more
 MAX_DISPLAY_NAME = 64
 
 _hasher = PasswordHasher()
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A hash to verify against when there is no account to check (same work as a real one)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def session_cookie(settings: Any) -> str:
+    return SECURE_SESSION_COOKIE if settings.cookie_secure else SESSION_COOKIE
+
+
+def username_tag(secret: bytes, username: str) -> str:
+    """What the audit log keeps of a name typed in a failed sign-in: a keyed hash (the same name
+    gives the same tag, so repeated tries show; the name itself, sometimes a password, never)."""
+    typed = (username or "").strip().lower()
+    return "typed:" + hmac.new(secret, f"login-name\x00{typed}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def check_password(password: str, username: str = "") -> None:
+    """StaffError when ``password`` is too short, too long or too easy to guess."""
+    password = password or ""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise StaffError(f"a password has at most {MAX_PASSWORD_LENGTH} characters")
+    rating = zxcvbn.zxcvbn(password[:100], user_inputs=[u for u in (username, "clinic", "ketamine", "console") if u])
+    if rating["score"] < MIN_PASSWORD_SCORE:
+        raise StaffError("that password is too easy to guess (a common password, a pattern, or a word with a few "
+                         "changes): use several unrelated words, or a password manager's")
 
 
 class StaffError(ValueError):
@@ -68,8 +109,7 @@ def create_user(engine: Engine, username: str, password: str, role: str, display
         raise StaffError("a username is 1-64 letters, digits, '.', '_' or '-'")
     if role not in ROLES:
         raise StaffError(f"role must be one of {', '.join(ROLES)}")
-    if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise StaffError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    check_password(password, username)
     display_name = clean_display_name(display_name)
     with engine.begin() as conn:
         if conn.execute(select(staff_users.c.id).where(staff_users.c.username == username)).first():
@@ -96,16 +136,20 @@ def set_display_name(engine: Engine, username: str, display_name: Optional[str])
 
 
 def set_password(engine: Engine, username: str, password: str) -> None:
-    if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise StaffError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    """A new password (and unlocked); every session of the account ends (one signed in with the old
+    password, perhaps by someone else, does not live on)."""
+    username = (username or "").strip().lower()
+    check_password(password, username)
     with engine.begin() as conn:
-        done = conn.execute(
+        row = conn.execute(select(staff_users.c.id).where(staff_users.c.username == username)).first()
+        if row is None:
+            raise StaffError(f"no user {username!r}")
+        conn.execute(
             update(staff_users)
-            .where(staff_users.c.username == username.strip().lower())
+            .where(staff_users.c.id == row.id)
             .values(password_hash=_hasher.hash(password), failed_logins=0, locked_until=None)
         )
-        if not done.rowcount:
-            raise StaffError(f"no user {username!r}")
+        conn.execute(delete(staff_sessions).where(staff_sessions.c.user_id == row.id))
 
 
 def user_count(engine: Engine) -> int:
@@ -113,21 +157,29 @@ def user_count(engine: Engine) -> int:
         return len(conn.execute(select(staff_users.c.id)).fetchall())
 
 
+def _verifies(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 def authenticate(engine: Engine, username: str, password: str) -> Optional[Dict[str, Any]]:
-    """The user, or None (wrong name or password, locked, inactive). Counts failures."""
+    """The user, or None (wrong name or password, locked, inactive). Counts failures. One argon2
+    verification whatever the account: an unknown, locked or inactive one costs what a real one
+    does, so the time of the answer tells nothing."""
     username = (username or "").strip().lower()
+    password = (password or "")[:MAX_PASSWORD_LENGTH]
     with engine.begin() as conn:
         row = conn.execute(select(staff_users).where(staff_users.c.username == username)).first()
-        if row is None:
-            _hasher.hash(password or "x")  # same work as a real check: no user enumeration by timing
+        user = dict(row._mapping) if row is not None else None
+        matches = _verifies(user["password_hash"] if user else _dummy_hash(), password)
+        if user is None:
             return None
-        user = dict(row._mapping)
         now = utcnow()
         if not user["active"] or (user["locked_until"] and user["locked_until"] > now):
             return None
-        try:
-            _hasher.verify(user["password_hash"], password or "")
-        except (VerificationError, InvalidHashError):
+        if not matches:
             failed = user["failed_logins"] + 1
             values: Dict[str, Any] = {"failed_logins": failed}
             if failed >= MAX_FAILED_LOGINS:
@@ -233,7 +285,8 @@ def require(role: str) -> Callable[[Handler], Handler]:
         @functools.wraps(handler)
         async def wrapped(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
             ctx = request.app.ctx
-            user = session_user(ctx.engine, request.cookies.get(SESSION_COOKIE), ctx.settings.staff_idle_minutes)
+            user = session_user(ctx.engine, request.cookies.get(session_cookie(ctx.settings)),
+                                ctx.settings.staff_idle_minutes)
             if user is None:
                 return redirect("/login?" + urlencode({"next": request.path}))
             request.ctx.user = user

@@ -12,10 +12,13 @@ crisis (``action_crisis_response`` executed, a ``crisis_flagged`` slot, a
 happened (a user message parsed as ``nlu_fallback``, or ``utter_fallback`` /
 ``action_default_fallback`` executed) and the visitor's text for search.
 
-What a visitor types while a form (pre-screen, contact details, waitlist) asks
-its questions is an answer (health data, contact details): it is not copied
-into the index. Questions asked mid-form (an FAQ, a crisis, a request for a
-person) are.
+A visitor's message that filled a form slot (``clinic.form_answers``: the
+pre-screen, contact details, waitlist, callback request; the tracker's events
+say so) is an answer (health data, contact details): it is not copied into the
+index. A message waits in ``pending_text`` until its turn's events show whether
+it filled one (a turn ends with ``action_listen``, or the next message); then it
+is searchable or dropped. Messages the forms leave out (a crisis, a request for
+a person, anything outside a form) are indexed.
 
 Search uses SQLite FTS5 (``conversation_fts``, an external-content table over
 ``conversation_index.visitor_text`` kept by triggers); where FTS5 is missing
@@ -37,7 +40,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, text, tupl
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from clinic import db
+from clinic import db, form_answers
 from clinic.db import conversation_flags, conversation_index, conversation_index_state, conversation_tags, handoff_requests
 
 ci = conversation_index
@@ -48,9 +51,6 @@ MAX_TEXT_CHARS = 20_000  # searchable visitor text kept per conversation
 FIRST_MESSAGE_CHARS = 200
 CHUNK = 500  # ids per IN (...) query
 
-FORMS = frozenset({"prescreen_form", "contact_form", "waitlist_form"})
-# Intents that are not an answer to a form's question (a question of the visitor's own).
-OPEN_INTENTS = frozenset({"faq", "crisis", "human_handoff", "stop", "medical_advice", "bot_challenge", "out_of_scope", "greet", "goodbye", "thank"})
 FALLBACK_ACTIONS = frozenset({"utter_fallback", "action_default_fallback"})
 SLOTS_READ = frozenset({"prescreen_outcome", "referral_reference", "crisis_flagged"})
 OUTCOMES = ("eligible", "clinician_review", "not_eligible", "out_of_area", "crisis")
@@ -70,8 +70,8 @@ TAG_RE = re.compile(r"^[a-z0-9][a-z0-9 _-]{0,39}$")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 EVENT_COLUMNS = "id, sender_id, type_name, timestamp, intent_name, action_name"
-# Only user events and the few slots read need their JSON.
-_DATA = "CASE WHEN type_name = 'user' OR (type_name = 'slot' AND action_name IN ('prescreen_outcome', 'referral_reference', 'crisis_flagged')) THEN data END AS data"
+# Only user and slot events need their JSON (the slots read, and whether a form slot was set).
+_DATA = "CASE WHEN type_name IN ('user', 'slot') THEN data END AS data"
 
 
 # --- schema ----------------------------------------------------------------------
@@ -145,7 +145,7 @@ def new_row(conversation_id: str) -> Dict[str, Any]:
         "id": None, "conversation_id": conversation_id, "first_ts": None, "last_ts": None, "message_count": 0,
         "visitor_messages": 0, "outcome": None, "referral_reference": None, "referred": False, "prescreen": False,
         "crisis": False, "handoff": False, "fallback": False, "active_form": None, "first_message": None,
-        "visitor_text": "", "last_event_id": 0,
+        "visitor_text": "", "last_event_id": 0, "pending_text": None,
     }
 
 
@@ -175,9 +175,16 @@ def intent_of(event: Mapping[str, Any]) -> Optional[str]:
     return intent if isinstance(intent, str) else None
 
 
-def is_form_answer(active_form: Optional[str], intent: Optional[str]) -> bool:
-    """A message typed while a form asks its questions is an answer (health data, contact details)."""
-    return active_form in FORMS and intent not in OPEN_INTENTS
+def _settle(row: Dict[str, Any]) -> None:
+    """The waiting message filled no form slot: it is the visitor's own words, searchable."""
+    said, row["pending_text"] = row.get("pending_text"), None
+    if not said:
+        return
+    if row["first_message"] is None:
+        row["first_message"] = said[:FIRST_MESSAGE_CHARS]
+    if len(row["visitor_text"]) < MAX_TEXT_CHARS:
+        joined = (row["visitor_text"] + "\n" + said.lower()) if row["visitor_text"] else said.lower()
+        row["visitor_text"] = joined[:MAX_TEXT_CHARS]
 
 
 def apply_event(row: Dict[str, Any], event_id: int, type_name: str, ts: Optional[float], intent: Optional[str],
@@ -192,23 +199,21 @@ def apply_event(row: Dict[str, Any], event_id: int, type_name: str, ts: Optional
         if row["last_ts"] is None or ts > row["last_ts"]:
             row["last_ts"] = ts
     if type_name == "user":
+        _settle(row)
         row["message_count"] += 1
         row["visitor_messages"] += 1
         event = _loads(data)
         intent = intent_of(event) or intent
         if intent == "nlu_fallback":
             row["fallback"] = True
-        said = visitor_text_of(event).strip()
-        if said and not is_form_answer(row["active_form"], intent):
-            if row["first_message"] is None:
-                row["first_message"] = said[:FIRST_MESSAGE_CHARS]
-            if len(row["visitor_text"]) < MAX_TEXT_CHARS:
-                joined = (row["visitor_text"] + "\n" + said.lower()) if row["visitor_text"] else said.lower()
-                row["visitor_text"] = joined[:MAX_TEXT_CHARS]
+        said = visitor_text_of(event).strip() or None
+        row["pending_text"] = None if form_answers.sent_during_form(row["active_form"], intent) else said
     elif type_name == "bot":
         row["message_count"] += 1
     elif type_name == "action":
-        if action in FALLBACK_ACTIONS:
+        if action == "action_listen":  # the turn is over: its message filled no form slot
+            _settle(row)
+        elif action in FALLBACK_ACTIONS:
             row["fallback"] = True
         elif action == "action_human_handoff":
             row["handoff"] = True
@@ -220,6 +225,9 @@ def apply_event(row: Dict[str, Any], event_id: int, type_name: str, ts: Optional
         row["active_form"] = action
         if action == "prescreen_form":
             row["prescreen"] = True
+    elif type_name == "slot" and action in form_answers.form_slots():
+        if _loads(data).get("value") is not None:  # the waiting message was a form's answer
+            row["pending_text"] = None
     elif type_name == "slot" and action in SLOTS_READ:
         value = _loads(data).get("value")
         if action == "prescreen_outcome" and isinstance(value, str) and value:
@@ -262,7 +270,7 @@ def _clinic_flags(conn: Connection, ids: Sequence[str]) -> Tuple[Set[str], Set[s
 
 
 EVENT_FIELDS = ("first_ts", "last_ts", "message_count", "visitor_messages", "outcome", "referral_reference", "referred",
-                "prescreen", "crisis", "handoff", "fallback", "active_form", "first_message", "last_event_id")
+                "prescreen", "crisis", "handoff", "fallback", "active_form", "first_message", "last_event_id", "pending_text")
 
 
 def _tracker_rows(tracker: Engine, sql: str, params: Mapping[str, Any]) -> Optional[List[Any]]:

@@ -2,9 +2,10 @@
 
 Roles: support and up see the list and transcripts and can tag, note and mark
 reviewed; the pre-screen's answers are health data, so only clinicians and up
-see them (support sees that a pre-screen happened and its outcome; what the
-visitor typed while a form asked its questions, and the bot's replies that
-quote those answers, are withheld from support). Export is for clinicians and
+see them (support sees that a pre-screen happened and its outcome; every
+message that filled a form slot, however it was typed (``clinic.form_answers``:
+the tracker's events say so), and the bot's replies that quote those answers,
+are withheld from support). Export is for clinicians and
 up for the same reason; deletion is for admins. Every transcript view, export
 and deletion is audited (never with visitor text in the detail).
 
@@ -29,7 +30,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from clinic import referrals as referral_store, retried_messages
+from clinic import form_answers, referrals as referral_store, retried_messages
 from clinic.console import auth, conversation_index as index
 from clinic.console.pages import render
 from clinic.db import conversation_index, conversation_notes, conversation_tags, utcnow
@@ -53,7 +54,7 @@ SENSITIVE_UTTERANCES = frozenset({
     "utter_prescreen_urgent_review", "utter_referral_done", "utter_prescreen_thoughts_follow_up",
     "utter_ask_suicide_plan", "utter_ask_suicide_attempt", "utter_prescreen_passive_thoughts",
     "utter_prescreen_safety_first", "utter_prescreen_perinatal_support", "utter_prescreen_substance_support",
-})
+}) | form_answers.responses_quoting_answers()
 # The pre-screen's progress line ("Question 4 of 18", actions/prescreen_form.py): its total tells
 # whether the follow-ups were asked, so support sees the questions without it.
 PROGRESS_LINE = re.compile(r"\AQuestion \d+ of \d+\n")
@@ -165,12 +166,23 @@ def _steps(events: Sequence[Any], loaded: Sequence[Optional[Dict[str, Any]]]) ->
     return steps
 
 
+def _as_event(row: Sequence[Any]) -> Dict[str, Any]:
+    """A tracker row as much of its event as ``clinic.form_answers`` reads."""
+    if row[2] == "user":
+        d = index._loads(row[6])
+        return {"event": "user", "parse_data": {"intent": {"name": index.intent_of(d) or row[4]}}}
+    if row[2] in ("slot", "active_loop"):
+        d = index._loads(row[6])
+        return {"event": row[2], "name": d.get("name", row[5]), "value": d.get("value")}
+    return {"event": row[2]}
+
+
 def build_transcript(events: Sequence[Any], answers_visible: bool) -> Dict[str, Any]:
     """Messages, timeline and pre-screen summary of one conversation's events.
 
-    ``answers_visible`` False (support): answers typed into a form, slot values
-    that hold answers or contact details, and bot replies quoting them are
-    withheld (``masked``)."""
+    ``answers_visible`` False (support): messages that filled a form slot
+    (``clinic.form_answers``), slot values that hold answers or contact details,
+    and bot replies quoting them are withheld (``masked``)."""
     messages: List[Dict[str, Any]] = []
     timeline: List[Dict[str, Any]] = []
     answers: Dict[str, Any] = {}
@@ -181,6 +193,7 @@ def build_transcript(events: Sequence[Any], answers_visible: bool) -> Dict[str, 
     shown_events = events[:TRANSCRIPT_MAX_EVENTS]
     loaded = [index._loads(e[6]) if e[2] in ("user", "bot") else None for e in shown_events]
     retried = retried_messages.superseded(_steps(shown_events, loaded))
+    filled = form_answers.answered_messages([_as_event(e) for e in shown_events])
     for position, e in enumerate(shown_events):
         event_id, _sender, type_name, ts, intent_col, action_col, data = e[:7]
         if type_name == "user_featurization":
@@ -201,7 +214,7 @@ def build_transcript(events: Sequence[Any], answers_visible: bool) -> Dict[str, 
             button = bool((d.get("metadata") or {}).get("display"))
             if not shown:
                 shown = d.get("text") if isinstance(d.get("text"), str) else ""
-            masked = not answers_visible and index.is_form_answer(active_form, intent)
+            masked = not answers_visible and filled[position]
             messages.append({
                 "id": event_id, "speaker": "visitor", "time": when(ts), "ts": ts, "text": "" if masked else shown, "masked": masked,
                 "button": button, "intent": intent, "confidence": confidence if isinstance(confidence, (int, float)) else None,

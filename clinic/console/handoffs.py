@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from clinic import referrals as referral_store
 from clinic.console import auth
-from clinic.console.pages import render
+from clinic.console.pages import page_arg, render
 from clinic.console.referrals_queue import path_quote
 from clinic.crypto import DecryptionError, decrypt_json
 from clinic.db import handoff_requests, utcnow, waitlist
@@ -122,18 +122,12 @@ def set_status(engine: Engine, request_id: int, current: str, target: str) -> No
         raise TransitionError("the request changed meanwhile; look at its status again")
 
 
-def _int_arg(value: Optional[str], default: int = 1) -> int:
-    try:
-        return max(int(value or default), 1)
-    except ValueError:
-        return default
-
 
 def _page(request: Request, status_code: int = 200, error: str = "", message: str = "") -> HTTPResponse:
     status = request.args.get("status", "open")
     if status not in FILTERS:
         status = "open"
-    page = _int_arg(request.args.get("page"))
+    page = page_arg(request.args.get("page"))
     ctx = request.app.ctx
     rows, total = requests(ctx.engine, status, page)
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
@@ -196,7 +190,7 @@ async def handoff_status(request: Request, request_id: int) -> HTTPResponse:
 @auth.require("clinician")
 async def waitlist_page(request: Request) -> HTTPResponse:
     ctx = request.app.ctx
-    page = _int_arg(request.args.get("page"))
+    page = page_arg(request.args.get("page"))
     with ctx.engine.connect() as conn:
         by_state = [
             dict(r._mapping)

@@ -1,14 +1,16 @@
 """Rendering for the console, and the pages every role shares: sign in, sign out, home."""
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import urlparse
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Blueprint, Request
+from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse, html, redirect
 
 from clinic.console import auth
+from clinic.web import client_address
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -74,20 +76,30 @@ async def login(request: Request) -> HTTPResponse:
     next_url = _safe_next(request.form.get("next", "/"))
     if not auth.csrf_ok(ctx.secret, request.cookies.get(auth.LOGIN_CSRF_COOKIE), request.form.get("csrf")):
         return redirect("/login")
+    pre = request.cookies.get(auth.LOGIN_CSRF_COOKIE)
+    retry_after = await ctx.login_limit.check(f"ip:{client_address.of_request(request)}")
+    if retry_after is not None:  # before any password is checked: one place cannot lock every account
+        response = render(
+            request, "login.html", status=429, csrf_login=auth.csrf_token(ctx.secret, pre), next=next_url,
+            error="Too many sign-in attempts from here. Please wait a minute and try again.",
+        )
+        response.headers["Retry-After"] = str(retry_after)
+        return response
     user = auth.authenticate(ctx.engine, request.form.get("username", ""), request.form.get("password", ""))
     if user is None:
-        auth.audit(ctx.engine, None, "login_failed", "staff_user", (request.form.get("username") or "")[:64])
-        pre = request.cookies.get(auth.LOGIN_CSRF_COOKIE)
+        auth.audit(ctx.engine, None, "login_failed", "staff_user",
+                   auth.username_tag(ctx.secret, request.form.get("username") or ""))
         return render(
             request, "login.html", status=401, csrf_login=auth.csrf_token(ctx.secret, pre), next=next_url,
             error="That username and password don't match, or the account is locked for a while after repeated failures.",
         )
-    auth.end_session(ctx.engine, request.cookies.get(auth.SESSION_COOKIE))  # no session carried over a sign-in
+    name = auth.session_cookie(ctx.settings)
+    auth.end_session(ctx.engine, request.cookies.get(name))  # no session carried over a sign-in
     token = auth.start_session(ctx.engine, user["id"], ctx.settings.staff_session_hours)
     auth.audit(ctx.engine, user, "login")
     response = redirect(next_url)
-    response.cookies[auth.SESSION_COOKIE] = token
-    cookie = response.cookies[auth.SESSION_COOKIE]
+    response.cookies[name] = token
+    cookie = response.cookies[name]
     cookie["httponly"] = True
     cookie["samesite"] = "Strict"
     cookie["path"] = "/"
@@ -99,9 +111,10 @@ async def login(request: Request) -> HTTPResponse:
 @bp.post("/logout")
 @auth.require("support")
 async def logout(request: Request) -> HTTPResponse:
-    auth.end_session(request.app.ctx.engine, request.cookies.get(auth.SESSION_COOKIE))
+    name = auth.session_cookie(request.app.ctx.settings)
+    auth.end_session(request.app.ctx.engine, request.cookies.get(name))
     response = redirect("/login")
-    del response.cookies[auth.SESSION_COOKIE]
+    del response.cookies[name]
     return response
 
 
@@ -109,3 +122,18 @@ async def logout(request: Request) -> HTTPResponse:
 @auth.require("support")
 async def home(request: Request) -> HTTPResponse:
     return redirect("/conversations")
+
+
+MAX_PAGE = 100_000  # a page number past this is no page of any list (5 million rows at 50 a page)
+
+
+def page_arg(value: Optional[str], default: int = 1) -> int:
+    """A list's page number from the query string: not a number is the first page; a number past
+    ``MAX_PAGE`` is no page (404), never an offset for the database to overflow on."""
+    try:
+        page = int(value or default)
+    except ValueError:
+        return default
+    if page > MAX_PAGE:
+        raise NotFound("No such page")
+    return max(page, 1)

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.pool import NullPool
 
-from clinic import db, referral_spool
+from clinic import db, encrypted_sqlite, referral_spool
 from clinic.console import auth, conversation_index as index
 
 SYSTEM = {"id": None, "username": "system"}
@@ -43,7 +43,7 @@ COUNT_NAMES = (
 def tracker_writer(url: str) -> Engine:
     """A writable engine on the tracker store, for deletion only (no pool: closed after use)."""
     if url.startswith("sqlite:///"):
-        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 15})
+        engine = encrypted_sqlite.create_engine(url, poolclass=NullPool, connect_args={"timeout": 15})
 
         @event.listens_for(engine, "connect")
         def _busy(dbapi_connection: Any, _record: Any) -> None:

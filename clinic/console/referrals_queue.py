@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from clinic import referrals as referral_store
 from clinic.console import auth
 from clinic.console.conversations import answer_summary
-from clinic.console.pages import render
+from clinic.console.pages import page_arg, render
 from clinic.crypto import DecryptionError
 from clinic.db import referral_notes, referral_workflow, referrals, staff_users, utcnow
 
@@ -215,12 +215,6 @@ def _date_arg(value: Optional[str]) -> Optional[dt.date]:
         return None
 
 
-def _int_arg(value: Optional[str], default: int) -> int:
-    try:
-        return max(int(value or default), 1)
-    except ValueError:
-        return default
-
 
 def _referral_or_404(engine: Engine, reference: str) -> Dict[str, Any]:
     normal = referral_store.normalize_reference(reference)
@@ -248,7 +242,7 @@ async def referral_queue(request: Request) -> HTTPResponse:
             status = "open"
         created_from = _date_arg(request.args.get("from"))
         created_to = _date_arg(request.args.get("to"))
-        page = _int_arg(request.args.get("page"), 1)
+        page = page_arg(request.args.get("page"))
     rows, total = queue(engine, status, created_from, created_to, page)
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     base = {"status": status}

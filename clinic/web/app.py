@@ -10,7 +10,7 @@ from sanic.response import HTTPResponse, json
 from sanic.server.protocols.http_protocol import HttpProtocol
 
 from clinic.settings import Settings, get_settings
-from clinic import db
+from clinic import db, http_guard
 from clinic.web import live_updates, pages, visitor_api
 from clinic.web.idempotency import reply_cache
 from clinic.web.rate_limit import limiter
@@ -77,11 +77,14 @@ def create_app(
     app.ctx.replies = reply_cache(settings.redis_url)
     app.ctx.message_limit = limiter(settings.rate_limit_messages, settings.redis_url, "messages")  # per conversation
     app.ctx.new_visitor_limit = limiter(settings.rate_limit_new_visitors, settings.redis_url, "new_visitors")  # per address
+    app.ctx.read_limit = limiter(settings.rate_limit_reads, settings.redis_url, "reads")  # per conversation
+    app.ctx.address_limit = limiter(settings.rate_limit_address, settings.redis_url, "address")  # per address
 
     app.blueprint(pages.bp)
     app.blueprint(visitor_api.bp)
     live_updates.setup(app)
     app.static("/static", str(pages.STATIC), name="static")
+    http_guard.harden(app, lambda _request, status, code, detail: visitor_api.refusal(status, code, detail))
 
     @app.get("/health")
     async def health(request: Request) -> HTTPResponse:
@@ -97,13 +100,16 @@ def create_app(
     async def security_headers(request: Request, response: HTTPResponse) -> None:
         for header, value in SECURITY_HEADERS.items():
             response.headers.setdefault(header, value)
+        if request.path.startswith("/api/"):  # a conversation: never in a browser's or a proxy's cache
+            response.headers["Cache-Control"] = "no-store"
         if settings.hsts_header:
             response.headers.setdefault("Strict-Transport-Security", settings.hsts_header)
         visitor_api.add_cors_headers(request, response)
 
     @app.after_server_stop
     async def close_rasa(app: Sanic, _loop: Any) -> None:
-        for client in (app.ctx.rasa, app.ctx.replies, app.ctx.message_limit, app.ctx.new_visitor_limit):
+        for client in (app.ctx.rasa, app.ctx.replies, app.ctx.message_limit, app.ctx.new_visitor_limit,
+                       app.ctx.read_limit, app.ctx.address_limit):
             close = getattr(client, "close", None)
             if close is not None:
                 await close()

@@ -17,6 +17,10 @@ The console changes the state first, then writes the announcing line to the
 transcript; an answer that finds the state changed but not its line yet reads
 the transcript again for up to ``UPDATES_SETTLE_S``, so the line comes with it.
 
+One long poll at a time per conversation (``app.ctx.open_polls``, per web-app process): a second
+one while the first is open is answered 429 (a page open twice, or a script holding many); each is
+charged to the conversation's and the address's limits first (``clinic.web.visitor_api``).
+
 App settings (``app.config``): ``UPDATES_WAIT_S`` (25), ``UPDATES_CHECK_S``
 (0.3: how often the state is read), ``UPDATES_SETTLE_S`` (2). A server that is
 stopping answers its open polls at once with 503, so a restart never waits on
@@ -35,9 +39,11 @@ from sanic.response import HTTPResponse, json
 from clinic.rasa_client import RasaUnavailable
 from clinic.web import live_chat
 from clinic.web.visitor_api import (
+    ALREADY_WAITING,
     UNAVAILABLE,
     answers_preflight,
     history_from_events,
+    rate_limited,
     refusal,
     visitor_conversation,
 )
@@ -56,6 +62,8 @@ def setup(app: Sanic) -> None:
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
     app.blueprint(bp)
+
+    app.ctx.open_polls = set()  # conversations with a long poll open in this process
 
     @app.before_server_start
     async def open_updates(app: Sanic, _loop: Any) -> None:
@@ -142,8 +150,25 @@ async def updates(request: Request) -> HTTPResponse:
     except BadParameter as bad:
         return refusal(400, "invalid_parameter", f"{bad} Expected /api/updates?after=<unix time>&version=<number>.")
     conversation_id = visitor_conversation(request)
+    limited = await rate_limited(request, conversation_id, "read")
+    if limited is not None:
+        return limited
     if conversation_id is None:
         return json({"handoff": dict(live_chat.ASSISTANT), "messages": []})
+    if conversation_id in app.ctx.open_polls:
+        response = refusal(429, "already_waiting", ALREADY_WAITING)
+        response.headers["Retry-After"] = str(math.ceil(float(app.config.UPDATES_WAIT_S)))
+        return response
+    app.ctx.open_polls.add(conversation_id)
+    try:
+        return await _wait_for_update(request, conversation_id, after, version, position)
+    finally:
+        app.ctx.open_polls.discard(conversation_id)
+
+
+async def _wait_for_update(request: Request, conversation_id: str, after: float, version: int,
+                           position: Optional[int]) -> HTTPResponse:
+    app = request.app
     engine, config = app.ctx.engine, app.config
 
     deadline = time.monotonic() + float(config.UPDATES_WAIT_S)

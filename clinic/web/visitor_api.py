@@ -18,8 +18,22 @@
 "waiting" (in the queue for a person, at ``position``) or "person" (``agent``
 answers); ``version`` changes whenever that or the live chat changes.
 
-The conversation id lives in a signed, HttpOnly cookie. Other sites may embed
-the widget when their origin is in ``WIDGET_ALLOWED_ORIGINS`` (CORS).
+The conversation id lives in a signed, HttpOnly cookie (``__Host-cid`` with
+``COOKIE_SECURE``), issued anew with each answer; its signature covers its issue
+time, and one not renewed for ``VISITOR_IDLE_DAYS`` is refused (a new
+conversation starts). A request with two such cookies is taken as having none.
+Other sites may embed the widget when their origin is in
+``WIDGET_ALLOWED_ORIGINS`` (CORS); ``/api/reset`` and ``/api/handoff/cancel``
+(which need no preflight) refuse a request from any other site's page.
+
+**Limits** (``clinic.web.rate_limit``; 429 with ``Retry-After`` and a reason that
+gives 988): every request per address (``RATE_LIMIT_ADDRESS``; the address as
+``clinic.web.client_address`` finds it behind ``TRUSTED_PROXIES``); new
+conversations, "start over" included, per address (``RATE_LIMIT_NEW_VISITORS``);
+messages per conversation (``RATE_LIMIT_MESSAGES``); history, updates, leaving
+the queue and "start over" per conversation (``RATE_LIMIT_READS``); one open long poll per
+conversation. A button's signature is checked before any limit is charged, so a
+forged button costs nobody else anything.
 """
 
 import functools
@@ -33,7 +47,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty, json
 
 from clinic import retried_messages
-from clinic.web import live_chat, signing, visitor_input
+from clinic.web import client_address, live_chat, signing, visitor_input
 from clinic.rasa_client import RasaUnavailable, replies_to
 
 logger = logging.getLogger(__name__)
@@ -41,7 +55,7 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("visitor_api", url_prefix="/api")
 
 COOKIE = "cid"
-COOKIE_MAX_AGE = 60 * 60 * 24 * 30
+SECURE_COOKIE = "__Host-cid"  # with COOKIE_SECURE: Secure, Path=/, no Domain (RFC 6265bis prefix)
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 UNAVAILABLE = (
@@ -81,36 +95,54 @@ def refusal(status: int, code: str, detail: str, **extra: Any) -> HTTPResponse:
     return json({"error": code, "detail": detail, **extra}, status=status)
 
 
+def cookie_name(settings: Any) -> str:
+    return SECURE_COOKIE if settings.cookie_secure else COOKIE
+
+
+def _cookie_count(request: Request, name: str) -> int:
+    """How many cookies named ``name`` the request carries (Sanic keeps only one of them)."""
+    count = 0
+    for header in request.headers.getall("cookie", []):
+        count += sum(1 for part in header.split(";") if part.strip().partition("=")[0] == name)
+    return count
+
+
 def visitor_conversation(request: Request) -> Optional[str]:
-    """The conversation id in the visitor's cookie; None without one (or with a forged one)."""
-    cookie = request.cookies.get(COOKIE)
-    if cookie is not None and not cookie.isascii():  # a quoted cookie may hold any escaped character
+    """The conversation id in the visitor's cookie; None without one (or with a forged, stale or
+    duplicated one)."""
+    settings = request.app.ctx.settings
+    name = cookie_name(settings)
+    cookie = request.cookies.get(name)
+    if cookie is None:
         return None
-    return signing.read_conversation_id(request.app.ctx.secret, cookie)
+    if not cookie.isascii() or _cookie_count(request, name) != 1:  # an escaped character; a second cookie
+        return None
+    return signing.read_conversation_id(request.app.ctx.secret, cookie, settings.visitor_idle_days * 86400)
 
 
 def _set_cookie(request: Request, response: HTTPResponse, conversation_id: str) -> None:
+    """The conversation's cookie, issued now (so its idle time starts again)."""
     settings = request.app.ctx.settings
-    response.cookies[COOKIE] = signing.sign_conversation_id(request.app.ctx.secret, conversation_id)
-    cookie = response.cookies[COOKIE]
+    name = cookie_name(settings)
+    response.cookies[name] = signing.sign_conversation_id(request.app.ctx.secret, conversation_id)
+    cookie = response.cookies[name]
     cookie["httponly"] = True
     cookie["samesite"] = settings.cookie_samesite
     cookie["path"] = "/"
-    cookie["max-age"] = COOKIE_MAX_AGE
+    cookie["max-age"] = int(settings.visitor_idle_days * 86400)
     if settings.cookie_secure:
         cookie["secure"] = True
 
 
 def _buttons(secret: bytes, conversation_id: str, buttons: Any) -> List[Dict[str, str]]:
-    return [
-        {
-            "title": str(b.get("title", "")),
-            "payload": str(b.get("payload", "")),
-            "sig": signing.sign_payload(secret, conversation_id, str(b.get("payload", ""))),
-        }
-        for b in buttons or []
-        if isinstance(b, dict) and b.get("payload")
-    ]
+    """The bot's buttons, each signed for the conversation, its payload and its title."""
+    signed = []
+    for b in buttons or []:
+        if isinstance(b, dict) and b.get("payload"):
+            title, payload = visitor_input.button_title(str(b.get("title", ""))), str(b.get("payload", ""))
+            signed.append({"title": title, "payload": payload,
+                           "sig": signing.sign_payload(secret, conversation_id, payload, title)})
+    return signed
 
 
 def for_browser(secret: bytes, conversation_id: str, replies: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -203,21 +235,55 @@ async def _session_started(rasa: Any, conversation_id: str) -> bool:
     return not tried or any(e.get("event") == "session_started" for e in events)
 
 
-TOO_FAST = "You're sending messages faster than I can answer. Please wait a few seconds and try again."
+CRISIS_LINE = "If you need to talk to someone now, call or text 988, or call 911 in an emergency."
+TOO_FAST = f"You're sending messages faster than I can answer. Please wait a few seconds and try again. {CRISIS_LINE}"
+TOO_MANY = f"There are too many requests from your connection just now. Please wait a moment and try again. {CRISIS_LINE}"
+ALREADY_WAITING = (f"This chat is already waiting for the team's messages in another window or tab. "
+                   f"Please use that one, or try again in a moment. {CRISIS_LINE}")
+FOREIGN_ORIGIN = "That request came from another website's page, so it was not carried out."
+
+# what a request is charged, besides the per-address limit of every request: the limiter of the
+# app (its ctx name) and whether it is keyed on the address (else on the conversation)
+CHARGES = {
+    "new": ("new_visitor_limit", True),  # a new conversation (a first message, "start over")
+    "message": ("message_limit", False),
+    "read": ("read_limit", False),  # history, updates, leaving the queue
+}
 
 
-async def _rate_limited(request: Request, conversation_id: str, is_new: bool) -> Optional[HTTPResponse]:
-    """A 429 when this visitor, or this address opening new conversations, goes too fast."""
-    if is_new:
-        limiter, key = request.app.ctx.new_visitor_limit, f"ip:{request.ip}"
-    else:
-        limiter, key = request.app.ctx.message_limit, f"cid:{conversation_id}"
-    retry_after = await limiter.check(key)
-    if retry_after is None:
+async def rate_limited(request: Request, conversation_id: Optional[str], kind: str) -> Optional[HTTPResponse]:
+    """A 429 when this address, or this conversation, goes too fast for a request of ``kind``
+    (``CHARGES``; a read without a conversation is charged to the address only)."""
+    ctx, address = request.app.ctx, client_address.of_request(request)
+    checks = [(ctx.address_limit, f"ip:{address}", TOO_MANY)]
+    name, by_address = CHARGES[kind]
+    if by_address:
+        checks.append((getattr(ctx, name), f"ip:{address}", TOO_MANY))
+    elif conversation_id is not None:
+        checks.append((getattr(ctx, name), f"cid:{conversation_id}", TOO_FAST))
+    for limiter, key, reason in checks:
+        retry_after = await limiter.check(key)
+        if retry_after is not None:
+            response = refusal(429, "rate_limited", reason)
+            response.headers["Retry-After"] = str(retry_after)
+            return response
+    return None
+
+
+def foreign_origin(request: Request) -> Optional[HTTPResponse]:
+    """A 403 for a request sent by another site's page (its ``Origin`` is neither this site nor one
+    of ``WIDGET_ALLOWED_ORIGINS``): with ``COOKIE_SAMESITE=None`` the browser sends the visitor's
+    cookie along, and a request with no body needs no CORS preflight."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return None  # browsers send it with every POST; a request without one is no other site's page
+    origin = origin.strip().rstrip("/")
+    if origin in request.app.ctx.settings.widget_allowed_origins:
         return None
-    response = refusal(429, "rate_limited", TOO_FAST)
-    response.headers["Retry-After"] = str(retry_after)
-    return response
+    _, _, host = origin.partition("://")
+    if host and host.lower() == (request.headers.get("host") or "").lower():
+        return None
+    return refusal(403, "foreign_origin", FOREIGN_ORIGIN)
 
 
 @bp.route("/chat", methods=["POST", "OPTIONS"])
@@ -238,14 +304,17 @@ async def chat(request: Request) -> HTTPResponse:
     if message_id is not None and not (isinstance(message_id, str) and MESSAGE_ID.match(message_id)):
         return refusal(400, "invalid_id", "A message id is up to 64 letters, digits, - or _.")
 
-    limited = await _rate_limited(request, conversation_id, is_new)
+    metadata: Dict[str, Any] = {}
+    if isinstance(parsed, visitor_input.Button):  # its signature first: a forged button is charged to nobody
+        if is_new or not signing.payload_is_genuine(secret, conversation_id, parsed.payload, parsed.title,
+                                                    parsed.signature):
+            return refusal(403, "unknown_button", "That button has expired. Please type your message instead.")
+
+    limited = await rate_limited(request, conversation_id, "new" if is_new else "message")
     if limited is not None:
         return limited
 
-    metadata: Dict[str, Any] = {}
     if isinstance(parsed, visitor_input.Button):
-        if is_new or not signing.payload_is_genuine(secret, conversation_id, parsed.payload, parsed.signature):
-            return refusal(403, "unknown_button", "That button has expired. Please type your message instead.")
         text = parsed.payload
         if parsed.title:
             metadata["display"] = parsed.title
@@ -289,8 +358,7 @@ async def chat(request: Request) -> HTTPResponse:
     # read after the message: the assistant may just have put the visitor in the queue
     state = await live_chat.visitor_state(engine, conversation_id)
     response = json({"messages": messages, "handoff": state})
-    if is_new:
-        _set_cookie(request, response, conversation_id)
+    _set_cookie(request, response, conversation_id)  # new, or issued anew: its idle time starts again
     return response
 
 
@@ -298,6 +366,9 @@ async def chat(request: Request) -> HTTPResponse:
 @answers_preflight
 async def history(request: Request) -> HTTPResponse:
     conversation_id = visitor_conversation(request)
+    limited = await rate_limited(request, conversation_id, "read")
+    if limited is not None:
+        return limited
     if conversation_id is None:
         return json({"messages": [], "handoff": dict(live_chat.ASSISTANT)})
     try:
@@ -306,18 +377,22 @@ async def history(request: Request) -> HTTPResponse:
         logger.warning("rasa unavailable: %s", exc)
         return refusal(503, "assistant_unavailable", UNAVAILABLE)
     state = await live_chat.visitor_state(request.app.ctx.engine, conversation_id)
-    return json({"messages": history_from_events(request.app.ctx.secret, conversation_id, events), "handoff": state})
+    response = json({"messages": history_from_events(request.app.ctx.secret, conversation_id, events), "handoff": state})
+    _set_cookie(request, response, conversation_id)  # a reload renews it too
+    return response
 
 
 @bp.route("/handoff/cancel", methods=["POST", "OPTIONS"])
 @answers_preflight
 async def cancel_handoff(request: Request) -> HTTPResponse:
     """The visitor leaves the queue for a person; 409 when they are not in it."""
+    refused = foreign_origin(request)
+    if refused is not None:
+        return refused
     conversation_id = visitor_conversation(request)
-    if conversation_id is not None:
-        limited = await _rate_limited(request, conversation_id, is_new=False)
-        if limited is not None:
-            return limited
+    limited = await rate_limited(request, conversation_id, "read")
+    if limited is not None:
+        return limited
     engine = request.app.ctx.engine
     try:
         events = await live_chat.leave_queue(request.app.ctx.rasa, engine, conversation_id)
@@ -331,7 +406,15 @@ async def cancel_handoff(request: Request) -> HTTPResponse:
 @answers_preflight
 async def reset(request: Request) -> HTTPResponse:
     ctx = request.app.ctx
-    await live_chat.end_for_new_conversation(ctx.rasa, ctx.engine, visitor_conversation(request))
+    refused = foreign_origin(request)
+    if refused is not None:
+        return refused
+    ending = visitor_conversation(request)
+    for kind, conversation in (("read", ending), ("new", None)):  # the conversation's, then the address's
+        limited = await rate_limited(request, conversation, kind)
+        if limited is not None:
+            return limited
+    await live_chat.end_for_new_conversation(ctx.rasa, ctx.engine, ending)
     response = json({"messages": [], "handoff": dict(live_chat.ASSISTANT)})
     _set_cookie(request, response, signing.new_conversation_id())
     return response

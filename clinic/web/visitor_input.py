@@ -56,6 +56,11 @@ def parse_body(body: bytes, content_type: Optional[str]) -> Any:
         raise Refusal(400, "invalid_json", "The request body is not valid JSON.")
 
 
+def button_title(title: Any) -> str:
+    """A button's title as it is shown, signed (clinic.web.signing) and kept: cleaned, 200 characters at most."""
+    return clean_text(title)[:200] if isinstance(title, str) else ""
+
+
 def chat_message(data: Any, max_chars: int) -> "str | Button":
     """The visitor's text, or the button they pressed."""
     if not isinstance(data, dict):
@@ -64,9 +69,7 @@ def chat_message(data: Any, max_chars: int) -> "str | Button":
     if button is not None:
         if not isinstance(button, dict) or not all(_is_text(button.get(k)) for k in ("payload", "sig")):
             raise Refusal(400, "invalid_button", "A button needs its payload and signature.")
-        title = button.get("title")
-        title = clean_text(title)[:200] if isinstance(title, str) else ""
-        return Button(payload=button["payload"], signature=button["sig"], title=title)
+        return Button(payload=button["payload"], signature=button["sig"], title=button_title(button.get("title")))
     message = data.get("message")
     if not isinstance(message, str):
         raise Refusal(400, "invalid_body", 'Expected a JSON object such as {"message": "Hello"}.')
