@@ -4,7 +4,6 @@ encrypted, a clinician's notice by SMTP with nothing of the visitor in it), clin
 urgent clinician review for thoughts of ending one's life without a plan or an attempt, not
 eligible, out of area and crisis. The steps are tests/prescreen_walk.py's."""
 
-import sqlite3
 import time
 from typing import List, Tuple
 
