@@ -58,3 +58,111 @@ def test_rule_that_fires(detector, nlp, text, rule):
 )
 def test_negations_idioms_and_general_questions(detector, nlp, text):
     assert detector.find(nlp(text)) is None
+
+
+# --- the floor under the classifier: slang, the clinic's products, Spanish; no lookalikes ------
+
+@pytest.mark.parametrize(
+    "text, rule",
+    [
+        ("no one knows i want to die", "want_to_die"),            # a negation of another clause
+        ("i'm not going to lie i want to die", "want_to_die"),
+        ("no matter what i do i want to die", "want_to_die"),
+        ("i'm not okay i want to end it", "kill_self"),
+        ("kms", "kill_self"),
+        ("k1ll mys3lf", "kill_self"),
+        ("thinking about sewer slide", "kill_self"),
+        ("im gonna unalive myself", "kill_self"),
+        ("me quiero morir", "kill_self"),
+        ("ya no quiero vivir", "want_to_die"),
+        ("tengo ganas de no despertar", "want_to_die"),
+        ("quiero quitarme la vida", "kill_self"),
+        ("me hago daño cuando estoy sola", "self_harm"),
+        ("i took all my troches at once", "overdose"),
+        ("im going to take all my lozenges tonight", "overdose"),
+        ("i've been saving up my doses", "overdose"),
+        ("i think i od'd", "overdose"),
+        ("what's the lethal dose of ketamine", "lethal_amount"),
+        ("how many troches would it take to kill me", "overdose"),
+        ("enough to never wake up", "lethal_amount"),
+        ("my husband choked me last night", "danger_now"),
+        ("i'm scared for my life", "danger_now"),
+        ("i'm tired of being alive", "want_to_die"),
+    ],
+)
+def test_statements_the_floor_catches(detector, nlp, text, rule):
+    match = detector.find(nlp(text.lower()))
+    assert match is not None and (match.rule, match.kind) == (rule, "statement"), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "that's odd, the page won't load",
+        "i want to dye my hair before my first session",
+        "is it possible to od on the nasal spray",
+        "should i take the whole troche or half",
+        "i'm tired of being a guinea pig for drug companies",
+        "I do not wish to continue with these questions.",
+        "I'm in danger of over-scheduling myself",
+        "i don't want to die, i just want to feel better",
+        "i'm not going to hurt myself",
+        "estoy triste pero no quiero hacerme daño",
+        "my daughter wrote an ode to our dog",
+    ],
+)
+def test_lookalikes_and_negations_are_no_statement(detector, nlp, text):
+    match = detector.find(nlp(text.lower()))
+    assert match is None or match.kind == "mention", text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "why does the form ask about thoughts of ending my life?",
+        "i'm a therapist with a client with suicidal ideation",
+        "my brother died by suicide last year",
+        "what are the signs of an overdose",
+        "a history of self-harm, does that rule me out",
+    ],
+)
+def test_mentions_are_mentions_for_the_classifier_to_weigh(detector, nlp, text):
+    doc = nlp(text.lower())
+    match = detector.find(doc)
+    assert detector.mentions(doc)
+    assert match is None or match.kind == "mention", text
+
+
+def test_a_statement_after_a_negated_one_is_found(detector, nlp):
+    match = detector.find(nlp("i don't want to hurt myself, i want to die"))
+    assert match is not None and match.rule == "want_to_die"
+
+
+def test_a_statement_comes_before_an_earlier_mention(detector, nlp):
+    match = detector.find(nlp("i read about suicide and i want to kill myself"))
+    assert (match.rule, match.kind) == ("kill_self", "statement")
+
+
+def test_a_clause_break_ends_a_negation(detector, nlp):
+    assert detector.find(nlp("i can't sleep and i want to die")).rule == "want_to_die"
+    assert detector.find(nlp("i don't know if i can go on")) is not None  # "know" does not negate
+
+
+def test_past_and_resolved_clears_a_mention_not_a_statement(detector, nlp):
+    assert detector.find(nlp("i used to self harm as a teen but i'm doing well now")) is None
+    assert detector.find(nlp("i used to be happy, now i feel suicidal")) is not None
+    match = detector.find(nlp("years ago i was fine and now i want to kill myself"))
+    assert match is not None and match.kind == "statement"
+
+
+def test_a_general_question_clears_a_mention_but_a_question_about_me_does_not(detector, nlp):
+    assert detector.find(nlp("does ketamine help with suicidal thoughts?")) is None
+    assert detector.find(nlp("can ketamine help me with suicidal thoughts?")) is not None
+
+
+def test_the_precheck_agrees_with_the_matcher(detector, nlp):
+    texts = PHRASES["positives"] + PHRASES["negatives"] + ["hello", "what does it cost", "kms", "the end\nof it"]
+    for text in texts:
+        doc = nlp(text.lower())
+        if not detector.precheck.may_match(doc):
+            assert detector.matcher(doc) == [], text

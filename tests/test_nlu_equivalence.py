@@ -3,10 +3,11 @@
 Every text the project has (the held-out set, the crisis phrases, the training
 data, the bench's visitor texts and the buttons' payloads, and a few odd
 inputs) is parsed by the trained model; each fast path is compared with the
-computation it replaces (sklearn's ``transform`` and ``decision_function`` for
-the classifier, ``nlp(text)`` for spaCy's entities), down to the last bit of
-every float, and the whole parse (intent, confidence, ranking, FAQ topic,
-entities, crisis flag) is compared with the parse made by the original
+computation it replaces (sklearn's ``transform`` for the n-grams of the intent
+classifier and of the safety classifier, ``nlp(text)`` for spaCy's entities, the
+crisis patterns' matcher for its precheck), down to the last bit of every float,
+and the whole parse (intent, confidence, ranking, FAQ topic, entities, the
+safety layer's verdict) is compared with the parse made by the original
 computations.
 """
 
@@ -20,10 +21,13 @@ import pytest
 import yaml
 
 from clinic.nlu import model_walk, ner_tok2vec
-from clinic.nlu.crisis_safety_net import CrisisSafetyNet, MatcherPrecheck
-from clinic.nlu.linear_intent_classifier import LinearIntentClassifier, LinearModel, softmax
+from clinic.nlu.linear_intent_classifier import LinearIntentClassifier
+from clinic.nlu.safety_layer import SafetyLayerComponent
+from clinic.nlu.sentence_embeddings import encoder
 from clinic.nlu.spacy_ner import SpacyNER
+from clinic.safety.crisis_patterns import MatcherPrecheck
 from clinic.nlu_eval import load_examples
+from clinic.safety.bank import load_bank
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,6 +75,7 @@ def all_texts() -> List[str]:
     phrases = yaml.safe_load((ROOT / "tests" / "nlu" / "crisis_phrases.yml").read_text())
     texts = [t for t, _ in load_examples(ROOT / "tests" / "nlu" / "heldout.yml")]
     texts += phrases["positives"] + phrases["negatives"]
+    texts += [e.text for e in load_bank(ROOT / "tests" / "safety" / "validation_bank.yml")][::3]
     texts += training_texts() + bench_texts() + ODD_TEXTS
     for f in sorted((ROOT / "domain").rglob("*.yml")) + sorted((ROOT / "data").rglob("*.yml")):
         texts += list(_payloads(yaml.safe_load(f.read_text())))
@@ -102,9 +107,9 @@ def spacy_ner(agent: Any) -> SpacyNER:
 
 
 @pytest.fixture(scope="module")
-def safety_net(agent: Any, parse: Any) -> CrisisSafetyNet:
-    parse("hello")  # the detector is made for the first message's vocab
-    return _node(agent, CrisisSafetyNet)
+def safety_layer(agent: Any, parse: Any) -> SafetyLayerComponent:
+    parse("hello")  # the patterns are built for the first message's vocab
+    return _node(agent, SafetyLayerComponent)
 
 
 def test_the_corpus_is_the_projects_texts(texts):
@@ -112,14 +117,25 @@ def test_the_corpus_is_the_projects_texts(texts):
     assert "am i eligible?" in texts and "(212) 555-0199" in texts and "/start_prescreen" in texts
 
 
-def test_the_classifier_scores_and_ranking_are_sklearns_to_the_last_bit(classifier, texts):
-    model, scale = classifier.model, float(classifier.config["confidence_scale"])
-    for text in texts:
-        scores = model.decision_function([text])[0]
-        assert np.array_equal(model.scores(text), scores), text
-        confidences = softmax(scores, scale)
-        expected = [(str(model.classes_[i]), float(confidences[i])) for i in np.argsort(-confidences)]
-        assert classifier.predict_labels(text) == expected, text
+def _embedded(texts: List[str]) -> List[Any]:
+    """A sample of the texts with their sentence embeddings, as the embedder gives them."""
+    sample = [t for t in texts[::4] if t.strip() and not t.startswith("/")]
+    return list(zip(sample, encoder().encode(sample)))
+
+
+@pytest.mark.parametrize("component", ["classifier", "safety_layer"])
+def test_the_scores_are_sklearns_to_the_last_bit(component, request, texts):
+    """Both linear models: the direct scores are those of sklearn's transform (the n-grams) plus
+    the same embedding product; the intent classifier's ranking follows from them."""
+    node = request.getfixturevalue(component)
+    model = node.model
+    for text, embedding in _embedded(texts):
+        scores = model.decision_function([text], embedding[None])[0]
+        assert np.array_equal(model.scores(text, embedding), scores), text
+        if component == "classifier":
+            confidences = model.confidences(scores)
+            expected = [(str(model.classes_[i]), float(confidences[i])) for i in np.argsort(-confidences)]
+            assert node.predict_labels(text, embedding) == expected, text
 
 
 def test_the_classifier_features_are_sklearns(classifier, texts):
@@ -312,14 +328,15 @@ def test_spacy_entities_and_tokens_are_those_of_nlp(spacy_ner, texts):
     assert sum(len(m.get("entities", [])) for m in messages) > 100
 
 
-def test_the_crisis_precheck_skips_only_messages_without_a_match(safety_net, spacy_ner, texts):
-    detector, precheck = safety_net._detector, safety_net._precheck
+def test_the_crisis_precheck_skips_only_messages_without_a_match(safety_layer, spacy_ner, texts):
+    detector = safety_layer.layer.detector
+    precheck = detector.precheck
     skipped = 0
     for text in texts:
         doc = spacy_ner._nlp.make_doc(text.lower())
         if not precheck.may_match(doc):
             skipped += 1
-            assert detector.matcher(doc) == [] and detector.find(doc) is None, text
+            assert detector.matcher(doc) == [] and detector.find(doc) is None and not detector.mentions(doc), text
     assert skipped > len(texts) * 0.7  # most messages: the check is worth it
 
 
@@ -355,12 +372,13 @@ def _parses(agent: Any, loop: Any, texts: List[str]) -> List[Any]:
     return parses
 
 
-def test_whole_parses_are_those_of_the_original_computations(agent, loop, classifier, spacy_ner, safety_net, texts,
+def test_whole_parses_are_those_of_the_original_computations(agent, loop, classifier, spacy_ner, safety_layer, texts,
                                                              monkeypatch):
     fast = _parses(agent, loop, texts)
-    model = classifier.model
-    monkeypatch.setattr(safety_net._precheck, "may_match", lambda doc: True)
-    monkeypatch.setattr(model, "scores", lambda text: model.decision_function([text])[0])
+    monkeypatch.setattr(safety_layer.layer.detector.precheck, "may_match", lambda doc: True)
+    for model in (classifier.model, safety_layer.model):
+        monkeypatch.setattr(model, "scores", lambda text, e=None, m=model: m.decision_function(
+            [text], None if e is None else e[None])[0])
     monkeypatch.setattr(spacy_ner, "_ner_entities", lambda text: _original_entities(spacy_ner, text))
     with thinc_forward(spacy_ner._nlp):
         original = _parses(agent, loop, texts)
@@ -368,8 +386,9 @@ def test_whole_parses_are_those_of_the_original_computations(agent, loop, classi
     assert not differing, f"{len(differing)} parses differ, e.g. {differing[:2]}"
     failed = [t for t, p in zip(texts, fast) if isinstance(p, str)]
     assert failed == [" "], failed
-    labels = {(p["intent"]["name"], p.get("crisis_safety_net")) for p in fast if isinstance(p, dict)}
-    assert ("crisis", "pattern:kill_self") in labels and ("faq", None) in labels and ("nlu_fallback", None) in labels
+    labels = {(p["intent"]["name"], (p.get("safety") or {}).get("source")) for p in fast if isinstance(p, dict)}
+    assert ("crisis", "pattern:kill_self") in labels and ("crisis", "classifier") in labels
+    assert ("faq", None) in labels and ("nlu_fallback", None) in labels and ("urgent_medical", "classifier") in labels
     assert any(isinstance(p, dict) and p["entities"] for p in fast)
 
 
