@@ -213,7 +213,9 @@ def main(argv: List[str]) -> int:
 
     from rasa.core.agent import Agent
 
-    logging.getLogger("rasa").setLevel(logging.WARNING)  # Rasa's debug log prints what it parses
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_structlog(logging.WARNING)  # Rasa's debug log prints what it parses: never the texts
     paths = [Path(a) for a in argv if a.endswith(".yml")] or [Path("tests/nlu/heldout.yml")]
     model = next((a for a in argv if a.endswith(".tar.gz")), "models/clinic.tar.gz")
     agent = Agent.load(model)

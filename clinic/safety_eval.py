@@ -173,7 +173,9 @@ def main(argv: List[str]) -> int:
 
     from rasa.core.agent import Agent
 
-    logging.getLogger("rasa").setLevel(logging.WARNING)  # Rasa's debug log prints what it parses
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_structlog(logging.WARNING)  # Rasa's debug log prints what it parses: never the texts
     args = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     args.add_argument("bank", nargs="?", default="tests/safety/test_bank.yml")
     args.add_argument("--model", default="models/clinic.tar.gz")
