@@ -9,7 +9,12 @@ MODEL := models/clinic.tar.gz
 # pip itself, pinned like every dependency (the venv's own is older and has known vulnerabilities; make audit)
 PIP_VERSION := 26.3
 # The modules `make mutation` mutates, each tested by tests/test_<module>.py (or `module=tests/a.py+tests/b.py`).
-MUTATION_MODULES := clinic/eligibility.py clinic/answer_parsing.py
+MUTATION_MODULES := clinic/eligibility.py clinic/answer_parsing.py \
+                    clinic/safety/crisis_patterns.py=tests/test_crisis_patterns.py \
+                    clinic/safety/layer.py=tests/test_safety_layer.py \
+                    clinic/safety/verdict.py=tests/test_safety_layer.py+tests/test_safety_actions.py \
+                    clinic/safety/bank.py=tests/test_safety_layer.py \
+                    clinic/safety/classifier.py=tests/test_safety_classifier.py
 # Everything training reads: when none of it changed, the model is not retrained.
 TRAINING_INPUT := config.yml $(shell find domain data -name '*.yml' 2>/dev/null) \
                   $(shell find clinic/nlu clinic/safety -name '*.py' 2>/dev/null)

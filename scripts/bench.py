@@ -328,6 +328,7 @@ def main() -> int:
     parser.add_argument("--rasa-servers", type=int, default=2,
                         help="Rasa servers (default 2, as `make run` has them): conversations spread by RASA_URL's "
                              "hash, one lock store shared (endpoints.yml: var/locks.db)")
+    parser.add_argument("--no-parse", action="store_true", help="skip the cost of a parse per NLU component")
     parser.add_argument("--profile-rasa", action="store_true",
                         help="run the Rasa server under cProfile (slower: for where its time goes, not for figures); "
                              "stats in results/bench/rasa-server-*.prof")
@@ -359,6 +360,12 @@ def main() -> int:
             run.finish(completed)
     results = [run.result for run in runs]
     report = print_report(results)
+    if not args.no_parse:  # in a process of its own, once the stacks are down
+        log("\nthe cost of a parse, per NLU component (scripts/bench_parse.py, in-process, one message at a time):")
+        parse = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_parse.py"), "--model", str(args.model)],
+                               capture_output=True, text=True)
+        log(parse.stdout.rstrip() or parse.stderr[-2000:])
+        info["parse"] = parse.stdout
     info.update(report, results=results, total_s=round(time.time() - started, 1))
 
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -326,9 +326,9 @@ def conversation_id(session: requests.Session, stack: Stack) -> str:
 
 
 def button(response: requests.Response, title: str) -> dict:
-    """The button with this title among the bot's last replies."""
+    """The button with this title among the bot's last replies (an option's number, "2 · ", aside)."""
     for message in response.json()["messages"]:
         for b in message["buttons"]:
-            if b["title"] == title:
+            if title in (b["title"], b["title"].split(" · ", 1)[-1]):
                 return b
     raise AssertionError(f"no button {title!r} in {response.json()}")

@@ -166,3 +166,44 @@ def test_the_precheck_agrees_with_the_matcher(detector, nlp):
         doc = nlp(text.lower())
         if not detector.precheck.may_match(doc):
             assert detector.matcher(doc) == [], text
+
+
+CASES = yaml.safe_load((Path(__file__).parent / "nlu" / "crisis_pattern_cases.yml").read_text())["cases"]
+
+
+def test_every_alternative_of_every_pattern_is_caught_by_its_rule(detector, nlp):
+    """A phrase for each word of each pattern's lists (tests/nlu/crisis_pattern_cases.yml)."""
+    missed = [(c["text"], c["rule"]) for c in CASES if (m := detector.find(nlp(c["text"]))) is None or m.rule != c["rule"]]
+    assert not missed, f"{len(missed)} of {len(CASES)}: {missed[:5]}"
+    assert len(CASES) > 900
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "years ago i overdosed on purpose, thats behind me and i have a good therapist now",
+        "used to wish i wasn't here when i was 19. haven't felt that way in a decade.",
+        "quit self harming 8 years ago, still proud of that",
+        "in college i took a bunch of pills, i've been stable since",
+        "my phone's about to die, can you email me",
+        "i'm about to die laughing at this",
+        "does the question about being better off dead count against me",
+    ],
+)
+def test_a_resolved_past_quoted_question_or_idiom_is_no_statement(detector, nlp, text):
+    match = detector.find(nlp(text))
+    assert match is None or match.kind == "mention", (text, match)
+
+
+@pytest.mark.parametrize(
+    "text, rule",
+    [
+        ("years ago i was fine, it's behind me, but now i want to kill myself", "kill_self"),
+        ("i used to be okay, that's behind me, but what's the lethal dose of ketamine", "lethal_amount"),
+        ("i was in danger years ago and it's behind me, but my ex is threatening to kill me", "danger_now"),
+        ("years ago i cut myself and now i'm cutting myself again", "self_harm"),
+    ],
+)
+def test_a_past_does_not_clear_these(detector, nlp, text, rule):
+    match = detector.find(nlp(text))
+    assert match is not None and match.rule == rule, (text, match)

@@ -60,13 +60,15 @@ def test_crisis_mid_conversation_gets_resources_flag_and_a_person(stack):
     resp = say(s, stack, "i just don't see the point in living anymore")
     messages = resp.json()["messages"]
     text = " ".join(m["text"] for m in messages)
-    assert "988" in text and "911" in text and "741741" in text
+    assert "(tel:988)" in text and "(sms:988)" in text and "(sms:741741?&body=HOME)" in text and "(tel:911)" in text
+    assert messages[-1]["text"] == "Are you safe right now?"
     cid = conversation_id(s, stack)
     engine = stack.clinic_engine()
     assert [f["flag"] for f in db.flags_for(engine, cid)] == ["crisis"]
 
-    yes = next(b for m in messages for b in m["buttons"] if b["payload"] == "/affirm")
-    handoff = press(s, stack, yes)  # the test stack is staffed: the live queue
+    safe = press(s, stack, button(resp, "Yes, I'm safe right now"))
+    assert "glad you're safe" in safe.json()["messages"][0]["text"]
+    handoff = press(s, stack, button(safe, "Yes, please"))  # the test stack is staffed: the live queue
     assert handoff.status_code == 200
     assert "in line" in handoff.json()["messages"][0]["text"]
     rows = db.handoff_requests_for(engine, cid)

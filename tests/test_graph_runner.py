@@ -4,6 +4,7 @@ import copy
 from pathlib import Path
 from typing import Any, Dict, List
 
+import numpy as np
 import pytest
 from rasa.engine.exceptions import GraphRunError
 from rasa.engine.runner.dask import DaskGraphRunner
@@ -20,10 +21,20 @@ TEXTS = [text for text, _ in load_examples(ROOT / "tests" / "nlu" / "heldout.yml
 ]
 
 
+def _plain(key: str, value: Any) -> Any:
+    """spaCy docs (equal only to themselves) as their tokens, embeddings (NumPy) as lists."""
+    if key.endswith("spacy_doc"):
+        return [t.text for t in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if key == "sentence_parts":
+        return [(text, vector.tolist()) for text, vector in value]
+    return value
+
+
 def comparable(message: Any) -> Dict[str, Any]:
-    """A parsed message's data; spaCy docs (equal only to themselves) as their tokens."""
-    return {key: [t.text for t in value] if key.endswith("spacy_doc") else value
-            for key, value in message.as_dict().items()}
+    """A parsed message's data, in values that compare."""
+    return {key: _plain(key, value) for key, value in message.as_dict().items()}
 
 
 @pytest.fixture

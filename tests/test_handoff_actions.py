@@ -373,7 +373,7 @@ def test_a_crisis_while_waiting_moves_the_visitor_to_the_front_of_the_line(staff
     handoff.request_live(engine(), SENDER, "visitor_request", False)
     events, responses, _ = run(ActionCrisisResponse(), make_tracker(intent="crisis", text="i want to die"))
     assert responses == ["utter_crisis_resources", "utter_crisis_team_told_waiting"]
-    assert events == [SlotSet("crisis_flagged", True)]
+    assert events == [SlotSet("crisis_flagged", True), SlotSet("safety_mode", True), SlotSet("safety_question", None)]
     assert [r["conversation_id"] for r in handoff.queue(engine())] == [SENDER, OTHER]
     [row] = rows()
     assert (row["status"], row["reason"], row["urgent"]) == ("waiting", "crisis", True)
@@ -385,16 +385,16 @@ def test_a_crisis_in_a_live_chat_tells_the_visitor_the_person_knows(staffed):
     events, responses, messages = run(ActionCrisisResponse(), make_tracker(intent="crisis", text="i want to die"))
     assert responses == ["utter_crisis_resources", "utter_crisis_team_told_live"]
     assert messages[1]["agent"] == "Ana"
-    assert events == [SlotSet("crisis_flagged", True)]
+    assert events == [SlotSet("crisis_flagged", True), SlotSet("safety_mode", True), SlotSet("safety_question", None)]
     [row] = rows()
     assert (row["status"], row["reason"], row["urgent"]) == ("live", "crisis", True)
     assert [f["flag"] for f in db.flags_for(engine(), SENDER)] == ["crisis"]
 
 
-def test_a_crisis_with_no_request_offers_a_person(staffed):
+def test_a_crisis_with_no_request_asks_if_the_visitor_is_safe(staffed):
     handoff.request_live(engine(), OTHER, "visitor_request", False)
     _, responses, _ = run(ActionCrisisResponse(), make_tracker(intent="crisis", text="i want to die"))
-    assert responses == ["utter_crisis_resources", "utter_crisis_offer_person"]
+    assert responses == ["utter_crisis_resources", "utter_ask_safe_now"]  # a person is offered after the answer
     assert [r["urgent"] for r in handoff.queue(engine())] == [False]  # another visitor's request is untouched
 
 
@@ -402,8 +402,8 @@ def test_a_crisis_still_gets_the_resources_when_the_queue_cannot_be_read(staffed
     handoff.request_live(engine(), SENDER, "visitor_request", False)
     monkeypatch.setattr(handoff, "raise_priority", broken)
     events, responses, _ = run(ActionCrisisResponse(), make_tracker(intent="crisis", text="i want to die"))
-    assert responses == ["utter_crisis_resources", "utter_crisis_offer_person"]
-    assert events == [SlotSet("crisis_flagged", True)]
+    assert responses == ["utter_crisis_resources", "utter_ask_safe_now"]
+    assert events == [SlotSet("crisis_flagged", True), SlotSet("safety_mode", True), SlotSet("safety_question", "are_you_safe")]
 
 
 def test_the_handoff_module_reads_the_staffing_file_named_by_the_environment(staffed):

@@ -92,7 +92,7 @@ def live(waiting: Conversation) -> Conversation:
 
 def test_while_waiting_the_assistant_still_answers_an_faq(waiting):
     assert waiting.user("how much does it cost") == "faq"
-    assert waiting.predict() == ("utter_faq", "RulePolicy")
+    assert waiting.predict() == ("action_answer_faq", "RulePolicy")
 
 
 def test_a_crisis_in_a_live_chat_after_the_web_app_resumes_gets_the_crisis_response(live):
@@ -105,7 +105,7 @@ def test_a_crisis_in_a_live_chat_after_the_web_app_resumes_gets_the_crisis_respo
 def test_after_the_person_hands_back_an_faq_is_answered_by_the_assistant(live):
     live.append(handoff.resumed_events("Ana", closed=False))
     assert live.user("is ketamine therapy safe") == "faq"
-    assert live.predict() == ("utter_faq", "RulePolicy")
+    assert live.predict() == ("action_answer_faq", "RulePolicy")
 
 
 def test_after_the_person_closes_the_chat_a_greeting_is_answered(live):
@@ -124,4 +124,4 @@ def test_after_a_crisis_in_a_live_chat_and_a_new_pause_a_hand_back_still_leads_t
     live.append([handoff.staff_message_event(7, "Ana", "I'm here with you.")])
     live.append(handoff.resumed_events("Ana", closed=False))
     assert live.user("what are the side effects") == "faq"
-    assert live.predict() == ("utter_faq", "RulePolicy")
+    assert live.predict() == ("action_answer_faq", "RulePolicy")

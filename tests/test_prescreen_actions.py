@@ -598,9 +598,10 @@ def test_out_of_area_names_the_state_and_keeps_it_for_the_waitlist(clinic_env):
 def test_a_plan_or_an_attempt_gives_the_crisis_response_flags_urgent_and_keeps_the_answers(clinic_env, follow_ups):
     tracker = make_tracker(answers(suicidal_thoughts="yes", **follow_ups))
     events, responses, _ = run(ActionPrescreenOutcome(), tracker)
-    assert responses == ["utter_prescreen_safety_first", "utter_crisis_resources", "utter_crisis_offer_person"]
+    assert responses == ["utter_prescreen_safety_first", "utter_crisis_resources", "utter_ask_safe_now"]
     # no reset: the pre-screen started again ends here again, with no at-home referral
-    assert events == [SlotSet("prescreen_outcome", "crisis"), SlotSet("crisis_flagged", True)]
+    assert events == [SlotSet("prescreen_outcome", "crisis"), SlotSet("crisis_flagged", True),
+                      SlotSet("safety_mode", True), SlotSet("safety_question", "are_you_safe")]
     assert [f["flag"] for f in db.flags_for(engine(), tracker.sender_id)] == ["crisis"]
 
 
@@ -608,7 +609,7 @@ def test_crisis_outranks_every_other_outcome(clinic_env):
     tracker = make_tracker({"age": 16, "state": "OH", "suicide_plan": "yes", "pregnant_or_breastfeeding": "yes"})
     events, responses, _ = run(ActionPrescreenOutcome(), tracker)
     assert events[0] == SlotSet("prescreen_outcome", "crisis")
-    assert responses == ["utter_prescreen_safety_first", "utter_crisis_resources", "utter_crisis_offer_person"]
+    assert responses == ["utter_prescreen_safety_first", "utter_crisis_resources", "utter_ask_safe_now"]
 
 
 # --- 4. ActionPrescreenStop --------------------------------------------------------------

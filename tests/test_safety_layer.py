@@ -104,6 +104,14 @@ def test_a_pattern_for_danger_from_a_person(nlp, detector):
     assert v.response == TAKEOVER and v.now and v.danger_from_person
 
 
+@pytest.mark.parametrize("text", ["2", "😀😀😀", "...", "a!", "25"])
+def test_the_classifier_does_not_judge_a_message_without_words(nlp, detector, text):
+    v = judge(nlp, detector, text, {text: (0.99, 0.99, 0.99)})
+    assert (v.outcome, v.scores) == ("none", {})
+    v = judge(nlp, detector, "kms", {"kms": (0.0, 0, 0)})
+    assert v.response == TAKEOVER  # three letters, and the pattern's
+
+
 def test_no_model_means_the_patterns_alone(nlp, detector):
     layer = SafetyLayer(None, detector, THRESHOLDS)
     assert layer.judge("kms", nlp("kms")).response == TAKEOVER

@@ -36,7 +36,7 @@ BATCH = 200  # conversations per delete transaction
 
 COUNT_NAMES = (
     "conversations", "events", "index_rows", "tags", "notes", "referrals", "referral_notes", "waitlist",
-    "handoff_requests", "flags", "spooled",
+    "handoff_requests", "flags", "topic_picks", "spooled",
 )
 
 

@@ -43,7 +43,8 @@ SUICIDE = (
     r"suiside|suisidal|sucidal|suicidality|suicides|su1c1de|suic1de|su1cide|su1c1dal|sewerslide|sewerslided"
 )
 NEG_WANT = r"do|dont|don't|doesnt|no|not|never"
-WANT = r"want|wanna|wnat|wnt|wamt|whant|wish|wished|going|gonna|ready|planning|plan|need|trying|try|tried|about|decided|decide|thinking"
+# ("about to die" is left to the classifier: a phone's battery, laughing, a scare)
+WANT = r"want|wanna|wnat|wnt|wamt|whant|wish|wished|going|gonna|ready|planning|plan|need|trying|try|tried|decided|decide|thinking"
 PILLS = r"pills|pill|meds|medication|medications|tablets|sleeping|oxy|xanax|tylenol"
 # The clinic's own products and what holds them, as means: only the plural or whole supply
 # ("take the whole troche" is a dosing question; "take all my troches" is not).
@@ -176,7 +177,7 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         f"({SUICIDE})",
         r"(self|slef) -? (harm|injury|hurt)",
         r"selfharm|self-harm|self-injury",
-        r"(thoughts|thinking|thought|ideation|question|questions|asks|ask|asked) (of|about) (dying|death|ending|killing|taking|hurting|harming)",
+        r"(thoughts|thinking|thought|ideation|question|questions|asks|ask|asked) (of|about) (dying|death|ending|killing|taking|hurting|harming|being)",
     ]),
 }
 
@@ -186,6 +187,9 @@ NEGATIONS = {"not", "n't", "nt", "never", "no", "nor", "without", "none", "canno
 NOT_NEGATING_NEXT = {"sure", "know", "lie", "lying", "think", "care", "even", "really", "only", "okay", "ok", "well", "fine"}
 CLAUSE_BREAKS = {",", ";", ".", "!", "?", "but", "and", "so", "because", "cause", "cuz", "though", "although", "however", "yet", ":", "-", "—"}
 NEGATION_WINDOW = 5
+# A past the visitor says is behind them clears a statement too ("years ago i overdosed, that's
+# behind me"), except these: an intent to kill oneself, a lethal amount asked, danger now.
+STATEMENTS_NEVER_RESOLVED = frozenset({"kill_self", "lethal_amount", "danger_now"})
 SUBJECTS = {"i", "im", "i'm", "ive", "i've", "id", "i'd"}
 QUESTION_STARTS = {"does", "do", "can", "could", "is", "will", "would", "how", "what", "are", "should", "did", "why", "has", "have"}
 QUESTION_PAIRS = {("how", "do"), ("how", "does"), ("do", "you"), ("does", "it"), ("can", "it"), ("what", "if")}
@@ -194,11 +198,14 @@ FIRST_PERSON = {"i", "me", "my", "myself", "mine", "im", "ive", "id"}
 # of the past that the visitor says is resolved.
 PAST = re.compile(
     r"\b(years? ago|decades? ago|used to|as a (teen|teenager|kid|child)|in the past|"
-    r"when i was (younger|a teen|a kid|in (high )?school)|long time ago)\b"
+    r"when i was (younger|a teen|a kid|in (high )?school|\d+)|long time ago|in college|"
+    r"in my (teens|twenties|20s|thirties|30s)|back in (\d{4}|the day)|in \d{4})\b"
 )
 RESOLVED = re.compile(
     r"\b(behind me|have ?n[o']?t (since|in|for)|havent (since|in|for)|no longer|not anymore|"
-    r"recovered|clean (for|since)|doing (much )?(better|well|fine)|over it|past that)\b"
+    r"recovered|clean (for|since)|doing (much )?(better|well|fine)|over it|past that|"
+    r"(quit|stopped) .{0,30}(years?|months?) ago|have ?n[o']?t (felt|done|thought|been) (like )?(that|it|this)|"
+    r"been (well|stable|sober|clean|fine)|sober (for|since)|\d+ years (sober|clean)|proud of)\b"
 )
 
 
@@ -302,18 +309,19 @@ class CrisisDetector:
         general_question = _is_question(doc) and not _about_the_visitor(doc)
         resolved = _past_and_resolved(doc)
         mention: Optional[CrisisMatch] = None
-        # a statement inside a mention ("thoughts of ending my life") is that mention
+        # a statement inside a mention, or right after it ("thoughts of ending my life", "the question
+        # about being better off dead"), is that mention
         mention_spans = [(s, e) for m, s, e in matches if PATTERNS[self.vocab.strings[m]][0] == MENTION]
         for match_id, start, end in matches:
             rule = self.vocab.strings[match_id]
             kind = PATTERNS[rule][0]
-            if kind == STATEMENT and any(s <= start < e for s, e in mention_spans):
+            if kind == STATEMENT and any(s <= start <= e for s, e in mention_spans):
                 kind = MENTION
             if _is_negated(doc, start):
                 continue
             if kind == MENTION and general_question:
                 continue
-            if resolved and (kind == MENTION or rule == "self_harm"):
+            if resolved and (kind == MENTION or rule not in STATEMENTS_NEVER_RESOLVED):
                 continue
             if kind == STATEMENT:
                 return CrisisMatch(rule=rule, kind=kind, text=doc[start:end].text)

@@ -15,6 +15,10 @@ thresholds set on the validation bank (config.yml, README "Safety"):
   (a pattern's mention, or a crisis probability at ``footer``),
   and marked ``distress`` when the visitor is struggling without risk.
 
+The classifier judges words: a message with fewer than ``MIN_LETTERS`` letters (a number typed as
+an answer, punctuation, emoji alone) is left to the patterns ("kms" is one), since a model of
+meaning says nothing reliable about "2" or "😀😀😀".
+
 A long message is also scored sentence by sentence, and its riskiest sentence counts against
 thresholds of its own (``takeover_sentence``, ``check_in_sentence``): a sentence out of its
 message says less than the whole (measured on the validation bank, one sentence at the whole's
@@ -37,6 +41,8 @@ from clinic.safety.verdict import (
     TAKEOVER,
     SafetyVerdict,
 )
+
+MIN_LETTERS = 3
 
 # The category a pattern's rule stands for (its words say which).
 RULE_CATEGORIES = {
@@ -78,8 +84,9 @@ class SafetyLayer:
             mentioned = self.detector.mentions(doc)
             if match is not None and match.kind == MENTION:
                 match = None
-        scores = self.model.score(text, embedding) if self.model is not None else None
-        part = self.model.score_parts(parts) if self.model is not None and parts else None
+        judged = self.model is not None and sum(c.isalpha() for c in text) >= MIN_LETTERS
+        scores = self.model.score(text, embedding) if judged else None
+        part = self.model.score_parts(parts) if judged and parts else None
         verdict = SafetyVerdict(intent=intent, scores=scores.as_dict() if scores else {})
         if part is not None:
             verdict.scores["sentence_" + CRISIS] = round(part.crisis, 4)
@@ -90,6 +97,7 @@ class SafetyLayer:
                 category = scores.crisis_category  # the classifier's finer reading of the same risk
             return self._crisis(verdict, TAKEOVER, category, f"pattern:{match.rule}", match)
         if scores is None:
+            verdict.footer = mentioned
             return verdict
         if scores.crisis >= t.takeover:
             return self._crisis(verdict, TAKEOVER, scores.crisis_category, "classifier")
