@@ -7,6 +7,8 @@
                            urgent), and safety mode for the next turns (actions/safety_mode.py)
     check_in               the safety layer is unsure: "are you safe right now?" with 988, after
                            whatever answer the message gets; the reply is taken in safety mode
+                           (where an unsure message gets support and a person, not the
+                           resources all over again: actions/safety_mode.py)
     action_urgent_medical  911 / Poison Control first, then the care team; flagged urgent
 
 What the safety layer found is in the message's parse (``safety``: clinic/safety/layer.py).
@@ -108,6 +110,10 @@ class ActionCrisisResponse(Action):
     ) -> List[EventType]:
         if needs_check_in(tracker):
             return check_in(dispatcher, tracker)
+        if verdict_of(tracker.latest_message).check_in:  # in safety mode: support, the resources were just given
+            from actions.safety_mode import support  # (actions.safety_mode imports this module)
+
+            return support(dispatcher, tracker)
         return respond_to_crisis(dispatcher, tracker)
 
 

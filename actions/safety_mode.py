@@ -3,7 +3,7 @@
 The visitor is not handed an FAQ answer while they may still be at risk: "no i just feel like
 nothing helps" gets support and a person, whatever intent it was read as. The mode ends when
 the visitor clearly moves on: they say they are safe, ask a question the assistant is sure of
-with no sign of distress, thank it or say goodbye.
+with no sign of risk or distress (the verdict's ``settled``), thank it or say goodbye.
 
 What was last asked (slot ``safety_question``) gives a yes or a no its meaning:
 
@@ -100,16 +100,21 @@ class ActionSafetyFollowup(Action):
             return leave_safety_mode() + [SlotSet(NEXT_STEP, PRESCREEN_NEXT)]
         if intent == "human_handoff":  # a person, as usual (consent first); the conversation stays flagged
             return leave_safety_mode() + [SlotSet(NEXT_STEP, OFFER_PERSON_NEXT)]
-        if intent in MOVING_ON_INTENTS and not verdict.distress:
+        if intent in MOVING_ON_INTENTS and verdict.settled:
             dispatcher.utter_message(response=MOVING_ON_INTENTS[intent])
             dispatcher.utter_message(response="utter_safety_moving_on")
             return leave_safety_mode()
         topic = selected_topic(parse) if intent == "faq" else None
-        if topic and not verdict.distress:
+        if topic and verdict.settled:
             answer_topic(dispatcher, tracker, topic)
             dispatcher.utter_message(response="utter_safety_moving_on")
             return leave_safety_mode() + resume_form(tracker)
-        # anything else while the visitor may be at risk: support and a person, never an FAQ
-        if took_over:
-            flag_urgent(tracker.sender_id, CRISIS_FLAG)
-        return offer_person(dispatcher, "utter_safety_support")
+        return support(dispatcher, tracker)
+
+
+def support(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
+    """Anything else while the visitor may be at risk (a check-in's worth of risk included, as
+    the resources were just given): support and a person, never an FAQ."""
+    if tracker.get_slot("crisis_flagged"):
+        flag_urgent(tracker.sender_id, CRISIS_FLAG)
+    return offer_person(dispatcher, "utter_safety_support")

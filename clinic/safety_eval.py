@@ -1,13 +1,14 @@
 """The safety layer measured on a bank written apart from its training data.
 
-    python -m clinic.safety_eval tests/safety/test_bank.yml          (make eval-safety)
+    python -m clinic.safety_eval tests/safety/test_bank_v2.yml tests/safety/test_bank.yml   (make eval-safety)
     python -m clinic.safety_eval tests/safety/validation_bank.yml --thresholds
 
 parses every message of the bank with the trained model, as the Rasa server would, and prints:
 recall per crisis and urgent-medical category (a crisis counts when the parse's intent is
 ``crisis``, full reply or check-in; the check-ins are counted too), what the hard negatives got
 per kind (full crisis takeovers, check-ins, urgent-medical replies), and the confusion between
-``crisis`` and ``urgent_medical``. The report goes to ``results/safety_eval.json``.
+``crisis`` and ``urgent_medical``, for each bank given. The reports go to
+``results/safety_eval.json`` (one per bank, by file name).
 
 ``--thresholds`` (on the validation bank only: the test bank is never tuned on) prints the
 thresholds the validation bank supports: the highest check-in threshold that keeps every crisis
@@ -177,21 +178,24 @@ def main(argv: List[str]) -> int:
 
     configure_structlog(logging.WARNING)  # Rasa's debug log prints what it parses: never the texts
     args = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    args.add_argument("bank", nargs="?", default="tests/safety/test_bank.yml")
+    args.add_argument("banks", nargs="*", default=["tests/safety/test_bank_v2.yml"])
     args.add_argument("--model", default="models/clinic.tar.gz")
     args.add_argument("--thresholds", action="store_true", help="print the thresholds the bank supports")
     options = args.parse_args(argv)
-    examples = load_bank(Path(options.bank))
     agent = Agent.load(options.model)
-    outcomes = asyncio.run(parse_all(agent, examples))
-    report = score(outcomes)
-    print(format_report(report))
-    if options.thresholds:
-        print("\nthresholds this bank supports:", json.dumps(suggest_thresholds(outcomes)))
+    reports = {}
+    for bank in options.banks:
+        outcomes = asyncio.run(parse_all(agent, load_bank(Path(bank))))
+        report = score(outcomes)
+        print(f"== {bank}\n{format_report(report)}")
+        if options.thresholds:
+            print("\nthresholds this bank supports:", json.dumps(suggest_thresholds(outcomes)))
+        reports[Path(bank).name] = asdict(report)
+        print()
     out = Path("results/safety_eval.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(asdict(report), indent=2))
-    print(f"\nwritten to {out}")
+    out.write_text(json.dumps(reports, indent=2))
+    print(f"written to {out}")
     return 0
 
 

@@ -78,9 +78,14 @@ def referral(stack: Stack) -> Dict[str, str]:
     for _ in range(4):
         r = press(s, stack, button(r, "More than half the days"))
     r = press(s, stack, button(r, "No"))
-    for key in ("pregnant", "psychosis", "heart", "substances"):
+    for key in ("pregnant", "psychosis", "heart"):
         r = say(s, stack, ANSWERS[key])
-    assert "trusted adult" in texts(r), texts(r)
+    assert "Do you take any of these?" in texts(r), texts(r)
+    r = press(s, stack, button(r, "None of these"))
+    r = press(s, stack, button(r, "None of these"))
+    assert "alcohol or drugs" in texts(r), texts(r)
+    r = say(s, stack, ANSWERS["substances"])
+    assert "sober adult" in texts(r), texts(r)
     r = press(s, stack, button(r, "Yes"))
     assert "What name" in texts(r)
     say(s, stack, NAME)

@@ -148,17 +148,18 @@ def test_an_informational_overdose_question_is_answered_with_the_footer(parse):
 
 
 def test_an_unsure_question_offers_the_likely_topics(parse):
-    result = parse("sessions")
+    result = parse("how long")
     assert result["intent"]["name"] == "nlu_fallback"
     offered = [c["topic"] for c in result["did_you_mean"]]
-    assert 1 <= len(offered) <= 3 and all(c["confidence"] >= 0.05 for c in result["did_you_mean"])
+    assert 1 <= len(offered) <= 3 and all(c["confidence"] >= 0.1 for c in result["did_you_mean"])
 
 
-@pytest.mark.parametrize("text", ["asdkjh qwpoe zzxv", "purple monkey dishwasher laminate"])
+@pytest.mark.parametrize("text", ["asdkjh qwpoe zzxv", "purple monkey dishwasher laminate", "qwzx plorf vrrk"])
 def test_gibberish_falls_back_instead_of_guessing(parse, text):
     result = parse(text)
     assert result["intent"]["name"] in {"nlu_fallback", "out_of_scope"}
     assert result["safety"]["outcome"] == "none"
+    assert result["intent"]["name"] == "out_of_scope" or result["did_you_mean"] == []  # nothing is likely
 
 
 @pytest.mark.parametrize(

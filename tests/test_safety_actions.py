@@ -123,8 +123,17 @@ def test_a_check_in_answers_the_question_then_asks_and_sets_a_form_aside(clinic_
     assert flags() == []  # a check-in is no crisis flag
 
 
-def test_a_check_in_in_safety_mode_is_a_takeover(clinic_env):
+def test_an_unsure_message_in_safety_mode_gets_support_and_a_person_not_the_resources_again(clinic_env, staffed):
     verdict = SafetyVerdict(outcome="crisis", response=CHECK_IN, intent="deny")
+    slots = {"safety_mode": True, "crisis_flagged": True}
+    events, responses, _ = run(ActionCrisisResponse(), tracker(parse("crisis", verdict), slots=slots))
+    assert responses == ["utter_safety_support"]
+    assert events == [SlotSet("safety_question", "offer_person")]
+    assert flags() == ["crisis"]
+
+
+def test_a_sure_crisis_message_in_safety_mode_gets_the_resources_again(clinic_env):
+    verdict = SafetyVerdict(outcome="crisis", response=TAKEOVER, intent="deny")
     _, responses, _ = run(ActionCrisisResponse(), tracker(parse("crisis", verdict), slots={"safety_mode": True}))
     assert responses[0] == "utter_crisis_resources"
 
@@ -187,14 +196,14 @@ def test_no_to_a_person_keeps_988_close_and_the_mode(clinic_env):
 @pytest.mark.parametrize("intent", ["deny", "nlu_fallback", "out_of_scope", "greet"])
 def test_nothing_helps_gets_support_never_an_faq(clinic_env, staffed, intent):
     slots = {**AFTER_TAKEOVER, "safety_question": None}
-    latest = parse(intent, SafetyVerdict(distress=True), text="no i just feel like nothing helps")
+    latest = parse(intent, SafetyVerdict(settled=False), text="no i just feel like nothing helps")
     events, responses, _ = run(ActionSafetyFollowup(), tracker(latest, slots))
     assert responses == ["utter_safety_support"]
     assert SlotSet("safety_question", "offer_person") in events
 
 
 def test_a_distressed_question_in_safety_mode_gets_support_not_its_answer(clinic_env, staffed):
-    latest = parse("faq", SafetyVerdict(distress=True), topic="benefits", text="nothing works, does ketamine even help")
+    latest = parse("faq", SafetyVerdict(settled=False), topic="benefits", text="nothing works, does ketamine even help")
     _, responses, _ = run(ActionSafetyFollowup(), tracker(latest, {**AFTER_TAKEOVER, "safety_question": None}))
     assert responses == ["utter_safety_support"]
 
@@ -204,6 +213,13 @@ def test_a_clear_question_moves_on_out_of_safety_mode(clinic_env):
     events, responses, _ = run(ActionSafetyFollowup(), tracker(latest, {**AFTER_TAKEOVER, "safety_question": None}))
     assert responses == ["utter_faq/pricing", "utter_safety_moving_on"]
     assert SlotSet("safety_mode", False) in events
+
+
+def test_thanks_with_a_sign_of_struggle_does_not_move_on(clinic_env, staffed):
+    latest = parse("thank", SafetyVerdict(settled=False), text="thanks. not that anything helps")
+    events, responses, _ = run(ActionSafetyFollowup(), tracker(latest, AFTER_TAKEOVER))
+    assert responses == ["utter_safety_support"]
+    assert SlotSet("safety_mode", False) not in events
 
 
 def test_thanks_moves_on(clinic_env):

@@ -121,7 +121,7 @@ def test_punctuation_and_emoji_only_are_answered_calmly(stack):
 
 def test_did_you_mean_offers_topics_and_a_pick_is_answered_and_recorded(stack):
     s = requests.Session()
-    unsure = say(s, stack, "sessions")
+    unsure = say(s, stack, "how long")
     offered = [b for m in unsure.json()["messages"] for b in m["buttons"] if b["payload"].startswith('/faq{"topic"')]
     assert 1 <= len(offered) <= 3 and button(unsure, "Something else")
     picked = press(s, stack, offered[0])

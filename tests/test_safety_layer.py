@@ -15,7 +15,7 @@ from clinic.safety.verdict import CHECK_IN, TAKEOVER, verdict_of
 ROOT = Path(__file__).resolve().parent.parent
 SAFETY_DATA = ROOT / "data" / "safety"
 THRESHOLDS = Thresholds(takeover=0.6, takeover_sentence=0.9, check_in=0.15, check_in_sentence=0.3, urgent=0.5,
-                        footer=0.05, distress=0.5)
+                        footer=0.05, distress=0.5, settled=0.05)
 
 
 class StandIn:
@@ -58,6 +58,23 @@ def test_a_mention_is_left_to_the_classifier_and_gets_the_footer(nlp, detector):
     assert (v.outcome, v.footer, v.distress) == ("none", True, True)
     v = judge(nlp, detector, "i feel suicidal", {"i feel suicidal": (0.95, 0, 0)})
     assert (v.outcome, v.response, v.source) == ("crisis", TAKEOVER, "classifier")
+
+
+@pytest.mark.parametrize("crisis, distress, settled", [(0.0, 0.0, True), (0.049, 0.049, True), (0.05, 0.0, False),
+                                                       (0.0, 0.05, False), (0.1, 0.3, False)])
+def test_only_a_message_with_no_sign_of_risk_or_struggle_is_settled(nlp, detector, crisis, distress, settled):
+    text = "how much is the monthly plan"
+    assert judge(nlp, detector, text, {text: (crisis, 0, distress)}).settled is settled
+
+
+def test_a_risk_outcome_or_a_mention_is_never_settled(nlp, detector):
+    assert judge(nlp, detector, "i want to kill myself", {}).settled is False
+    text = "can you overdose on ketamine"
+    assert judge(nlp, detector, text, {text: (0.0, 0, 0)}).footer is True
+    assert judge(nlp, detector, text, {text: (0.0, 0, 0)}).settled is False
+    text = "my chest hurts after the dose"
+    assert judge(nlp, detector, text, {text: (0.0, 0.9, 0)}).settled is False
+    assert judge(nlp, detector, "2", {}).settled is True
 
 
 @pytest.mark.parametrize("crisis, response", [(0.61, TAKEOVER), (0.6, TAKEOVER), (0.59, CHECK_IN), (0.15, CHECK_IN), (0.149, None)])

@@ -63,7 +63,13 @@ class TrackerRasa:
     async def parse(self, text: str) -> Dict[str, Any]:
         self._check()
         self.calls.append(("parse", text))
-        return {"text": text, "intent": {"name": "crisis" if "end my life" in text else "faq", "confidence": 0.9}}
+        if "end my life" in text:
+            return {"text": text, "intent": {"name": "crisis", "confidence": 1.0}, "safety": {"response": "takeover"}}
+        if "nothing helps" in text:  # the safety layer unsure: a check-in, which the person makes
+            return {"text": text, "intent": {"name": "crisis", "confidence": 1.0}, "safety": {"response": "check_in"}}
+        if "chest" in text:
+            return {"text": text, "intent": {"name": "urgent_medical", "confidence": 1.0}, "safety": {}}
+        return {"text": text, "intent": {"name": "faq", "confidence": 0.9}}
 
     async def append_events(self, cid: str, events: List[Dict[str, Any]]) -> None:
         self._check()
@@ -215,6 +221,28 @@ def test_a_crisis_in_a_live_chat_gets_the_resources_at_once(app, engine, rasa):
     ]
     assert rasa.paused(visitor.cid)  # the person still holds the chat
     assert resp.json["handoff"]["mode"] == "person"
+
+
+def test_an_urgent_symptom_in_a_live_chat_gets_the_assistant_too(app, engine, rasa):
+    visitor = Visitor(app)
+    waiting(engine, visitor)
+    claim(engine, rasa, visitor)
+    rasa.calls.clear()
+    _, resp = post(app, "/api/chat", {"message": "my chest really hurts after the dose"}, visitor.cookie)
+    assert resp.status == 200 and resp.json["messages"]
+    assert [c[0] for c in rasa.calls] == ["parse", "append", "send", "append"]
+    assert rasa.paused(visitor.cid)
+
+
+def test_where_the_safety_layer_is_unsure_the_person_in_the_chat_asks(app, engine, rasa):
+    visitor = Visitor(app)
+    waiting(engine, visitor)
+    claim(engine, rasa, visitor)
+    rasa.calls.clear()
+    _, resp = post(app, "/api/chat", {"message": "honestly nothing helps"}, visitor.cookie)
+    assert resp.status == 200 and resp.json["messages"] == []
+    assert rasa.calls == [("parse", "honestly nothing helps"), ("send", "honestly nothing helps")]
+    assert rasa.paused(visitor.cid)
 
 
 def test_rasa_down_in_a_live_chat_is_a_clear_503(app, engine, rasa):

@@ -284,7 +284,9 @@ def test_bot_text_with_html_is_shown_as_text_and_only_safe_links_are_links(page:
         "- first item\n- second **important** item\n\n"
         f"See [our FAQ]({base}/#faq), [a phishing page](https://evil.example/login), "
         "[js](javascript:window.__xss=8), https://evil.example/bare, "
-        f"{base}/#who and [call 988](tel:988) or [text 988](sms:988)."
+        f"{base}/#who and [call 988](tel:988) or [text 988](sms:988). "
+        "[text HOME to 741741](sms:741741?&body=HOME), [bad sms](sms:741741?&body=<b>x</b>), "
+        "[bad tel](tel:988?body=HOME)."
     )
 
     def fake_chat(route: Route) -> None:
@@ -317,7 +319,9 @@ def test_bot_text_with_html_is_shown_as_text_and_only_safe_links_are_links(page:
         [f"{base}/#who", f"{base}/#who"],
         ["call 988", "tel:988"],
         ["text 988", "sms:988"],
+        ["text HOME to 741741", "sms:741741?&body=HOME"],
     ]
+    assert "[bad tel](tel:988?body=HOME)" in text
     button = msg.locator(".ccw-choice")
     expect(button).to_have_text('<img src=x onerror="window.__xss=9">')
     page.wait_for_timeout(300)
@@ -514,6 +518,28 @@ def layout_facts(page: Page) -> Dict[str, Any]:
                   log: box('.ccw-log'), lastVisitor: box('.ccw-visitor')};
         }"""
     )
+
+
+def test_on_a_375_px_phone_the_crisis_reply_s_988_link_is_tapped(new_context: Any, stack: Any) -> None:
+    page = new_context(viewport={"width": 375, "height": 667}, device_scale_factor=2, is_mobile=True,
+                       has_touch=True).new_page()
+    w = visit(page, stack.web_url + "/")
+    w.open()
+    w.say("i don't want to be alive anymore")
+    reply = page.locator(".ccw-bot", has_text="988").first
+    hrefs = reply.locator("a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+    assert hrefs[:1] == ["tel:988"] and {"sms:988", "sms:741741?&body=HOME", "tel:911"} <= set(hrefs)
+    call = reply.get_by_role("link", name="call 988")
+    call.scroll_into_view_if_needed()
+    expect(call).to_be_in_viewport()
+    box = call.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375
+    # the tap reaches the link (the phone would dial; here the navigation is only recorded)
+    page.evaluate("() => document.addEventListener('click', e => { const t = e.composedPath()[0];"
+                  " const a = t.closest && t.closest('a');"
+                  " if (a) { window.__tapped = a.getAttribute('href'); e.preventDefault(); } }, true)")
+    call.tap()
+    assert page.evaluate("() => window.__tapped") == "tel:988"
 
 
 @pytest.mark.parametrize(

@@ -76,6 +76,7 @@ class SafetyLayerComponent(GraphComponent):
             "urgent_threshold": Thresholds.urgent,
             "footer_threshold": Thresholds.footer,
             "distress_threshold": Thresholds.distress,
+            "settled_threshold": Thresholds.settled,
         }
 
     @staticmethod
@@ -101,6 +102,7 @@ class SafetyLayerComponent(GraphComponent):
             urgent=float(self.config["urgent_threshold"]),
             footer=float(self.config["footer_threshold"]),
             distress=float(self.config["distress_threshold"]),
+            settled=float(self.config["settled_threshold"]),
         )
         self.layer = SafetyLayer(SafetyModel(model) if model is not None else None, None, self.thresholds)
 

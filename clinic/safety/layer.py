@@ -13,7 +13,9 @@ thresholds set on the validation bank (config.yml, README "Safety"):
   the classifier is unsure a check-in is better than silence;
 - else none; with a one-line 988 footer when the message is about overdose, death or safety
   (a pattern's mention, or a crisis probability at ``footer``),
-  and marked ``distress`` when the visitor is struggling without risk.
+  and marked ``distress`` when the visitor is struggling without risk, and ``settled`` only
+  when both the crisis and the distress probabilities are under ``settled`` and nothing was
+  mentioned (in safety mode, the sign that the visitor has moved on).
 
 The classifier judges words: a message with fewer than ``MIN_LETTERS`` letters (a number typed as
 an answer, punctuation, emoji alone) is left to the patterns ("kms" is one), since a model of
@@ -66,6 +68,7 @@ class Thresholds:
     urgent: float = 0.4
     footer: float = 0.05
     distress: float = 0.5
+    settled: float = 0.05
 
 
 class SafetyLayer:
@@ -87,7 +90,7 @@ class SafetyLayer:
         judged = self.model is not None and sum(c.isalpha() for c in text) >= MIN_LETTERS
         scores = self.model.score(text, embedding) if judged else None
         part = self.model.score_parts(parts) if judged and parts else None
-        verdict = SafetyVerdict(intent=intent, scores=scores.as_dict() if scores else {})
+        verdict = SafetyVerdict(intent=intent, scores=scores.as_dict() if scores else {}, settled=False)
         if part is not None:
             verdict.scores["sentence_" + CRISIS] = round(part.crisis, 4)
             verdict.scores["sentence_" + URGENT_MEDICAL] = round(part.urgent_medical, 4)
@@ -98,6 +101,7 @@ class SafetyLayer:
             return self._crisis(verdict, TAKEOVER, category, f"pattern:{match.rule}", match)
         if scores is None:
             verdict.footer = mentioned
+            verdict.settled = not mentioned
             return verdict
         if scores.crisis >= t.takeover:
             return self._crisis(verdict, TAKEOVER, scores.crisis_category, "classifier")
@@ -117,6 +121,7 @@ class SafetyLayer:
         verdict.outcome = NONE
         verdict.footer = mentioned or scores.crisis >= t.footer
         verdict.distress = scores.distress >= t.distress
+        verdict.settled = not verdict.footer and max(scores.crisis, scores.distress) < t.settled
         return verdict
 
     @staticmethod

@@ -15,8 +15,10 @@ action server imports this module without TensorFlow or spaCy.
   ``ingestion``: something swallowed (Poison Control first);
 - ``footer``: no risk, but the message is about overdose, death or safety: its answer gets a
   one-line 988 footer;
-- ``distress``: no risk, but the visitor is struggling (hopelessness, frustration, grief): in
-  the safety mode after a crisis reply this gets support, not an FAQ;
+- ``distress``: no risk, but the visitor is struggling (hopelessness, frustration, grief);
+- ``settled``: no sign of risk or struggle at all (crisis and distress probabilities both under
+  the layer's ``settled`` threshold, no mention of overdose, death or safety): in the safety
+  mode after a crisis reply or a check-in, only a settled message moves on to an FAQ answer;
 - ``intent``: what the intent classifier made of the message before the safety layer;
 - ``source``: what decided (``pattern:<rule>``, ``classifier``, ``classifier:sentence``);
 - ``scores``: the classifier's probabilities per outcome.
@@ -46,6 +48,7 @@ class SafetyVerdict:
     ingestion: bool = False
     footer: bool = False
     distress: bool = False
+    settled: bool = True
     intent: Optional[str] = None
     source: Optional[str] = None
     scores: Dict[str, float] = field(default_factory=dict)

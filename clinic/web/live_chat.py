@@ -9,8 +9,9 @@ the visitor's state on SQLite (see ``full_state``).
   (without the internal request id).
 - ``send_to_person``: a message in a chat a person holds. Rasa's paused tracker
   logs it and answers nothing, and the staff page is woken; a crisis message
-  still gets the crisis resources at once (the assistant is resumed for that
-  one message, then paused again).
+  the safety layer is sure of (a takeover) or an urgent symptom still gets the
+  resources at once (the assistant is resumed for that one message, then paused
+  again). Where the layer is unsure (a check-in), the person in the chat asks.
 - ``leave_queue``: the visitor cancels a wait.
 - ``end_for_new_conversation``: the visitor starts over; a wait is cancelled,
   a live chat is closed and the staff member is told.
@@ -80,11 +81,10 @@ def _stamped(kind: str) -> Dict[str, Any]:
 async def send_to_person(
     rasa: Any, engine: Engine, conversation_id: str, request_id: int, text: str, metadata: Dict[str, Any]
 ) -> List[Dict[str, Any]]:
-    """A visitor message while a person holds the chat; the assistant's replies (crisis only)."""
+    """A visitor message while a person holds the chat; the assistant's replies (crisis and urgent only)."""
     parsed = await rasa.parse(text)
-    crisis = ((parsed or {}).get("intent") or {}).get("name") == "crisis"
     replies: List[Dict[str, Any]] = []
-    if crisis:
+    if needs_the_assistant(parsed):
         await rasa.append_events(conversation_id, [_stamped("resume")])
         try:
             replies = await rasa.send(conversation_id, text, metadata)
@@ -98,6 +98,16 @@ async def send_to_person(
         await rasa.send(conversation_id, text, metadata)
     await in_thread(handoff.touch, engine, request_id)
     return replies
+
+
+def needs_the_assistant(parsed: Optional[Dict[str, Any]]) -> bool:
+    """The resources go out at once even with a person in the chat: a crisis the safety layer
+    is sure of, or an urgent symptom (a check-in, where it is unsure, is left to the person)."""
+    intent = ((parsed or {}).get("intent") or {}).get("name")
+    safety = (parsed or {}).get("safety") or {}
+    if intent == "urgent_medical":
+        return True
+    return intent == "crisis" and safety.get("response") != "check_in"
 
 
 async def leave_queue(rasa: Any, engine: Engine, conversation_id: Optional[str]) -> List[Dict[str, Any]]:

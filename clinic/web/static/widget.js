@@ -134,6 +134,8 @@
   function allowedHref(raw) {
     var href = raw.trim();
     if (/^(tel|sms):\+?[0-9][0-9\-().\s]{1,20}$/i.test(href)) { return href.replace(/\s+/g, ""); }
+    // a text with its first word filled in (the Crisis Text Line: sms:741741?&body=HOME)
+    if (/^sms:\+?[0-9][0-9\-]{1,20}\?&?body=[A-Za-z0-9]{1,20}$/i.test(href)) { return href; }
     var url;
     try { url = new URL(href, BASE); } catch (e) { return null; }
     if ((url.protocol === "https:" || url.protocol === "http:") && url.origin === BASE &&
