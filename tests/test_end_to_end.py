@@ -96,6 +96,20 @@ def test_gibberish_gets_the_helpful_fallback(stack):
     assert any(b["payload"] == "/human_handoff" for b in message["buttons"])
 
 
+def test_a_2000_character_question_gets_an_answer_or_the_likely_topics(stack):
+    context = ("We have two kids and both work full time, so I am trying to work out whether treatment at home "
+               "could fit around our week without much time off. ")
+    question = "So my question is: do you take insurance, or is it all out of pocket?"
+    text = (context * 20)[: 2000 - len(question) - 1] + " " + question
+    assert len(text) == 2000
+    resp = say(requests.Session(), stack, text)
+    assert resp.status_code == 200
+    messages = resp.json()["messages"]
+    answered = any("insurance" in m["text"].lower() for m in messages)
+    offered = [b for m in messages for b in m["buttons"] if b["payload"].startswith('/faq{"topic"')]
+    assert answered or offered, messages
+
+
 def test_bad_input_through_the_whole_stack(stack):
     s = requests.Session()
     assert say(s, stack, "/affirm").status_code == 422

@@ -147,6 +147,29 @@ def test_an_informational_overdose_question_is_answered_with_the_footer(parse):
     assert result["safety"]["outcome"] == "none" and result["safety"]["footer"] is True
 
 
+@pytest.mark.parametrize(
+    "text, topic",
+    [
+        ("DO YOU TAKE INSURANCE", "insurance"),
+        ("insurance?", "insurance"),
+        ("pricing", "pricing"),
+        ("waht are teh side efects", "side_effects"),
+        ("hwo mcuh dose it cots per mnoth", "pricing"),
+        ("HOW LONG DOES A SESSION LAST", "session_experience"),
+    ],
+)
+def test_capitals_a_lone_topic_word_and_typos_get_the_answer_or_offer_it(parse, text, topic):
+    result = parse(text)
+    answered = result["intent"]["name"] == "faq" and (
+        result["response_selector"]["faq"]["response"]["intent_response_key"] == f"faq/{topic}")
+    offered = result["intent"]["name"] == "nlu_fallback" and topic in [c["topic"] for c in result["did_you_mean"]]
+    assert answered or offered, result["intent"]
+
+
+def test_a_question_in_spanish_gets_the_spanish_speakers_reply(parse):
+    assert parse("¿aceptan seguro médico?")["intent"]["name"] == "non_english"
+
+
 def test_an_unsure_question_offers_the_likely_topics(parse):
     result = parse("how long")
     assert result["intent"]["name"] == "nlu_fallback"
