@@ -46,6 +46,7 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements.txt
 	$(PY) -m clinic.spacy_model
+	$(PY) -m clinic.nlu.sentence_embeddings
 	touch $@
 
 train: $(MODEL) ## train the model when its training input changed

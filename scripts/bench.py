@@ -47,8 +47,9 @@ from scripts.bench_visitors import LevelResult, Visitors, run_level, summarize  
 from scripts.bench_stack import BenchStack  # noqa: E402
 
 RESULTS = ROOT / "results" / "bench"
+# issue 7's targets; issue 17 (the sentence embeddings loaded) set the stack's memory at 2.5 GB
 TARGETS = {"p95_ms_at_10": 250.0, "turns_per_s_at_10": 60.0, "ratio_to_stock_at_10": 2.0,
-           "stack_peak_mb": 2048.0, "rasa_ready_s": 20.0}
+           "stack_peak_mb": 2560.0, "rasa_ready_s": 20.0}
 # added to the test stack's environment: simulated visitors all come from one address
 STACK_ENV = {"RATE_LIMIT_MESSAGES": "off", "RATE_LIMIT_NEW_VISITORS": "off", "RATE_LIMIT_READS": "off",
              "RATE_LIMIT_ADDRESS": "off"}

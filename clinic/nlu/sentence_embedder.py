@@ -26,7 +26,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from clinic.nlu.sentence_embeddings import encoder, sentences
+from clinic.nlu.sentence_embeddings import VARIANT, encoder, sentences
 
 SENTENCE_EMBEDDING = "sentence_embedding"
 SENTENCE_PARTS = "sentence_parts"
@@ -43,11 +43,13 @@ def is_intent_syntax(text: Text) -> bool:
 class SentenceEmbedder(GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        return {}
+        # In config.yml too: Rasa keeps a component's output by its config, so a change of the
+        # weights' form there makes it encode the training data again.
+        return {"weights": VARIANT}
 
     @staticmethod
     def required_packages() -> List[Text]:
-        return ["tensorflow", "transformers"]
+        return ["tensorflow", "tokenizers", "transformers"]
 
     @classmethod
     def create(
@@ -57,6 +59,9 @@ class SentenceEmbedder(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> "SentenceEmbedder":
+        weights = config.get("weights", VARIANT)
+        if weights != VARIANT:
+            raise ValueError(f"SentenceEmbedder: weights {weights!r} in config.yml, but this code runs {VARIANT!r}")
         return cls()
 
     def __init__(self) -> None:
