@@ -81,6 +81,22 @@ conversation_flags = Table(
     Column("reviewed", Boolean, nullable=False, default=False),
 )
 
+# The console's Urgent view: an item (an urgent flag, or a callback asked after a crisis) marked
+# handled by a staff member, with their note (clinic.console.urgent). One row per item.
+urgent_handled = Table(
+    "urgent_handled",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("item_type", String(16), nullable=False),  # "flag" (conversation_flags) or "callback" (handoff_requests)
+    Column("item_id", Integer, nullable=False),
+    Column("conversation_id", String(64), nullable=False, index=True),
+    Column("handled_at", DateTime, nullable=False),
+    Column("user_id", Integer, nullable=True),
+    Column("username", String(64), nullable=True),  # kept if the account goes later
+    Column("note", Text, nullable=False),
+    UniqueConstraint("item_type", "item_id", name="uq_urgent_handled_item"),
+)
+
 # "Did you mean...?": the topics offered for a message the assistant was unsure about, and the
 # one the visitor picked ("something_else" when none fitted). The message itself stays in the
 # tracker store (message_id); staff review these picks in the console.
