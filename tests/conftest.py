@@ -109,6 +109,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpCollector, embed_p
             "SMTP_PORT": str(smtp.port),
             "CONSOLE_URL": "http://console.test",
             "WIDGET_ALLOWED_ORIGINS": f"http://127.0.0.1:{embed_port}",
+            # every browser test signs staff in from this one address, module after module: the
+            # sign-in limit itself is tested in tests/test_console_auth.py
+            "LOGIN_ATTEMPTS": "200/2",
         },
     )
     try:

@@ -432,8 +432,7 @@ def test_start_over_gives_a_new_conversation(page: Page, stack: Any) -> None:
     w.choose("Am I eligible?")
     first = cookie(page)
     assert first
-    w.restart.click()
-    w.wait_ready()
+    w.start_over()
     expect(page.locator(".ccw-visitor")).to_have_count(0)
     expect(page.locator(".ccw-bot")).to_have_count(1)  # the greeting
     assert cookie(page) != first

@@ -2,13 +2,15 @@
 
 - ``POST /api/chat`` takes ``{"message": "...", "id": "<uuid>"}`` (typed text) or
   ``{"button": {"payload": ..., "sig": ..., "title": ...}, "id": "<uuid>"}`` (a
-  button the bot offered) and answers ``{"messages": [{"text", "buttons", "ts"}],
+  button the bot offered), or ``{"starter": <number>}`` (one of the starter buttons the
+  widget shows before anything is typed, ``clinic.web.starters``), and answers ``{"messages": [{"text", "buttons", "ts"}],
   "handoff": {"mode", "agent", "position", "version"}}``. The same ``id`` sent
   again (a retry) gets the first answer and is not processed twice. While a
   person holds the chat the message goes to them and nothing answers it (but a
   crisis: ``clinic.web.live_chat``).
 - ``GET /api/history`` gives the conversation so far (staff messages with the
-  person's name), so that a reload or another page of the site restores it.
+  person's name), so that a reload or another page of the site restores it, and the
+  starter buttons (``starters``: their numbers and titles); so does ``/api/reset``.
 - ``GET /api/updates`` waits for what a person sends (``clinic.web.live_updates``).
 - ``POST /api/handoff/cancel`` leaves the queue for a person.
 - ``POST /api/reset`` starts a new conversation ("start over"); a wait for a
@@ -47,7 +49,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty, json
 
 from clinic import retried_messages
-from clinic.web import client_address, live_chat, signing, visitor_input
+from clinic.web import client_address, live_chat, signing, starters, visitor_input
 from clinic.rasa_client import RasaUnavailable, replies_to
 
 logger = logging.getLogger(__name__)
@@ -314,7 +316,12 @@ async def chat(request: Request) -> HTTPResponse:
     if limited is not None:
         return limited
 
-    if isinstance(parsed, visitor_input.Button):
+    if isinstance(parsed, visitor_input.Starter):
+        chosen = starters.starter(parsed.number)
+        if chosen is None:
+            return refusal(400, "unknown_starter", "That button is no longer offered. Please type your message instead.")
+        metadata["display"], text = chosen
+    elif isinstance(parsed, visitor_input.Button):
         text = parsed.payload
         if parsed.title:
             metadata["display"] = parsed.title
@@ -370,14 +377,15 @@ async def history(request: Request) -> HTTPResponse:
     if limited is not None:
         return limited
     if conversation_id is None:
-        return json({"messages": [], "handoff": dict(live_chat.ASSISTANT)})
+        return json({"messages": [], "handoff": dict(live_chat.ASSISTANT), "starters": starters.for_browser()})
     try:
         events = await request.app.ctx.rasa.events(conversation_id)
     except RasaUnavailable as exc:
         logger.warning("rasa unavailable: %s", exc)
         return refusal(503, "assistant_unavailable", UNAVAILABLE)
     state = await live_chat.visitor_state(request.app.ctx.engine, conversation_id)
-    response = json({"messages": history_from_events(request.app.ctx.secret, conversation_id, events), "handoff": state})
+    response = json({"messages": history_from_events(request.app.ctx.secret, conversation_id, events), "handoff": state,
+                     "starters": starters.for_browser()})
     _set_cookie(request, response, conversation_id)  # a reload renews it too
     return response
 
@@ -415,7 +423,7 @@ async def reset(request: Request) -> HTTPResponse:
         if limited is not None:
             return limited
     await live_chat.end_for_new_conversation(ctx.rasa, ctx.engine, ending)
-    response = json({"messages": [], "handoff": dict(live_chat.ASSISTANT)})
+    response = json({"messages": [], "handoff": dict(live_chat.ASSISTANT), "starters": starters.for_browser()})
     _set_cookie(request, response, signing.new_conversation_id())
     return response
 
