@@ -453,12 +453,14 @@ conversation_index = Table(
     Column("reviewed_at", DateTime, nullable=True),
     Column("reviewed_by", String(64), nullable=True),
     Column("active_form", String(64), nullable=True),  # the form active after the last event read
-    Column("first_message", String(200), nullable=True),  # the first thing the visitor typed (shortened)
+    Column("first_message", String(200), nullable=True),  # the visitor's first real question (shortened)
     Column("visitor_text", Text, nullable=False, default=""),  # searchable visitor text, lower case
     Column("last_event_id", Integer, nullable=False, default=0),  # the last tracker events.id applied
     # the visitor's last message while its turn's events may still show it filled a form slot
     # (an answer: never indexed); clinic.console.conversation_index
     Column("pending_text", Text, nullable=True),
+    # whether pending_text may be the first question: typed, and not a greeting or a yes/no
+    Column("pending_question", Boolean, nullable=True),
     Index("ix_conversation_index_recent", "last_ts", "id"),
     Index("ix_conversation_index_outcome", "outcome", "last_ts", "id"),
     Index("ix_conversation_index_referred", "referred", "last_ts", "id"),

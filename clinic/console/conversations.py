@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from clinic import form_answers, referrals as referral_store, retried_messages
-from clinic.console import auth, conversation_index as index
+from clinic.console import auth, clock, conversation_index as index
 from clinic.console.pages import render
 from clinic.db import conversation_index, conversation_notes, conversation_tags, utcnow
 from clinic.eligibility import QUESTIONS, is_valid_answer
@@ -96,9 +96,8 @@ def path_quote(value: str) -> str:
 
 
 def when(ts: Optional[float]) -> str:
-    if ts is None:
-        return ""
-    return dt.datetime.fromtimestamp(float(ts), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    """A tracker time as the console shows it: in the clinic's time zone (clinic.console.clock)."""
+    return clock.local(ts, seconds=True)
 
 
 def iso(ts: Optional[float]) -> Optional[str]:
@@ -329,7 +328,10 @@ async def conversation_list(request: Request) -> HTTPResponse:
     filters = index.Filters.from_args(request.args)
     cursor = index.parse_cursor(request.args.get("cursor"))
     rows, next_cursor = index.list_page(ctx.engine, ctx.tracker, filters, cursor)
-    for r in rows:
+    pinned: List[Dict[str, Any]] = []
+    if cursor is None:  # the first page: crisis conversations not reviewed yet are pinned above the list
+        pinned, _ = index.list_page(ctx.engine, ctx.tracker, filters, None, index.PINNED, index.NOT_REVIEWED_CRISIS)
+    for r in pinned + rows:
         r["last"] = when(r["last_ts"])
         r["first"] = when(r["first_ts"])
     base = filters.query_args()
@@ -337,7 +339,7 @@ async def conversation_list(request: Request) -> HTTPResponse:
         known_tags = [r[0] for r in conn.execute(
             select(conversation_tags.c.tag).distinct().order_by(conversation_tags.c.tag).limit(200))]
     return render(
-        request, "conversations.html", rows=rows, filters=filters, outcomes=index.OUTCOME_FILTERS,
+        request, "conversations.html", rows=rows, pinned=pinned, filters=filters, outcomes=index.OUTCOME_FILTERS,
         outcome_labels=OUTCOME_LABELS, known_tags=known_tags, q=path_quote, notice=notice,
         deleted=request.args.get("done") == "deleted",
         older_url=("/conversations?" + urlencode({**base, "cursor": next_cursor})) if next_cursor else "",

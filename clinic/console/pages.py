@@ -9,12 +9,15 @@ from sanic import Blueprint, Request
 from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse, html, redirect
 
-from clinic.console import auth
+from clinic.console import auth, clock, contact_links
 from clinic.web import client_address
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+env.filters["local"] = clock.local  # a stored time in the clinic's time zone (clinic.console.clock)
+env.globals["clinic_zone"] = clock.zone_name
+env.filters["contact_href"] = contact_links.contact_href  # tel:/mailto: for a visitor's number or address
 
 bp = Blueprint("console_pages")
 
