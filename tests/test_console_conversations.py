@@ -740,3 +740,19 @@ def test_list_times_are_in_the_clinics_time_zone(world: World, tmp_path: Path, m
     assert clock.local(dt.datetime(2026, 7, 1, 16, 30)) == "2026-07-01 12:30 EDT"
     assert clock.local(dt.datetime(2026, 12, 6, 15, 5)) == "2026-12-06 10:05 EST"
     assert clock.local(None) == ""
+
+
+def test_clinicians_see_a_referred_visitors_name_in_the_list_support_does_not(world: World) -> None:
+    from clinic import referrals
+    from clinic.settings import get_settings
+
+    referred = world.newest_first(world.by_kind("prescreen_referred"))[0]
+    existing = referrals.referral_for_conversation(world.engine, referred)
+    if existing is None:
+        referrals.create_referral(world.engine, get_settings().encryption_key, referred, "eligible", [], {"age": 30},
+                                  {"name": "Zelda <b>Quux</b>", "email": "z@example.com"})
+    html = world.get("/conversations", "clinician", params={"outcome": "referred"}).text
+    assert "Zelda &lt;b&gt;Quux&lt;/b&gt;" in html and "<b>Quux" not in html
+    assert world.audit("view_contact")[-1]["target_type"] == "conversation_list"
+    support = world.get("/conversations", "support", params={"outcome": "referred"}).text
+    assert "Zelda" not in support and "data-name" not in support

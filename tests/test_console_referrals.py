@@ -542,3 +542,24 @@ def test_a_callbacks_phone_is_a_tel_link(console: Console) -> None:
     handoff.request_callback(console.engine, "c-callback-link", "visitor_request", False, sealed)
     html = console.get("/handoffs", as_="support").text
     assert '<a href="tel:+16465550123">(646) 555-0123</a>' in html and ">mornings<" in html
+
+
+def test_notes_on_a_callback_request(console: Console) -> None:
+    from clinic import handoff
+    from clinic.crypto import encrypt_json
+
+    sealed = encrypt_json(console.key, {"name": "Sam", "phone": "(646) 555-0123", "best_time": "mornings"})
+    request_id = handoff.request_callback(console.engine, "c-noted", "visitor_request", False, sealed)
+    for body in ("", " ", "x" * 2001):
+        resp = console.post(f"/handoffs/{request_id}/notes", {"body": body}, as_="support")
+        assert resp.status == 400 and "a note is 1 to 2000 characters" in resp.text
+    resp = console.post(f"/handoffs/{request_id}/notes", {"body": XSS[0] + " left a voicemail", "filter": "open"}, as_="support")
+    assert resp.status == 303 and resp.headers["location"] == "/handoffs?status=open&done=note"
+    console.post(f"/handoffs/{request_id}/notes", {"body": "called back, booked"}, as_="clinician")
+    html = console.get("/handoffs?done=note", as_="support").text
+    assert "Note added." in html and XSS[0] not in html and "left a voicemail" in html
+    assert html.index("called back, booked") < html.index("left a voicemail")  # newest first
+    # the conversation's own notes: on its transcript too; audited without the text
+    assert [e["detail"].split(" callback ")[1] for e in console.audits("note_add")] == [str(request_id)] * 2
+    assert all("voicemail" not in str(e) for e in console.audits("note_add"))
+    assert console.post("/handoffs/999999/notes", {"body": "x"}, as_="support").status == 404

@@ -97,6 +97,8 @@ ROUTES: Dict[Tuple[str, str], Spec] = {
     ("GET", "/handoffs"): Spec("support", "/handoffs"),
     ("POST", "/handoffs/<request_id:int>/status"): Spec(
         "support", "/handoffs/{handoff}/status", {"status": "in_progress", "from": "new"}, POST_OK),
+    ("POST", "/handoffs/<request_id:int>/notes"): Spec(
+        "support", "/handoffs/{handoff}/notes", {"body": "left a voicemail"}, POST_OK),
     ("GET", "/waitlist"): Spec("clinician", "/waitlist"),
     # the live chat: the queue and any chat for support and up; replies and the end of a chat
     # for its holder (the seed's support user holds {held}) or an admin
@@ -123,6 +125,9 @@ ROUTES: Dict[Tuple[str, str], Spec] = {
     ("POST", "/users/<user_id:int>/display_name"): Spec(
         "admin", "/users/{user}/display_name", {"display_name": "Tess"}, POST_OK, location="/users?done=display_name"),
     ("GET", "/audit"): Spec("admin", "/audit"),
+    ("GET", "/replies"): Spec("admin", "/replies"),
+    ("POST", "/replies"): Spec("admin", "/replies", {"title": "Hello", "text": "Hi, I'm here."}, POST_OK,
+                               location="/replies?done=saved"),
 }
 
 VISITOR_WORDS = "my private visitor words about sleep"
@@ -307,9 +312,11 @@ class Console:
 
 
 @pytest.fixture
-def console(clinic_env: Any) -> Console:
+def console(clinic_env: Any, monkeypatch: pytest.MonkeyPatch) -> Console:
     from clinic import referrals
     from clinic.settings import get_settings
+
+    monkeypatch.setenv("CANNED_REPLIES_FILE", str(clinic_env / "canned_replies.yml"))  # never the repo's
 
     settings = get_settings()
     now = time.time()

@@ -33,7 +33,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from clinic import form_answers, referrals as referral_store, retried_messages
 from clinic.console import auth, clock, conversation_index as index
 from clinic.console.pages import render
-from clinic.db import conversation_index, conversation_notes, conversation_tags, utcnow
+from clinic.crypto import DecryptionError, decrypt_json
+from clinic.db import conversation_index, conversation_notes, conversation_tags, referrals, utcnow
 from clinic.eligibility import QUESTIONS, is_valid_answer
 
 bp = Blueprint("console_conversations")
@@ -334,6 +335,8 @@ async def conversation_list(request: Request) -> HTTPResponse:
     for r in pinned + rows:
         r["last"] = when(r["last_ts"])
         r["first"] = when(r["first_ts"])
+    if auth.RANK[request.ctx.user["role"]] >= auth.RANK["clinician"]:
+        _add_names(request, pinned + rows)
     base = filters.query_args()
     with ctx.engine.connect() as conn:
         known_tags = [r[0] for r in conn.execute(
@@ -346,6 +349,30 @@ async def conversation_list(request: Request) -> HTTPResponse:
         first_url=("/conversations?" + urlencode(base)) if cursor else "",
         export_query=urlencode(base), errors=filters.errors,
     )
+
+
+def _add_names(request: Request, rows: List[Dict[str, Any]]) -> None:
+    """For clinicians: the name a referred visitor gave (``name``; contact data: the view is audited)."""
+    ctx = request.app.ctx
+    referred = sorted({r["conversation_id"] for r in rows if r.get("referred")})
+    if not referred:
+        return
+    names: Dict[str, str] = {}
+    with ctx.engine.connect() as conn:
+        found = conn.execute(select(referrals.c.conversation_id, referrals.c.contact_encrypted)
+                             .where(referrals.c.conversation_id.in_(referred))).fetchall()
+    for cid, sealed in found:
+        try:
+            name = decrypt_json(ctx.settings.encryption_key, sealed).get("name")
+        except (DecryptionError, ValueError, AttributeError):
+            continue
+        if isinstance(name, str) and name.strip():
+            names[cid] = name.strip()[:100]
+    for r in rows:
+        r["name"] = names.get(r["conversation_id"])
+    if names:
+        auth.audit(ctx.engine, request.ctx.user, "view_contact", "conversation_list", "names",
+                   f"{len(set(names))} names")
 
 
 # --- a transcript -------------------------------------------------------------------
