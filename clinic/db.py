@@ -97,6 +97,22 @@ urgent_handled = Table(
     UniqueConstraint("item_type", "item_id", name="uq_urgent_handled_item"),
 )
 
+# A visitor's thumbs up (+1) or down (-1) on the assistant's answer to one of their messages
+# (message_id: the id the widget gave that message, kept in the tracker's user event), with what
+# was wrong if they said (clinic.ratings). One per answer: a second tap changes it.
+answer_ratings = Table(
+    "answer_ratings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", String(64), nullable=False, index=True),
+    Column("message_id", String(64), nullable=False),
+    Column("rating", Integer, nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("created_at", DateTime, nullable=False, index=True),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("conversation_id", "message_id", name="uq_answer_rating"),
+)
+
 # "Did you mean...?": the topics offered for a message the assistant was unsure about, and the
 # one the visitor picked ("something_else" when none fitted). The message itself stays in the
 # tracker store (message_id); staff review these picks in the console.

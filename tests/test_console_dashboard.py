@@ -51,7 +51,8 @@ class Tracker:
         parsed: Dict[str, Any] = {"name": intent, "confidence": 0.45 if intent == "nlu_fallback" else 0.99}
         if topic:
             parsed["full_retrieval_intent_name"] = f"faq/{topic}"
-        metadata = {"display": display} if display else {}
+        # the widget's id of the message in its metadata (what a rating names), Rasa's own beside it
+        metadata = {"message_id": f"w{len(self.rows)}", **({"display": display} if display else {})}
         self._add(sender, "user", ts, {
             "text": text, "parse_data": {"intent": parsed, "entities": [], "text": text, "intent_ranking": [parsed]},
             "input_channel": "rest", "message_id": f"m{len(self.rows)}", "metadata": metadata,
@@ -438,3 +439,54 @@ def test_dashboard_counts_right_on_a_large_store(console: Console, request: pyte
     start = epoch(dt.datetime.combine(now.date() - dt.timedelta(days=29), dt.time.min))
     assert stats.conversations == sum(1 for i in range(100_000) if year_ago + i * (365 * DAY / 100_000) >= start)
     assert console.get("/dashboard", as_="support").status == 200
+
+
+def test_satisfaction_per_topic_and_the_worst_rated_answers(console: Console) -> None:
+    from clinic import ratings
+
+    now = utcnow()
+    t = Tracker()
+    ts = t.start("r1", epoch(now) - 3 * 3600)
+    ts = t.user("r1", ts, "how much is it", "faq", "pricing")
+    pricing_1 = t.rows[-2][5]["metadata"]["message_id"]
+    ts = t.action("r1", ts, "action_answer_faq")
+    ts = t.user("r1", ts, "is it safe", "faq", "safety")
+    safety_1 = t.rows[-2][5]["metadata"]["message_id"]
+    ts = t.action("r1", ts, "action_answer_faq")
+    ts = t.user("r1", ts, XSS[0], "nlu_fallback")
+    unsure = t.rows[-2][5]["metadata"]["message_id"]
+    ts = t.action("r1", ts, "action_did_you_mean")
+    t.bot("r1", ts, "utter_did_you_mean")
+    ts = t.start("r2", epoch(now) - 2 * 3600)
+    ts = t.user("r2", ts, "price?", "faq", "pricing")
+    pricing_2 = t.rows[-2][5]["metadata"]["message_id"]
+    ts = t.action("r2", ts, "action_answer_faq")
+    ts = prescreen_start(t, "r2", ts)
+    ts = t.user("r2", ts, "my secret answer", "inform")  # a form answer: its words never shown
+    answer = t.rows[-2][5]["metadata"]["message_id"]
+    t.action("r2", ts, "prescreen_form")
+    t.write(console.tracker_path)
+
+    e = console.engine
+    ratings.rate(e, "r1", pricing_1, -1, "too vague " + XSS[1])
+    ratings.rate(e, "r1", pricing_1, 1)  # changed the mind: one rating, up, comment cleared
+    ratings.rate(e, "r2", pricing_2, -1, "no price given")
+    ratings.rate(e, "r1", safety_1, 1)
+    ratings.rate(e, "r1", unsure, -1)
+    ratings.rate(e, "r2", answer, -1, "confusing question")
+    ratings.rate(e, "r2", "no-such-message", -1)  # names no message: left out
+    stats = dashboard.compute(e, console.app.ctx.tracker, 7, now=now)
+    assert [(s["topic"], s["up"], s["down"]) for s in stats.satisfaction] == [
+        ("did you mean", 0, 1), ("prescreen_form", 0, 1), ("pricing", 1, 1), ("safety", 1, 0)]
+    assert [s["share"] for s in stats.satisfaction] == [0.0, 0.0, 0.5, 1.0]
+    assert [(w["conversation_id"], w["topic"], w["asked"], w["comment"]) for w in stats.worst] == [
+        ("r2", "prescreen_form", "", "confusing question"),
+        ("r1", "did you mean", XSS[0], ""),
+        ("r2", "pricing", "price?", "no price given"),
+    ]
+    html = console.get("/dashboard?days=7", as_="support").text
+    assert '<tr data-topic="pricing"><th scope="row">pricing</th><td>1</td><td>1</td><td>50.0%</td></tr>' in html
+    worst = re.search(r'<table id="table-worst".*?</table>', html, re.S).group(0)
+    assert "my secret answer" not in html and XSS[0] not in html and "confusing question" in worst
+    assert worst.count('href="/conversations/r2"') == 2 and "(a button or a form answer)" in worst
+    assert console.audits("view_unanswered")[-1]["detail"] == "1 questions, 3 rated down"

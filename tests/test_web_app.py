@@ -360,3 +360,36 @@ def test_anything_but_a_starters_number_is_refused(app, rasa, number, status, co
     _, resp = post(app, {"starter": number})
     assert resp.status == status and resp.json["error"] == code
     assert rasa.sent == []
+
+
+# --- ratings of the assistant's answers ---------------------------------------------------------
+
+
+def test_a_rating_names_the_visitors_message_and_can_change(app, rasa):
+    from sqlalchemy import select
+
+    from clinic import db
+
+    _, first = post(app, {"message": "how much is it", "id": "m-1"})
+    cookie = {"cid": first.cookies["cid"]}
+    cid = signing.read_conversation_id(get_settings().secret_key, first.cookies["cid"])
+
+    def rate(body, cookies=cookie):
+        _, resp = app.test_client.post("/api/rating", data=json.dumps(body), headers={"content-type": "application/json"},
+                                       cookies=cookies)
+        return resp
+
+    assert rate({"message_id": "m-1", "rating": "down", "comment": "  too vague\u202e  "}).json == {"ok": True}
+    assert rate({"message_id": "m-1", "rating": "down", "comment": "x" * 900}).status == 200
+    engine = db.get_engine(get_settings().clinic_db_url)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(db.answer_ratings))]
+    assert [(r["conversation_id"], r["message_id"], r["rating"], len(r["comment"])) for r in rows] == [(cid, "m-1", -1, 500)]
+    assert rate({"message_id": "m-1", "rating": "up"}).status == 200
+    with engine.connect() as conn:
+        [row] = [dict(r._mapping) for r in conn.execute(select(db.answer_ratings))]
+    assert (row["rating"], row["comment"]) == (1, None)
+    for bad in ({"message_id": "m-1", "rating": "meh"}, {"message_id": "<x>", "rating": "up"}, {"rating": "up"},
+                {"message_id": "m-1", "rating": "down", "comment": 5}, ["m-1"]):
+        assert rate(bad).status == 400, bad
+    assert rate({"message_id": "m-1", "rating": "up"}, cookies={}).status == 409  # no conversation yet

@@ -95,7 +95,8 @@ def test_starter_buttons_before_anything_is_typed(new_page: Any, stack: Any) -> 
     w2 = opened(other, stack)
     before = w2.bots().count()
     other.locator(".ccw-starters").get_by_role("button", name="Am I eligible?").click()
-    assert "Yes, let's start" in other.locator(".ccw-choice:enabled").all_inner_texts(), w2.wait_reply(before)
+    intro = w2.wait_reply(before)
+    assert "Yes, let's start" in other.locator(".ccw-choice:enabled").all_inner_texts(), intro
     assert page.errors == [] and other.errors == []
 
 

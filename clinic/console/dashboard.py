@@ -24,6 +24,10 @@ whole days in UTC, today included, and are computed from Rasa's tracker store
   see these too; the page escapes them like every visitor text, links each to
   its transcript, and the view is written to the audit log
   (``view_unanswered``, only a count in the detail).
+- *Satisfaction*: the visitors' thumbs up and down (``clinic.ratings``) given in the window, per
+  topic of the answer rated (the FAQ topic; "did you mean", "fallback", or what else answered the
+  message), and the latest answers rated down with what was wrong, linked to their transcripts (the
+  visitor's message shown only when it was a question: never a form answer).
 - *Referral funnel*: conversations of the window in which the pre-screen form
   ran -> those with a referral (clinic DB) -> referrals ``scheduled`` or
   ``closed`` (a referral is closed only after being scheduled).
@@ -49,6 +53,7 @@ from sanic.response import HTTPResponse
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Connection, Engine
 
+from clinic import ratings
 from clinic.console import auth, charts, visitor_turns
 from clinic.console.pages import render
 from clinic.console.referrals_queue import path_quote
@@ -62,6 +67,7 @@ MARGIN_S = 86400.0
 TOP_TOPICS = 10
 UNANSWERED = 20
 UNANSWERED_CHARS = 300
+WORST = 10
 SCHEDULED = ("scheduled", "closed")
 _CHUNK = 500
 
@@ -95,6 +101,8 @@ class Stats:
     topics: List[Tuple[str, int]] = field(default_factory=list)
     unanswered: List[Dict[str, Any]] = field(default_factory=list)
     did_you_mean: List[Tuple[str, int]] = field(default_factory=list)
+    satisfaction: List[Dict[str, Any]] = field(default_factory=list)  # per topic: up, down, share
+    worst: List[Dict[str, Any]] = field(default_factory=list)  # answers rated down, latest first
     referrals: int = 0
     scheduled: int = 0
 
@@ -205,6 +213,47 @@ def _aggregate(stats: Stats, conversations: Dict[str, visitor_turns.Conversation
     stats.unanswered = [_unanswered_row(m) for m in reversed([m for m in asked if m.unanswered])][:UNANSWERED]
 
 
+def answer_topic(message: visitor_turns.Message) -> str:
+    """What a rated answer was about: its FAQ topic, "did you mean", "fallback", or what answered it."""
+    outcome = message.outcome
+    if outcome == "faq":
+        return message.topic or "(topic not recorded)"
+    if outcome == "unsure":
+        return "did you mean"
+    if outcome == "fallback":
+        return "fallback"
+    name = message.answered_by or "other"
+    for prefix in ("action_", "utter_"):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def _satisfaction(stats: Stats, conversations: Dict[str, visitor_turns.Conversation],
+                  rated: Sequence[Dict[str, Any]]) -> None:
+    by_id = {(c.conversation_id, m.widget_id): m for c in conversations.values() for m in c.messages if m.widget_id}
+    per_topic: Dict[str, List[int]] = {}
+    worst = []
+    for r in rated:
+        message = by_id.get((r["conversation_id"], r["message_id"]))
+        if message is None:  # its conversation is gone, or the id names no message of it
+            continue
+        topic = answer_topic(message)
+        counts = per_topic.setdefault(topic, [0, 0])
+        counts[0 if r["rating"] > 0 else 1] += 1
+        if r["rating"] < 0:
+            worst.append({
+                "conversation_id": r["conversation_id"], "topic": topic, "at": r["updated_at"],
+                "asked": message.text[:UNANSWERED_CHARS] if message.question else "",
+                "comment": (r["comment"] or "")[:UNANSWERED_CHARS],
+            })
+    stats.satisfaction = sorted(
+        ({"topic": t, "up": up, "down": down, "share": up / (up + down)} for t, (up, down) in per_topic.items()),
+        key=lambda s: (s["share"], -(s["up"] + s["down"]), s["topic"]),
+    )
+    stats.worst = sorted(worst, key=lambda w: w["at"], reverse=True)[:WORST]
+
+
 def _started_in_window(tracker: Engine, conversation_ids: Sequence[str], start: float) -> set:
     """Which of ``conversation_ids`` began at ``start`` or later (uses the sender_id index)."""
     found: set = set()
@@ -229,7 +278,9 @@ def compute(clinic: Engine, tracker: Engine, days: int = DEFAULT_DAYS, now: Opti
         lo = first_id_from(conn, start - MARGIN_S)
         if lo is None:
             return stats
-        _aggregate(stats, visitor_turns.read(conn, lo), start)
+        conversations = visitor_turns.read(conn, lo)
+        _aggregate(stats, conversations, start)
+    _satisfaction(stats, conversations, ratings.ratings_since(clinic, start_dt))
     with clinic.connect() as conn:
         made = [
             (r.conversation_id, r.status)
@@ -288,9 +339,9 @@ async def dashboard(request: Request) -> HTTPResponse:
         days = DEFAULT_DAYS
     # Seconds of SQL on a large store must not stall the other staff's requests.
     stats = await asyncio.get_running_loop().run_in_executor(None, compute, ctx.engine, ctx.tracker, days)
-    if stats.unanswered:
+    if stats.unanswered or stats.worst:  # visitors' words on the page
         auth.audit(ctx.engine, request.ctx.user, "view_unanswered", "dashboard", f"last {days} days",
-                   f"{len(stats.unanswered)} questions")
+                   f"{len(stats.unanswered)} questions" + (f", {len(stats.worst)} rated down" if stats.worst else ""))
     return render(
         request, "dashboard.html", stats=stats, charts=build_charts(stats), days=days, windows=WINDOWS,
         rate=_rate, q=path_quote,

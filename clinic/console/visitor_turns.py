@@ -52,7 +52,8 @@ class Message:
     button: bool
     intent: Optional[str]
     topic: Optional[str]  # the FAQ topic the NLU chose, or the one a "did you mean" button picked
-    message_id: Optional[str]
+    message_id: Optional[str]  # Rasa's id of the message
+    widget_id: Optional[str] = None  # the id the widget gave it (metadata.message_id): what a rating names
     form_answer: bool = False
     answered_by: Optional[str] = None
     offered_topics: bool = False  # a "did you mean" with topics answered it
@@ -109,6 +110,7 @@ def _select(dialect: str) -> str:
       CASE WHEN {user} THEN {_json(dialect, 'text')} END AS text,
       CASE WHEN {user} THEN {_json(dialect, 'metadata', 'display')} END AS display,
       CASE WHEN {user} THEN {_json(dialect, 'message_id')} END AS message_id,
+      CASE WHEN {user} THEN {_json(dialect, 'metadata', 'message_id')} END AS widget_id,
       CASE WHEN {user} THEN {_json(dialect, 'parse_data', 'intent', 'full_retrieval_intent_name')} END AS retrieval,
       CASE WHEN {user} THEN {_json(dialect, 'parse_data', 'response_selector', 'faq', 'response', 'intent_response_key')} END
         AS response_key,
@@ -173,6 +175,7 @@ def fold(conversation_id: str, rows: Sequence[Any]) -> Conversation:
                 button=display is not None or raw.startswith("/"),
                 intent=row.intent_name, topic=pick.group(1) if pick else _topic(row),
                 message_id=row.message_id if isinstance(row.message_id, str) else None,
+                widget_id=row.widget_id if isinstance(row.widget_id, str) else None,
             )
             conversation.messages.append(current)
             messages_at[position] = current

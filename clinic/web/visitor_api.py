@@ -13,6 +13,8 @@
   starter buttons (``starters``: their numbers and titles); so does ``/api/reset``.
 - ``GET /api/updates`` waits for what a person sends (``clinic.web.live_updates``).
 - ``POST /api/handoff/cancel`` leaves the queue for a person.
+- ``POST /api/rating`` rates the assistant's answer to one of the visitor's messages (by that
+  message's id): a thumbs up or down, and after a down what was wrong (``clinic.ratings``).
 - ``POST /api/reset`` starts a new conversation ("start over"); a wait for a
   person is cancelled, a live chat closed.
 
@@ -48,7 +50,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty, json
 
-from clinic import retried_messages
+from clinic import ratings, retried_messages
 from clinic.web import client_address, live_chat, signing, starters, visitor_input
 from clinic.rasa_client import RasaUnavailable, replies_to
 
@@ -172,7 +174,11 @@ def history_from_events(secret: bytes, conversation_id: str, events: List[Dict[s
         if kind == "user":
             text = (event.get("metadata") or {}).get("display") or event.get("text") or ""
             if text and not text.startswith("/"):
-                messages.append({"role": "visitor", "text": text, "buttons": [], "ts": event.get("timestamp")})
+                shown = {"role": "visitor", "text": text, "buttons": [], "ts": event.get("timestamp")}
+                message_id = (event.get("metadata") or {}).get("message_id")
+                if isinstance(message_id, str) and MESSAGE_ID.match(message_id):
+                    shown["id"] = message_id  # what a rating of the answer to it names
+                messages.append(shown)
         elif kind == "bot" and isinstance((event.get("metadata") or {}).get("staff"), dict):
             if event.get("text"):
                 messages.append({
@@ -408,6 +414,34 @@ async def cancel_handoff(request: Request) -> HTTPResponse:
         return refusal(409, "not_waiting", refused.detail, handoff=live_chat.public(refused.state))
     messages = [{"text": e["text"], "buttons": [], "ts": e["timestamp"]} for e in events if e.get("event") == "bot"]
     return json({"messages": messages, "handoff": await live_chat.visitor_state(engine, conversation_id)})
+
+
+@bp.route("/rating", methods=["POST", "OPTIONS"])
+@answers_preflight
+async def rating(request: Request) -> HTTPResponse:
+    """The visitor rates the assistant's answer to one of their messages: ``{"message_id": ...,
+    "rating": "up" | "down", "comment": "what was wrong" (optional, after a thumbs down)}``."""
+    conversation_id = visitor_conversation(request)
+    if conversation_id is None:
+        return refusal(409, "no_conversation", "There is no answer to rate yet.")
+    try:
+        body = visitor_input.parse_body(request.body, request.headers.get("content-type"))
+    except visitor_input.Refusal as r:
+        return refusal(r.status, r.code, r.detail)
+    message_id = body.get("message_id") if isinstance(body, dict) else None
+    value = ratings.VALUES.get(body.get("rating")) if isinstance(body, dict) else None
+    if not (isinstance(message_id, str) and MESSAGE_ID.match(message_id)) or value is None:
+        return refusal(400, "invalid_rating", 'Expected {"message_id": "...", "rating": "up" or "down"}.')
+    comment = body.get("comment")
+    if comment is not None:
+        if not isinstance(comment, str):
+            return refusal(400, "invalid_rating", "A comment is text.")
+        comment = visitor_input.clean_text(comment)[:ratings.MAX_COMMENT_CHARS] or None
+    limited = await rate_limited(request, conversation_id, "message")
+    if limited is not None:
+        return limited
+    await live_chat.in_thread(ratings.rate, request.app.ctx.engine, conversation_id, message_id, value, comment)
+    return json({"ok": True})
 
 
 @bp.route("/reset", methods=["POST", "OPTIONS"])

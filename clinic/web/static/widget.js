@@ -484,6 +484,85 @@
     scrollDown();
   }
 
+  // --- ratings: a thumbs up or down under each of the assistant's answers (POST /api/rating) -------
+
+  var THUMB_UP = "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3";
+  var THUMB_DOWN = "M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3zm7-13h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17";
+
+  // messageId: the id of the visitor's message this answer answers (the server finds it by that)
+  function addRating(item, messageId) {
+    if (!item || !messageId || item.querySelector(".ccw-rate")) { return; }
+    var bar = el("div", "ccw-rate");
+    bar.setAttribute("role", "group");
+    bar.setAttribute("aria-label", "Was this answer helpful?");
+    var up = el("button", "ccw-rate-up");
+    up.type = "button";
+    up.setAttribute("aria-label", "Helpful");
+    up.setAttribute("aria-pressed", "false");
+    up.appendChild(svgIcon([THUMB_UP]));
+    var down = el("button", "ccw-rate-down");
+    down.type = "button";
+    down.setAttribute("aria-label", "Not helpful");
+    down.setAttribute("aria-pressed", "false");
+    down.appendChild(svgIcon([THUMB_DOWN]));
+    var said = el("span", "ccw-rate-said", "");
+    bar.appendChild(up);
+    bar.appendChild(down);
+    bar.appendChild(said);
+    var why = el("form", "ccw-rate-why");
+    why.hidden = true;
+    why.noValidate = true;
+    var whyId = "ccw-why-" + messageId;
+    var whyLabel = el("label", "ccw-rate-why-label", "What was wrong? (optional)");
+    whyLabel.setAttribute("for", whyId);
+    var whyInput = el("input", "ccw-rate-why-input");
+    whyInput.id = whyId;
+    whyInput.type = "text";
+    whyInput.maxLength = 500;
+    var whySend = el("button", "ccw-rate-why-send", "Send");
+    whySend.type = "submit";
+    why.appendChild(whyLabel);
+    why.appendChild(whyInput);
+    why.appendChild(whySend);
+
+    function record(value, comment) {
+      var body = { message_id: messageId, rating: value };
+      if (comment) { body.comment = comment; }
+      return request("POST", "/api/rating", body).then(function () { return true; }, function () {
+        said.textContent = "Sorry, that didn't reach us. Please try again.";
+        return false;
+      });
+    }
+    up.addEventListener("click", function () {
+      up.setAttribute("aria-pressed", "true");
+      down.setAttribute("aria-pressed", "false");
+      why.hidden = true;
+      record("up").then(function (ok) { if (ok) { said.textContent = "Thanks!"; } });
+    });
+    down.addEventListener("click", function () {
+      down.setAttribute("aria-pressed", "true");
+      up.setAttribute("aria-pressed", "false");
+      record("down").then(function (ok) {
+        if (!ok) { return; }
+        said.textContent = "Thanks for telling us.";
+        why.hidden = false;
+        whyInput.focus({ preventScroll: true });
+      });
+    });
+    why.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var text = whyInput.value.trim();
+      if (!text) { why.hidden = true; return; }
+      whySend.disabled = true;
+      record("down", text).then(function (ok) {
+        whySend.disabled = false;
+        if (ok) { why.hidden = true; said.textContent = "Thanks: that helps us improve."; }
+      });
+    });
+    item.insertBefore(bar, item.querySelector(".ccw-time"));
+    item.insertBefore(why, item.querySelector(".ccw-time"));
+  }
+
   function disableAllChoices() {
     var all = log.querySelectorAll(".ccw-choice");
     for (var i = 0; i < all.length; i++) { all[i].disabled = true; }
@@ -775,6 +854,7 @@
         var row = addBot(m, true);
         if (row && !firstChoice) { firstChoice = row.querySelector("button"); }
       });
+      if (messages.length && handoff.mode !== "person") { addRating(log.lastChild, pending.body.id); }
       applyHandoff(data.handoff, true);
       setBusy(false);
       if (isOpen()) {
@@ -837,17 +917,25 @@
       greet(messages.length ? [] : data.starters);
       var lastVisitor = -1;
       messages.forEach(function (m, i) { if (m.role === "visitor") { lastVisitor = i; } });
+      var answering = null; // the id of the visitor's message the bot messages that follow answer
+      var lastBot = null;
+      function rateAnswer() { if (answering && lastBot) { addRating(lastBot, answering); } }
       messages.forEach(function (m, i) {
         noteTs(m.ts);
         seenBefore(m);
         if (m.role === "visitor") {
+          rateAnswer();
+          answering = typeof m.id === "string" ? m.id : null;
+          lastBot = null;
           addVisitor(String(m.text || ""), m.ts);
         } else if (m.role === "staff") {
           addStaff(m);
         } else {
           addBot(m, i > lastVisitor);
+          lastBot = log.lastChild;
         }
       });
+      rateAnswer();
       applyHandoff(data.handoff, false);
     }, function (err) {
       // no cookie never fails (the server answers an empty list without asking Rasa),
