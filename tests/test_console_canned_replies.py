@@ -74,3 +74,12 @@ def test_a_live_chat_page_offers_them(console: Console, replies_file: Path) -> N
     html = console.get(f"/live/{row['id']}", as_="support").text
     assert '<button type="button" class="secondary" data-action="canned" data-text="Hi, I&#39;m here."' in html
     assert 'data-text="She said &#34;&lt;b&gt;hi&lt;/b&gt;&#34;"' in html and "<b>hi</b>" not in html
+
+
+def test_a_settings_file_that_cannot_be_written_is_said(console: Console, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = tmp_path / "no-such-folder" / "canned_replies.yml"
+    monkeypatch.setenv("CANNED_REPLIES_FILE", str(missing))
+    resp = console.post("/replies", {"title": ["Hello"], "text": ["Hi."]}, as_="admin")
+    assert resp.status == 503 and "could not be written" in resp.text and 'value="Hello"' in resp.text
+    assert not missing.exists() and console.audits("canned_replies_edit") == []

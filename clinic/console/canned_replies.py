@@ -122,6 +122,10 @@ async def replies_save(request: Request) -> HTTPResponse:
     except CannedError as exc:
         draft = [Reply((t or "").strip(), (x or "").strip()) for t, x in zip(titles, texts) if (t or "").strip() or (x or "").strip()]
         return _page(request, status=400, error=f"Not saved: {exc}.", draft=draft)
-    save(request.app.ctx.settings.settings_dir, replies)
+    try:
+        save(request.app.ctx.settings.settings_dir, replies)
+    except OSError as exc:  # a read-only settings folder, a full disk: said, nothing half-written
+        return _page(request, status=503, draft=replies,
+                     error=f"Not saved: the settings file could not be written ({type(exc).__name__}). Ask whoever runs the console.")
     auth.audit(request.app.ctx.engine, request.ctx.user, "canned_replies_edit", "settings", FILE, f"{len(replies)} replies")
     return redirect("/replies?done=saved", status=303)
