@@ -13,7 +13,9 @@ pytest.importorskip("playwright", reason="pip install -r requirements.txt brings
 
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
+from clinic import handoff  # noqa: E402
 from tests import console_driver as cd  # noqa: E402
+from tests.stack import conversation_id  # noqa: E402
 from tests.widget_driver import ARTIFACTS, Widget  # noqa: E402
 
 expect.set_options(timeout=20_000)
@@ -46,6 +48,16 @@ def new_page(browser: Browser) -> Iterator[Any]:
         ctx.close()
 
 
+def cid_of(page: Page, stack: Any) -> str:
+    import requests
+
+    session = requests.Session()
+    for c in page.context.cookies():
+        if c["name"] == "cid":
+            session.cookies.set("cid", c["value"])
+    return conversation_id(session, stack)
+
+
 def test_an_admin_edits_canned_replies_and_one_goes_out_in_a_live_chat(stack: Any, console_url: str,
                                                                         new_page: Any) -> None:
     stack.set_staffed(True)
@@ -66,10 +78,11 @@ def test_an_admin_edits_canned_replies_and_one_goes_out_in_a_live_chat(stack: An
     w.open()
     assert "connect you with a person" in w.say("can I talk to a real person please")
     w.choose("Yes")
+    cid = cid_of(visitor, stack)
+    request_id = handoff.active(stack.clinic_engine(), cid)["id"]  # this visitor's (others may wait too)
     staff = new_page()
     cd.sign_in(staff, console_url, "support", "/login?next=/live")
-    request_id = cd.waiting_request(staff, 10_000)
-    staff.goto(console_url + "/live")
+    expect(staff.locator(f"#waiting tr[data-request='{request_id}']")).to_be_visible()
     cd.take_chat(staff, request_id)
     staff.locator('[data-action="canned"]', has_text="Booking").click()
     box = staff.locator("form#reply textarea[name=text]")

@@ -92,7 +92,8 @@ def visitor_in_crisis(stack: Any) -> str:
     return conversation_id(s, stack)
 
 
-def visitor_joins_the_queue(stack: Any) -> str:
+def visitor_joins_the_queue(stack: Any) -> requests.Session:
+    """A visitor who asks for a person and says yes: they wait in the live queue (their session)."""
     s = requests.Session()
     offer = say(s, stack, "can I talk to a real person please")
     assert offer.status_code == 200, offer.text
@@ -100,7 +101,7 @@ def visitor_joins_the_queue(stack: Any) -> str:
     assert joined.status_code == 200, joined.text
     cid = conversation_id(s, stack)
     assert handoff.active(stack.clinic_engine(), cid)["status"] == handoff.WAITING
-    return cid
+    return s
 
 
 def item_row(page: Page, cid: str, kind: str) -> Any:
@@ -150,7 +151,8 @@ def test_an_open_page_alerts_within_3_s_of_a_visitor_joining_the_queue(stack: An
     before = page.evaluate("() => ({n: window.__alerts.notifications.length, tones: window.__alerts.tones})")
     expect(page.get_by_role("button", name="Sound on")).to_be_visible()
 
-    cid = visitor_joins_the_queue(stack)
+    visitor = visitor_joins_the_queue(stack)
+    cid = conversation_id(visitor, stack)
     joined = time.monotonic()
     expect(page.locator("#alert-status")).to_contain_text("a visitor is waiting for a person", timeout=ALERT_WITHIN_MS)
     took_ms = (time.monotonic() - joined) * 1000
@@ -188,3 +190,5 @@ def test_an_open_page_alerts_within_3_s_of_a_visitor_joining_the_queue(stack: An
     handoff_row = handoff.active(stack.clinic_engine(), cid)
     assert handoff_row is not None and handoff_row["status"] == handoff.WAITING
     assert page.errors == []
+    # the visitor leaves the queue (the session's stack is shared with other tests)
+    assert visitor.post(f"{stack.web_url}/api/handoff/cancel", json={}, timeout=30).status_code == 200
