@@ -81,6 +81,38 @@ conversation_flags = Table(
     Column("reviewed", Boolean, nullable=False, default=False),
 )
 
+# The console's Urgent view: an item (an urgent flag, or a callback asked after a crisis) marked
+# handled by a staff member, with their note (clinic.console.urgent). One row per item.
+urgent_handled = Table(
+    "urgent_handled",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("item_type", String(16), nullable=False),  # "flag" (conversation_flags) or "callback" (handoff_requests)
+    Column("item_id", Integer, nullable=False),
+    Column("conversation_id", String(64), nullable=False, index=True),
+    Column("handled_at", DateTime, nullable=False),
+    Column("user_id", Integer, nullable=True),
+    Column("username", String(64), nullable=True),  # kept if the account goes later
+    Column("note", Text, nullable=False),
+    UniqueConstraint("item_type", "item_id", name="uq_urgent_handled_item"),
+)
+
+# A visitor's thumbs up (+1) or down (-1) on the assistant's answer to one of their messages
+# (message_id: the id the widget gave that message, kept in the tracker's user event), with what
+# was wrong if they said (clinic.ratings). One per answer: a second tap changes it.
+answer_ratings = Table(
+    "answer_ratings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", String(64), nullable=False, index=True),
+    Column("message_id", String(64), nullable=False),
+    Column("rating", Integer, nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("created_at", DateTime, nullable=False, index=True),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("conversation_id", "message_id", name="uq_answer_rating"),
+)
+
 # "Did you mean...?": the topics offered for a message the assistant was unsure about, and the
 # one the visitor picked ("something_else" when none fitted). The message itself stays in the
 # tracker store (message_id); staff review these picks in the console.
@@ -437,12 +469,14 @@ conversation_index = Table(
     Column("reviewed_at", DateTime, nullable=True),
     Column("reviewed_by", String(64), nullable=True),
     Column("active_form", String(64), nullable=True),  # the form active after the last event read
-    Column("first_message", String(200), nullable=True),  # the first thing the visitor typed (shortened)
+    Column("first_message", String(200), nullable=True),  # the visitor's first real question (shortened)
     Column("visitor_text", Text, nullable=False, default=""),  # searchable visitor text, lower case
     Column("last_event_id", Integer, nullable=False, default=0),  # the last tracker events.id applied
     # the visitor's last message while its turn's events may still show it filled a form slot
     # (an answer: never indexed); clinic.console.conversation_index
     Column("pending_text", Text, nullable=True),
+    # whether pending_text may be the first question: typed, and not a greeting or a yes/no
+    Column("pending_question", Boolean, nullable=True),
     Index("ix_conversation_index_recent", "last_ts", "id"),
     Index("ix_conversation_index_outcome", "outcome", "last_ts", "id"),
     Index("ix_conversation_index_referred", "referred", "last_ts", "id"),

@@ -24,6 +24,7 @@ visitor leaves a callback request (kind ``callback``, status ``new ->
 in_progress -> closed``, name and contact stored encrypted).
 """
 
+import datetime as dt
 import time
 from typing import Any, Dict, List, Optional
 
@@ -295,6 +296,39 @@ def visitor_state(engine: Engine, conversation_id: str) -> Dict[str, Any]:
     if status == LIVE:
         return {"mode": "person", "agent": staff_name, "position": None, "version": version, "request": request_id}
     return {"mode": "waiting", "agent": None, "position": place, "version": version, "request": request_id}
+
+
+# The expected wait in the live queue: the median time the last TYPICAL_OF visitors a person took
+# waited (within TYPICAL_DAYS), times the place in line; None with fewer than TYPICAL_MIN of them
+# (no figure is better than a made-up one). Read only for a visitor who waits (one small query).
+TYPICAL_OF = 20
+TYPICAL_MIN = 3
+TYPICAL_DAYS = 30
+
+
+def typical_wait_s(engine: Engine) -> Optional[float]:
+    """How long a visitor waited for a person lately (the median, seconds), or None."""
+    since = utcnow() - dt.timedelta(days=TYPICAL_DAYS)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(handoff_requests.c.created_at, handoff_requests.c.claimed_at)
+            .where(handoff_requests.c.kind == LIVE_KIND, handoff_requests.c.claimed_at.isnot(None),
+                   handoff_requests.c.created_at >= since)
+            .order_by(handoff_requests.c.claimed_at.desc()).limit(TYPICAL_OF)
+        ).fetchall()
+    waits = sorted(max((r.claimed_at - r.created_at).total_seconds(), 0.0) for r in rows)
+    if len(waits) < TYPICAL_MIN:
+        return None
+    middle = len(waits) // 2
+    return waits[middle] if len(waits) % 2 else (waits[middle - 1] + waits[middle]) / 2
+
+
+def expected_wait_s(engine: Engine, place: Optional[int]) -> Optional[int]:
+    """The expected wait of the visitor at ``place`` in line (seconds), or None when not known."""
+    typical = typical_wait_s(engine)
+    if typical is None or not place:
+        return None
+    return int(round(typical * place))
 
 
 # --- what the assistant's tracker gets ----------------------------------------

@@ -78,6 +78,8 @@ Live handoff (``clinic.handoff``, ``clinic.staffing``):
 - ``STAFFING_FILE`` (``settings/staffing.yml``): the time zone, weekly hours and
   holidays when people answer the live chat; outside them a visitor who asks
   for a person leaves a callback request. Read again when the file changes.
+- ``CANNED_REPLIES_FILE`` (``settings/canned_replies.yml``): the live chat's canned replies, which
+  admins edit in the console (``clinic.console.canned_replies`` rewrites the file).
 
 Referral notices (``clinic.notifier``) and encryption:
 

@@ -102,6 +102,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpCollector, embed_p
     """Rasa server, action server and web app, as `make run` starts them (once per session)."""
     from tests.stack import Stack
 
+    import shutil
+
+    canned = tmp_path_factory.mktemp("settings") / "canned_replies.yml"  # edited by the console's tests, not the repo's
+    shutil.copy(Path(__file__).resolve().parent.parent / "settings" / "canned_replies.yml", canned)
     s = Stack(
         tmp_path_factory.mktemp("stack"),
         extra_env={
@@ -109,6 +113,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpCollector, embed_p
             "SMTP_PORT": str(smtp.port),
             "CONSOLE_URL": "http://console.test",
             "WIDGET_ALLOWED_ORIGINS": f"http://127.0.0.1:{embed_port}",
+            # every browser test signs staff in from this one address, module after module: the
+            # sign-in limit itself is tested in tests/test_console_auth.py
+            "LOGIN_ATTEMPTS": "200/2",
+            "CANNED_REPLIES_FILE": str(canned),
         },
     )
     try:

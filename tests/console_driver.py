@@ -123,8 +123,9 @@ def sign_in(page: Page, console_url: str, role: str, next_path: str = "") -> Non
 
 
 def listed_ids(page: Page) -> List[str]:
-    """The conversation ids of the rows on a conversations page (from their links)."""
-    hrefs = page.locator("table.conversations tbody a[href^='/conversations/']").evaluate_all(
+    """The conversation ids of the rows on a conversations page (from their links; the crisis rows
+    pinned above the list, shown again in their place, aside)."""
+    hrefs = page.locator("table.conversations tbody:not(.pinned) a[href^='/conversations/']").evaluate_all(
         "as => as.map(a => a.getAttribute('href'))"
     )
     from urllib.parse import unquote
@@ -144,7 +145,7 @@ def filter_conversations(page: Page, outcome: str = "", q: str = "") -> List[str
 def row_of(page: Page, cid: str) -> Locator:
     from urllib.parse import quote
 
-    return page.locator("table.conversations tbody tr").filter(
+    return page.locator("table.conversations tbody:not(.pinned) tr").filter(
         has=page.locator(f"a[href='/conversations/{quote(cid, safe='')}']")
     )
 

@@ -91,7 +91,7 @@ def staff(new_page: Any, console_url: str, data: cd.ConsoleData) -> Any:
 
     def sign_in(role: str) -> Page:
         page = new_page()
-        cd.sign_in(page, console_url, role)
+        cd.sign_in(page, console_url, role, "/login?next=/conversations")
         return page
 
     return sign_in
@@ -167,7 +167,8 @@ def test_the_clinician_filters_conversations_by_outcome_and_by_what_the_visitor_
     row = cd.row_of(page, data.referral.cid)
     expect(row).to_contain_text("Eligible")
     expect(row.locator(".tag", has_text="referred")).to_be_visible()
-    expect(row.locator("td.visitor-text")).to_have_text("hello from Tuscaloosa")
+    # the first real question: the greeting before it is not one
+    expect(row.locator("td.visitor-text")).to_have_text("what is ketamine therapy")
 
     # a word the visitor typed: the greeting of two conversations
     assert cd.filter_conversations(page, outcome="", q=cd.PLACE) == [data.handoff.cid, data.referral.cid]
@@ -485,10 +486,11 @@ def test_markup_typed_in_the_widget_shows_as_text_in_the_console(
         expect(visitor_message(page, text)).to_have_count(1)
     no_live_markup()
 
+    # The dashboard lists only questions answered by "did you mean" or a fallback (the model answers
+    # these with its out-of-scope reply); its escaping of listed text is checked in
+    # tests/test_console_dashboard.py. Whatever it lists, no markup is live.
     page.get_by_role("navigation", name="Console").get_by_role("link", name="Dashboard").click()
-    unanswered = page.locator("#table-unanswered")
-    for text in cd.XSS:
-        expect(unanswered.locator("td.visitor-text", has_text=text).first).to_be_visible()
+    expect(page.locator("#table-unanswered")).to_be_visible()
     main = page.locator("main")
     for selector in ("img", "script", "[onerror]", "[onload]", "a[href^='javascript']"):
         assert main.locator(selector).count() == 0, selector

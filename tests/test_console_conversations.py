@@ -6,6 +6,7 @@ tracker store format) in a private var/ folder; the generator's manifest says
 what each conversation holds, so the expected results never come from the index."""
 
 import csv
+import datetime as dt
 import hashlib
 import io
 import json
@@ -27,6 +28,18 @@ from tests import encrypted_db
 PASSWORD = "correct horse battery staple"
 CSRF_FIELD = re.compile(r'<input type="hidden" name="csrf" value="([^"]*)">')
 LINK = re.compile(r'href="/conversations/([0-9a-f]{32})"')
+PINNED = re.compile(r'<tbody class="pinned".*?</tbody>', re.S)
+
+
+def list_links(html: str) -> List[str]:
+    """The conversations of a list page in their time order (the crisis rows pinned above it, shown
+    again in their place, aside)."""
+    return LINK.findall(PINNED.sub("", html))
+
+
+def pinned_links(html: str) -> List[str]:
+    found = PINNED.search(html)
+    return LINK.findall(found.group(0)) if found else []
 OLDER = re.compile(r'<a href="(/conversations\?[^"]*)" rel="next">Older</a>')
 NOW = time.time()
 XSS = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "<svg onload=alert(1)>", "javascript:alert(1)"]
@@ -123,7 +136,7 @@ class World:
         response = self.get("/conversations", role, params=params)
         for _ in range(100):
             assert response.status == 200, response.text
-            ids += LINK.findall(response.text)
+            ids += list_links(response.text)
             older = OLDER.search(response.text)
             if not older:
                 return ids
@@ -168,7 +181,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 def test_the_list_shows_every_conversation_newest_first_50_a_page_without_duplicates(world: World) -> None:
     first = world.get("/conversations")
     assert first.status == 200
-    assert len(LINK.findall(first.text)) == 50
+    assert len(list_links(first.text)) == 50
     ids = world.listed()
     assert len(ids) == len(set(ids)) == 130
     assert ids == world.newest_first(world.manifests)
@@ -470,7 +483,7 @@ def test_login_through_the_form_then_the_list(world: World) -> None:
         cookies={"staff_login_csrf": page.cookies["staff_login_csrf"]}, allow_redirects=False)
     assert signed_in.status == 302 and signed_in.headers["location"] == "/conversations"
     _, listing = world.app.test_client.get("/conversations", cookies={"staff_session": signed_in.cookies["staff_session"]})
-    assert listing.status == 200 and len(LINK.findall(listing.text)) == 50
+    assert listing.status == 200 and len(list_links(listing.text)) == 50
 
 
 # --- export -----------------------------------------------------------------------------------
@@ -661,3 +674,85 @@ def test_each_list_request_indexes_a_bounded_batch_and_says_when_it_is_behind(wo
         world.get("/conversations")
     assert "Still indexing" not in world.get("/conversations").text
     assert world.listed() == world.newest_first(world.manifests)
+
+
+# --- the list as a team triages it: crisis pinned, the first real question, the clinic's time ----------
+
+
+def test_crisis_conversations_not_reviewed_are_pinned_above_the_first_page(world: World) -> None:
+    crisis = world.newest_first([m for m in world.manifests if m.crisis])
+    assert len(crisis) >= 3
+    first = world.get("/conversations")
+    assert pinned_links(first.text) == crisis[:20]
+    assert 'data-pinned="crisis"' in first.text and "Pinned: crisis" in first.text
+    # reviewed: no longer pinned (still listed in its place)
+    assert world.post(f"/conversations/{crisis[0]}/review", {"reviewed": "1"}).status == 303
+    again = world.get("/conversations")
+    assert pinned_links(again.text) == crisis[1:21]
+    assert world.listed() == world.newest_first(world.manifests)  # the list itself is unchanged
+    # the filters apply to the pinned rows too; later pages pin nothing
+    assert pinned_links(world.get("/conversations", params={"outcome": "referred"}).text) == [
+        cid for cid in crisis[1:] if cid in set(world.listed(outcome="referred"))][:20]
+    older = OLDER.search(again.text).group(1).replace("&amp;", "&")
+    assert pinned_links(world.get(older).text) == []
+
+
+def test_the_first_question_skips_greetings_buttons_and_form_answers() -> None:
+    from clinic.console import conversation_index as index
+
+    def user(text: str, intent: str, display: str = "") -> tuple:
+        event = {"event": "user", "text": text, "parse_data": {"intent": {"name": intent}}}
+        if display:
+            event["metadata"] = {"display": display}
+        return ("user", intent, None, json.dumps(event))
+
+    events = [
+        user("hi there", "greet"),
+        ("action", None, "action_listen", None),
+        user("/start_prescreen", "start_prescreen", display="Am I eligible?"),
+        ("action", None, "action_listen", None),
+        user("yes", "affirm"),
+        ("action", None, "action_listen", None),
+        user("What does it cost per month?", "faq"),
+        ("action", None, "action_listen", None),
+        user("and is it safe", "faq"),
+        ("action", None, "action_listen", None),
+    ]
+    row = index.new_row("c")
+    for i, (kind, intent, action, data) in enumerate(events, 1):
+        index.apply_event(row, i, kind, float(i), intent, action, data)
+    assert row["first_message"] == "What does it cost per month?"
+    assert "hi there" in row["visitor_text"] and "am i eligible?" in row["visitor_text"]  # all still searchable
+
+
+def test_list_times_are_in_the_clinics_time_zone(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinic.console import clock
+    from tests.stack import write_staffing
+
+    staffing_file = tmp_path / "staffing.yml"
+    write_staffing(staffing_file, True)  # America/New_York
+    monkeypatch.setenv("STAFFING_FILE", str(staffing_file))
+    newest = max(world.manifests, key=lambda m: m.last_ts)
+    html = world.get("/conversations").text
+    local = dt.datetime.fromtimestamp(newest.last_ts, dt.timezone.utc).astimezone(clock.clinic_zone())
+    assert local.strftime("%Y-%m-%d %H:%M:%S %Z") in html and local.tzname() in ("EST", "EDT")
+    assert "Times are the clinic's (America/New_York)" in html
+    assert clock.local(dt.datetime(2026, 7, 1, 16, 30)) == "2026-07-01 12:30 EDT"
+    assert clock.local(dt.datetime(2026, 12, 6, 15, 5)) == "2026-12-06 10:05 EST"
+    assert clock.local(None) == ""
+
+
+def test_clinicians_see_a_referred_visitors_name_in_the_list_support_does_not(world: World) -> None:
+    from clinic import referrals
+    from clinic.settings import get_settings
+
+    referred = world.newest_first(world.by_kind("prescreen_referred"))[0]
+    existing = referrals.referral_for_conversation(world.engine, referred)
+    if existing is None:
+        referrals.create_referral(world.engine, get_settings().encryption_key, referred, "eligible", [], {"age": 30},
+                                  {"name": "Zelda <b>Quux</b>", "email": "z@example.com"})
+    html = world.get("/conversations", "clinician", params={"outcome": "referred"}).text
+    assert "Zelda &lt;b&gt;Quux&lt;/b&gt;" in html and "<b>Quux" not in html
+    assert world.audit("view_contact")[-1]["target_type"] == "conversation_list"
+    support = world.get("/conversations", "support", params={"outcome": "referred"}).text
+    assert "Zelda" not in support and "data-name" not in support

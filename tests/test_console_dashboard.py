@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 from sanic import Sanic
 
-from clinic.console import charts, dashboard
+from clinic.console import charts, dashboard, visitor_turns
 from clinic.db import utcnow
 from tests import encrypted_db
 from tests.test_console_referrals import XSS, Console, console  # noqa: F401  (fixture)
@@ -45,13 +45,17 @@ class Tracker:
         self._add(sender, "action", ts + 0.003, {"name": "action_listen", "policy": None, "confidence": None})
         return ts + 0.01
 
-    def user(self, sender: str, ts: float, text: str, intent: str, topic: Optional[str] = None) -> float:
+    def user(self, sender: str, ts: float, text: str, intent: str, topic: Optional[str] = None,
+             display: Optional[str] = None) -> float:
+        """A visitor message: typed, or a button press (``display``: the button's title, ``text`` its payload)."""
         parsed: Dict[str, Any] = {"name": intent, "confidence": 0.45 if intent == "nlu_fallback" else 0.99}
         if topic:
             parsed["full_retrieval_intent_name"] = f"faq/{topic}"
+        # the widget's id of the message in its metadata (what a rating names), Rasa's own beside it
+        metadata = {"message_id": f"w{len(self.rows)}", **({"display": display} if display else {})}
         self._add(sender, "user", ts, {
             "text": text, "parse_data": {"intent": parsed, "entities": [], "text": text, "intent_ranking": [parsed]},
-            "input_channel": "rest", "message_id": f"m{len(self.rows)}",
+            "input_channel": "rest", "message_id": f"m{len(self.rows)}", "metadata": metadata,
         })
         self._add(sender, "user_featurization", ts + 0.001, {"use_text_for_featurization": False})
         return ts + 0.01
@@ -60,6 +64,15 @@ class Tracker:
         self._add(sender, "action", ts, {"name": name, "policy": "RulePolicy", "confidence": 1.0})
         if name.startswith("utter_"):
             self._add(sender, "bot", ts + 0.001, {"text": "A reply.", "data": {}, "metadata": {"utter_action": name}})
+        return ts + 0.01
+
+    def bot(self, sender: str, ts: float, response: str) -> float:
+        """A message a custom action sent (``utter_message(response=...)``)."""
+        self._add(sender, "bot", ts, {"text": "A reply.", "data": {}, "metadata": {"utter_action": response}})
+        return ts + 0.01
+
+    def loop(self, sender: str, ts: float, form: Optional[str]) -> float:
+        self._add(sender, "active_loop", ts, {"name": form})
         return ts + 0.01
 
     def slot(self, sender: str, ts: float, name: str, value: Any) -> float:
@@ -78,6 +91,24 @@ def epoch(moment: dt.datetime) -> float:
     return moment.replace(tzinfo=dt.timezone.utc).timestamp()
 
 
+def did_you_mean(t: Tracker, cid: str, ts: float, text: str, topics: bool = True) -> float:
+    """A typed question the NLU was unsure of, answered with likely topics (or, with none likely, a plain fallback)."""
+    ts = t.user(cid, ts, text, "nlu_fallback")
+    ts = t.action(cid, ts, "action_did_you_mean")
+    ts = t.bot(cid, ts, "utter_did_you_mean" if topics else "utter_fallback")
+    ts = t.slot(cid, ts, "next_step", None)
+    return t.action(cid, ts, "action_listen")
+
+
+def prescreen_start(t: Tracker, cid: str, ts: float) -> float:
+    ts = t.user(cid, ts, "/start_prescreen", "start_prescreen", display="Check if I'm eligible")
+    ts = t.action(cid, ts, "prescreen_form")
+    ts = t.loop(cid, ts, "prescreen_form")
+    ts = t.slot(cid, ts, "requested_slot", "age")
+    ts = t.bot(cid, ts, "utter_ask_age")
+    return t.action(cid, ts, "action_listen")
+
+
 def seed(console: Console, now: dt.datetime) -> Dict[str, Any]:
     """A 30-day window ending ``now`` with conversations whose figures are known exactly."""
     today = dt.datetime.combine(now.date(), dt.time.min)
@@ -90,54 +121,82 @@ def seed(console: Console, now: dt.datetime) -> Dict[str, Any]:
         cid = f"old-{i}"
         ts = t.start(cid, at(100 - i // 3, 3.0) + i)
         ts = t.user(cid, ts, "how much is it", "faq", "pricing")
-        t.action(cid, ts, "utter_faq")
+        t.action(cid, ts, "action_answer_faq")
     # Began 40 days ago and came back 2 days ago: not a conversation of this window (it began
-    # earlier), but its messages of 2 days ago are questions asked in the window.
+    # earlier), but its messages of 2 days ago are questions asked in the window. It asked for a
+    # callback 40 days ago and left the form open: its number typed 2 days ago (which the NLU could
+    # not place) is a form answer, known only from the events before the window.
     ts = t.start("returning", at(40))
-    t.user("returning", ts, "hello", "greet")
-    ts = t.user("returning", at(2, 5.0), "what does it cost", "faq", "pricing")
+    ts = t.user("returning", ts, "hello", "greet")
+    ts = t.action("returning", ts, "callback_form")
+    ts = t.loop("returning", ts, "callback_form")
+    t.action("returning", ts, "action_listen")
+    ts = t.user("returning", at(2, 5.0), "555 0100", "nlu_fallback")
+    ts = t.action("returning", ts, "callback_form")
+    ts = t.loop("returning", ts, None)
+    ts = t.action("returning", ts, "action_listen")
+    ts = t.user("returning", ts, "what does it cost", "faq", "pricing")
+    ts = t.action("returning", ts, "action_answer_faq")
     ts = t.user("returning", ts, XSS[1], "nlu_fallback")
-    t.action("returning", ts, "utter_fallback")
+    t.action("returning", ts, "utter_fallback")  # the fallback of before "did you mean"
     # Began 2 hours before the window: not in it.
     ts = t.start("edge", epoch(start) - 7200)
     t.user("edge", ts, "side effects?", "faq", "side_effects")
 
     # In the window.
-    ts = t.start("c1", at(0, 0.5))  # today
+    ts = t.start("c1", at(0, 0.5))  # today: two questions on the cost, and a starter button (not a question)
     ts = t.user("c1", ts, "hi", "greet")
     ts = t.action("c1", ts, "utter_greet")
+    ts = t.user("c1", ts, "Is ketamine therapy safe?", "faq", "safety", display="Is it safe?")
+    ts = t.action("c1", ts, "action_answer_faq")
     ts = t.user("c1", ts, "how much", "faq", "pricing")
-    ts = t.action("c1", ts, "utter_faq")
-    t.user("c1", ts + 60, "price per month?", "faq", "pricing")
-    ts = t.start("c2", at(1))  # yesterday: a fallback
+    ts = t.action("c1", ts, "action_answer_faq")
+    ts = t.user("c1", ts + 60, "price per month?", "faq", "pricing")
+    t.action("c1", ts, "action_answer_faq")
+    ts = t.start("c2", at(1))  # yesterday: a plain fallback (nothing likely)
     ts = t.user("c2", ts, "side effects", "faq", "side_effects")
-    ts = t.user("c2", ts, XSS[0], "nlu_fallback")
-    t.action("c2", ts, "utter_fallback")
-    ts = t.start("c3", at(1, 2.0))  # yesterday: a handoff request
-    ts = t.user("c3", ts, "/human_handoff", "human_handoff")
+    ts = t.action("c2", ts, "action_answer_faq")
+    did_you_mean(t, "c2", ts, XSS[0], topics=False)
+    ts = t.start("c3", at(1, 2.0))  # yesterday: a handoff request by button
+    ts = t.user("c3", ts, "/human_handoff", "human_handoff", display="Talk to a person")
     t.action("c3", ts, "action_human_handoff")
-    ts = t.start("c4", at(5))  # pre-screen, referral, scheduled
-    ts = t.user("c4", ts, "/start_prescreen", "start_prescreen")
+    ts = t.start("c8", at(3))  # unsure; the visitor picks a topic
+    ts = did_you_mean(t, "c8", ts, "is it covered")
+    ts = t.user("c8", ts, '/faq{"topic": "insurance"}', "faq", display="Insurance")
+    t.action("c8", ts, "action_answer_faq")
+    ts = t.start("c9", at(3, 2.0))  # unsure; "Something else"
+    ts = did_you_mean(t, "c9", ts, "what about my cat")
+    ts = t.user("c9", ts, "/deny", "deny", display="Something else")
+    t.action("c9", ts, "utter_something_else")
+    ts = t.start("c4", at(5))  # a finished pre-screen, referral, scheduled: answers the NLU misread
+    ts = prescreen_start(t, "c4", ts)
+    ts = t.user("c4", ts, "42", "nlu_fallback")  # the answer to the age question
     ts = t.action("c4", ts, "prescreen_form")
-    ts = t.user("c4", ts, "42", "inform")
+    ts = t.slot("c4", ts, "age", 42)
+    ts = t.action("c4", ts, "action_listen")
+    ts = t.user("c4", ts, "Several days", "faq", "side_effects", display="Several days")
     ts = t.action("c4", ts, "prescreen_form")
+    ts = t.slot("c4", ts, "phq2_mood", 1)
+    ts = t.loop("c4", ts, None)
     ts = t.action("c4", ts, "action_submit_referral")
     t.slot("c4", ts, "referral_reference", "AAA-AAA")
-    ts = t.start("c5", at(5, 3.0))  # pre-screen, crisis, referral still new
-    ts = t.user("c5", ts, "/start_prescreen", "start_prescreen")
+    ts = t.start("c5", at(5, 3.0))  # pre-screen, a crisis said mid-form, referral still new
+    ts = prescreen_start(t, "c5", ts)
+    ts = t.user("c5", ts, "yes sometimes", "nlu_fallback")
     ts = t.action("c5", ts, "prescreen_form")
-    ts = t.user("c5", ts, "yes sometimes", "inform")
-    ts = t.action("c5", ts, "action_prescreen_outcome")
+    ts = t.action("c5", ts, "action_listen")
+    ts = t.user("c5", ts, "I want to end it", "crisis")  # not an answer: a question, answered by the crisis response
+    ts = t.action("c5", ts, "action_crisis_response")
     ts = t.slot("c5", ts, "crisis_flagged", True)
     t.action("c5", ts, "action_submit_referral")
-    ts = t.start("c6", at(10))  # pre-screen only, and a dialogue fallback
-    ts = t.user("c6", ts, "/start_prescreen", "start_prescreen")
-    ts = t.action("c6", ts, "prescreen_form")
+    ts = t.start("c6", at(10))  # pre-screen only; the form's own fallback on an answer is no fallback
+    ts = prescreen_start(t, "c6", ts)
     ts = t.user("c6", ts, "hmm", "inform")
     ts = t.action("c6", ts, "action_default_fallback")
     t.slot("c6", ts, "crisis_flagged", False)  # not a crisis
     ts = t.start("c7", epoch(start) + 10)  # the first day of the window: a crisis
     ts = t.user("c7", ts, "cost?", "faq", "pricing")
+    ts = t.action("c7", ts, "action_answer_faq")
     ts = t.user("c7", ts, "I want to end it", "crisis")
     t.action("c7", ts, "action_crisis_response")
     t.start("empty", at(3))  # the widget opened, nobody wrote: not a conversation
@@ -149,7 +208,8 @@ def seed(console: Console, now: dt.datetime) -> Dict[str, Any]:
     return {"start": start, "today": today}
 
 
-EXPECTED_PER_DAY = {0: 1, 1: 2, 5: 2, 10: 1, 29: 1}  # days ago -> conversations
+EXPECTED_PER_DAY = {0: 1, 1: 2, 3: 2, 5: 2, 10: 1, 29: 1}  # days ago -> conversations
+UNANSWERED_TEXTS = [XSS[0], XSS[1], "what about my cat", "is it covered"]  # latest first
 
 
 def test_figures_are_exact(console: Console) -> None:
@@ -160,21 +220,54 @@ def test_figures_are_exact(console: Console) -> None:
     assert len(stats.days) == 30 and stats.days[-1].day == now.date()
     assert stats.days[0].day == now.date() - dt.timedelta(days=29)
     assert {29 - i: d.conversations for i, d in enumerate(stats.days) if d.conversations} == EXPECTED_PER_DAY
-    assert stats.conversations == 7
-    # contained: c1, c4, c5, c7 (no handoff, no fallback); c2 and c6 fell back; c3 asked for a person
-    assert stats.total("contained") == 4 and stats.containment_rate == pytest.approx(4 / 7)
-    assert stats.total("fell_back") == 2 and stats.fallback_rate == pytest.approx(2 / 7)
+    assert stats.conversations == 9
+    # fell back: c2 (plain fallback), c8 and c9 (did you mean); c3 asked for a person; the other 5
+    # are contained, among them c4 and c6 whose pre-screen answers the NLU could not place
+    assert stats.total("contained") == 5 and stats.containment_rate == pytest.approx(5 / 9)
+    assert stats.total("fell_back") == 3 and stats.fallback_rate == pytest.approx(3 / 9)
     assert stats.total("handoff") == 1
     yesterday = stats.days[-2]
     assert (yesterday.conversations, yesterday.contained, yesterday.fell_back, yesterday.handoff) == (2, 0, 1, 1)
-    # visitor messages of the 7 conversations: c1 3, c2 2, c3 1, c4 2, c5 2, c6 2, c7 2 = 14, one fell back
-    assert stats.total("user_messages") == 14 and stats.fallback_message_rate == pytest.approx(1 / 14)
-    # questions asked in the window (by message time): pricing c1 x2, c7, returning; side effects c2
+    # questions (typed, no form answer): c1 3, c2 2, c5 1, c7 2, c8 1, c9 1; none in c3, c4, c6
+    assert stats.total("questions") == 10
+    assert (stats.total("unsure_questions"), stats.total("fallback_questions")) == (2, 1)
+    assert stats.unanswered_question_rate == pytest.approx(3 / 10)
+    # questions asked in the window (by message time) and answered by an FAQ: pricing c1 x2, c7,
+    # returning; side effects c2. Not: the starter button (safety), the pick (insurance), the
+    # pre-screen button misread as side effects.
     assert stats.topics == [("pricing", 4), ("side_effects", 1)]
-    assert [u["text"] for u in stats.unanswered] == [XSS[0], XSS[1]]  # latest first
-    assert [u["conversation_id"] for u in stats.unanswered] == ["c2", "returning"]
+    assert stats.did_you_mean == [("Offered", 2), ("A topic picked", 1), ("Something else", 1)]
+    assert [u["text"] for u in stats.unanswered] == UNANSWERED_TEXTS
+    assert [u["conversation_id"] for u in stats.unanswered] == ["c2", "returning", "c9", "c8"]
+    assert [(u["outcome"], u["picked"]) for u in stats.unanswered] == [
+        ("fallback", None), ("fallback", None), ("unsure", "something_else"), ("unsure", "insurance")]
     assert stats.funnel == [("Pre-screen started", 3), ("Referral made", 2), ("Scheduled", 1)]
     assert stats.crisis == 2
+
+
+def test_each_message_is_read_with_what_answered_it(console: Console) -> None:
+    now = dt.datetime.combine(utcnow().date(), dt.time(12, 0))
+    seed(console, now)
+    with console.app.ctx.tracker.connect() as conn:
+        read = visitor_turns.read(conn, dashboard.first_id_from(conn, epoch(now) - 12 * DAY))
+    returning = read["returning"].messages
+    assert [(m.text, m.form_answer, m.question, m.outcome) for m in returning] == [
+        ("hello", False, True, "other"),
+        ("555 0100", True, False, "other"),  # the callback form was opened before the window
+        ("what does it cost", False, True, "faq"),
+        (XSS[1], False, True, "fallback"),
+    ]
+    c4 = read["c4"].messages
+    assert [(m.text, m.button, m.form_answer, m.question) for m in c4] == [
+        ("Check if I'm eligible", True, False, False), ("42", False, True, False), ("Several days", True, True, False)]
+    assert read["c4"].prescreen and not read["c4"].crisis and not read["c4"].handoff
+    c5 = read["c5"].messages
+    assert [(m.text, m.form_answer, m.answered_by) for m in c5][1:] == [
+        ("yes sometimes", True, "prescreen_form"), ("I want to end it", False, "action_crisis_response")]
+    assert read["c5"].crisis and not read["c6"].crisis
+    [question, pick] = read["c8"].messages
+    assert (question.outcome, question.picked, pick.button, pick.topic, pick.text) == (
+        "unsure", "insurance", True, "insurance", "Insurance")
 
 
 def test_shorter_window_and_empty_store(console: Console) -> None:
@@ -183,7 +276,7 @@ def test_shorter_window_and_empty_store(console: Console) -> None:
     assert empty.conversations == 0 and empty.containment_rate is None and empty.topics == [] and empty.crisis == 0
     seed(console, now)
     week = dashboard.compute(console.engine, console.app.ctx.tracker, 7, now=now)
-    assert week.conversations == 5  # c1, c2, c3 and c4, c5 (5 days ago)
+    assert week.conversations == 7  # c1, c2, c3, c8, c9 and c4, c5 (5 days ago)
     assert week.funnel == [("Pre-screen started", 2), ("Referral made", 2), ("Scheduled", 1)]
     assert week.crisis == 1 and week.topics == [("pricing", 3), ("side_effects", 1)]
 
@@ -193,11 +286,12 @@ def test_unanswered_keeps_the_latest_twenty(console: Console) -> None:
     t = Tracker()
     ts = t.start("many", epoch(now) - 3600)
     for i in range(25):
-        ts = t.user("many", ts, f"question {i}", "nlu_fallback")
+        ts = did_you_mean(t, "many", ts, f"question {i}", topics=i % 2 == 0)
     t.write(console.tracker_path)
     stats = dashboard.compute(console.engine, console.app.ctx.tracker, 30, now=now)
     assert [u["text"] for u in stats.unanswered] == [f"question {i}" for i in range(24, 4, -1)]
-    assert stats.fallback_message_rate == 1.0
+    assert stats.unanswered_question_rate == 1.0
+    assert (stats.total("unsure_questions"), stats.total("fallback_questions")) == (13, 12)
 
 
 def svgs(html: str) -> List[ET.Element]:
@@ -214,8 +308,11 @@ def test_dashboard_page(console: Console, role: str) -> None:
         pytest.skip("ran across midnight UTC: the days moved under the test")
     assert resp.status == 200
     html = resp.text
-    assert re.search(r'data-figure="conversations">7<', html)
-    assert 'data-figure="containment">57.1%<' in html and 'data-figure="fallback">28.6%<' in html
+    assert re.search(r'data-figure="conversations">9<', html)
+    assert 'data-figure="containment">55.6%<' in html and 'data-figure="fallback">33.3%<' in html
+    assert 'data-figure="unanswered-questions">30.0%<' in html
+    assert '<th scope="row">Offered</th><td>2</td>' in html and '<th scope="row">Something else</th><td>1</td>' in html
+    assert "visitor picked insurance" in html and "555 0100" not in html
     assert 'data-figure="crisis">2<' in html and 'data-figure="handoff">1<' in html
     # the data tables under the charts
     assert f"<th scope=\"row\">{today.isoformat()}</th><td>1</td>" in html
@@ -230,7 +327,7 @@ def test_dashboard_page(console: Console, role: str) -> None:
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html and "&lt;img src=x onerror=" in html
     assert 'href="/conversations/c2"' in html
     [entry] = console.audits("view_unanswered")
-    assert (entry["username"], entry["detail"]) == (role, "2 questions")
+    assert (entry["username"], entry["detail"]) == (role, "4 questions")
     assert "<" not in str(entry)
 
     charts_found = svgs(html)
@@ -342,3 +439,54 @@ def test_dashboard_counts_right_on_a_large_store(console: Console, request: pyte
     start = epoch(dt.datetime.combine(now.date() - dt.timedelta(days=29), dt.time.min))
     assert stats.conversations == sum(1 for i in range(100_000) if year_ago + i * (365 * DAY / 100_000) >= start)
     assert console.get("/dashboard", as_="support").status == 200
+
+
+def test_satisfaction_per_topic_and_the_worst_rated_answers(console: Console) -> None:
+    from clinic import ratings
+
+    now = utcnow()
+    t = Tracker()
+    ts = t.start("r1", epoch(now) - 3 * 3600)
+    ts = t.user("r1", ts, "how much is it", "faq", "pricing")
+    pricing_1 = t.rows[-2][5]["metadata"]["message_id"]
+    ts = t.action("r1", ts, "action_answer_faq")
+    ts = t.user("r1", ts, "is it safe", "faq", "safety")
+    safety_1 = t.rows[-2][5]["metadata"]["message_id"]
+    ts = t.action("r1", ts, "action_answer_faq")
+    ts = t.user("r1", ts, XSS[0], "nlu_fallback")
+    unsure = t.rows[-2][5]["metadata"]["message_id"]
+    ts = t.action("r1", ts, "action_did_you_mean")
+    t.bot("r1", ts, "utter_did_you_mean")
+    ts = t.start("r2", epoch(now) - 2 * 3600)
+    ts = t.user("r2", ts, "price?", "faq", "pricing")
+    pricing_2 = t.rows[-2][5]["metadata"]["message_id"]
+    ts = t.action("r2", ts, "action_answer_faq")
+    ts = prescreen_start(t, "r2", ts)
+    ts = t.user("r2", ts, "my secret answer", "inform")  # a form answer: its words never shown
+    answer = t.rows[-2][5]["metadata"]["message_id"]
+    t.action("r2", ts, "prescreen_form")
+    t.write(console.tracker_path)
+
+    e = console.engine
+    ratings.rate(e, "r1", pricing_1, -1, "too vague " + XSS[1])
+    ratings.rate(e, "r1", pricing_1, 1)  # changed the mind: one rating, up, comment cleared
+    ratings.rate(e, "r2", pricing_2, -1, "no price given")
+    ratings.rate(e, "r1", safety_1, 1)
+    ratings.rate(e, "r1", unsure, -1)
+    ratings.rate(e, "r2", answer, -1, "confusing question")
+    ratings.rate(e, "r2", "no-such-message", -1)  # names no message: left out
+    stats = dashboard.compute(e, console.app.ctx.tracker, 7, now=now)
+    assert [(s["topic"], s["up"], s["down"]) for s in stats.satisfaction] == [
+        ("did you mean", 0, 1), ("prescreen_form", 0, 1), ("pricing", 1, 1), ("safety", 1, 0)]
+    assert [s["share"] for s in stats.satisfaction] == [0.0, 0.0, 0.5, 1.0]
+    assert [(w["conversation_id"], w["topic"], w["asked"], w["comment"]) for w in stats.worst] == [
+        ("r2", "prescreen_form", "", "confusing question"),
+        ("r1", "did you mean", XSS[0], ""),
+        ("r2", "pricing", "price?", "no price given"),
+    ]
+    html = console.get("/dashboard?days=7", as_="support").text
+    assert '<tr data-topic="pricing"><th scope="row">pricing</th><td>1</td><td>1</td><td>50.0%</td></tr>' in html
+    worst = re.search(r'<table id="table-worst".*?</table>', html, re.S).group(0)
+    assert "my secret answer" not in html and XSS[0] not in html and "confusing question" in worst
+    assert worst.count('href="/conversations/r2"') == 2 and "(a button or a form answer)" in worst
+    assert console.audits("view_unanswered")[-1]["detail"] == "1 questions, 3 rated down"

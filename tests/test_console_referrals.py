@@ -499,3 +499,67 @@ def test_a_clinic_db_made_before_the_console_tables_keeps_working(tmp_path: Path
     finally:
         get_settings.cache_clear()
         db.get_engine.cache_clear()
+
+
+# --- one tap to call or write; how long a referral has waited ------------------------------------
+
+
+def test_contact_details_are_tel_and_mailto_links_and_nothing_else_is(console: Console) -> None:
+    from clinic.console.contact_links import contact_href
+
+    assert contact_href("(212) 555-0199") == "tel:+12125550199"
+    assert contact_href("+1 212.555.0199") == "tel:+12125550199"
+    assert contact_href("jane.example@example.com") == "mailto:jane.example@example.com"
+    for not_one in ("call me maybe", "555-0199", "javascript:alert(1)", 'a"@b.com', "x@y", "<b>@x.com", "", None,
+                    "1 2 3 4 5 6 7 8 9 0 1 2"):
+        assert contact_href(not_one) is None, not_one
+
+    ref = console.referral("c-links", contact={"name": "Jane", "email": "jane.example@example.com",
+                                               "phone": "(212) 555-0199", "preferred_time": "evenings", "consent": True})
+    html = console.get(f"/referrals/{ref}", as_="clinician").text
+    assert '<a href="mailto:jane.example@example.com">jane.example@example.com</a>' in html
+    assert '<a href="tel:+12125550199">(212) 555-0199</a>' in html
+    odd = console.referral("c-odd", contact={"name": "X", "email": XSS[0], "phone": "javascript:alert(1)",
+                                             "preferred_time": "", "consent": True})
+    page = console.get(f"/referrals/{odd}", as_="clinician").text
+    assert 'href="javascript' not in page and XSS[0] not in page
+
+
+def test_new_referrals_show_how_long_they_have_waited(console: Console) -> None:
+    old = console.referral("c-waited", created_at=utcnow() - dt.timedelta(hours=3, minutes=5))
+    done = console.referral("c-contacted", created_at=utcnow() - dt.timedelta(days=2), status="contacted")
+    html = console.get("/referrals?status=all", as_="clinician").text
+    assert 'data-waiting="3 h 5 min"' in html or 'data-waiting="3 h 4 min"' in html
+    row = re.search(rf'{done}</a>.*?</tr>', html, re.S).group(0)
+    assert 'data-waiting=""' in row and old != done
+
+
+def test_a_callbacks_phone_is_a_tel_link(console: Console) -> None:
+    from clinic import handoff
+    from clinic.crypto import encrypt_json
+
+    sealed = encrypt_json(console.key, {"name": "Sam", "phone": "(646) 555-0123", "best_time": "mornings"})
+    handoff.request_callback(console.engine, "c-callback-link", "visitor_request", False, sealed)
+    html = console.get("/handoffs", as_="support").text
+    assert '<a href="tel:+16465550123">(646) 555-0123</a>' in html and ">mornings<" in html
+
+
+def test_notes_on_a_callback_request(console: Console) -> None:
+    from clinic import handoff
+    from clinic.crypto import encrypt_json
+
+    sealed = encrypt_json(console.key, {"name": "Sam", "phone": "(646) 555-0123", "best_time": "mornings"})
+    request_id = handoff.request_callback(console.engine, "c-noted", "visitor_request", False, sealed)
+    for body in ("", " ", "x" * 2001):
+        resp = console.post(f"/handoffs/{request_id}/notes", {"body": body}, as_="support")
+        assert resp.status == 400 and "a note is 1 to 2000 characters" in resp.text
+    resp = console.post(f"/handoffs/{request_id}/notes", {"body": XSS[0] + " left a voicemail", "filter": "open"}, as_="support")
+    assert resp.status == 303 and resp.headers["location"] == "/handoffs?status=open&done=note"
+    console.post(f"/handoffs/{request_id}/notes", {"body": "called back, booked"}, as_="clinician")
+    html = console.get("/handoffs?done=note", as_="support").text
+    assert "Note added." in html and XSS[0] not in html and "left a voicemail" in html
+    assert html.index("called back, booked") < html.index("left a voicemail")  # newest first
+    # the conversation's own notes: on its transcript too; audited without the text
+    assert [e["detail"].split(" callback ")[1] for e in console.audits("note_add")] == [str(request_id)] * 2
+    assert all("voicemail" not in str(e) for e in console.audits("note_add"))
+    assert console.post("/handoffs/999999/notes", {"body": "x"}, as_="support").status == 404

@@ -42,7 +42,7 @@ PUBLIC = {
 @dataclass(frozen=True)
 class Spec:
     role: str  # the minimum role
-    url: str  # a sample URL; {conversation}, {reference}, {handoff}, {user}, {waiting}, {held} are filled from the seed
+    url: str  # a sample URL; {conversation}, {reference}, {handoff}, {user}, {waiting}, {held}, {flag} are filled from the seed
     form: Dict[str, str] = field(default_factory=dict)  # a valid form for POST
     ok: Tuple[int, ...] = (200,)  # the status of a granted request (first role allowed)
     location: Optional[str] = None  # where a granted redirect goes (a prefix), if it must
@@ -56,7 +56,13 @@ POST_OK = (302, 303)
 # What we expect, route by route: (method, path as Sanic shows it) -> Spec.
 ROUTES: Dict[Tuple[str, str], Spec] = {
     # shared
-    ("GET", "/"): Spec("support", "/", ok=(302,), location="/conversations"),
+    ("GET", "/"): Spec("support", "/", ok=(302,), location="/urgent"),
+    # the Urgent view and the alerts every page polls
+    ("GET", "/urgent"): Spec("support", "/urgent"),
+    ("GET", "/urgent/alerts.json"): Spec("support", "/urgent/alerts.json"),
+    ("POST", "/urgent/<item_type:str>/<item_id:int>/handled"): Spec(
+        "support", "/urgent/flag/{flag}/handled", {"note": "called the visitor; safe, with family"}, POST_OK,
+        location="/urgent?done=handled"),
     ("POST", "/logout"): Spec("support", "/logout", ok=(302,), location="/login"),
     ("GET", "/dashboard"): Spec("support", "/dashboard"),
     # conversations (transcripts for support and up; exports carry answers: clinicians and up)
@@ -91,6 +97,8 @@ ROUTES: Dict[Tuple[str, str], Spec] = {
     ("GET", "/handoffs"): Spec("support", "/handoffs"),
     ("POST", "/handoffs/<request_id:int>/status"): Spec(
         "support", "/handoffs/{handoff}/status", {"status": "in_progress", "from": "new"}, POST_OK),
+    ("POST", "/handoffs/<request_id:int>/notes"): Spec(
+        "support", "/handoffs/{handoff}/notes", {"body": "left a voicemail"}, POST_OK),
     ("GET", "/waitlist"): Spec("clinician", "/waitlist"),
     # the live chat: the queue and any chat for support and up; replies and the end of a chat
     # for its holder (the seed's support user holds {held}) or an admin
@@ -117,6 +125,9 @@ ROUTES: Dict[Tuple[str, str], Spec] = {
     ("POST", "/users/<user_id:int>/display_name"): Spec(
         "admin", "/users/{user}/display_name", {"display_name": "Tess"}, POST_OK, location="/users?done=display_name"),
     ("GET", "/audit"): Spec("admin", "/audit"),
+    ("GET", "/replies"): Spec("admin", "/replies"),
+    ("POST", "/replies"): Spec("admin", "/replies", {"title": "Hello", "text": "Hi, I'm here."}, POST_OK,
+                               location="/replies?done=saved"),
 }
 
 VISITOR_WORDS = "my private visitor words about sleep"
@@ -301,9 +312,11 @@ class Console:
 
 
 @pytest.fixture
-def console(clinic_env: Any) -> Console:
+def console(clinic_env: Any, monkeypatch: pytest.MonkeyPatch) -> Console:
     from clinic import referrals
     from clinic.settings import get_settings
+
+    monkeypatch.setenv("CANNED_REPLIES_FILE", str(clinic_env / "canned_replies.yml"))  # never the repo's
 
     settings = get_settings()
     now = time.time()
@@ -319,6 +332,8 @@ def console(clinic_env: Any) -> Console:
          "consent": True},
     )
     handoff = db.record_handoff_request(engine, conversation, "visitor_request", urgent=False)
+    db.flag_once(engine, other, "crisis")
+    flag = db.flags_for(engine, other, "crisis")[0]["id"]
     user_ids = {role: add_user(app, f"{role}1", role) for role in ROLES}
     user_ids["target"] = add_user(app, "target1", "support")
     tokens: Dict[Optional[str], Optional[str]] = {None: None}
@@ -330,7 +345,8 @@ def console(clinic_env: Any) -> Console:
     held = live.request_live(engine, conversation, "visitor_request", urgent=True)["id"]
     live.change(engine, held, "claim", live.WAITING, user_ids["support"], "support1")
     ids = {"conversation": conversation, "other": other, "reference": reference, "handoff": str(handoff),
-           "user": str(user_ids["target"]), "waiting": str(waiting), "held": str(held)}
+           "user": str(user_ids["target"]), "waiting": str(waiting), "held": str(held),
+           "flag": str(flag)}
     return Console(app, ids, tokens, user_ids)
 
 

@@ -8,7 +8,7 @@ import pytest
 from sanic import Sanic
 
 from clinic.settings import get_settings
-from clinic.web import signing
+from clinic.web import signing, starters
 from clinic.web.app import create_app
 from clinic.rasa_client import RasaUnavailable
 
@@ -248,7 +248,8 @@ def test_history_restores_what_the_visitor_saw(clinic_env):
     app = create_app(get_settings(), rasa=rasa, name="web_history")
     _, empty_history = app.test_client.get("/api/history")
     assert empty_history.json == {
-        "messages": [], "handoff": {"mode": "assistant", "agent": None, "position": None, "version": 0}
+        "messages": [], "handoff": {"mode": "assistant", "agent": None, "position": None, "version": 0},
+        "starters": starters.for_browser(),
     }
     _, first = post(app, {"message": "hello"})
     cookie = first.cookies["cid"]
@@ -324,3 +325,71 @@ def test_many_new_visitors_from_one_address_get_429(app, rasa):
     results = [post(app, {"message": "hi"})[1].status for _ in range(70)]
     assert results[:60] == [200] * 60
     assert 429 in results[60:]
+
+
+# --- the starter buttons: shown before anything is typed, sent by number ---------------------
+
+
+def test_the_starters_are_the_greetings_buttons_without_their_payloads(app):
+    from clinic.answers import domain_responses
+
+    greeting = domain_responses()["utter_greet"].variations[0].buttons
+    _, resp = app.test_client.get("/api/history")
+    assert resp.json["starters"] == [{"id": i, "title": title} for i, (title, _) in enumerate(greeting)]
+    shown = json.dumps(resp.json["starters"])
+    assert "/start_prescreen" in [payload for _, payload in greeting] and "/start_prescreen" not in shown
+
+
+def test_a_starter_opens_a_conversation_with_its_payload_and_its_title(app, rasa):
+    titles = [s["title"] for s in starters.for_browser()]
+    eligible = titles.index("Am I eligible?")
+    _, resp = post(app, {"starter": eligible, "id": "s-1"})
+    assert resp.status == 200 and resp.cookies.get("cid")
+    assert rasa.sent[-1][1] == "/start_prescreen"
+    assert rasa.metadata[-1] == {"display": "Am I eligible?", "message_id": "s-1"}
+    _, again = post(app, {"starter": titles.index("Is it safe?")}, cookies={"cid": resp.cookies["cid"]})
+    assert again.status == 200 and rasa.sent[-1] == (rasa.sent[0][0], "Is ketamine therapy safe?")
+
+
+@pytest.mark.parametrize("number, status, code", [
+    (100, 400, "invalid_starter"), (99, 400, "unknown_starter"), (5, 400, "unknown_starter"), (-1, 400, "invalid_starter"), ("1", 400, "invalid_starter"),
+    (True, 400, "invalid_starter"), (1.0, 400, "invalid_starter"), (None, 400, "invalid_starter"),
+])
+def test_anything_but_a_starters_number_is_refused(app, rasa, number, status, code):
+    assert len(starters.starters()) == 5
+    _, resp = post(app, {"starter": number})
+    assert resp.status == status and resp.json["error"] == code
+    assert rasa.sent == []
+
+
+# --- ratings of the assistant's answers ---------------------------------------------------------
+
+
+def test_a_rating_names_the_visitors_message_and_can_change(app, rasa):
+    from sqlalchemy import select
+
+    from clinic import db
+
+    _, first = post(app, {"message": "how much is it", "id": "m-1"})
+    cookie = {"cid": first.cookies["cid"]}
+    cid = signing.read_conversation_id(get_settings().secret_key, first.cookies["cid"])
+
+    def rate(body, cookies=cookie):
+        _, resp = app.test_client.post("/api/rating", data=json.dumps(body), headers={"content-type": "application/json"},
+                                       cookies=cookies)
+        return resp
+
+    assert rate({"message_id": "m-1", "rating": "down", "comment": "  too vague\u202e  "}).json == {"ok": True}
+    assert rate({"message_id": "m-1", "rating": "down", "comment": "x" * 900}).status == 200
+    engine = db.get_engine(get_settings().clinic_db_url)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(db.answer_ratings))]
+    assert [(r["conversation_id"], r["message_id"], r["rating"], len(r["comment"])) for r in rows] == [(cid, "m-1", -1, 500)]
+    assert rate({"message_id": "m-1", "rating": "up"}).status == 200
+    with engine.connect() as conn:
+        [row] = [dict(r._mapping) for r in conn.execute(select(db.answer_ratings))]
+    assert (row["rating"], row["comment"]) == (1, None)
+    for bad in ({"message_id": "m-1", "rating": "meh"}, {"message_id": "<x>", "rating": "up"}, {"rating": "up"},
+                {"message_id": "m-1", "rating": "down", "comment": 5}, ["m-1"]):
+        assert rate(bad).status == 400, bad
+    assert rate({"message_id": "m-1", "rating": "up"}, cookies={}).status == 409  # no conversation yet

@@ -49,6 +49,8 @@ class Widget:
         self.form = page.locator(".ccw-form")
         self.typing = page.locator(".ccw-typing")
         self.restart = page.locator(".ccw-restart")
+        self.confirm_restart = page.locator(".ccw-confirm-yes")
+        self.cancel_restart = page.locator(".ccw-confirm-no")
         self.close_button = page.locator(".ccw-close")
 
     # --- reading ----------------------------------------------------------------
@@ -103,6 +105,12 @@ class Widget:
         before = self.bots().count()
         self.enabled_choice(title).click()
         return self.wait_reply(before)
+
+    def start_over(self) -> None:
+        """ "Start over", then "Yes, start over" when it asks to confirm."""
+        self.restart.click()
+        self.confirm_restart.click()
+        self.wait_ready()
 
 
 class KeyboardWidget(Widget):

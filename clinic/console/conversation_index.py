@@ -10,7 +10,9 @@ crisis (``action_crisis_response`` executed, a ``crisis_flagged`` slot, a
 ``crisis`` outcome, or a crisis flag in the clinic DB), handoff requested
 (``action_human_handoff`` executed, or a handoff request stored), fallback
 happened (a user message parsed as ``nlu_fallback``, or ``utter_fallback`` /
-``action_default_fallback`` executed) and the visitor's text for search.
+``action_default_fallback`` executed), the visitor's first real question (typed, not a form
+answer, not a greeting, thanks or a bare yes or no: ``SMALL_TALK``) and the visitor's text for
+search.
 
 A visitor's message that filled a form slot (``clinic.form_answers``: the
 pre-screen, contact details, waitlist, callback request; the tracker's events
@@ -52,6 +54,8 @@ FIRST_MESSAGE_CHARS = 200
 CHUNK = 500  # ids per IN (...) query
 
 FALLBACK_ACTIONS = frozenset({"utter_fallback", "action_default_fallback"})
+# Messages that are no question: never a conversation's "first message" in the list.
+SMALL_TALK = frozenset({"greet", "goodbye", "thank", "affirm", "deny", "bot_challenge"})
 SLOTS_READ = frozenset({"prescreen_outcome", "referral_reference", "crisis_flagged"})
 OUTCOMES = ("eligible", "clinician_review", "not_eligible", "out_of_area", "crisis")
 
@@ -145,7 +149,7 @@ def new_row(conversation_id: str) -> Dict[str, Any]:
         "id": None, "conversation_id": conversation_id, "first_ts": None, "last_ts": None, "message_count": 0,
         "visitor_messages": 0, "outcome": None, "referral_reference": None, "referred": False, "prescreen": False,
         "crisis": False, "handoff": False, "fallback": False, "active_form": None, "first_message": None,
-        "visitor_text": "", "last_event_id": 0, "pending_text": None,
+        "visitor_text": "", "last_event_id": 0, "pending_text": None, "pending_question": None,
     }
 
 
@@ -178,9 +182,10 @@ def intent_of(event: Mapping[str, Any]) -> Optional[str]:
 def _settle(row: Dict[str, Any]) -> None:
     """The waiting message filled no form slot: it is the visitor's own words, searchable."""
     said, row["pending_text"] = row.get("pending_text"), None
+    question, row["pending_question"] = row.get("pending_question"), None
     if not said:
         return
-    if row["first_message"] is None:
+    if row["first_message"] is None and question:
         row["first_message"] = said[:FIRST_MESSAGE_CHARS]
     if len(row["visitor_text"]) < MAX_TEXT_CHARS:
         joined = (row["visitor_text"] + "\n" + said.lower()) if row["visitor_text"] else said.lower()
@@ -208,6 +213,8 @@ def apply_event(row: Dict[str, Any], event_id: int, type_name: str, ts: Optional
             row["fallback"] = True
         said = visitor_text_of(event).strip() or None
         row["pending_text"] = None if form_answers.sent_during_form(row["active_form"], intent) else said
+        typed = not (event.get("metadata") or {}).get("display") and not str(event.get("text") or "").startswith("/")
+        row["pending_question"] = bool(said) and typed and intent not in SMALL_TALK
     elif type_name == "bot":
         row["message_count"] += 1
     elif type_name == "action":
@@ -227,7 +234,7 @@ def apply_event(row: Dict[str, Any], event_id: int, type_name: str, ts: Optional
             row["prescreen"] = True
     elif type_name == "slot" and action in form_answers.form_slots():
         if _loads(data).get("value") is not None:  # the waiting message was a form's answer
-            row["pending_text"] = None
+            row["pending_text"] = row["pending_question"] = None
     elif type_name == "slot" and action in SLOTS_READ:
         value = _loads(data).get("value")
         if action == "prescreen_outcome" and isinstance(value, str) and value:
@@ -270,7 +277,8 @@ def _clinic_flags(conn: Connection, ids: Sequence[str]) -> Tuple[Set[str], Set[s
 
 
 EVENT_FIELDS = ("first_ts", "last_ts", "message_count", "visitor_messages", "outcome", "referral_reference", "referred",
-                "prescreen", "crisis", "handoff", "fallback", "active_form", "first_message", "last_event_id", "pending_text")
+                "prescreen", "crisis", "handoff", "fallback", "active_form", "first_message", "last_event_id", "pending_text",
+                "pending_question")
 
 
 def _tracker_rows(tracker: Engine, sql: str, params: Mapping[str, Any]) -> Optional[List[Any]]:
@@ -581,8 +589,9 @@ def make_cursor(row: Mapping[str, Any]) -> str:
     return f"{row['last_ts']!r}_{row['id']}"
 
 
-def query_page(engine: Engine, f: Filters, cursor: Optional[Tuple[float, int]], limit: int = PAGE_SIZE) -> Tuple[List[Dict[str, Any]], Optional[str]]:
-    where = conditions(engine, f)
+def query_page(engine: Engine, f: Filters, cursor: Optional[Tuple[float, int]], limit: int = PAGE_SIZE,
+               extra: Sequence[Any] = ()) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+    where = conditions(engine, f) + list(extra)
     if cursor:
         where.append(tuple_(ci.c.last_ts, ci.c.id) < tuple_(cursor[0], cursor[1]))
     query = select(*LIST_COLUMNS).where(and_(*where) if where else text("1 = 1"))
@@ -606,11 +615,17 @@ def tags_for(engine: Engine, conversation_ids: Sequence[str]) -> Dict[str, List[
     return tags
 
 
+# Crisis conversations nobody has marked reviewed: pinned above the first page of the list.
+PINNED = 20
+NOT_REVIEWED_CRISIS = (ci.c.crisis == True, ci.c.reviewed == False)  # noqa: E712 (SQL)
+
+
 def list_page(engine: Engine, tracker: Engine, f: Filters, cursor: Optional[Tuple[float, int]],
-              limit: int = PAGE_SIZE) -> Tuple[List[Dict[str, Any]], Optional[str]]:
-    """One page of conversations, newest activity first; rows whose events are gone are dropped."""
+              limit: int = PAGE_SIZE, extra: Sequence[Any] = ()) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+    """One page of conversations, newest activity first; rows whose events are gone are dropped.
+    ``extra``: more conditions (``NOT_REVIEWED_CRISIS``: the pinned rows)."""
     for _ in range(3):
-        rows, next_cursor = query_page(engine, f, cursor, limit)
+        rows, next_cursor = query_page(engine, f, cursor, limit, extra)
         if not rows:
             return rows, next_cursor
         ids = [r["conversation_id"] for r in rows]

@@ -31,9 +31,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from clinic import form_answers, referrals as referral_store, retried_messages
-from clinic.console import auth, conversation_index as index
+from clinic.console import auth, clock, conversation_index as index
 from clinic.console.pages import render
-from clinic.db import conversation_index, conversation_notes, conversation_tags, utcnow
+from clinic.crypto import DecryptionError, decrypt_json
+from clinic.db import conversation_index, conversation_notes, conversation_tags, referrals, utcnow
 from clinic.eligibility import QUESTIONS, is_valid_answer
 
 bp = Blueprint("console_conversations")
@@ -96,9 +97,8 @@ def path_quote(value: str) -> str:
 
 
 def when(ts: Optional[float]) -> str:
-    if ts is None:
-        return ""
-    return dt.datetime.fromtimestamp(float(ts), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    """A tracker time as the console shows it: in the clinic's time zone (clinic.console.clock)."""
+    return clock.local(ts, seconds=True)
 
 
 def iso(ts: Optional[float]) -> Optional[str]:
@@ -329,21 +329,50 @@ async def conversation_list(request: Request) -> HTTPResponse:
     filters = index.Filters.from_args(request.args)
     cursor = index.parse_cursor(request.args.get("cursor"))
     rows, next_cursor = index.list_page(ctx.engine, ctx.tracker, filters, cursor)
-    for r in rows:
+    pinned: List[Dict[str, Any]] = []
+    if cursor is None:  # the first page: crisis conversations not reviewed yet are pinned above the list
+        pinned, _ = index.list_page(ctx.engine, ctx.tracker, filters, None, index.PINNED, index.NOT_REVIEWED_CRISIS)
+    for r in pinned + rows:
         r["last"] = when(r["last_ts"])
         r["first"] = when(r["first_ts"])
+    if auth.RANK[request.ctx.user["role"]] >= auth.RANK["clinician"]:
+        _add_names(request, pinned + rows)
     base = filters.query_args()
     with ctx.engine.connect() as conn:
         known_tags = [r[0] for r in conn.execute(
             select(conversation_tags.c.tag).distinct().order_by(conversation_tags.c.tag).limit(200))]
     return render(
-        request, "conversations.html", rows=rows, filters=filters, outcomes=index.OUTCOME_FILTERS,
+        request, "conversations.html", rows=rows, pinned=pinned, filters=filters, outcomes=index.OUTCOME_FILTERS,
         outcome_labels=OUTCOME_LABELS, known_tags=known_tags, q=path_quote, notice=notice,
         deleted=request.args.get("done") == "deleted",
         older_url=("/conversations?" + urlencode({**base, "cursor": next_cursor})) if next_cursor else "",
         first_url=("/conversations?" + urlencode(base)) if cursor else "",
         export_query=urlencode(base), errors=filters.errors,
     )
+
+
+def _add_names(request: Request, rows: List[Dict[str, Any]]) -> None:
+    """For clinicians: the name a referred visitor gave (``name``; contact data: the view is audited)."""
+    ctx = request.app.ctx
+    referred = sorted({r["conversation_id"] for r in rows if r.get("referred")})
+    if not referred:
+        return
+    names: Dict[str, str] = {}
+    with ctx.engine.connect() as conn:
+        found = conn.execute(select(referrals.c.conversation_id, referrals.c.contact_encrypted)
+                             .where(referrals.c.conversation_id.in_(referred))).fetchall()
+    for cid, sealed in found:
+        try:
+            name = decrypt_json(ctx.settings.encryption_key, sealed).get("name")
+        except (DecryptionError, ValueError, AttributeError):
+            continue
+        if isinstance(name, str) and name.strip():
+            names[cid] = name.strip()[:100]
+    for r in rows:
+        r["name"] = names.get(r["conversation_id"])
+    if names:
+        auth.audit(ctx.engine, request.ctx.user, "view_contact", "conversation_list", "names",
+                   f"{len(set(names))} names")
 
 
 # --- a transcript -------------------------------------------------------------------

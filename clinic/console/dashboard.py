@@ -7,18 +7,27 @@ whole days in UTC, today included, and are computed from Rasa's tracker store
 - A *conversation* is a tracker (``sender_id``) whose first event falls in the
   window and in which the visitor wrote at least one message; it counts on the
   day of its first event.
-- *Fallback*: the conversation has a visitor message understood as
-  ``nlu_fallback`` or a run of ``action_default_fallback``. *Handoff*: it ran
-  ``action_human_handoff``. *Contained*: neither of the two happened.
-  Containment rate and fallback rate are shares of conversations; the share of
-  visitor messages that fell back is given too.
-- *Top FAQ topics*: visitor messages in the window understood as ``faq``, by
-  retrieval topic (``faq/pricing`` -> "pricing").
-- *Unanswered questions*: the 20 latest visitor messages in the window that
-  fell back (``nlu_fallback``). Support staff may read transcripts, so they
+- Each visitor message is read with what answered it (``clinic.console.visitor_turns``).
+  A *question* is a message the visitor typed that was no form answer: a pre-screen
+  answer the NLU could not place ("42") and a button press are never a fallback nor an
+  FAQ topic.
+- *Fallback*: the conversation has a question answered by a "did you mean" (*unsure*)
+  or by a plain fallback. *Handoff*: it ran ``action_human_handoff``. *Contained*:
+  neither of the two happened. Containment rate and fallback rate are shares of
+  conversations; the share of questions unsure of or fallen back on is given too.
+- *Top FAQ topics*: questions asked in the window and answered with an FAQ answer, by
+  the topic answered (``faq/pricing`` -> "pricing").
+- *Did you mean*: the questions answered with likely topics, how many of them the visitor
+  then picked a topic for, and how many "Something else".
+- *Unanswered questions*: the 20 latest questions in the window answered by a "did you
+  mean" or a plain fallback (never a form answer). Support staff may read transcripts, so they
   see these too; the page escapes them like every visitor text, links each to
   its transcript, and the view is written to the audit log
   (``view_unanswered``, only a count in the detail).
+- *Satisfaction*: the visitors' thumbs up and down (``clinic.ratings``) given in the window, per
+  topic of the answer rated (the FAQ topic; "did you mean", "fallback", or what else answered the
+  message), and the latest answers rated down with what was wrong, linked to their transcripts (the
+  visitor's message shown only when it was a question: never a form answer).
 - *Referral funnel*: conversations of the window in which the pre-screen form
   ran -> those with a referral (clinic DB) -> referrals ``scheduled`` or
   ``closed`` (a referral is closed only after being scheduled).
@@ -27,14 +36,15 @@ whole days in UTC, today included, and are computed from Rasa's tracker store
 
 Speed on a large tracker store: the ``events`` table has no index on
 ``timestamp``, but its ``id`` grows with time, so the first event of the window
-is found by a binary search over ``id`` (about 25 indexed look-ups), and every
-query reads only ``id >= that`` (a range of the primary key) and aggregates in
-SQL. A margin of one day before the window absorbs events written slightly out
+is found by a binary search over ``id`` (about 25 indexed look-ups), and the
+events are read only from there on (a range of the primary key), with the few JSON
+fields needed extracted by the database. A margin of one day before the window absorbs events written slightly out
 of time order.
 """
 
 import asyncio
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -43,7 +53,8 @@ from sanic.response import HTTPResponse
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from clinic.console import auth, charts
+from clinic import ratings
+from clinic.console import auth, charts, visitor_turns
 from clinic.console.pages import render
 from clinic.console.referrals_queue import path_quote
 from clinic.db import referrals, utcnow
@@ -56,6 +67,7 @@ MARGIN_S = 86400.0
 TOP_TOPICS = 10
 UNANSWERED = 20
 UNANSWERED_CHARS = 300
+WORST = 10
 SCHEDULED = ("scheduled", "closed")
 _CHUNK = 500
 
@@ -69,8 +81,9 @@ class Day:
     handoff: int = 0
     prescreen: int = 0
     crisis: int = 0
-    user_messages: int = 0
-    fallback_messages: int = 0
+    questions: int = 0  # typed visitor messages that were no form answer
+    unsure_questions: int = 0  # answered by "did you mean"
+    fallback_questions: int = 0  # answered by a plain fallback
 
     @property
     def containment_rate(self) -> Optional[float]:
@@ -87,6 +100,9 @@ class Stats:
     days: List[Day]
     topics: List[Tuple[str, int]] = field(default_factory=list)
     unanswered: List[Dict[str, Any]] = field(default_factory=list)
+    did_you_mean: List[Tuple[str, int]] = field(default_factory=list)
+    satisfaction: List[Dict[str, Any]] = field(default_factory=list)  # per topic: up, down, share
+    worst: List[Dict[str, Any]] = field(default_factory=list)  # answers rated down, latest first
     referrals: int = 0
     scheduled: int = 0
 
@@ -108,9 +124,9 @@ class Stats:
         return self.total("fell_back") / n if n else None
 
     @property
-    def fallback_message_rate(self) -> Optional[float]:
-        n = self.total("user_messages")
-        return self.total("fallback_messages") / n if n else None
+    def unanswered_question_rate(self) -> Optional[float]:
+        n = self.total("questions")
+        return (self.total("unsure_questions") + self.total("fallback_questions")) / n if n else None
 
     @property
     def crisis(self) -> int:
@@ -152,86 +168,90 @@ def first_id_from(conn: Connection, timestamp: float) -> Optional[int]:
     return low
 
 
-def _json_text(dialect: str, *path: str) -> str:
-    if dialect == "sqlite":
-        return "json_extract(data, '$." + ".".join(path) + "')"
-    steps = "".join(f"->'{p}'" for p in path[:-1])
-    return f"(CAST(data AS json){steps}->>'{path[-1]}')"
+def _unanswered_row(message: visitor_turns.Message) -> Dict[str, Any]:
+    body = message.text
+    return {
+        "conversation_id": message.conversation_id,
+        "at": dt.datetime.fromtimestamp(message.ts, dt.timezone.utc).replace(tzinfo=None) if message.ts else None,
+        "text": body if len(body) <= UNANSWERED_CHARS else body[: UNANSWERED_CHARS - 1] + "…",
+        "outcome": message.outcome,
+        "picked": message.picked,
+    }
 
 
-def _day_bucket(dialect: str) -> str:
-    if dialect == "sqlite":
-        return "CAST((c.started - :start) / 86400 AS INTEGER)"
-    return "CAST(FLOOR((c.started - :start) / 86400) AS INTEGER)"
+def _aggregate(stats: Stats, conversations: Dict[str, visitor_turns.Conversation], start: float) -> None:
+    """The figures of ``stats`` from the conversations read (module docstring)."""
+    days = len(stats.days)
+    for conversation in conversations.values():
+        if conversation.started is None or conversation.started < start or not conversation.messages:
+            continue
+        index = int((conversation.started - start) // 86400)
+        if not 0 <= index < days:
+            continue
+        day = stats.days[index]
+        asked = [m for m in conversation.messages if m.question]
+        unsure = sum(1 for m in asked if m.outcome == "unsure")
+        fallback = sum(1 for m in asked if m.outcome == "fallback")
+        day.conversations += 1
+        day.fell_back += bool(unsure or fallback)
+        day.handoff += conversation.handoff
+        day.contained += not (unsure or fallback or conversation.handoff)
+        day.prescreen += conversation.prescreen
+        day.crisis += conversation.crisis
+        day.questions += len(asked)
+        day.unsure_questions += unsure
+        day.fallback_questions += fallback
+    asked = visitor_turns.questions(conversations.values(), start)
+    topics = Counter(m.topic or "(topic not recorded)" for m in asked if m.outcome == "faq")
+    stats.topics = sorted(topics.items(), key=lambda item: (-item[1], item[0]))[:TOP_TOPICS]
+    offered = [m for m in asked if m.outcome == "unsure"]
+    stats.did_you_mean = [
+        ("Offered", len(offered)),
+        ("A topic picked", sum(1 for m in offered if m.picked and m.picked != visitor_turns.SOMETHING_ELSE)),
+        ("Something else", sum(1 for m in offered if m.picked == visitor_turns.SOMETHING_ELSE)),
+    ]
+    stats.unanswered = [_unanswered_row(m) for m in reversed([m for m in asked if m.unanswered])][:UNANSWERED]
 
 
-_PER_CONVERSATION = """
-SELECT sender_id, MIN(timestamp) AS started,
-  MAX(CASE WHEN (type_name = 'user' AND intent_name = 'nlu_fallback')
-             OR (type_name = 'action' AND action_name = 'action_default_fallback') THEN 1 ELSE 0 END) AS fell_back,
-  MAX(CASE WHEN type_name = 'action' AND action_name = 'action_human_handoff' THEN 1 ELSE 0 END) AS handoff,
-  MAX(CASE WHEN type_name = 'action' AND action_name = 'prescreen_form' THEN 1 ELSE 0 END) AS prescreen,
-  MAX(CASE WHEN (type_name = 'action' AND action_name = 'action_crisis_response')
-             OR (type_name = 'slot' AND action_name = 'crisis_flagged' AND data LIKE '%"value": true%')
-           THEN 1 ELSE 0 END) AS crisis,
-  SUM(CASE WHEN type_name = 'user' THEN 1 ELSE 0 END) AS user_messages,
-  SUM(CASE WHEN type_name = 'user' AND intent_name = 'nlu_fallback' THEN 1 ELSE 0 END) AS fallback_messages
-FROM events
-WHERE id >= :lo
-GROUP BY sender_id
-HAVING MIN(timestamp) >= :start AND SUM(CASE WHEN type_name = 'user' THEN 1 ELSE 0 END) > 0
-"""
+def answer_topic(message: visitor_turns.Message) -> str:
+    """What a rated answer was about: its FAQ topic, "did you mean", "fallback", or what answered it."""
+    outcome = message.outcome
+    if outcome == "faq":
+        return message.topic or "(topic not recorded)"
+    if outcome == "unsure":
+        return "did you mean"
+    if outcome == "fallback":
+        return "fallback"
+    name = message.answered_by or "other"
+    for prefix in ("action_", "utter_"):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
 
 
-def _per_day(conn: Connection, dialect: str, lo: int, start: float) -> Dict[int, Dict[str, int]]:
-    query = text(
-        f"""
-        SELECT {_day_bucket(dialect)} AS day, COUNT(*) AS conversations,
-          SUM(CASE WHEN c.fell_back = 0 AND c.handoff = 0 THEN 1 ELSE 0 END) AS contained,
-          SUM(c.fell_back) AS fell_back, SUM(c.handoff) AS handoff, SUM(c.prescreen) AS prescreen,
-          SUM(c.crisis) AS crisis, SUM(c.user_messages) AS user_messages,
-          SUM(c.fallback_messages) AS fallback_messages
-        FROM ({_PER_CONVERSATION}) AS c
-        WHERE NOT EXISTS (SELECT 1 FROM events p WHERE p.sender_id = c.sender_id AND p.id < :lo)
-        GROUP BY 1
-        """
+def _satisfaction(stats: Stats, conversations: Dict[str, visitor_turns.Conversation],
+                  rated: Sequence[Dict[str, Any]]) -> None:
+    by_id = {(c.conversation_id, m.widget_id): m for c in conversations.values() for m in c.messages if m.widget_id}
+    per_topic: Dict[str, List[int]] = {}
+    worst = []
+    for r in rated:
+        message = by_id.get((r["conversation_id"], r["message_id"]))
+        if message is None:  # its conversation is gone, or the id names no message of it
+            continue
+        topic = answer_topic(message)
+        counts = per_topic.setdefault(topic, [0, 0])
+        counts[0 if r["rating"] > 0 else 1] += 1
+        if r["rating"] < 0:
+            worst.append({
+                "conversation_id": r["conversation_id"], "topic": topic, "at": r["updated_at"],
+                "asked": message.text[:UNANSWERED_CHARS] if message.question else "",
+                "comment": (r["comment"] or "")[:UNANSWERED_CHARS],
+            })
+    stats.satisfaction = sorted(
+        ({"topic": t, "up": up, "down": down, "share": up / (up + down)} for t, (up, down) in per_topic.items()),
+        key=lambda s: (s["share"], -(s["up"] + s["down"]), s["topic"]),
     )
-    return {int(r.day): {k: int(v or 0) for k, v in r._mapping.items() if k != "day"} for r in conn.execute(query, {"lo": lo, "start": start})}
-
-
-def _topics(conn: Connection, dialect: str, lo: int, start: float) -> List[Tuple[str, int]]:
-    topic = _json_text(dialect, "parse_data", "intent", "full_retrieval_intent_name")
-    query = text(
-        f"""
-        SELECT {topic} AS topic, COUNT(*) AS n FROM events
-        WHERE id >= :lo AND timestamp >= :start AND type_name = 'user' AND intent_name = 'faq'
-        GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT :limit
-        """
-    )
-    out = []
-    for row in conn.execute(query, {"lo": lo, "start": start, "limit": TOP_TOPICS}):
-        name = row.topic or ""
-        out.append((name.split("/", 1)[1] if "/" in name else (name or "(topic not recorded)"), int(row.n)))
-    return out
-
-
-def _unanswered(conn: Connection, dialect: str, lo: int, start: float) -> List[Dict[str, Any]]:
-    query = text(
-        f"""
-        SELECT sender_id, timestamp, {_json_text(dialect, 'text')} AS text FROM events
-        WHERE id >= :lo AND timestamp >= :start AND type_name = 'user' AND intent_name = 'nlu_fallback'
-        ORDER BY id DESC LIMIT :limit
-        """
-    )
-    rows = []
-    for r in conn.execute(query, {"lo": lo, "start": start, "limit": UNANSWERED}):
-        body = str(r.text or "")
-        rows.append({
-            "conversation_id": r.sender_id,
-            "at": dt.datetime.fromtimestamp(r.timestamp, dt.timezone.utc).replace(tzinfo=None) if r.timestamp else None,
-            "text": body if len(body) <= UNANSWERED_CHARS else body[: UNANSWERED_CHARS - 1] + "…",
-        })
-    return rows
+    stats.worst = sorted(worst, key=lambda w: w["at"], reverse=True)[:WORST]
 
 
 def _started_in_window(tracker: Engine, conversation_ids: Sequence[str], start: float) -> set:
@@ -254,17 +274,13 @@ def compute(clinic: Engine, tracker: Engine, days: int = DEFAULT_DAYS, now: Opti
     start_dt = dt.datetime.combine(first_day, dt.time.min)
     start = _epoch(start_dt)
     stats = Stats(start=start_dt, days=[Day(first_day + dt.timedelta(days=i)) for i in range(days)])
-    dialect = tracker.dialect.name
     with tracker.connect() as conn:
         lo = first_id_from(conn, start - MARGIN_S)
         if lo is None:
             return stats
-        for index, values in _per_day(conn, dialect, lo, start).items():
-            if 0 <= index < days:
-                for key, value in values.items():
-                    setattr(stats.days[index], key, value)
-        stats.topics = _topics(conn, dialect, lo, start)
-        stats.unanswered = _unanswered(conn, dialect, lo, start)
+        conversations = visitor_turns.read(conn, lo)
+        _aggregate(stats, conversations, start)
+    _satisfaction(stats, conversations, ratings.ratings_since(clinic, start_dt))
     with clinic.connect() as conn:
         made = [
             (r.conversation_id, r.status)
@@ -323,9 +339,9 @@ async def dashboard(request: Request) -> HTTPResponse:
         days = DEFAULT_DAYS
     # Seconds of SQL on a large store must not stall the other staff's requests.
     stats = await asyncio.get_running_loop().run_in_executor(None, compute, ctx.engine, ctx.tracker, days)
-    if stats.unanswered:
+    if stats.unanswered or stats.worst:  # visitors' words on the page
         auth.audit(ctx.engine, request.ctx.user, "view_unanswered", "dashboard", f"last {days} days",
-                   f"{len(stats.unanswered)} questions")
+                   f"{len(stats.unanswered)} questions" + (f", {len(stats.worst)} rated down" if stats.worst else ""))
     return render(
         request, "dashboard.html", stats=stats, charts=build_charts(stats), days=days, windows=WINDOWS,
         rate=_rate, q=path_quote,

@@ -7,7 +7,9 @@ live chat existed (kind NULL, no contact details). Support staff call people
 back, so they see the contact details; every page that shows any is audited
 (``view_contact``, target ``handoff_request``). Urgent requests come first,
 then the longest waiting. Status moves ``new -> in_progress -> closed``; the
-server refuses anything else. Live chat requests (kind ``live``) are not here:
+server refuses anything else. Staff note what they did on each request ("left a
+voicemail"): the note is the conversation's (``conversation_notes``, shown on its
+transcript too), audited as ``note_add``. Live chat requests (kind ``live``) are not here:
 they are on /live (``clinic.console.live_chat``).
 
 The waitlist holds visitors from states not served yet; their email address is
@@ -22,7 +24,7 @@ from urllib.parse import urlencode
 from sanic import Blueprint, Request
 from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse, redirect
-from sqlalchemy import func, or_, select, true, update
+from sqlalchemy import func, insert, or_, select, true, update
 from sqlalchemy.engine import Engine
 
 from clinic import referrals as referral_store
@@ -30,7 +32,7 @@ from clinic.console import auth
 from clinic.console.pages import page_arg, render
 from clinic.console.referrals_queue import path_quote
 from clinic.crypto import DecryptionError, decrypt_json
-from clinic.db import handoff_requests, utcnow, waitlist
+from clinic.db import conversation_notes, handoff_requests, utcnow, waitlist
 from clinic.handoff import CALLBACK_KIND
 
 bp = Blueprint("console_handoffs")
@@ -42,6 +44,8 @@ OPEN_STATUSES = ("new", "in_progress")
 FILTERS = ("open", "all") + STATUSES
 PAGE_SIZE = 50
 WAITLIST_PAGE_SIZE = 200
+MAX_NOTE_CHARS = 2000
+NOTES_SHOWN = 5  # the latest notes of each request's conversation on the page
 # Why a person was asked for (handoff_requests.reason), on this page and the live queue.
 REASON_LABELS = {
     "visitor_request": "Visitor asked",
@@ -145,22 +149,64 @@ def _page(request: Request, status_code: int = 200, error: str = "", message: st
             except (DecryptionError, ValueError):
                 row["contact_failed"] = True
                 failed += 1
+    notes = notes_for(ctx.engine, [row["conversation_id"] for row in rows])
+    for row in rows:
+        row["notes"] = notes.get(row["conversation_id"], [])
     if shown or failed:
         detail = f"{shown} callback{'s' if shown != 1 else ''}" + (f", {failed} could not be decrypted" if failed else "")
         auth.audit(ctx.engine, request.ctx.user, "view_contact", "handoff_request", f"page {page}", detail)
     return render(
         request, "handoffs.html", status=status_code, rows=rows, total=total, filter=status, filters=FILTERS,
         labels=STATUS_LABELS, reasons=REASON_LABELS, page=page, pages=pages, q=path_quote, error=error, message=message,
+        max_note=MAX_NOTE_CHARS,
         prev_url=f"/handoffs?{urlencode({'status': status, 'page': page - 1})}" if page > 1 else None,
         next_url=f"/handoffs?{urlencode({'status': status, 'page': page + 1})}" if page < pages else None,
     )
 
 
+def notes_for(engine: Engine, conversation_ids: List[str]) -> Dict[str, List[Dict[str, Any]]]:
+    """The latest notes of each conversation, newest first."""
+    found: Dict[str, List[Dict[str, Any]]] = {}
+    if not conversation_ids:
+        return found
+    with engine.connect() as conn:
+        for r in conn.execute(
+            select(conversation_notes).where(conversation_notes.c.conversation_id.in_(set(conversation_ids)))
+            .order_by(conversation_notes.c.created_at.desc(), conversation_notes.c.id.desc())
+        ):
+            kept = found.setdefault(r.conversation_id, [])
+            if len(kept) < NOTES_SHOWN:
+                kept.append(dict(r._mapping))
+    return found
+
+
 @bp.get("/handoffs")
 @auth.require("support")
 async def handoff_list(request: Request) -> HTTPResponse:
-    message = "Status changed." if request.args.get("done") == "status" else ""
+    done = request.args.get("done")
+    message = {"status": "Status changed.", "note": "Note added."}.get(done or "", "")
     return _page(request, message=message)
+
+
+@bp.post("/handoffs/<request_id:int>/notes")
+@auth.require("support")
+async def handoff_note(request: Request, request_id: int) -> HTTPResponse:
+    engine = request.app.ctx.engine
+    with engine.connect() as conn:
+        row = conn.execute(select(handoff_requests).where(handoff_requests.c.id == request_id, IS_CALLBACK)).first()
+    if row is None:
+        raise NotFound("No such callback request")
+    body = (request.form.get("body") or "").strip()
+    if not body or len(body) > MAX_NOTE_CHARS:
+        return _page(request, status_code=400, error=f"Note not added to request {request_id}: a note is 1 to {MAX_NOTE_CHARS} characters.")
+    user = request.ctx.user
+    with engine.begin() as conn:
+        note_id = conn.execute(insert(conversation_notes).values(
+            conversation_id=row.conversation_id, author_id=user["id"], author=user["username"], created_at=utcnow(),
+            body=body)).inserted_primary_key[0]
+    auth.audit(engine, user, "note_add", "conversation", row.conversation_id, f"note={note_id} callback {request_id}")
+    back = request.form.get("filter", "open")
+    return redirect(f"/handoffs?{urlencode({'status': back if back in FILTERS else 'open', 'done': 'note'})}", status=303)
 
 
 @bp.post("/handoffs/<request_id:int>/status")

@@ -40,7 +40,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from clinic import handoff
-from clinic.console import auth, conversation_index as index
+from clinic.console import auth, canned_replies, conversation_index as index
 from clinic.console.conversations import build_transcript, can_see_answers, path_quote
 from clinic.console.handoffs import REASON_LABELS, waiting as waited_long
 from clinic.console.pages import render, render_fragment
@@ -154,7 +154,8 @@ def _chat_page(request: Request, row: Dict[str, Any], status: int = 200, error: 
     after = max((int(e[0]) for e in events), default=0)
     return render(
         request, "live_chat.html", status=status, t=t, after=after, error=error, notice=notice, draft=draft,
-        max_reply=MAX_REPLY_CHARS, poll_ms=CHAT_POLL_MS, **_chat_context(request, row),
+        max_reply=MAX_REPLY_CHARS, poll_ms=CHAT_POLL_MS, canned=canned_replies.load(ctx.settings.settings_dir),
+        **_chat_context(request, row),
     )
 
 

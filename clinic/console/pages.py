@@ -9,12 +9,15 @@ from sanic import Blueprint, Request
 from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse, html, redirect
 
-from clinic.console import auth
+from clinic.console import auth, clock, contact_links
 from clinic.web import client_address
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+env.filters["local"] = clock.local  # a stored time in the clinic's time zone (clinic.console.clock)
+env.globals["clinic_zone"] = clock.zone_name
+env.filters["contact_href"] = contact_links.contact_href  # tel:/mailto: for a visitor's number or address
 
 bp = Blueprint("console_pages")
 
@@ -35,11 +38,14 @@ def render_fragment(request: Request, template: str, **context: Any) -> str:
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTTPResponse:
     """A page; besides what ``render_fragment`` gives, ``live_waiting`` (the count of visitors
-    waiting for a person, in the menu) once someone is signed in."""
+    waiting for a person) and ``urgent_count`` (the Urgent view's open items), in the menu, once
+    someone is signed in."""
     if getattr(request.ctx, "user", None) is not None:
         from clinic.console.live_chat import waiting_count
+        from clinic.console.urgent import open_items
 
         context.setdefault("live_waiting", waiting_count(request.app.ctx.engine))
+        context.setdefault("urgent_count", len(open_items(request.app.ctx.engine)))
     return html(render_fragment(request, template, **context), status=status)
 
 
@@ -121,7 +127,7 @@ async def logout(request: Request) -> HTTPResponse:
 @bp.get("/")
 @auth.require("support")
 async def home(request: Request) -> HTTPResponse:
-    return redirect("/conversations")
+    return redirect("/urgent")
 
 
 MAX_PAGE = 100_000  # a page number past this is no page of any list (5 million rows at 50 a page)

@@ -244,6 +244,11 @@ async def referral_queue(request: Request) -> HTTPResponse:
         created_to = _date_arg(request.args.get("to"))
         page = page_arg(request.args.get("page"))
     rows, total = queue(engine, status, created_from, created_to, page)
+    from clinic.console.handoffs import waiting  # (handoffs imports this module)
+
+    now = utcnow()
+    for r in rows:  # how long a new referral has waited for a first contact
+        r["waiting"] = waiting(r["created_at"], now) if r["status"] == "new" else None
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     base = {"status": status}
     if created_from:

@@ -61,8 +61,19 @@ async def full_state(engine: Engine, conversation_id: Optional[str]) -> Dict[str
     return await in_thread(handoff.visitor_state, engine, conversation_id)
 
 
+async def for_visitor(engine: Engine, state: Dict[str, Any]) -> Dict[str, Any]:
+    """A state as the browser sees it: ``public``, and while the visitor waits, ``expected_wait_s``
+    when it is known (``handoff.expected_wait_s``: from how long visitors waited lately)."""
+    shown = public(state)
+    if shown["mode"] == "waiting":
+        expected = await in_thread(handoff.expected_wait_s, engine, shown["position"])
+        if expected is not None:
+            shown["expected_wait_s"] = expected
+    return shown
+
+
 async def visitor_state(engine: Engine, conversation_id: Optional[str]) -> Dict[str, Any]:
-    return public(await full_state(engine, conversation_id))
+    return await for_visitor(engine, await full_state(engine, conversation_id))
 
 
 class NotWaiting(Exception):

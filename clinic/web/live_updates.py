@@ -180,7 +180,7 @@ async def _wait_for_update(request: Request, conversation_id: str, after: float,
             break
         left = deadline - time.monotonic()
         if left <= 0:
-            return json({"handoff": live_chat.public(state), "messages": []})
+            return json({"handoff": await live_chat.for_visitor(engine, state), "messages": []})
         await _pause(app, min(float(config.UPDATES_CHECK_S), left))
 
     settle_until = time.monotonic() + float(config.UPDATES_SETTLE_S)
@@ -196,4 +196,4 @@ async def _wait_for_update(request: Request, conversation_id: str, after: float,
         state = await live_chat.full_state(engine, conversation_id)
 
     messages = history_from_events(app.ctx.secret, conversation_id, pushed(events, after))
-    return json({"handoff": live_chat.public(state), "messages": messages})
+    return json({"handoff": await live_chat.for_visitor(engine, state), "messages": messages})

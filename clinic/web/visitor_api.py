@@ -2,15 +2,19 @@
 
 - ``POST /api/chat`` takes ``{"message": "...", "id": "<uuid>"}`` (typed text) or
   ``{"button": {"payload": ..., "sig": ..., "title": ...}, "id": "<uuid>"}`` (a
-  button the bot offered) and answers ``{"messages": [{"text", "buttons", "ts"}],
+  button the bot offered), or ``{"starter": <number>}`` (one of the starter buttons the
+  widget shows before anything is typed, ``clinic.web.starters``), and answers ``{"messages": [{"text", "buttons", "ts"}],
   "handoff": {"mode", "agent", "position", "version"}}``. The same ``id`` sent
   again (a retry) gets the first answer and is not processed twice. While a
   person holds the chat the message goes to them and nothing answers it (but a
   crisis: ``clinic.web.live_chat``).
 - ``GET /api/history`` gives the conversation so far (staff messages with the
-  person's name), so that a reload or another page of the site restores it.
+  person's name), so that a reload or another page of the site restores it, and the
+  starter buttons (``starters``: their numbers and titles); so does ``/api/reset``.
 - ``GET /api/updates`` waits for what a person sends (``clinic.web.live_updates``).
 - ``POST /api/handoff/cancel`` leaves the queue for a person.
+- ``POST /api/rating`` rates the assistant's answer to one of the visitor's messages (by that
+  message's id): a thumbs up or down, and after a down what was wrong (``clinic.ratings``).
 - ``POST /api/reset`` starts a new conversation ("start over"); a wait for a
   person is cancelled, a live chat closed.
 
@@ -46,8 +50,8 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty, json
 
-from clinic import retried_messages
-from clinic.web import client_address, live_chat, signing, visitor_input
+from clinic import ratings, retried_messages
+from clinic.web import client_address, live_chat, signing, starters, visitor_input
 from clinic.rasa_client import RasaUnavailable, replies_to
 
 logger = logging.getLogger(__name__)
@@ -170,7 +174,11 @@ def history_from_events(secret: bytes, conversation_id: str, events: List[Dict[s
         if kind == "user":
             text = (event.get("metadata") or {}).get("display") or event.get("text") or ""
             if text and not text.startswith("/"):
-                messages.append({"role": "visitor", "text": text, "buttons": [], "ts": event.get("timestamp")})
+                shown = {"role": "visitor", "text": text, "buttons": [], "ts": event.get("timestamp")}
+                message_id = (event.get("metadata") or {}).get("message_id")
+                if isinstance(message_id, str) and MESSAGE_ID.match(message_id):
+                    shown["id"] = message_id  # what a rating of the answer to it names
+                messages.append(shown)
         elif kind == "bot" and isinstance((event.get("metadata") or {}).get("staff"), dict):
             if event.get("text"):
                 messages.append({
@@ -314,7 +322,12 @@ async def chat(request: Request) -> HTTPResponse:
     if limited is not None:
         return limited
 
-    if isinstance(parsed, visitor_input.Button):
+    if isinstance(parsed, visitor_input.Starter):
+        chosen = starters.starter(parsed.number)
+        if chosen is None:
+            return refusal(400, "unknown_starter", "That button is no longer offered. Please type your message instead.")
+        metadata["display"], text = chosen
+    elif isinstance(parsed, visitor_input.Button):
         text = parsed.payload
         if parsed.title:
             metadata["display"] = parsed.title
@@ -370,14 +383,15 @@ async def history(request: Request) -> HTTPResponse:
     if limited is not None:
         return limited
     if conversation_id is None:
-        return json({"messages": [], "handoff": dict(live_chat.ASSISTANT)})
+        return json({"messages": [], "handoff": dict(live_chat.ASSISTANT), "starters": starters.for_browser()})
     try:
         events = await request.app.ctx.rasa.events(conversation_id)
     except RasaUnavailable as exc:
         logger.warning("rasa unavailable: %s", exc)
         return refusal(503, "assistant_unavailable", UNAVAILABLE)
     state = await live_chat.visitor_state(request.app.ctx.engine, conversation_id)
-    response = json({"messages": history_from_events(request.app.ctx.secret, conversation_id, events), "handoff": state})
+    response = json({"messages": history_from_events(request.app.ctx.secret, conversation_id, events), "handoff": state,
+                     "starters": starters.for_browser()})
     _set_cookie(request, response, conversation_id)  # a reload renews it too
     return response
 
@@ -402,6 +416,34 @@ async def cancel_handoff(request: Request) -> HTTPResponse:
     return json({"messages": messages, "handoff": await live_chat.visitor_state(engine, conversation_id)})
 
 
+@bp.route("/rating", methods=["POST", "OPTIONS"])
+@answers_preflight
+async def rating(request: Request) -> HTTPResponse:
+    """The visitor rates the assistant's answer to one of their messages: ``{"message_id": ...,
+    "rating": "up" | "down", "comment": "what was wrong" (optional, after a thumbs down)}``."""
+    conversation_id = visitor_conversation(request)
+    if conversation_id is None:
+        return refusal(409, "no_conversation", "There is no answer to rate yet.")
+    try:
+        body = visitor_input.parse_body(request.body, request.headers.get("content-type"))
+    except visitor_input.Refusal as r:
+        return refusal(r.status, r.code, r.detail)
+    message_id = body.get("message_id") if isinstance(body, dict) else None
+    value = ratings.VALUES.get(body.get("rating")) if isinstance(body, dict) else None
+    if not (isinstance(message_id, str) and MESSAGE_ID.match(message_id)) or value is None:
+        return refusal(400, "invalid_rating", 'Expected {"message_id": "...", "rating": "up" or "down"}.')
+    comment = body.get("comment")
+    if comment is not None:
+        if not isinstance(comment, str):
+            return refusal(400, "invalid_rating", "A comment is text.")
+        comment = visitor_input.clean_text(comment)[:ratings.MAX_COMMENT_CHARS] or None
+    limited = await rate_limited(request, conversation_id, "message")
+    if limited is not None:
+        return limited
+    await live_chat.in_thread(ratings.rate, request.app.ctx.engine, conversation_id, message_id, value, comment)
+    return json({"ok": True})
+
+
 @bp.route("/reset", methods=["POST", "OPTIONS"])
 @answers_preflight
 async def reset(request: Request) -> HTTPResponse:
@@ -415,7 +457,7 @@ async def reset(request: Request) -> HTTPResponse:
         if limited is not None:
             return limited
     await live_chat.end_for_new_conversation(ctx.rasa, ctx.engine, ending)
-    response = json({"messages": [], "handoff": dict(live_chat.ASSISTANT)})
+    response = json({"messages": [], "handoff": dict(live_chat.ASSISTANT), "starters": starters.for_browser()})
     _set_cookie(request, response, signing.new_conversation_id())
     return response
 

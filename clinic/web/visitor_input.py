@@ -20,6 +20,12 @@ class Button:
     title: str = ""
 
 
+@dataclass(frozen=True)
+class Starter:
+    """One of the starter buttons shown when the chat opens (clinic.web.starters), by number."""
+    number: int
+
+
 # Control and format characters that have no place in a chat message
 # (NUL, escapes, bidi overrides, zero-width marks); newlines and tabs stay.
 def _keep(ch: str) -> bool:
@@ -61,10 +67,15 @@ def button_title(title: Any) -> str:
     return clean_text(title)[:200] if isinstance(title, str) else ""
 
 
-def chat_message(data: Any, max_chars: int) -> "str | Button":
-    """The visitor's text, or the button they pressed."""
+def chat_message(data: Any, max_chars: int) -> "str | Button | Starter":
+    """The visitor's text, or the button they pressed (a starter by its number)."""
     if not isinstance(data, dict):
         raise Refusal(400, "invalid_body", 'Expected a JSON object such as {"message": "Hello"}.')
+    if "starter" in data:
+        number = data.get("starter")
+        if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number < 100:
+            raise Refusal(400, "invalid_starter", "A starter is given by its number.")
+        return Starter(number)
     button = data.get("button")
     if button is not None:
         if not isinstance(button, dict) or not all(_is_text(button.get(k)) for k in ("payload", "sig")):

@@ -128,6 +128,14 @@
     });
 
     if (!form || !textarea) return;
+    // a canned reply: its text goes in the reply box, to be edited and sent
+    Array.prototype.slice.call(form.querySelectorAll('[data-action="canned"]')).forEach(function (button) {
+      button.addEventListener("click", function () {
+        textarea.value = button.getAttribute("data-text") || "";
+        textarea.focus();
+        textarea.setSelectionRange(textarea.value.length, textarea.value.length);
+      });
+    });
     function send(event) {
       event.preventDefault();
       var text = textarea.value.trim();

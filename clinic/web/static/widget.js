@@ -12,12 +12,16 @@
  * asks for a person, a line under the header says who answers, a status area
  * shows the place in the queue with a "Leave the queue" button
  * (/api/handoff/cancel), and a long poll (/api/updates) brings the person's
- * messages; it reconnects with a backoff when the server restarts. No dependencies,
+ * messages, with the expected wait when recent waits give one; it reconnects with a backoff when
+ * the server restarts. The greeting carries starter buttons (the assistant's greeting's, sent by
+ * number: {"starter": n}) until something is said; "Start over" sits under the message box and asks
+ * to confirm. No dependencies,
  * no build step, no third-party requests. Everything lives in a shadow root,
  * styled by widget.css from the same folder as this script (no inline styles,
  * so it runs under a strict CSP). Message text is only ever put in the page as
  * text nodes: bot text gets light formatting (paragraphs, "- " lists, **bold**,
- * links to the clinic's own origin or tel:/sms:) built node by node.
+ * links to the clinic's own origin, tel:/sms: (with a text to send), e-mail addresses, US phone
+ * numbers and 988 as tap targets) built node by node.
  */
 (function () {
   "use strict";
@@ -133,9 +137,10 @@
 
   function allowedHref(raw) {
     var href = raw.trim();
+    // tel: and sms: to a number; an sms: may carry the text to send (sms:741741?&body=HOME)
     if (/^(tel|sms):\+?[0-9][0-9\-().\s]{1,20}$/i.test(href)) { return href.replace(/\s+/g, ""); }
-    // a text with its first word filled in (the Crisis Text Line: sms:741741?&body=HOME)
-    if (/^sms:\+?[0-9][0-9\-]{1,20}\?&?body=[A-Za-z0-9]{1,20}$/i.test(href)) { return href; }
+    if (/^sms:\+?[0-9][0-9\-]{1,20}\?&?body=[A-Za-z0-9]{1,40}$/i.test(href)) { return href; }
+    if (/^mailto:[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,190}\.[A-Za-z]{2,24}$/.test(href)) { return href; }
     var url;
     try { url = new URL(href, BASE); } catch (e) { return null; }
     if ((url.protocol === "https:" || url.protocol === "http:") && url.origin === BASE &&
@@ -155,13 +160,38 @@
     return a;
   }
 
-  var INLINE = /\[([^\]\n]{1,200})\]\(([^)\s]{1,500})\)|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])|(tel:\+?[0-9][0-9\-]{1,20}|sms:\+?[0-9][0-9\-]{1,20})/g;
+  // In order: a [label](link), a bare link, tel:/sms:, an e-mail address, a US phone number, 988.
+  var INLINE = new RegExp([
+    "\\[([^\\]\\n]{1,200})\\]\\(([^)\\s]{1,500})\\)",
+    "(https?:\\/\\/[^\\s<>()]+[^\\s<>().,;:!?'\"])",
+    "(tel:\\+?[0-9][0-9\\-]{1,20}|sms:\\+?[0-9][0-9\\-]{1,20})",
+    "([A-Za-z0-9._%+\\-]{1,64}@[A-Za-z0-9\\-]{1,63}(?:\\.[A-Za-z0-9\\-]{1,63})*\\.[A-Za-z]{2,24})",
+    "((?:\\+?1[\\-.\\s])?(?:\\([2-9][0-9]{2}\\)\\s?|[2-9][0-9]{2}[\\-.\\s])[0-9]{3}[\\-.\\s][0-9]{4})",
+    "(988)"
+  ].join("|"), "g");
+
+  // A number stands alone: no digit (or a dash or dot joining digits) right before or after it.
+  function standsAlone(text, offset, length) {
+    var before = text.charAt(offset - 1);
+    var after = text.charAt(offset + length);
+    return !/[0-9\-.]/.test(before) && !/[0-9]/.test(after) && !/[\-.][0-9]/.test(text.substr(offset + length, 2));
+  }
+
+  function phoneHref(number) {
+    var digits = number.replace(/[^0-9]/g, "");
+    if (digits.length === 11 && digits.charAt(0) === "1") { digits = digits.slice(1); }
+    return digits.length === 10 ? "tel:+1" + digits : null;
+  }
 
   function appendLinks(parent, text) {
     var last = 0;
-    text.replace(INLINE, function (match, label, mdHref, bare, telsms, offset) {
+    text.replace(INLINE, function (match, label, mdHref, bare, telsms, email, phone, crisisLine, offset) {
+      if ((phone || crisisLine) && !standsAlone(text, offset, match.length)) { return match; }
       if (offset > last) { parent.appendChild(document.createTextNode(text.slice(last, offset))); }
-      var href = allowedHref(mdHref || bare || telsms);
+      var href = email ? allowedHref("mailto:" + email)
+        : phone ? phoneHref(phone)
+        : crisisLine ? "tel:988"
+        : allowedHref(mdHref || bare || telsms);
       if (href) {
         parent.appendChild(link(href, label || match));
       } else {
@@ -252,10 +282,6 @@
   var subtitle = el("p", "ccw-subtitle", "");
   titles.appendChild(subtitle);
   header.appendChild(titles);
-  var restart = el("button", "ccw-restart", "Start over");
-  restart.type = "button";
-  restart.setAttribute("aria-label", "Start over: clear this conversation");
-  header.appendChild(restart);
   var closeBtn = el("button", "ccw-close");
   closeBtn.type = "button";
   closeBtn.setAttribute("aria-label", "Close chat");
@@ -349,6 +375,31 @@
   form.appendChild(sendBtn);
   panel.appendChild(form);
 
+  // "Start over", at the bottom, away from the close button, and asked once more before it clears
+  var footer = el("div", "ccw-footer");
+  var restart = el("button", "ccw-restart", "Start over");
+  restart.type = "button";
+  restart.setAttribute("aria-label", "Start over: clear this conversation");
+  restart.setAttribute("aria-expanded", "false");
+  restart.setAttribute("aria-controls", "ccw-confirm");
+  footer.appendChild(restart);
+  var confirmBox = el("div", "ccw-confirm");
+  confirmBox.id = "ccw-confirm";
+  confirmBox.setAttribute("role", "group");
+  confirmBox.setAttribute("aria-labelledby", "ccw-confirm-text");
+  confirmBox.hidden = true;
+  var confirmText = el("p", "ccw-confirm-text", "Start over? This clears the conversation on this device.");
+  confirmText.id = "ccw-confirm-text";
+  var confirmYes = el("button", "ccw-confirm-yes", "Yes, start over");
+  confirmYes.type = "button";
+  var confirmNo = el("button", "ccw-confirm-no", "Cancel");
+  confirmNo.type = "button";
+  confirmBox.appendChild(confirmText);
+  confirmBox.appendChild(confirmYes);
+  confirmBox.appendChild(confirmNo);
+  footer.appendChild(confirmBox);
+  panel.appendChild(footer);
+
   sheet.addEventListener("load", function () { wrap.hidden = false; });
   sheet.addEventListener("error", function () { wrap.hidden = false; });
 
@@ -433,6 +484,85 @@
     scrollDown();
   }
 
+  // --- ratings: a thumbs up or down under each of the assistant's answers (POST /api/rating) -------
+
+  var THUMB_UP = "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3";
+  var THUMB_DOWN = "M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3zm7-13h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17";
+
+  // messageId: the id of the visitor's message this answer answers (the server finds it by that)
+  function addRating(item, messageId) {
+    if (!item || !messageId || item.querySelector(".ccw-rate")) { return; }
+    var bar = el("div", "ccw-rate");
+    bar.setAttribute("role", "group");
+    bar.setAttribute("aria-label", "Was this answer helpful?");
+    var up = el("button", "ccw-rate-up");
+    up.type = "button";
+    up.setAttribute("aria-label", "Helpful");
+    up.setAttribute("aria-pressed", "false");
+    up.appendChild(svgIcon([THUMB_UP]));
+    var down = el("button", "ccw-rate-down");
+    down.type = "button";
+    down.setAttribute("aria-label", "Not helpful");
+    down.setAttribute("aria-pressed", "false");
+    down.appendChild(svgIcon([THUMB_DOWN]));
+    var said = el("span", "ccw-rate-said", "");
+    bar.appendChild(up);
+    bar.appendChild(down);
+    bar.appendChild(said);
+    var why = el("form", "ccw-rate-why");
+    why.hidden = true;
+    why.noValidate = true;
+    var whyId = "ccw-why-" + messageId;
+    var whyLabel = el("label", "ccw-rate-why-label", "What was wrong? (optional)");
+    whyLabel.setAttribute("for", whyId);
+    var whyInput = el("input", "ccw-rate-why-input");
+    whyInput.id = whyId;
+    whyInput.type = "text";
+    whyInput.maxLength = 500;
+    var whySend = el("button", "ccw-rate-why-send", "Send");
+    whySend.type = "submit";
+    why.appendChild(whyLabel);
+    why.appendChild(whyInput);
+    why.appendChild(whySend);
+
+    function record(value, comment) {
+      var body = { message_id: messageId, rating: value };
+      if (comment) { body.comment = comment; }
+      return request("POST", "/api/rating", body).then(function () { return true; }, function () {
+        said.textContent = "Sorry, that didn't reach us. Please try again.";
+        return false;
+      });
+    }
+    up.addEventListener("click", function () {
+      up.setAttribute("aria-pressed", "true");
+      down.setAttribute("aria-pressed", "false");
+      why.hidden = true;
+      record("up").then(function (ok) { if (ok) { said.textContent = "Thanks!"; } });
+    });
+    down.addEventListener("click", function () {
+      down.setAttribute("aria-pressed", "true");
+      up.setAttribute("aria-pressed", "false");
+      record("down").then(function (ok) {
+        if (!ok) { return; }
+        said.textContent = "Thanks for telling us.";
+        why.hidden = false;
+        whyInput.focus({ preventScroll: true });
+      });
+    });
+    why.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var text = whyInput.value.trim();
+      if (!text) { why.hidden = true; return; }
+      whySend.disabled = true;
+      record("down", text).then(function (ok) {
+        whySend.disabled = false;
+        if (ok) { why.hidden = true; said.textContent = "Thanks: that helps us improve."; }
+      });
+    });
+    item.insertBefore(bar, item.querySelector(".ccw-time"));
+    item.insertBefore(why, item.querySelector(".ccw-time"));
+  }
+
   function disableAllChoices() {
     var all = log.querySelectorAll(".ccw-choice");
     for (var i = 0; i < all.length; i++) { all[i].disabled = true; }
@@ -448,8 +578,31 @@
     while (log.firstChild) { log.removeChild(log.firstChild); }
   }
 
-  function greet() {
+  // The greeting, with the starter buttons (the assistant's greeting's, from the server) while
+  // nothing has been said yet; a starter is sent by its number ({"starter": n}).
+  function greet(starters) {
     addBot({ text: options.greeting, buttons: [] }, false);
+    var list = Array.isArray(starters) ? starters : [];
+    if (!list.length) { return; }
+    var row = el("div", "ccw-buttons ccw-starters");
+    row.setAttribute("role", "group");
+    row.setAttribute("aria-label", "Suggested questions");
+    list.forEach(function (s) {
+      if (typeof s.id !== "number" || typeof s.title !== "string" || !s.title) { return; }
+      var btn = el("button", "ccw-choice ccw-starter", s.title);
+      btn.type = "button";
+      btn.addEventListener("click", function () {
+        if (busy || btn.disabled) { return; }
+        var all = row.querySelectorAll("button");
+        for (var i = 0; i < all.length; i++) { all[i].disabled = true; }
+        btn.classList.add("ccw-chosen");
+        btn.setAttribute("aria-pressed", "true");
+        focusChoicesNext = true;
+        send({ starter: s.id }, s.title);
+      });
+      row.appendChild(btn);
+    });
+    log.lastChild.insertBefore(row, log.lastChild.querySelector(".ccw-time"));
   }
 
   // --- talking to the visitor API -------------------------------------------------------
@@ -498,12 +651,21 @@
   function readState(state) {
     state = state && typeof state === "object" ? state : {};
     var mode = state.mode === "waiting" || state.mode === "person" ? state.mode : "assistant";
+    var wait = state.expected_wait_s;
     return {
       mode: mode,
       agent: typeof state.agent === "string" && state.agent.trim() ? state.agent.trim() : null,
       position: typeof state.position === "number" && isFinite(state.position) ? state.position : null,
-      version: typeof state.version === "number" && isFinite(state.version) ? state.version : 0
+      version: typeof state.version === "number" && isFinite(state.version) ? state.version : 0,
+      expectedWait: typeof wait === "number" && isFinite(wait) && wait >= 0 ? wait : null
     };
+  }
+
+  // "about 4 minutes": how long the wait usually is, from how long visitors waited lately
+  function waitWords(seconds) {
+    var minutes = Math.max(1, Math.ceil(seconds / 60));
+    if (minutes >= 90) { return "over an hour"; }
+    return minutes === 1 ? "about a minute" : "about " + minutes + " minutes";
   }
 
   function agentLabel(state) {
@@ -520,6 +682,7 @@
     if (handoff.mode === "waiting") {
       waitText.textContent = "Waiting for a person from the team. " +
         (handoff.position ? "You're number " + handoff.position + " in line. " : "") +
+        (handoff.expectedWait !== null ? "The wait is usually " + waitWords(handoff.expectedWait) + ". " : "") +
         "The assistant can still answer questions meanwhile.";
     }
   }
@@ -691,6 +854,7 @@
         var row = addBot(m, true);
         if (row && !firstChoice) { firstChoice = row.querySelector("button"); }
       });
+      if (messages.length && handoff.mode !== "person") { addRating(log.lastChild, pending.body.id); }
       applyHandoff(data.handoff, true);
       setBusy(false);
       if (isOpen()) {
@@ -750,20 +914,28 @@
       failed = null;
       seen = {};
       lastTs = 0;
-      greet();
+      greet(messages.length ? [] : data.starters);
       var lastVisitor = -1;
       messages.forEach(function (m, i) { if (m.role === "visitor") { lastVisitor = i; } });
+      var answering = null; // the id of the visitor's message the bot messages that follow answer
+      var lastBot = null;
+      function rateAnswer() { if (answering && lastBot) { addRating(lastBot, answering); } }
       messages.forEach(function (m, i) {
         noteTs(m.ts);
         seenBefore(m);
         if (m.role === "visitor") {
+          rateAnswer();
+          answering = typeof m.id === "string" ? m.id : null;
+          lastBot = null;
           addVisitor(String(m.text || ""), m.ts);
         } else if (m.role === "staff") {
           addStaff(m);
         } else {
           addBot(m, i > lastVisitor);
+          lastBot = log.lastChild;
         }
       });
+      rateAnswer();
       applyHandoff(data.handoff, false);
     }, function (err) {
       // no cookie never fails (the server answers an empty list without asking Rasa),
@@ -790,8 +962,22 @@
     });
   }
 
-  restart.addEventListener("click", function () {
+  function askToStartOver(open) {
+    confirmBox.hidden = !open;
+    restart.hidden = open;
+    restart.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) { confirmNo.focus(); }
+  }
+
+  restart.addEventListener("click", function () { if (!busy) { askToStartOver(true); } });
+  confirmNo.addEventListener("click", function () {
+    askToStartOver(false);
+    restart.focus();
+  });
+
+  confirmYes.addEventListener("click", function () {
     if (busy) { return; }
+    askToStartOver(false);
     setBusy(true);
     request("POST", "/api/reset", {}).then(function (data) {
       failed = null;
@@ -799,7 +985,7 @@
       seen = {};
       lastTs = 0;
       clearLog();
-      greet();
+      greet(data.starters);
       applyHandoff(data.handoff || ASSISTANT, false);
     }, function (err) {
       addNotice(err.detail || "Sorry, I couldn't start over just now. Please try again in a moment.");
