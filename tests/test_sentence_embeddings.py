@@ -33,6 +33,13 @@ def test_one_text_alone_or_in_a_padded_batch_gives_the_same_vector(enc):
         assert np.allclose(enc.encode_one(text), row, atol=1e-5)
 
 
+def test_a_short_text_s_kept_vector_is_the_same_and_cannot_be_changed_by_a_caller(enc):
+    first = enc.encode_one("Nearly every day")
+    first[:] = 0.0  # a caller writing into its copy
+    again = enc.encode_one("Nearly every day")
+    assert np.allclose(again, enc.encode(["Nearly every day"])[0]) and np.linalg.norm(again) > 0.99
+
+
 def test_a_text_longer_than_the_model_reads_is_cut_not_refused(enc):
     long = "my week has been long and I have many questions. " * 200
     assert len(enc.tokenizer.encode(long).ids) == MAX_TOKENS

@@ -39,6 +39,9 @@ DIMENSIONS = 384
 MAX_TOKENS = 128
 # Texts encoded at once (training, a long message's sentences).
 BATCH = 64
+# Vectors kept per process, of texts up to this long (a button's words, "yes", "thanks").
+SHORT_CHARS = 32
+SHORT_KEPT = 2048
 
 # A long message is read sentence by sentence too (the safety layer scores each): split after
 # . ! ? and line breaks, and at " but " / " and " only when the parts are long.
@@ -141,7 +144,15 @@ class SentenceEncoder:
         return interpreter.get_tensor(self._output).copy()
 
     def encode_one(self, text: str) -> np.ndarray:
-        """The vector of one text (float32, unit length)."""
+        """The vector of one text (float32, unit length). A short text's vector is kept: the
+        pre-screen's buttons send the same few words again and again ("Nearly every day",
+        "None of these"), as visitors type "yes", "no", "thanks"."""
+        if len(text) <= SHORT_CHARS:
+            return self._short(text).copy()
+        return self.encode([text])[0]
+
+    @lru_cache(maxsize=SHORT_KEPT)
+    def _short(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
