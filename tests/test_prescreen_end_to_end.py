@@ -125,6 +125,11 @@ def test_thoughts_without_a_plan_or_an_attempt_end_in_an_urgent_review_not_a_dea
     asked = texts(r)
     assert "Question 9 of 16" in asked and "call 988" in asked
     r = say(s, stack, "on and off")  # the model took this for the medications FAQ once
+    if "are you safe right now?" in texts(r):
+        # the safety layer unsure of the words: it checks in first; "I'm safe" brings the question back
+        r = press(s, stack, button(r, "I'm safe"))
+        assert "Thank you for letting me know" in texts(r) and "thoughts of ending your life" in texts(r)
+        r = press(s, stack, button(r, "Yes"))
     assert "Two more questions" in texts(r) and "Question 10 of 18" in texts(r) and "a plan" in texts(r)
     r = press(s, stack, button(r, "No"))
     assert "Question 11 of 18" in texts(r) and "In the past year, have you tried" in texts(r)
