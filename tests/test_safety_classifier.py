@@ -100,3 +100,49 @@ def test_a_stored_model_scores_as_the_trained_one(tmp_path: Path):
     assert np.allclose(stored.decision_function(texts, embeddings), expected, rtol=0, atol=1e-9)
     assert all(np.array_equal(stored.scores(t, e), model.scores(t, e)) for t, e in zip(texts, embeddings))
     assert stored.temperature == 0.7 and stored.weight == 0.5
+
+
+class FixedLinear:
+    """A linear model whose probabilities are set per text (SafetyModel reads class_names,
+    scores and confidences)."""
+
+    def __init__(self, class_names, by_text) -> None:
+        self.class_names = class_names
+        self.by_text = by_text
+
+    def scores(self, text, embedding):
+        return np.array(self.by_text[text], dtype=float)
+
+    def confidences(self, scores):
+        return scores
+
+
+NAMES = ["crisis:passive_death_wish", "crisis:stockpiling", "urgent_medical:chest_pain",
+         "none:grief_and_loss", "none:low_mood_without_risk", "none:treatment_frustration", "none:faq/pricing"]
+
+
+def test_each_outcome_is_the_sum_of_its_labels_and_its_category_the_likeliest_of_them():
+    model = SafetyModel(FixedLinear(NAMES, {"m": [0.1, 0.2, 0.05, 0.15, 0.1, 0.25, 0.15]}))
+    s = model.score("m", None)
+    assert math.isclose(s.crisis, 0.3) and math.isclose(s.urgent_medical, 0.05) and math.isclose(s.distress, 0.5)
+    assert (s.crisis_category, s.urgent_category) == ("stockpiling", "chest_pain")
+
+
+def test_a_label_without_a_category_or_an_outcome_without_labels_names_no_category():
+    model = SafetyModel(FixedLinear(["crisis", "none"], {"m": [0.7, 0.3]}))
+    s = model.score("m", None)
+    assert (s.crisis, s.urgent_medical, s.distress) == (0.7, 0.0, 0.0)
+    assert (s.crisis_category, s.urgent_category) == (None, None)
+
+
+def test_the_scores_as_the_parse_carries_them_are_rounded_to_four_places():
+    model = SafetyModel(FixedLinear(NAMES, {"m": [0.1234567, 0, 0.0123456, 0.2345678, 0, 0, 0.6296299]}))
+    assert model.score("m", None).as_dict() == {"crisis": 0.1235, "urgent_medical": 0.0123, "distress": 0.2346}
+
+
+def test_the_riskiest_sentence_is_the_first_of_equals_and_an_urgent_one_counts_too():
+    model = SafetyModel(FixedLinear(NAMES, {
+        "a": [0.4, 0, 0, 0, 0, 0, 0.6], "b": [0, 0, 0.4, 0, 0, 0, 0.6], "c": [0, 0, 0.5, 0, 0, 0, 0.5]}))
+    assert model.score_parts([("a", None), ("b", None)]) == model.score("a", None)
+    assert model.score_parts([("b", None), ("a", None)]) == model.score("b", None)
+    assert model.score_parts([("a", None), ("c", None)]) == model.score("c", None)
