@@ -3,6 +3,7 @@ an outcome's probability is the sum of its categories', distress that of the dis
 riskiest sentence of a long message is the one that counts; and the calibration of the linear
 model both classifiers are (clinic/nlu/linear_model.py)."""
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -146,3 +147,16 @@ def test_the_riskiest_sentence_is_the_first_of_equals_and_an_urgent_one_counts_t
     assert model.score_parts([("a", None), ("b", None)]) == model.score("a", None)
     assert model.score_parts([("b", None), ("a", None)]) == model.score("b", None)
     assert model.score_parts([("a", None), ("c", None)]) == model.score("c", None)
+
+
+def test_a_label_is_split_at_its_first_colon_only():
+    names = ["crisis:plan:dated", "none:other:grief_and_loss", "none:grief_and_loss"]
+    s = SafetyModel(FixedLinear(names, {"m": [0.2, 0.5, 0.3]})).score("m", None)
+    assert s.crisis_category == "plan:dated" and math.isclose(s.distress, 0.3)
+
+
+def test_scores_are_a_value_that_cannot_be_changed():
+    s = SafetyModel(FixedLinear(NAMES, {"m": [1, 0, 0, 0, 0, 0, 0]})).score("m", None)
+    assert len({s, s}) == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.crisis = 0.0

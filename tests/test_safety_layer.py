@@ -195,10 +195,10 @@ def test_fine_labels():
 
 def test_a_bank_with_an_unknown_outcome_is_refused(tmp_path):
     (tmp_path / "b.yml").write_text("safety_bank:\n- outcome: maybe\n  kind: x\n  examples: |\n    - hi\n")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"b\.yml: outcome 'maybe' is not one of \('crisis', 'urgent_medical', 'none'\)"):
         bank.load_bank(tmp_path / "b.yml")
     (tmp_path / "r.yml").write_text('nlu:\n- intent: greet\n  examples: |\n    - hi\n')
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"r\.yml: intent 'greet' is not one of \('crisis', 'urgent_medical'\)"):
         bank.load_risk_examples(tmp_path / "r.yml")
 
 
@@ -431,3 +431,9 @@ def test_the_overlap_compares_letters_and_digits_in_lower_case():
 def test_the_outcomes_and_the_kinds_of_distress():
     assert bank.OUTCOMES == ("crisis", "urgent_medical", "none") and bank.RISK_INTENTS == ("crisis", "urgent_medical")
     assert bank.DISTRESS_KINDS == {"treatment_frustration", "low_mood_without_risk", "grief_and_loss"}
+
+
+def test_an_example_is_a_value_equal_examples_are_one():
+    assert len({bank.Example("hi", "none", "a"), bank.Example("hi", "none", "a")}) == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        bank.Example("hi", "none", "a").text = "bye"
