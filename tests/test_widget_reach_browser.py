@@ -141,7 +141,7 @@ def test_a_lower_header_on_a_375_px_phone(new_page: Any, stack: Any) -> None:
     w = opened(page, stack)
     header = page.locator(".ccw-header").bounding_box()
     log = w.log.bounding_box()
-    assert header["height"] <= 48, header
+    assert header["height"] <= 48.5, header  # 48 px, give or take the browser's sub-pixel rounding
     # everything above the conversation (title, who answers, emergency and privacy lines) fits in
     # under a quarter of the screen, so the conversation keeps most of it
     assert log["y"] <= PHONE["height"] * 0.25, log
