@@ -163,3 +163,25 @@ def postgres() -> Iterator[Any]:
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def new_page(browser: Any) -> Iterator[Any]:
+    """Pages of their own browser contexts (closed after the test), page errors kept in
+    ``page.errors``: ``new_page()``, ``new_page(viewport={...})``, ``new_page(init_script=JS)``."""
+    contexts = []
+
+    def make(viewport: Any = None, init_script: Any = None) -> Any:
+        ctx = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
+        ctx.set_default_timeout(20_000)
+        if init_script:
+            ctx.add_init_script(init_script)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        return page
+
+    yield make
+    for ctx in contexts:
+        ctx.close()

@@ -325,6 +325,15 @@ def conversation_id(session: requests.Session, stack: Stack) -> str:
     return signing.read_conversation_id(load_secret(stack.var_dir), session.cookies.get("cid"))
 
 
+
+def conversation_id_of_page(page: Any, stack: Stack) -> str:
+    """The conversation of a browser page's widget (its cid cookie)."""
+    session = requests.Session()
+    for c in page.context.cookies():
+        if c["name"] == "cid":
+            session.cookies.set("cid", c["value"])
+    return conversation_id(session, stack)
+
 def button(response: requests.Response, title: str) -> dict:
     """The button with this title among the bot's last replies (an option's number, "2 · ", aside)."""
     for message in response.json()["messages"]:

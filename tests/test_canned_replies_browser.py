@@ -5,17 +5,17 @@ click, edits it and sends it (the visitor's widget shows it).
 Screenshot: test-artifacts/console-canned-replies.png.
 """
 
-from typing import Any, Iterator, List
+from typing import Any
 
 import pytest
 
 pytest.importorskip("playwright", reason="pip install -r requirements.txt brings Playwright")
 
-from playwright.sync_api import Browser, Page, expect  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 from clinic import handoff  # noqa: E402
 from tests import console_driver as cd  # noqa: E402
-from tests.stack import conversation_id  # noqa: E402
+from tests.stack import conversation_id_of_page  # noqa: E402
 from tests.widget_driver import ARTIFACTS, Widget  # noqa: E402
 
 expect.set_options(timeout=20_000)
@@ -27,35 +27,6 @@ def console_url(stack: Any) -> str:
     url = stack.start_console()
     cd.make_staff(stack)
     return url
-
-
-@pytest.fixture
-def new_page(browser: Browser) -> Iterator[Any]:
-    contexts: List[Any] = []
-
-    def make() -> Page:
-        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-        ctx.set_default_timeout(20_000)
-        contexts.append(ctx)
-        page = ctx.new_page()
-        errors: List[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.errors = errors
-        return page
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
-
-
-def cid_of(page: Page, stack: Any) -> str:
-    import requests
-
-    session = requests.Session()
-    for c in page.context.cookies():
-        if c["name"] == "cid":
-            session.cookies.set("cid", c["value"])
-    return conversation_id(session, stack)
 
 
 def test_an_admin_edits_canned_replies_and_one_goes_out_in_a_live_chat(stack: Any, console_url: str,
@@ -78,7 +49,7 @@ def test_an_admin_edits_canned_replies_and_one_goes_out_in_a_live_chat(stack: An
     w.open()
     assert "connect you with a person" in w.say("can I talk to a real person please")
     w.choose("Yes")
-    cid = cid_of(visitor, stack)
+    cid = conversation_id_of_page(visitor, stack)
     request_id = handoff.active(stack.clinic_engine(), cid)["id"]  # this visitor's (others may wait too)
     staff = new_page()
     cd.sign_in(staff, console_url, "support", "/login?next=/live")

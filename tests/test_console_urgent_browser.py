@@ -12,7 +12,7 @@ Screenshots go to test-artifacts/console-urgent*.png.
 """
 
 import time
-from typing import Any, Iterator, List
+from typing import Any, Iterator
 from urllib.parse import quote, urlparse
 
 import pytest
@@ -20,7 +20,7 @@ import requests
 
 pytest.importorskip("playwright", reason="pip install -r requirements.txt brings Playwright")
 
-from playwright.sync_api import Browser, Page, expect  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
 
 from clinic import db, handoff  # noqa: E402
 from tests import console_driver as cd  # noqa: E402
@@ -56,27 +56,6 @@ def staffed(stack: Any) -> Iterator[None]:
     stack.set_staffed(True)
     yield
     stack.set_staffed(True)
-
-
-@pytest.fixture
-def new_page(browser: Browser) -> Iterator[Any]:
-    contexts: List[Any] = []
-
-    def make(record: bool = False) -> Page:
-        ctx = browser.new_context(viewport={"width": 1280, "height": 800})
-        ctx.set_default_timeout(20_000)
-        if record:
-            ctx.add_init_script(RECORDER)
-        contexts.append(ctx)
-        page = ctx.new_page()
-        errors: List[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.errors = errors
-        return page
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
 
 
 def shot(page: Page, name: str) -> None:
@@ -143,7 +122,7 @@ def test_a_crisis_is_on_the_first_page_and_is_marked_handled(stack: Any, console
 
 def test_an_open_page_alerts_within_3_s_of_a_visitor_joining_the_queue(stack: Any, console_url: str, new_page: Any,
                                                                          staffed: None) -> None:
-    page = new_page(record=True)
+    page = new_page(init_script=RECORDER)
     cd.sign_in(page, console_url, "clinician", "/login?next=/conversations")
     expect(page.get_by_role("heading", name="Conversations", exact=True)).to_be_visible()
     page.wait_for_function("() => document.getElementById('alerts') && window.__alerts")

@@ -6,7 +6,7 @@ topic, the answers rated down linked to their transcripts).
 Screenshots: test-artifacts/widget-rating.png, test-artifacts/console-satisfaction.png.
 """
 
-from typing import Any, Iterator, List
+from typing import Any, List
 from urllib.parse import quote
 
 import pytest
@@ -14,11 +14,11 @@ from sqlalchemy import select
 
 pytest.importorskip("playwright", reason="pip install -r requirements.txt brings Playwright")
 
-from playwright.sync_api import Browser, Page, expect  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 from clinic import db  # noqa: E402
 from tests import console_driver as cd  # noqa: E402
-from tests.stack import conversation_id  # noqa: E402
+from tests.stack import conversation_id_of_page  # noqa: E402
 from tests.widget_driver import ARTIFACTS, Widget  # noqa: E402
 
 expect.set_options(timeout=20_000)
@@ -30,35 +30,6 @@ def console_url(stack: Any) -> str:
     url = stack.start_console()
     cd.make_staff(stack)
     return url
-
-
-@pytest.fixture
-def new_page(browser: Browser) -> Iterator[Any]:
-    contexts: List[Any] = []
-
-    def make() -> Page:
-        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-        ctx.set_default_timeout(20_000)
-        contexts.append(ctx)
-        page = ctx.new_page()
-        errors: List[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.errors = errors
-        return page
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
-
-
-def cid_of(page: Page, stack: Any) -> str:
-    import requests
-
-    session = requests.Session()
-    for c in page.context.cookies():
-        if c["name"] == "cid":
-            session.cookies.set("cid", c["value"])
-    return conversation_id(session, stack)
 
 
 def ratings_of(stack: Any, cid: str) -> List[tuple]:
@@ -87,7 +58,7 @@ def test_a_visitor_rates_answers_and_staff_see_it_on_the_dashboard(stack: Any, c
     page.screenshot(path=str(ARTIFACTS / "widget-rating.png"))
     second.get_by_role("button", name="Send").click()
     expect(second.locator(".ccw-rate-said")).to_have_text("Thanks: that helps us improve.")
-    cid = cid_of(page, stack)
+    cid = conversation_id_of_page(page, stack)
     assert ratings_of(stack, cid) == [(1, None), (-1, WRONG)]
 
     # one tap: no more than one rating per answer; a reload keeps a way to rate each answer
