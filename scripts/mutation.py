@@ -81,9 +81,10 @@ def lay_out(module: str, tests: List[str]) -> Path:
         shutil.copy2(ROOT / test, folder / test)
     shutil.copy2(ROOT / "pytest.ini", folder / "pytest.ini")
     # what the tests read and never change, linked: the training data, the evaluation banks and
-    # the golden phrases, the domain, the venv's spaCy model, and the custom actions (which the
-    # safety actions' tests run against the changed module)
-    for name in ("data", "domain", ".venv"):
+    # the golden phrases, the domain, the pipeline's configuration (the thresholds' defaults are
+    # tested against it), the venv's spaCy model, and the custom actions (which the safety
+    # actions' tests run against the changed module)
+    for name in ("data", "domain", "config.yml", ".venv"):
         (folder / name).symlink_to(ROOT / name)
     for name in ("safety", "nlu"):
         (folder / "tests" / name).symlink_to(ROOT / "tests" / name)

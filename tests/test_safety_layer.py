@@ -372,9 +372,26 @@ def test_check_in_is_a_crisis_answered_by_a_check_in(outcome, response, check_in
     assert verdict_of({"safety": {"outcome": outcome, "response": response}}).check_in is check_in
 
 
-@pytest.mark.parametrize("parse", [None, {}, {"safety": None}, {"safety": "nonsense"}, {"safety": ["crisis"]}])
+@pytest.mark.parametrize("parse", [None, {}, "crisis", ["safety"], {"safety": None}, {"safety": "nonsense"},
+                                   {"safety": ["crisis"]}])
 def test_a_parse_without_a_verdict_gives_an_empty_one(parse):
     assert verdict_of(parse) == SafetyVerdict()
+
+
+@pytest.mark.parametrize("field, bad", [
+    ("outcome", "panic"), ("outcome", 1), ("response", 3), ("category", ["farewell"]), ("now", "yes"),
+    ("now", 1), ("footer", None), ("settled", "false"), ("intent", {"name": "faq"}), ("scores", [0.9]),
+    ("scores", {"crisis": "high"}), ("scores", {"crisis": True}), ("scores", {1: 0.5})])
+def test_a_field_of_the_wrong_type_takes_its_default_and_the_rest_is_kept(field, bad):
+    good = {"outcome": "crisis", "response": "takeover", "category": "farewell", "now": True,
+            "footer": True, "settled": False, "intent": "faq_cost", "scores": {"crisis": 0.9}}
+    v = verdict_of({"safety": {**good, field: bad}})
+    expected = {**good, field: getattr(SafetyVerdict(), field)}
+    assert {k: getattr(v, k) for k in good} == expected
+
+
+def test_integer_scores_are_kept():
+    assert verdict_of({"safety": {"scores": {"crisis": 1, "none": 0}}}).scores == {"crisis": 1, "none": 0}
 
 
 def test_unknown_keys_in_a_verdict_are_left_out():

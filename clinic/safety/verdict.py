@@ -61,13 +61,29 @@ class SafetyVerdict:
         return asdict(self)
 
 
+OUTCOMES = frozenset({"crisis", "urgent_medical", "none"})
+
+
+def _valid(name: str, value: Any) -> bool:
+    """Whether a field read from a parse has the type the verdict gives it."""
+    if name == "outcome":
+        return value in OUTCOMES
+    if name == "scores":
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in value.items())
+    if isinstance(SafetyVerdict.__dataclass_fields__[name].default, bool):
+        return isinstance(value, bool)
+    return value is None or isinstance(value, str)
+
+
 def verdict_of(parse: Optional[Dict[str, Any]]) -> SafetyVerdict:
-    """The verdict in a parse (a ``latest_message``); an empty one when it has none."""
-    data = (parse or {}).get("safety")
+    """The verdict in a parse (a ``latest_message``); an empty one when it has none.
+
+    A field of the wrong type (a parse edited by hand, an older or newer server) takes its default
+    and the others are kept: a crisis with a malformed ``now`` is still a crisis.
+    """
+    data = (parse or {}).get("safety") if isinstance(parse, dict) or parse is None else None
     if not isinstance(data, dict):
         return SafetyVerdict()
-    known = {k: v for k, v in data.items() if k in SafetyVerdict.__dataclass_fields__}
-    try:
-        return SafetyVerdict(**known)
-    except TypeError:
-        return SafetyVerdict()
+    fields = SafetyVerdict.__dataclass_fields__
+    return SafetyVerdict(**{k: v for k, v in data.items() if k in fields and _valid(k, v)})
