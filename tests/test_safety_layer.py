@@ -162,11 +162,12 @@ def test_the_training_banks_are_large_and_named():
     assert len(negatives) >= 600 and len({e.group for e in negatives}) >= 10
 
 
-@pytest.mark.parametrize("name", ["validation_bank.yml", "test_bank.yml"])
+EVALUATION_BANKS = ["validation_bank.yml", "test_bank.yml", "test_bank_v2.yml", "test_bank_v3.yml"]
+
+
+@pytest.mark.parametrize("name", EVALUATION_BANKS)
 def test_the_evaluation_banks_share_no_message_with_the_training_banks(name):
     path = ROOT / "tests" / "safety" / name
-    if not path.exists():
-        pytest.skip(f"{name} is not written yet")
     from clinic.nlu_eval import load_examples
 
     risk, negatives = training_banks()
@@ -177,14 +178,12 @@ def test_the_evaluation_banks_share_no_message_with_the_training_banks(name):
     assert len(evaluated) == len(set(map(bank.normalised, evaluated)))
 
 
-def test_the_test_bank_meets_the_issues_sizes():
-    path = ROOT / "tests" / "safety" / "test_bank.yml"
-    if not path.exists():
-        pytest.skip("test_bank.yml is not written yet")
-    examples = bank.load_bank(path)
+@pytest.mark.parametrize("name, longest", [("test_bank.yml", 1000), ("test_bank_v2.yml", 800), ("test_bank_v3.yml", 1000)])
+def test_each_test_bank_meets_the_issues_sizes(name, longest):
+    examples = bank.load_bank(ROOT / "tests" / "safety" / name)
     assert sum(e.outcome in bank.RISK_INTENTS for e in examples) >= 300
     assert sum(e.outcome == bank.NONE for e in examples) >= 300
-    assert any(len(e.text) >= 1000 for e in examples if e.outcome == "crisis")
+    assert any(len(e.text) >= longest for e in examples if e.outcome == "crisis")
 
 
 def test_fine_labels():
