@@ -77,6 +77,12 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(me|quiero|voy|vas|va|vamos) (a)? (matarme|suicidarme|quitarme|morirme|morir|matar|suicidar)",
         r"(quitarme|quitar) la vida",
         r"me (voy|quiero) (a)? (matar|suicidar|morir)",
+        # Portuguese, French, German, Italian: the explicit wording only (the classifier reads the rest)
+        r"(quero|vou) me (matar|suicidar)",
+        r"(veux|vais) me (tuer|suicider)",
+        r"(will|werde|möchte|moechte) mich (umbringen|töten|toeten)",
+        r"(uccidermi|ammazzarmi|suicidarmi)",
+        r"togliermi la vita",
         r"(end|ending) * it (all|tonight|today|now|forever)",
         r"(want|wanna|going|gon|planning|plan|ready|gonna) (to|na)? (end|ending) it",
         r"(end|ending) everything",
@@ -130,6 +136,16 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(ganas|deseo) de (morir|morirme|desaparecer)",
         r"(ganas|deseo) de no (despertar|vivir|existir|seguir)",
         r"me quiero (morir|desaparecer)",
+        r"quero morrer",
+        r"(não|nao) quero (mais)? viver",
+        r"(veux|voudrais) mourir",
+        r"envie de mourir",
+        r"(veux|peux) plus vivre",
+        r"(will|möchte|moechte) (nicht|nich) mehr leben",
+        r"(will|möchte|moechte) sterben",
+        r"voglio morire",
+        r"non voglio (più|piu) vivere",
+        r"voglio farla finita",
         r"do something (stupid|drastic)",
         f"(do|doing) something to ({SELF})",
         r"(give|giving) (away)? (all)? my (stuff|things|belongings)",
@@ -181,7 +197,9 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
     ]),
 }
 
-NEGATIONS = {"not", "n't", "nt", "never", "no", "nor", "without", "none", "cannot"}
+NEGATIONS = {"not", "n't", "nt", "never", "no", "nor", "without", "none", "cannot",
+             # Spanish, Portuguese, French, Italian, German ("nicht" and "non" are inside their patterns)
+             "nunca", "jamás", "jamas", "não", "nao", "pas", "jamais", "mai", "nie", "niemals"}
 # A negation followed by one of these does not negate what follows it:
 # "not gonna lie, ...", "not sure I want to live", "don't know if I can go on".
 NOT_NEGATING_NEXT = {"sure", "know", "lie", "lying", "think", "care", "even", "really", "only", "okay", "ok", "well", "fine"}
