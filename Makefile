@@ -79,8 +79,8 @@ audit: $(VENV)/.installed ## known vulnerabilities of the pinned dependencies (P
 eval-nlu: $(MODEL) ## both held-out NLU sets: top-1 and top-3 topic accuracy, calibration (ECE, reliability), per intent
 	$(PY) -m clinic.nlu_eval tests/nlu/heldout.yml tests/nlu/heldout_faq_pages.yml
 
-eval-safety: $(MODEL) ## the safety layer on its test banks (v3 unseen; v2 and v1 seen since their first runs): recall per category, false alarms per kind, crisis/urgent confusion
-	$(PY) -m clinic.safety_eval tests/safety/test_bank_v3.yml tests/safety/test_bank_v2.yml tests/safety/test_bank.yml
+eval-safety: $(MODEL) ## the safety layer on its test banks (v4 unseen; v3, v2 and v1 seen since their first runs): recall per category, false alarms per kind, crisis/urgent confusion
+	$(PY) -m clinic.safety_eval tests/safety/test_bank_v4.yml tests/safety/test_bank_v3.yml tests/safety/test_bank_v2.yml tests/safety/test_bank.yml
 
 answers: $(VENV)/.installed ## print every answer and its "Tell me more" with word counts, filled from settings/ (docs/CONTENT.md)
 	$(PY) scripts/answers.py $(ANSWERS_ARGS)
