@@ -82,7 +82,7 @@ def verdict_of(parse: Optional[Dict[str, Any]]) -> SafetyVerdict:
     A field of the wrong type (a parse edited by hand, an older or newer server) takes its default
     and the others are kept: a crisis with a malformed ``now`` is still a crisis.
     """
-    data = (parse or {}).get("safety") if isinstance(parse, dict) or parse is None else None
+    data = parse.get("safety") if isinstance(parse, dict) else None
     if not isinstance(data, dict):
         return SafetyVerdict()
     fields = SafetyVerdict.__dataclass_fields__
