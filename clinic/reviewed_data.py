@@ -31,7 +31,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
@@ -52,7 +52,7 @@ _HEADER = ("# Written by the staff console from corrections a person reviewed an
 
 # "my name is Dana", "I'm Dana", "this is Dana Reyes": the words after these cues.
 _NAME_ALWAYS = re.compile(r"\b(?:my name(?:'s| is)|call me|name here is)\s+([A-Za-z][\w'-]*)", re.IGNORECASE)
-_NAME_CAPITALISED = re.compile(r"\b(?:I'm|I’m|I am|Im|this is|it's|it’s)\s+([A-Z][a-z'-]+)")
+_NAME_CAPITALISED = re.compile(r"(?i:\b(?:i'm|i’m|i am|im|this is|it's|it’s))\s+([A-Z][a-z'-]+)")
 # Words that follow "I'm" capitalised without being a name (a sentence in Title Case says
 # "I'm Pregnant": those are not names, and a Title Case text is checked with "my name is" only).
 _NOT_NAMES = frozenset({
@@ -115,9 +115,11 @@ def file_for(label: str) -> Path:
 
 @dataclass
 class Written:
-    """What one ``add`` did: texts written, skipped as already there, and the files changed."""
+    """What one ``add`` did: texts written, skipped as already there, written as hard negatives
+    besides, and the files changed."""
 
     written: List[str] = field(default_factory=list)
+    negatives: List[str] = field(default_factory=list)
     duplicates: List[str] = field(default_factory=list)
     files: List[str] = field(default_factory=list)
 
@@ -189,39 +191,43 @@ class ReviewedData:
 
     # --- writing ------------------------------------------------------------------
 
-    def add(self, label: str, texts: Sequence[str], also_negative: bool = False) -> Written:
+    def add(self, label: str, texts: Sequence[str], also_negative: Union[bool, Sequence[bool]] = False) -> Written:
         """Writes ``texts`` (each checked by ``clean_text``) as examples of ``label`` (module
-        docstring); ``also_negative``: as hard negatives too (a message the assistant took over as a
-        crisis that was none). All or nothing: a refused text raises RefusedExample and nothing is
+        docstring); ``also_negative`` (for all texts, or one flag per text): as hard negatives too (a
+        message the assistant took over as a crisis that was none). All or nothing: a refused text raises RefusedExample and nothing is
         written."""
         if label == NEW_TOPIC:
             raise RefusedExample("a new topic has no intent yet: nothing to write until it is made")
         lines = [clean_text(t) for t in texts]
-        targets = [(file_for(label), label if label != NOT_CRISIS else REVIEWED_CATEGORY)]
-        if also_negative and label not in RISK_INTENTS and label != NOT_CRISIS:
-            targets.append((NEGATIVES_FILE, REVIEWED_CATEGORY))
+        flags = [also_negative] * len(lines) if isinstance(also_negative, bool) else [bool(f) for f in also_negative]
+        if len(flags) != len(lines):
+            raise ValueError("also_negative: one flag per text")
+        targets = [(file_for(label), label if label != NOT_CRISIS else REVIEWED_CATEGORY, lines)]
+        if label not in RISK_INTENTS and label != NOT_CRISIS and any(flags):
+            targets.append((NEGATIVES_FILE, REVIEWED_CATEGORY, [t for t, f in zip(lines, flags) if f]))
         result = Written()
         with self._locked():
             intents, negatives = self.known_examples()
-            for relative, key in targets:
+            for relative, key, chosen in targets:
                 negative = relative == NEGATIVES_FILE
                 known = negatives if negative else intents
                 new: List[str] = []
-                for line in lines:
+                for line in chosen:
                     norm = normalised(line)
                     there = known.get(norm)
                     if there is None:
                         known[norm] = key
                         new.append(line)
                     elif negative or there == key:
-                        result.duplicates.append(line)
+                        if not negative or label == NOT_CRISIS:
+                            result.duplicates.append(line)
                     else:
                         raise RefusedExample(f"that text is already an example of {there!r}: change it there, or edit it")
                 if new:
                     blocks = self.examples_in(relative)
                     blocks.setdefault(key, []).extend(new)
                     self._write(relative, blocks, negative)
-                    result.written.extend(new)
+                    (result.negatives if negative and label != NOT_CRISIS else result.written).extend(new)
                     result.files.append(str(relative))
         return result
 

@@ -62,6 +62,7 @@ def test_grouping_by_the_threshold_on_known_vectors() -> None:
     ("my name is dana and I want to know the price", "a name"),
     ("Hi, I'm Dana. How much does it cost?", "a name"),
     ("this is Marcus, do you take insurance", "a name"),
+    ("i am Priya, is it legal here", "a name"),
 ])
 def test_personal_data_is_found(text: str, found: str) -> None:
     assert personal_data(text) == found
@@ -178,3 +179,13 @@ def test_safety_corrections_feed_the_banks(tmp_path: Path) -> None:
         "crisis", "urgent_medical"]
     assert writer.add(reviewed_data.NOT_CRISIS, ["This pricing is KILLING me lol!"]).duplicates
     assert len(bank.load_training_negatives(tmp_path / "safety")) == 2
+
+
+def test_only_the_texts_taken_over_become_hard_negatives(tmp_path: Path) -> None:
+    writer = ReviewedData(tmp_path)
+    done = writer.add("faq/side_effects", ["will this kill my appetite", "does it make you sleepy"], also_negative=[True, False])
+    assert done.written == ["will this kill my appetite", "does it make you sleepy"]
+    assert done.negatives == ["will this kill my appetite"]
+    assert [e.text for e in bank.load_training_negatives(tmp_path / "safety")] == ["will this kill my appetite"]
+    with pytest.raises(ValueError):
+        writer.add("faq/side_effects", ["a", "b"], also_negative=[True])
