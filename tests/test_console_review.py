@@ -174,7 +174,7 @@ def test_accepting_a_group_writes_training_data_once(console: Console, clinic_en
     # decided: off the review page; the page says what was written
     page = console.get("/review?done=accepted&written=3&skipped=0", "clinician").text
     assert groups_on(page) == [sorted(ids["driving"])]
-    assert "3 examples written, 0 already there" in page and "data/reviewed/faq_pricing.yml</code> 3" in page
+    assert "3 examples written to the training data, 0 already there" in page and "data/reviewed/faq_pricing.yml</code> 3" in page
     # accepting them again changes nothing
     assert decide(console, "accept", ids["price"], "faq/pricing", texts).headers["location"] == "/review?done=stale"
 

@@ -203,8 +203,10 @@ async def _page(request: Request, status: int = 200, error: str = "", edited: Op
     if items:
         auth.audit(ctx.engine, request.ctx.user, "view_review", "review", "", f"{len(items)} messages")
     notice = NOTICES.get(request.args.get("done", ""), "")
-    if notice and request.args.get("written") is not None:
-        notice += f" {request.args.get('written')} examples written, {request.args.get('skipped', '0')} already there."
+    written, skipped = request.args.get("written"), request.args.get("skipped", "0")
+    if notice and written is not None and written.isdigit() and skipped.isdigit():
+        notice += (f" {written} example{'' if written == '1' else 's'} written to the training data, "
+                   f"{skipped} already there.")
     return render(
         request, "review.html", status=status, groups=groups, choices=store.label_choices(titles),
         title=lambda label: store.label_title(label or "", titles), q=path_quote, error=error, notice=notice,
