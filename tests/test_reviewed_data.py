@@ -189,3 +189,32 @@ def test_only_the_texts_taken_over_become_hard_negatives(tmp_path: Path) -> None
     assert [e.text for e in bank.load_training_negatives(tmp_path / "safety")] == ["will this kill my appetite"]
     with pytest.raises(ValueError):
         writer.add("faq/side_effects", ["a", "b"], also_negative=[True])
+
+
+# --- what eval-nlu says of them, and the copy trained without them ---------------------------
+
+
+def test_eval_nlu_reports_the_reviewed_examples_and_the_copy_leaves_them_out(tmp_path: Path) -> None:
+    from clinic.nlu_eval import Report, comparison_table, reviewed_summary
+    from clinic.nlu_training import copy_data, reviewed_paths
+
+    data = tmp_path / "data"
+    (data / "faq").mkdir(parents=True)
+    (data / "rules").mkdir()
+    (data / "faq" / "pricing.yml").write_text('version: "3.1"\nnlu:\n- intent: faq/pricing\n  examples: |\n    - price?\n')
+    (data / "rules" / "faq.yml").write_text('version: "3.1"\nrules: []\n')
+    assert reviewed_summary(data) == "reviewed examples in the training data: 0"
+    writer = ReviewedData(data)
+    writer.add("faq/pricing", ["will this break the bank", "whats the damage"])
+    writer.add("crisis", ["walking into the sea tonight"])
+    assert reviewed_summary(data) == (f"reviewed examples in the training data: 3 ({data}/reviewed/faq_pricing.yml 2, "
+                                      f"{data}/safety/reviewed.yml 1)")
+    reviewed = reviewed_paths(data)
+    assert [p.relative_to(data).as_posix() for p in reviewed] == ["reviewed/faq_pricing.yml", "safety/reviewed.yml"]
+    copy = copy_data(tmp_path / "copy", data, without=reviewed)
+    assert sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*.yml")) == ["faq/pricing.yml"]
+    report = Report(examples=2, accuracy=0.5, topic_accuracy=0.25, topic_top3_accuracy=1.0, ece=0.125, fallbacks=1,
+                    faq_examples=2, top3_accuracy=1.0, per_label={}, reliability=[], outcomes={}, errors=[])
+    table = comparison_table({"tests/nlu/heldout.yml": {"without reviewed": report, "with reviewed": report}}).splitlines()
+    assert table[1].split() == ["tests/nlu/heldout.yml", "without", "reviewed", "0.250", "1.000", "0.125", "0.500", "1"]
+    assert table[2].split()[1:3] == ["with", "reviewed"]
