@@ -22,7 +22,6 @@ from clinic.db import utcnow
 from clinic.safety import bank
 from tests.test_console_dashboard import Tracker, did_you_mean, epoch
 from tests.test_console_referrals import Console
-from tests.test_console_referrals import console as _console  # noqa: F401  (fixture)
 
 Sanic.test_mode = True
 GROUP = re.compile(r'<section class="card review-group".*?</section>', re.S)

@@ -27,15 +27,15 @@ from urllib.parse import urlencode
 import numpy as np
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, redirect
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, text as sql
 
 from clinic import corrections as store
 from clinic.console import auth, similar, visitor_turns
 from clinic.console.dashboard import first_id_from
 from clinic.console.pages import render
 from clinic.console.referrals_queue import path_quote
-from clinic.db import topic_picks, utcnow
-from clinic.reviewed_data import NEW_TOPIC, RefusedExample, ReviewedData
+from clinic.db import corrections as corrections_table, topic_picks, utcnow
+from clinic.reviewed_data import NEW_TOPIC, RefusedExample, ReviewedData, clean_text
 from clinic.settings import load_yaml
 
 bp = Blueprint("console_review")
@@ -232,8 +232,6 @@ def _selected(request: Request) -> List[int]:
 
 def _messages_of(request: Request, event_ids: Sequence[int]) -> Dict[int, visitor_turns.Message]:
     """The visitor questions with these event ids (read from the tracker store)."""
-    from sqlalchemy import bindparam, text as sql
-
     ctx = request.app.ctx
     with ctx.tracker.connect() as conn:
         senders = [r[0] for r in conn.execute(sql("SELECT DISTINCT sender_id FROM events WHERE id IN :ids")
@@ -262,10 +260,9 @@ async def decide(request: Request) -> HTTPResponse:
     if action == "accept" and label not in store.valid_labels(topic_titles(request)):
         return await _page(request, 400, "Choose what these messages should have been.", edited)
     existing = {}
+    table = corrections_table
     with ctx.engine.connect() as conn:
-        from clinic.db import corrections as table
-
-        for r in conn.execute(select(table.c.id, table.c.event_id, table.c.status, table.c.understood, table.c.conversation_id)
+        for r in conn.execute(select(table.c.id, table.c.event_id, table.c.status, table.c.understood)
                               .where(table.c.event_id.in_(chosen))):
             existing[int(r.event_id)] = dict(r._mapping)
     missing = [e for e in chosen if e not in existing]
@@ -291,8 +288,6 @@ async def decide(request: Request) -> HTTPResponse:
                                           label if action == "accept" else (m.understood or "nlu_fallback"),
                                           m.understood, store.STAFF, user["username"])
         if action == "accept":
-            from clinic.reviewed_data import clean_text
-
             final = clean_text(edited[e]) if label != NEW_TOPIC else " ".join(edited[e].split()) or "(new topic)"
             store.mark_accepted(ctx.engine, key, correction_id, label, final, user["username"],
                                 " ".join(result.files) if result else "")
