@@ -249,3 +249,18 @@ def test_deleting_a_conversation_deletes_its_corrections(console: Console) -> No
     assert purge.linked_counts(console.engine, "ok")["corrections"] == 1
     purge.delete_conversations(console.engine, console.settings.tracker_db_url, ["ok"])
     assert purge.linked_counts(console.engine, "ok")["corrections"] == 0
+
+
+def test_an_answer_given_with_low_confidence_is_reviewed_too(console: Console) -> None:
+    t = Tracker()
+    ts = epoch(utcnow() - dt.timedelta(hours=2))
+    for cid, confidence in (("unsure", 0.74), ("sure", 0.81)):
+        ts = t.start(cid, ts)
+        ts = t.user(cid, ts, f"does insurance pay for it ({cid})", "faq", topic="insurance")
+        user_row = next(r for r in reversed(t.rows) if r[1] == "user")
+        user_row[5]["parse_data"]["intent"]["confidence"] = confidence
+        ts = t.action(cid, ts, "action_answer_faq")
+    t.write(console.tracker_path)
+    page = console.get("/review", "clinician").text
+    assert groups_on(page) == [event_ids(console, "unsure")]
+    assert "low confidence" in page and "(0.74)" in page and 'data-suggested="faq/insurance"' in page
