@@ -103,8 +103,9 @@ def test_the_review_page_groups_fallbacks_and_unsure_questions_with_suggestions(
     found = groups_on(response.text)
     assert sorted(found) == sorted([sorted(ids["price"]), sorted(ids["driving"])])  # not the good answer, not the form answer
     assert "kim@example.com" not in response.text
-    driving = next(g for g in GROUP.findall(response.text) if str(ids["driving"][0]) in g)
+    driving = next(g for g in GROUP.findall(response.text) if f'data-event-id="{ids["driving"][0]}"' in g)
     assert 'data-suggested="faq/after_session"' in driving  # the visitor's pick
+    assert "suggested:" in driving
     # support reads, but has no forms to decide with
     assert 'action="/review/decide"' not in response.text
     # the pick became a proposed correction (source "pick", nobody's mark)
@@ -263,4 +264,7 @@ def test_an_answer_given_with_low_confidence_is_reviewed_too(console: Console) -
     t.write(console.tracker_path)
     page = console.get("/review", "clinician").text
     assert groups_on(page) == [event_ids(console, "unsure")]
-    assert "low confidence" in page and "(0.74)" in page and 'data-suggested="faq/insurance"' in page
+    assert "low confidence" in page and "(0.74)" in page
+    # the NLU's own topic is shown as its guess, not chosen for the person
+    assert "the assistant&#39;s guess:</span> <span class=\"tag\" data-suggested=\"faq/insurance\"" in page
+    assert '<option value="faq/insurance" selected>' not in page

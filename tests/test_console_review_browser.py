@@ -24,6 +24,7 @@ from tests.widget_driver import ARTIFACTS  # noqa: E402
 # Slang the release model is unsure of ("did you mean"); tests/test_review_loop_training.py trains on it.
 QUESTION = "will this break the bank"
 ALIKE = "Will this break the bank?"  # another visitor, the same words: one training example
+OTHERS = ["will my boss find out", "can i do this on my lunch break"]
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,8 @@ def visitor_asks(stack: Any, text: str) -> str:
 def test_mark_a_message_then_accept_it_on_the_review_page(stack: Any, console_url: str, new_page: Any) -> None:
     cid = visitor_asks(stack, QUESTION)
     visitor_asks(stack, ALIKE)
+    for other in OTHERS:  # more the assistant was unsure of: groups of their own
+        visitor_asks(stack, other)
     page = new_page()
     cd.sign_in(page, console_url, "clinician")
     page.goto(f"{console_url}/conversations/{quote(cid, safe='')}")
@@ -69,6 +72,9 @@ def test_mark_a_message_then_accept_it_on_the_review_page(stack: Any, console_ur
     expect(group.locator(f"textarea:text-is('{ALIKE}')")).to_have_count(1)  # in the same group
     expect(group).to_contain_text("marked by cleo.clinician")
     expect(group.get_by_label("Should have been")).to_have_value("faq/pricing")
+    for other in OTHERS:  # on the page, not in this group
+        expect(page.locator(f"textarea:text-is('{other}')")).to_have_count(1)
+        expect(group.locator(f"textarea:text-is('{other}')")).to_have_count(0)
     # "Select all" unticks and ticks the whole group
     boxes = group.locator("input[name='item']")
     group.get_by_label("Select all in this group").uncheck()

@@ -187,8 +187,15 @@ def suggestion(items: Sequence[Dict[str, Any]]) -> Optional[str]:
 
 
 def grouped(items: List[Dict[str, Any]], embed: Callable[[Sequence[str]], np.ndarray]) -> List[Dict[str, Any]]:
-    groups = similar.group_texts([i["text"] for i in items], embed)
-    return [{"items": [items[i] for i in g], "suggested": suggestion([items[i] for i in g])} for g in groups]
+    """The items in groups of like meaning, each with its suggestion; ``by_people``: the suggestion
+    comes from a person's mark or a visitor's pick (it is then chosen in the group's form; the NLU's
+    own guess is only shown: it is what the assistant got wrong or was unsure of)."""
+    groups = []
+    for g in similar.group_texts([i["text"] for i in items], embed):
+        members = [items[i] for i in g]
+        groups.append({"items": members, "suggested": suggestion(members),
+                       "by_people": any(i.get("correction") is not None for i in members)})
+    return groups
 
 
 NOTICES = {"accepted": "Accepted.", "rejected": "Rejected.", "stale": "Someone decided these meanwhile: nothing changed."}
