@@ -9,7 +9,8 @@
   answered with a confidence under ``LOW_CONFIDENCE``, and every proposed correction (staff
   marks, and visitors' "did you mean" picks from ``topic_picks``, proposed on the way), grouped
   by meaning (sentence embeddings: ``clinic.console.similar``), each group with a suggested label
-  (a person's mark first, then visitors' picks, then what the NLU thought likeliest). A person
+  (a person's mark first, then visitors' picks; with neither, what the NLU thought likeliest,
+  shown as its guess and not chosen). A person
   selects messages (all of a group by default), edits each text if needed (personal data is
   refused: ``clinic.reviewed_data``), picks one label, and accepts or rejects them at once.
 - **Accepting** writes the texts as training data (``clinic.reviewed_data``: ``data/reviewed/``,
