@@ -297,11 +297,10 @@ async def decide(request: Request) -> HTTPResponse:
                                           m.understood, store.STAFF, user["username"])
         if action == "accept":
             final = clean_text(edited[e]) if label != NEW_TOPIC else " ".join(edited[e].split()) or "(new topic)"
-            store.mark_accepted(ctx.engine, key, correction_id, label, final, user["username"],
-                                " ".join(result.files) if result else "")
-            auth.audit(ctx.engine, user, "correction_accept", "correction", str(correction_id), f"event={e} label={label}")
-        else:
-            store.mark_rejected(ctx.engine, correction_id, user["username"])
+            if store.mark_accepted(ctx.engine, key, correction_id, label, final, user["username"],
+                                   " ".join(result.files) if result else ""):
+                auth.audit(ctx.engine, user, "correction_accept", "correction", str(correction_id), f"event={e} label={label}")
+        elif store.mark_rejected(ctx.engine, correction_id, user["username"]):  # not decided meanwhile by someone else
             auth.audit(ctx.engine, user, "correction_reject", "correction", str(correction_id), f"event={e}")
     args = {"done": "accepted" if action == "accept" else "rejected"}
     if result is not None:
