@@ -26,7 +26,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export PYTHONDONTWRITEBYTECODE := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help run test train venv validate test-core test-py eval-nlu bench bench-failover audit lock clean staff-user scale-up mutation answers eval-safety
+.PHONY: help run test train venv validate test-core test-py eval-nlu bench bench-failover audit lock clean staff-user scale-up mutation answers eval-safety eval-reviewed
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -76,8 +76,11 @@ mutation: $(VENV)/.installed ## mutation testing of MUTATION_MODULES against the
 audit: $(VENV)/.installed ## known vulnerabilities of the pinned dependencies (PyPI's data); explanations in security/known_vulnerabilities.yml
 	$(PY) scripts/audit_deps.py
 
-eval-nlu: $(MODEL) ## both held-out NLU sets: top-1 and top-3 topic accuracy, calibration (ECE, reliability), per intent
+eval-nlu: $(MODEL) ## both held-out NLU sets: top-1 and top-3 topic accuracy, calibration (ECE, reliability), per intent; how many reviewed examples
 	$(PY) -m clinic.nlu_eval tests/nlu/heldout.yml tests/nlu/heldout_faq_pages.yml
+
+eval-reviewed: $(MODEL) ## held-out figures before and after the corrections accepted in the console (trains an NLU model without data/reviewed/ in a temp folder)
+	$(PY) -m clinic.nlu_eval --compare-reviewed tests/nlu/heldout.yml tests/nlu/heldout_faq_pages.yml
 
 eval-safety: $(MODEL) ## the safety layer on its test banks (v4 unseen; v3, v2 and v1 seen since their first runs): recall per category, false alarms per kind, crisis/urgent confusion
 	$(PY) -m clinic.safety_eval tests/safety/test_bank_v4.yml tests/safety/test_bank_v3.yml tests/safety/test_bank_v2.yml tests/safety/test_bank.yml

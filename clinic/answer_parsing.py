@@ -700,6 +700,17 @@ def parse_phone(text: str) -> Optional[str]:
     return f"+1 {digits[:3]}-{digits[3:6]}-{digits[6:]}"
 
 
+def contains_email(text: str) -> bool:
+    """Whether an e-mail address is anywhere in the text (however many, whatever is around them)."""
+    return bool(_EMAIL.search((text or "").lower()))
+
+
+def contains_phone(text: str) -> bool:
+    """Whether the text holds something written like a phone number (a run of 7 digits or more,
+    spaces, dots, dashes and parentheses allowed between them)."""
+    return any(len(re.sub(r"\D", "", m.group(0))) >= 7 for m in _PHONE_RUN.finditer(text or ""))
+
+
 # --- Corrections ----------------------------------------------------------
 
 _CORRECTION_CUES = re.compile(

@@ -127,6 +127,31 @@ topic_picks = Table(
     Column("created_at", DateTime, nullable=False),
 )
 
+# What a visitor message should have been understood as, marked by staff on a transcript or
+# proposed from a visitor's "did you mean" pick (clinic.corrections): proposed -> accepted (then
+# written as training data, clinic.reviewed_data) or rejected. One per message (event_id: the
+# tracker's events.id of the visitor message). The text is the visitor's words, so only sealed
+# (Fernet, clinic.crypto), as a person confirmed or edited it on accepting.
+corrections = Table(
+    "corrections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", String(255), nullable=False, index=True),
+    Column("event_id", BigInteger, nullable=False, unique=True),
+    Column("message_id", String(64), nullable=True),  # Rasa's id of the message (what topic_picks names)
+    Column("label", String(80), nullable=False),  # faq/<topic>, an intent, crisis, urgent_medical, not_crisis, new_topic
+    Column("understood", String(80), nullable=True),  # what the assistant understood (intent or faq/<topic>)
+    Column("source", String(16), nullable=False),  # "staff" (marked on a transcript) or "pick" (a visitor's pick)
+    Column("status", String(16), nullable=False),  # proposed | accepted | rejected
+    Column("text_encrypted", Text, nullable=False),
+    Column("proposed_by", String(64), nullable=True),
+    Column("proposed_at", DateTime, nullable=False),
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", DateTime, nullable=True),
+    Column("written_to", String(255), nullable=True),  # the training data files written on accepting
+    Index("ix_corrections_status", "status", "proposed_at"),
+)
+
 # One per conversation (unique conversation_id): a reloaded page or a retried
 # action finds the referral already made instead of making a second one.
 referrals = Table(

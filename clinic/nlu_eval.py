@@ -17,6 +17,13 @@ A label is the intent, or ``faq/<key>`` for FAQ questions (the response selector
   accuracy, weighted by the bin's share) and a reliability table;
 - what the visitor got: the right answer, a "did you mean" that offered the right topic, one
   that did not, a plain fallback, or a wrong answer given with confidence.
+
+The report opens with the number of reviewed examples in the training data (the corrections
+staff accepted in the console: ``clinic.reviewed_data``; ``make eval-nlu`` retrains the model
+first when they changed, so the model evaluated was trained with them).
+``--compare-reviewed`` (``make eval-reviewed``) gives the figures before and after them: it
+trains an NLU-only model on a copy of the training data without the reviewed files
+(``clinic.nlu_training``) and prints both models' figures on each set side by side.
 """
 
 import asyncio
@@ -208,6 +215,47 @@ def format_report(report: Report, name: Optional[str] = None) -> str:
     return "\n".join(lines)
 
 
+def reviewed_summary(data: Path = Path("data")) -> str:
+    """How many reviewed examples (corrections accepted in the console) the training data holds."""
+    from clinic.reviewed_data import ReviewedData
+
+    counts = ReviewedData(data).count()
+    detail = ", ".join(f"{data / path} {n}" for path, n in counts.items())
+    return f"reviewed examples in the training data: {sum(counts.values())}" + (f" ({detail})" if detail else "")
+
+
+def comparison_table(reports: Dict[str, Dict[str, Report]]) -> str:
+    """Figures per set of the model without the reviewed examples and the model with them."""
+    lines = [f"{'set':<34} {'model':<18} {'FAQ top-1':>9} {'FAQ top-3':>9} {'ECE':>7} {'accuracy':>8} {'fallbacks':>9}"]
+    for path, by_model in reports.items():
+        for name, r in by_model.items():
+            lines.append(f"{path:<34} {name:<18} {r.topic_accuracy:>9.3f} {r.topic_top3_accuracy:>9.3f} {r.ece:>7.3f} "
+                         f"{r.accuracy:>8.3f} {r.fallbacks:>9}")
+    return "\n".join(lines)
+
+
+def compare_reviewed(paths: Sequence[Path], model: str) -> int:
+    import tempfile
+
+    from rasa.core.agent import Agent
+
+    from clinic.nlu_training import copy_data, reviewed_paths, train_nlu
+
+    reviewed = reviewed_paths(Path("data"))
+    if not reviewed:
+        print("no reviewed examples in data/: nothing to compare")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="clinic-eval-") as tmp:
+        data = copy_data(Path(tmp) / "data", Path("data"), without=reviewed)
+        print(f"training an NLU model without {len(reviewed)} reviewed files ...", flush=True)
+        without = train_nlu(data, Path(tmp) / "models", "without-reviewed")
+        agents = {"without reviewed": Agent.load(str(without)), "with reviewed": Agent.load(model)}
+        reports = {str(p): {name: asyncio.run(evaluate(agent, load_examples(p))) for name, agent in agents.items()}
+                   for p in paths}
+    print(comparison_table(reports))
+    return 0
+
+
 def main(argv: List[str]) -> int:
     import logging
 
@@ -218,6 +266,9 @@ def main(argv: List[str]) -> int:
     configure_structlog(logging.WARNING)  # Rasa's debug log prints what it parses: never the texts
     paths = [Path(a) for a in argv if a.endswith(".yml")] or [Path("tests/nlu/heldout.yml")]
     model = next((a for a in argv if a.endswith(".tar.gz")), "models/clinic.tar.gz")
+    print(reviewed_summary())
+    if "--compare-reviewed" in argv:
+        return compare_reviewed(paths, model)
     agent = Agent.load(model)
     reports = {}
     for path in paths:

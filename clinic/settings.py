@@ -63,6 +63,8 @@ Past one machine (docs/DEPLOYMENT.md):
 The staff console (``python -m clinic.console``):
 
 - ``CONSOLE_HOST`` (``127.0.0.1``), ``CONSOLE_PORT`` (``8001``).
+- ``TRAINING_DATA_DIR`` (``<project>/data``): where corrections staff accept are written as
+  training data (``reviewed/``, ``safety/reviewed.yml``, ``safety/hard_negatives_reviewed.yml``).
 - ``TRACKER_DB_URL`` (``DATABASE_URL``, else ``sqlite:///<project>/var/tracker.db``):
   Rasa's tracker store, read by the console (read-only on SQLite), the same
   database as in endpoints.yml.
@@ -179,6 +181,8 @@ class Settings:
     smtp_timeout_s: float = 10.0
     console_url: str = "http://127.0.0.1:8001"
     notify_retry_seconds: float = 60.0
+    # where the console writes the corrections staff accept (data/reviewed/, data/safety/reviewed*.yml)
+    training_data_dir: Path = ROOT / "data"
     widget_allowed_origins: Tuple[str, ...] = ()
     cookie_samesite: str = "Lax"
     hsts_seconds: int = 0
@@ -280,6 +284,7 @@ def get_settings() -> Settings:
         smtp_timeout_s=float(_env("SMTP_TIMEOUT_S", "10")),
         console_url=_env("CONSOLE_URL", "http://127.0.0.1:8001").rstrip("/"),
         notify_retry_seconds=float(_env("NOTIFY_RETRY_SECONDS", "60")),
+        training_data_dir=Path(_env("TRAINING_DATA_DIR", str(ROOT / "data"))),
     )
 
 

@@ -158,9 +158,15 @@ class Stack:
             WEB_PORT=str(self.web_port),
             SANIC_HOST="127.0.0.1",
             STAFFING_FILE=str(self.staffing_file),
+            # what the console writes when staff accept corrections: never the project's data/
+            TRAINING_DATA_DIR=str(self.training_data_dir),
         )
         env.update(self.extra_env)
         return env
+
+    @property
+    def training_data_dir(self) -> Path:
+        return self.workdir / "training-data"
 
     @property
     def staffing_file(self) -> Path:

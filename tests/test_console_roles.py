@@ -74,6 +74,12 @@ ROUTES: Dict[Tuple[str, str], Spec] = {
         "support", "/conversations/{conversation}/notes", {"body": "called back"}, POST_OK),
     ("POST", "/conversations/<conversation_id:str>/review"): Spec(
         "support", "/conversations/{conversation}/review", {"reviewed": "1"}, POST_OK),
+    # marking what a visitor message should have been (support and up), the review page (support
+    # reads it), accepting or rejecting corrections (clinicians and up)
+    ("POST", "/conversations/<conversation_id:str>/corrections"): Spec(
+        "support", "/conversations/{conversation}/corrections", {"event_id": "{event}", "label": "faq/pricing"}, POST_OK),
+    ("GET", "/review"): Spec("support", "/review"),
+    ("POST", "/review/decide"): Spec("clinician", "/review/decide", {"action": "reject", "item": "{event}"}, POST_OK),
     ("GET", "/conversations/export.csv"): Spec("clinician", "/conversations/export.csv"),
     ("GET", "/conversations/export.json"): Spec("clinician", "/conversations/export.json"),
     ("GET", "/conversations/<conversation_id:str>/export.csv"): Spec(
@@ -344,7 +350,9 @@ def console(clinic_env: Any, monkeypatch: pytest.MonkeyPatch) -> Console:
     waiting = live.request_live(engine, other, "visitor_request", urgent=False)["id"]
     held = live.request_live(engine, conversation, "visitor_request", urgent=True)["id"]
     live.change(engine, held, "claim", live.WAITING, user_ids["support"], "support1")
-    ids = {"conversation": conversation, "other": other, "reference": reference, "handoff": str(handoff),
+    with app.ctx.tracker.connect() as conn:  # the visitor's message of the conversation (what a correction names)
+        event = conn.exec_driver_sql("SELECT id FROM events WHERE sender_id = ? AND type_name = 'user'", (conversation,)).scalar()
+    ids = {"conversation": conversation, "other": other, "reference": reference, "handoff": str(handoff), "event": str(event),
            "user": str(user_ids["target"]), "waiting": str(waiting), "held": str(held),
            "flag": str(flag)}
     return Console(app, ids, tokens, user_ids)

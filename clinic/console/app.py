@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from clinic import db, http_guard
 from clinic.console import (
-    canned_replies, conversations, dashboard, handoffs, live_chat, pages, referrals_queue, staff_admin, urgent,
+    canned_replies, conversations, dashboard, handoffs, live_chat, pages, referrals_queue, review, staff_admin, urgent,
 )
 from clinic.rasa_client import RasaClient
 from clinic.settings import Settings, get_settings
@@ -58,7 +58,8 @@ def create_console_app(
     app.ctx.rasa = rasa if rasa is not None else RasaClient(settings.rasa_url, timeout_s=10.0, token=settings.rasa_token)
     app.ctx.login_limit = RateLimiter.from_setting(settings.login_attempts)  # sign-ins per address (one console)
 
-    for module in (pages, urgent, conversations, referrals_queue, handoffs, live_chat, dashboard, staff_admin, canned_replies):
+    for module in (pages, urgent, conversations, review, referrals_queue, handoffs, live_chat, dashboard, staff_admin,
+                   canned_replies):
         app.blueprint(module.bp)
     app.static("/static", str(pages.STATIC), name="console_static")
     http_guard.harden(app, _refusal)

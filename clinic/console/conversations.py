@@ -219,6 +219,7 @@ def build_transcript(events: Sequence[Any], answers_visible: bool) -> Dict[str, 
                 "id": event_id, "speaker": "visitor", "time": when(ts), "ts": ts, "text": "" if masked else shown, "masked": masked,
                 "button": button, "intent": intent, "confidence": confidence if isinstance(confidence, (int, float)) else None,
                 "topic": topic if isinstance(topic, str) else None, "form": active_form,
+                "form_answer": bool(filled[position]),
             })
             item.update(name=intent or "", detail=f"confidence {confidence:.2f}" if isinstance(confidence, (int, float)) else "")
         elif type_name == "bot":
@@ -302,6 +303,10 @@ def _back(conversation_id: str, done: str = "") -> HTTPResponse:
 NOTICES = {
     "tag": "Tag added.", "untag": "Tag removed.", "note": "Note added.",
     "reviewed": "Marked reviewed.", "unreviewed": "Marked not reviewed.",
+    "corrected": "Correction proposed: it waits on the Review page for a clinician to accept it.",
+    "not_correctable": "Only a visitor's typed question can be corrected (not a form answer or a button).",
+    "bad_label": "Choose what the message should have been.",
+    "already_accepted": "That message's correction was accepted already: it is in the training data.",
 }
 
 
@@ -397,7 +402,22 @@ async def transcript(request: Request, conversation_id: str) -> HTTPResponse:
         tags=_tags(ctx.engine, conversation_id), notes=_notes(ctx.engine, conversation_id), referral=referral,
         outcome_labels=OUTCOME_LABELS, q=path_quote, first=when(row.get("first_ts")), last=when(row.get("last_ts")),
         notice=NOTICES.get(request.args.get("done", ""), ""), error="", max_note=MAX_NOTE_CHARS,
+        **_correcting(request, conversation_id),
     )
+
+
+def _correcting(request: Request, conversation_id: str) -> Dict[str, Any]:
+    """What the transcript's "should have been" forms need: the labels, and each message's correction."""
+    from clinic import corrections
+    from clinic.console.review import topic_titles
+
+    titles = topic_titles(request)
+    return {
+        "corrections": corrections.for_conversation(request.app.ctx.engine, request.app.ctx.settings.encryption_key,
+                                                    conversation_id),
+        "label_choices": corrections.label_choices(titles),
+        "label_title": lambda label: corrections.label_title(label or "", titles),
+    }
 
 
 def _transcript_error(request: Request, conversation_id: str, events: List[Any], error: str) -> HTTPResponse:
@@ -409,6 +429,7 @@ def _transcript_error(request: Request, conversation_id: str, events: List[Any],
         answers_visible=visible, tags=_tags(ctx.engine, conversation_id), notes=_notes(ctx.engine, conversation_id),
         referral=None, outcome_labels=OUTCOME_LABELS, q=path_quote, first=when(row.get("first_ts")),
         last=when(row.get("last_ts")), notice="", error=error, max_note=MAX_NOTE_CHARS,
+        **_correcting(request, conversation_id),
     )
 
 

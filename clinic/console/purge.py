@@ -36,7 +36,7 @@ BATCH = 200  # conversations per delete transaction
 
 COUNT_NAMES = (
     "conversations", "events", "index_rows", "tags", "notes", "referrals", "referral_notes", "waitlist",
-    "handoff_requests", "flags", "topic_picks", "urgent_notes", "ratings", "spooled",
+    "handoff_requests", "flags", "topic_picks", "urgent_notes", "ratings", "corrections", "spooled",
 )
 
 
@@ -65,6 +65,7 @@ def _linked_tables() -> List[Any]:
         ("index_rows", db.conversation_index), ("tags", db.conversation_tags), ("notes", db.conversation_notes),
         ("waitlist", db.waitlist), ("handoff_requests", db.handoff_requests), ("flags", db.conversation_flags),
         ("topic_picks", db.topic_picks), ("urgent_notes", db.urgent_handled), ("ratings", db.answer_ratings),
+        ("corrections", db.corrections),
     ]
 
 

@@ -58,6 +58,14 @@ class Message:
     answered_by: Optional[str] = None
     offered_topics: bool = False  # a "did you mean" with topics answered it
     picked: Optional[str] = None  # after "did you mean": the topic picked, or "something_else"
+    confidence: Optional[float] = None  # the NLU's confidence in ``intent``
+
+    @property
+    def understood(self) -> Optional[str]:
+        """What the NLU made of it: ``faq/<topic>`` for an FAQ question, else the intent."""
+        if self.intent == "faq" and self.topic:
+            return f"faq/{self.topic}"
+        return self.intent
 
     @property
     def question(self) -> bool:
@@ -112,6 +120,7 @@ def _select(dialect: str) -> str:
       CASE WHEN {user} THEN {_json(dialect, 'message_id')} END AS message_id,
       CASE WHEN {user} THEN {_json(dialect, 'metadata', 'message_id')} END AS widget_id,
       CASE WHEN {user} THEN {_json(dialect, 'parse_data', 'intent', 'full_retrieval_intent_name')} END AS retrieval,
+      CASE WHEN {user} THEN {_json(dialect, 'parse_data', 'intent', 'confidence')} END AS confidence,
       CASE WHEN {user} THEN {_json(dialect, 'parse_data', 'response_selector', 'faq', 'response', 'intent_response_key')} END
         AS response_key,
       CASE WHEN type_name = 'bot' THEN {_json(dialect, 'metadata', 'utter_action')} END AS utter_action,
@@ -176,6 +185,7 @@ def fold(conversation_id: str, rows: Sequence[Any]) -> Conversation:
                 intent=row.intent_name, topic=pick.group(1) if pick else _topic(row),
                 message_id=row.message_id if isinstance(row.message_id, str) else None,
                 widget_id=row.widget_id if isinstance(row.widget_id, str) else None,
+                confidence=_number(row.confidence),
             )
             conversation.messages.append(current)
             messages_at[position] = current
@@ -206,6 +216,25 @@ def fold(conversation_id: str, rows: Sequence[Any]) -> Conversation:
         if answered and position in messages_at:
             messages_at[position].form_answer = True
     return conversation
+
+
+def _number(value: Any) -> Optional[float]:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def read_conversations(conn: Connection, conversation_ids: Sequence[str]) -> Dict[str, Conversation]:
+    """These conversations, each read whole (``fold``)."""
+    query = text(_select(conn.dialect.name) + " WHERE sender_id IN :ids ORDER BY id").bindparams(
+        bindparam("ids", expanding=True))
+    by_sender: Dict[str, List[Any]] = {}
+    ids = list(dict.fromkeys(conversation_ids))
+    for i in range(0, len(ids), _CHUNK):
+        for row in conn.execute(query, {"ids": ids[i:i + _CHUNK]}):
+            by_sender.setdefault(row.sender_id, []).append(row)
+    return {sender: fold(sender, rows) for sender, rows in by_sender.items()}
 
 
 def _plain(row: Any) -> Dict[str, Any]:

@@ -1,0 +1,253 @@
+"""Training data from the corrections staff accept in the console (clinic.corrections).
+
+Where an accepted correction goes (all under the training data folder, ``data/`` by default,
+``TRAINING_DATA_DIR``; Rasa reads ``data/`` recursively and the Makefile's TRAINING_INPUT
+lists every ``*.yml`` under it, so the next ``make train`` uses them):
+
+- an FAQ topic or another intent: ``reviewed/<intent>.yml`` (``faq/pricing`` ->
+  ``reviewed/faq_pricing.yml``), Rasa NLU data (``version: "3.1"``, ``nlu:``, the examples
+  under the intent);
+- ``crisis`` or ``urgent_medical``: ``safety/reviewed.yml``, Rasa NLU data of those intents
+  with the category ``staff_reviewed`` (the safety layer trains on every example of the risk
+  intents: ``clinic/nlu/safety_layer.py``);
+- "not a crisis" (and any other label given to a message the assistant took over as a crisis
+  or urgent problem): ``safety/hard_negatives_reviewed.yml``, a hard negative of the kind
+  ``staff_reviewed`` (``clinic.safety.bank`` reads ``hard_negatives*.yml``).
+
+No personal data: ``personal_data`` refuses a text that still holds an e-mail address, a phone
+number, or a name after "my name is" / "I'm" (the person accepting edits it out first). No
+duplicate: a text already an example of the same intent (or kind) anywhere in the training
+data is skipped; one that is an example of another intent is refused (Rasa's validation fails
+on an example given two intents). Two accepts at once are safe: the writes hold a file lock
+(``.reviewed.lock`` in the folder, and a lock per process) and re-read the files under it;
+each file is replaced whole (written beside it, then renamed).
+"""
+
+import fcntl
+import os
+import re
+import tempfile
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import yaml
+
+from clinic.answer_parsing import contains_email, contains_phone
+from clinic.safety.bank import CRISIS, RISK_INTENTS, URGENT_MEDICAL, normalised
+
+NOT_CRISIS = "not_crisis"
+NEW_TOPIC = "new_topic"
+REVIEWED_CATEGORY = "staff_reviewed"  # the category (risk) or kind (hard negative) of what staff reviewed
+REVIEWED_DIR = "reviewed"
+SAFETY_FILE = Path("safety") / "reviewed.yml"
+NEGATIVES_FILE = Path("safety") / "hard_negatives_reviewed.yml"
+LOCK_FILE = ".reviewed.lock"
+MAX_CHARS = 500
+_INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}(/[a-z0-9_]{1,64})?$")
+_HEADER = ("# Written by the staff console from corrections a person reviewed and accepted "
+           "(clinic/reviewed_data.py).\n# Edit or remove examples freely; the console never writes one twice.\n")
+
+# "my name is Dana", "I'm Dana", "this is Dana Reyes": the words after these cues.
+_NAME_ALWAYS = re.compile(r"\b(?:my name(?:'s| is)|call me|name here is)\s+([A-Za-z][\w'-]*)", re.IGNORECASE)
+_NAME_CAPITALISED = re.compile(r"(?i:\b(?:i'm|i’m|i am|im|this is|it's|it’s))\s+([A-Z][a-z'-]+)")
+# Words that follow "I'm" capitalised without being a name (a sentence in Title Case says
+# "I'm Pregnant": those are not names, and a Title Case text is checked with "my name is" only).
+_NOT_NAMES = frozenset({
+    "a", "an", "the", "not", "so", "very", "just", "still", "also", "really", "currently", "here", "in", "on",
+    "on", "at", "from", "with", "over", "under", "interested", "looking", "wondering", "curious", "asking",
+    "trying", "thinking", "worried", "scared", "afraid", "pregnant", "breastfeeding", "taking", "on", "sorry",
+    "sure", "ok", "okay", "fine", "good", "new", "ready", "able", "allowed", "eligible", "depressed", "anxious",
+    "tired", "done", "going", "getting", "having", "feeling", "struggling", "calling", "writing", "back",
+})
+
+
+def personal_data(text: str) -> Optional[str]:
+    """What personal data ``text`` still holds ("an e-mail address", "a phone number", "a name"), or None."""
+    if contains_email(text):
+        return "an e-mail address"
+    if contains_phone(text):
+        return "a phone number"
+    if _NAME_ALWAYS.search(text):
+        return "a name"
+    words = re.findall(r"[A-Za-z][\w'’-]*", text)
+    title_case = len(words) >= 3 and sum(w[0].isupper() for w in words) > len(words) / 2
+    if not title_case:
+        for match in _NAME_CAPITALISED.finditer(text):
+            if match.group(1).lower() not in _NOT_NAMES:
+                return "a name"
+    return None
+
+
+class RefusedExample(ValueError):
+    """A text that cannot be written as training data (the message says why, never the text)."""
+
+
+def clean_text(text: str) -> str:
+    """The text as one training example: one line, spaces collapsed, no entity brackets (Rasa reads
+    ``[word](entity)`` as an annotation). RefusedExample when empty, too long, personal data, or in
+    Rasa's ``/intent`` syntax."""
+    line = " ".join((text or "").replace("[", "(").replace("]", ")").split())
+    if not line:
+        raise RefusedExample("the text is empty")
+    if len(line) > MAX_CHARS:
+        raise RefusedExample(f"the text is longer than {MAX_CHARS} characters: shorten it to the question")
+    if line.startswith("/"):
+        raise RefusedExample("a text starting with '/' is read by Rasa as an intent")
+    found = personal_data(line)
+    if found:
+        raise RefusedExample(f"the text still holds {found}: edit it out before accepting")
+    return line
+
+
+def file_for(label: str) -> Path:
+    """Where examples of ``label`` go, relative to the training data folder."""
+    if label in RISK_INTENTS:
+        return SAFETY_FILE
+    if label == NOT_CRISIS:
+        return NEGATIVES_FILE
+    if not _INTENT_NAME.match(label or ""):
+        raise RefusedExample(f"{label!r} is no intent name")
+    return Path(REVIEWED_DIR) / (label.replace("/", "_") + ".yml")
+
+
+@dataclass
+class Written:
+    """What one ``add`` did: texts written, skipped as already there, written as hard negatives
+    besides, and the files changed."""
+
+    written: List[str] = field(default_factory=list)
+    negatives: List[str] = field(default_factory=list)
+    duplicates: List[str] = field(default_factory=list)
+    files: List[str] = field(default_factory=list)
+
+
+_process_lock = threading.Lock()
+
+
+class ReviewedData:
+    """The reviewed training data under ``root`` (the training data folder)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with _process_lock, open(self.root / LOCK_FILE, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # --- reading ------------------------------------------------------------------
+
+    def known_examples(self) -> Tuple[Dict[str, str], Dict[str, str]]:
+        """Every example of the training data: normalised text -> intent, and normalised text ->
+        hard negative kind."""
+        intents: Dict[str, str] = {}
+        negatives: Dict[str, str] = {}
+        for path in sorted(self.root.rglob("*.yml")):
+            try:
+                doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError:
+                continue
+            if not isinstance(doc, dict):
+                continue
+            for block in doc.get("nlu") or []:
+                if isinstance(block, dict) and "intent" in block:
+                    for text in _lines(block.get("examples")):
+                        intents.setdefault(normalised(text), str(block["intent"]))
+            for block in doc.get("safety_negatives") or []:
+                if isinstance(block, dict):
+                    for text in _lines(block.get("examples")):
+                        negatives.setdefault(normalised(text), str(block.get("kind")))
+        return intents, negatives
+
+    def examples_in(self, relative: Path) -> Dict[str, List[str]]:
+        """One reviewed file's blocks: intent (or kind) -> its examples, in order."""
+        path = self.root / relative
+        if not path.exists():
+            return {}
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        blocks: Dict[str, List[str]] = {}
+        for block in doc.get("nlu") or []:
+            blocks.setdefault(str(block["intent"]), []).extend(_lines(block.get("examples")))
+        for block in doc.get("safety_negatives") or []:
+            blocks.setdefault(str(block["kind"]), []).extend(_lines(block.get("examples")))
+        return blocks
+
+    def count(self) -> Dict[str, int]:
+        """Reviewed examples per file (relative path) now on disk."""
+        files = sorted((self.root / REVIEWED_DIR).glob("*.yml")) + [self.root / SAFETY_FILE, self.root / NEGATIVES_FILE]
+        found = {}
+        for path in files:
+            if path.exists():
+                found[str(path.relative_to(self.root))] = sum(len(v) for v in self.examples_in(path.relative_to(self.root)).values())
+        return found
+
+    # --- writing ------------------------------------------------------------------
+
+    def add(self, label: str, texts: Sequence[str], also_negative: Union[bool, Sequence[bool]] = False) -> Written:
+        """Writes ``texts`` (each checked by ``clean_text``) as examples of ``label`` (module
+        docstring); ``also_negative`` (for all texts, or one flag per text): as hard negatives too (a
+        message the assistant took over as a crisis that was none). All or nothing: a refused text raises RefusedExample and nothing is
+        written."""
+        if label == NEW_TOPIC:
+            raise RefusedExample("a new topic has no intent yet: nothing to write until it is made")
+        lines = [clean_text(t) for t in texts]
+        flags = [also_negative] * len(lines) if isinstance(also_negative, bool) else [bool(f) for f in also_negative]
+        if len(flags) != len(lines):
+            raise ValueError("also_negative: one flag per text")
+        targets = [(file_for(label), label if label != NOT_CRISIS else REVIEWED_CATEGORY, lines)]
+        if label not in RISK_INTENTS and label != NOT_CRISIS and any(flags):
+            targets.append((NEGATIVES_FILE, REVIEWED_CATEGORY, [t for t, f in zip(lines, flags) if f]))
+        result = Written()
+        with self._locked():
+            intents, negatives = self.known_examples()
+            for relative, key, chosen in targets:
+                negative = relative == NEGATIVES_FILE
+                known = negatives if negative else intents
+                new: List[str] = []
+                for line in chosen:
+                    norm = normalised(line)
+                    there = known.get(norm)
+                    if there is None:
+                        known[norm] = key
+                        new.append(line)
+                    elif negative or there == key:
+                        if not negative or label == NOT_CRISIS:
+                            result.duplicates.append(line)
+                    else:
+                        raise RefusedExample(f"that text is already an example of {there!r}: change it there, or edit it")
+                if new:
+                    blocks = self.examples_in(relative)
+                    blocks.setdefault(key, []).extend(new)
+                    self._write(relative, blocks, negative)
+                    (result.negatives if negative and label != NOT_CRISIS else result.written).extend(new)
+                    result.files.append(str(relative))
+        return result
+
+    def _write(self, relative: Path, blocks: Dict[str, List[str]], negative: bool) -> None:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out = [_HEADER]
+        if negative:
+            out.append("safety_negatives:\n")
+            for kind, examples in blocks.items():
+                out.append(f"- kind: {kind}\n  examples: |\n" + "".join(f"    - {e}\n" for e in examples))
+        else:
+            out.append('version: "3.1"\nnlu:\n')
+            for intent, examples in blocks.items():
+                meta = f"  metadata:\n    category: {REVIEWED_CATEGORY}\n" if intent in (CRISIS, URGENT_MEDICAL) else ""
+                out.append(f"- intent: {intent}\n{meta}  examples: |\n" + "".join(f"    - {e}\n" for e in examples))
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".part") as tmp:
+            tmp.write("".join(out))
+        os.replace(tmp.name, path)
+
+
+def _lines(block: object) -> List[str]:
+    return [line.strip()[2:].strip() for line in str(block or "").splitlines() if line.strip().startswith("- ")]

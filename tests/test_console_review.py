@@ -1,0 +1,270 @@
+"""Console: marking what a visitor message should have been, and the review page (grouped by
+meaning, suggestions, accept and reject, the training data written, roles, audit).
+
+The writer and the grouping alone: tests/test_reviewed_data.py; the loop through training:
+tests/test_review_loop_training.py; in a browser: tests/test_console_review_browser.py."""
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+import yaml
+from sanic import Sanic
+from sqlalchemy import select
+
+from clinic import corrections, db
+from clinic.console import purge
+from clinic.db import corrections as table
+from clinic.db import utcnow
+from clinic.safety import bank
+from tests.test_console_dashboard import Tracker, did_you_mean, epoch
+from tests.test_console_referrals import Console
+
+Sanic.test_mode = True
+GROUP = re.compile(r'<section class="card review-group".*?</section>', re.S)
+ROW = re.compile(r'<tr data-event-id="(\d+)">')
+
+PRICE = ["how much does it cost", "what's the price per month", "how much is it per month"]
+DRIVING = ["can i drive home after my session", "am i allowed to drive after a dose"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def encoder_loaded() -> None:
+    """The sentence encoder loaded before the first request (the console loads it on first use, ~2 s
+    on a quiet machine: more than the test client waits on a busy one)."""
+    from clinic.nlu.sentence_embeddings import encoder
+
+    encoder()
+
+
+@pytest.fixture
+def console(clinic_env: Path, monkeypatch: pytest.MonkeyPatch) -> Console:
+    from clinic.settings import get_settings
+
+    monkeypatch.setenv("TRAINING_DATA_DIR", str(clinic_env / "data"))
+    monkeypatch.delenv("CLINIC_ENCRYPTION_KEY", raising=False)
+    monkeypatch.delenv("TRACKER_DB_URL", raising=False)
+    get_settings.cache_clear()
+    return Console(clinic_env)
+
+
+def event_ids(console: Console, cid: str) -> List[int]:
+    with console.app.ctx.tracker.connect() as conn:
+        return [r[0] for r in conn.exec_driver_sql(
+            "SELECT id FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id", (cid,))]
+
+
+def seed(console: Console) -> Dict[str, Any]:
+    """Price questions fallen back on, driving questions answered with "did you mean", one answered
+    well, one a pre-screen answer the NLU could not place; a visitor's pick of "did you mean"."""
+    t = Tracker()
+    ts = epoch(utcnow() - dt.timedelta(hours=5))
+    for i, text in enumerate(PRICE):
+        ts = t.start(f"p{i}", ts)
+        ts = did_you_mean(t, f"p{i}", ts, text, topics=False)
+    for i, text in enumerate(DRIVING):
+        ts = t.start(f"d{i}", ts)
+        ts = did_you_mean(t, f"d{i}", ts, text)
+    ts = t.start("ok", ts)
+    ts = t.user("ok", ts, "is it legal", "faq", topic="legal_status")
+    ts = t.action("ok", ts, "action_answer_faq")
+    ts = t.start("form", ts)
+    ts = t.loop("form", ts, "prescreen_form")
+    ts = t.slot("form", ts, "requested_slot", "age")
+    ts = t.user("form", ts, "forty-ish, my email is kim@example.com", "nlu_fallback")
+    ts = t.action("form", ts, "action_did_you_mean")
+    ts = t.bot("form", ts, "utter_did_you_mean")
+    t.write(console.tracker_path)
+    d0 = event_ids(console, "d0")[0]
+    # the visitor picked "after_session" for the first driving question: a pick names Rasa's id of the message
+    with console.app.ctx.tracker.connect() as conn:
+        message_id = json.loads(conn.exec_driver_sql("SELECT data FROM events WHERE id = ?", (d0,)).scalar())["message_id"]
+    db.record_topic_pick(console.engine, "d0", message_id, ["after_session", "session_experience"], "after_session")
+    return {"price": [event_ids(console, f"p{i}")[0] for i in range(3)], "driving": [d0, event_ids(console, "d1")[0]],
+            "ok": event_ids(console, "ok")[0], "form": event_ids(console, "form")[0]}
+
+
+def groups_on(html: str) -> List[List[int]]:
+    return [sorted(int(e) for e in ROW.findall(g)) for g in GROUP.findall(html)]
+
+
+def rows(console: Console) -> List[Dict[str, Any]]:
+    with console.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(table).order_by(table.c.id))]
+
+
+def test_the_review_page_groups_fallbacks_and_unsure_questions_with_suggestions(console: Console) -> None:
+    ids = seed(console)
+    response = console.get("/review", "support")
+    assert response.status == 200
+    found = groups_on(response.text)
+    assert sorted(found) == sorted([sorted(ids["price"]), sorted(ids["driving"])])  # not the good answer, not the form answer
+    assert "kim@example.com" not in response.text
+    driving = next(g for g in GROUP.findall(response.text) if f'data-event-id="{ids["driving"][0]}"' in g)
+    assert 'data-suggested="faq/after_session"' in driving  # the visitor's pick
+    assert "suggested:" in driving
+    # support reads, but has no forms to decide with
+    assert 'action="/review/decide"' not in response.text
+    # the pick became a proposed correction (source "pick", nobody's mark)
+    picked = [r for r in rows(console) if r["event_id"] == ids["driving"][0]]
+    assert [(r["source"], r["label"], r["status"], r["proposed_by"]) for r in picked] == [
+        ("pick", "faq/after_session", "proposed", None)]
+    assert console.audits("view_review")[-1]["detail"] == "5 messages"
+    clinician = console.get("/review", "clinician").text
+    assert clinician.count('action="/review/decide"') == 2
+
+
+def test_marking_a_message_on_a_transcript(console: Console) -> None:
+    ids = seed(console)
+    event = ids["ok"]  # answered confidently, but wrongly in the staff's view
+    response = console.post("/conversations/ok/corrections", {"event_id": str(event), "label": "faq/pricing"}, as_="support")
+    assert response.status == 303 and response.headers["location"] == f"/conversations/ok?done=corrected#event-{event}"
+    [row] = rows(console)
+    assert (row["event_id"], row["label"], row["understood"], row["status"], row["proposed_by"], row["source"]) == (
+        event, "faq/pricing", "faq/legal_status", "proposed", "support", "staff")
+    assert "is it legal" not in row["text_encrypted"]  # sealed at rest
+    assert corrections.get(console.engine, console.key, [row["id"]])[0]["text"] == "is it legal"
+    audit = console.audits("correction_propose")[-1]
+    assert (audit["username"], audit["target_id"], audit["detail"]) == ("support", str(row["id"]), f"event={event} label=faq/pricing")
+    page = console.get("/conversations/ok", "support").text
+    assert '<p class="correction" data-status="proposed">Should have been <strong>Cost</strong>' in page
+    # it is on the review page, though the assistant was sure of it, with its mark as the suggestion
+    review = console.get("/review", "clinician").text
+    assert any(event in g for g in groups_on(review))
+    group = next(g for g in GROUP.findall(review) if f'data-event-id="{event}"' in g)
+    assert 'data-suggested="faq/pricing"' in group and "marked by support" in group
+
+
+@pytest.mark.parametrize("case", ["form_answer", "bad_label", "not_a_message"])
+def test_what_cannot_be_marked(console: Console, case: str) -> None:
+    ids = seed(console)
+    cid, event, label = {"form_answer": ("form", ids["form"], "faq/pricing"), "bad_label": ("ok", ids["ok"], "faq/nope"),
+                         "not_a_message": ("ok", 999999, "greet")}[case]
+    response = console.post(f"/conversations/{cid}/corrections", {"event_id": str(event), "label": label}, as_="clinician")
+    assert response.status == 303 and "corrected" not in response.headers["location"]
+    assert rows(console) == []
+    assert console.post("/conversations/nobody/corrections", {"event_id": "1", "label": "greet"}, as_="clinician").status == 404
+
+
+def decide(console: Console, action: str, events: List[int], label: str = "", texts: Dict[int, str] = None, as_: str = "clinician"):
+    form: Dict[str, Any] = {"action": action, "label": label, "item": [str(e) for e in events]}
+    for e, text in (texts or {}).items():
+        form[f"text_{e}"] = text
+    return console.post("/review/decide", form, as_=as_)
+
+
+def test_accepting_a_group_writes_training_data_once(console: Console, clinic_env: Path) -> None:
+    ids = seed(console)
+    texts = dict(zip(ids["price"], PRICE))
+    texts[ids["price"][0]] = "how much does it cost"  # confirmed as it is
+    response = decide(console, "accept", ids["price"], "faq/pricing", texts)
+    assert response.status == 303 and response.headers["location"] == "/review?done=accepted&written=3&skipped=0"
+    written = yaml.safe_load((clinic_env / "data" / "reviewed" / "faq_pricing.yml").read_text())
+    assert written["version"] == "3.1"
+    assert written["nlu"] == [{"intent": "faq/pricing", "examples": "".join(f"- {t}\n" for t in PRICE)}]
+    accepted = [r for r in rows(console) if r["status"] == "accepted"]
+    assert sorted(r["event_id"] for r in accepted) == sorted(ids["price"])
+    assert {(r["label"], r["decided_by"], r["written_to"]) for r in accepted} == {("faq/pricing", "clinician", "reviewed/faq_pricing.yml")}
+    audits = console.audits("correction_accept")
+    assert len(audits) == 3 and all(a["detail"].endswith("label=faq/pricing") for a in audits)
+    assert all("per month" not in (a["detail"] or "") for a in console.audits())
+    # decided: off the review page; the page says what was written
+    page = console.get("/review?done=accepted&written=3&skipped=0", "clinician").text
+    assert groups_on(page) == [sorted(ids["driving"])]
+    assert "3 examples written to the training data, 0 already there" in page and "data/reviewed/faq_pricing.yml</code> 3" in page
+    # accepting them again changes nothing
+    assert decide(console, "accept", ids["price"], "faq/pricing", texts).headers["location"] == "/review?done=stale"
+
+
+def test_an_edited_text_is_what_is_written_and_personal_data_is_refused(console: Console, clinic_env: Path) -> None:
+    ids = seed(console)
+    event = ids["driving"][0]
+    response = decide(console, "accept", [event], "faq/after_session", {event: "i'm Dana, can i drive after? dana@example.com"})
+    assert response.status == 400 and "e-mail address" in response.text
+    assert "dana@example.com" in response.text  # the edit is kept in the form, nothing lost
+    assert not (clinic_env / "data" / "reviewed").exists()
+    assert [r["status"] for r in rows(console) if r["event_id"] == event] == ["proposed"]
+    response = decide(console, "accept", [event], "faq/after_session", {event: "i'm Dana, can i drive after?"})
+    assert response.status == 400 and "a name" in response.text
+    response = decide(console, "accept", [event], "faq/after_session", {event: "can i drive after"})
+    assert response.status == 303
+    doc = yaml.safe_load((clinic_env / "data" / "reviewed" / "faq_after_session.yml").read_text())
+    assert doc["nlu"][0]["examples"] == "- can i drive after\n"
+    [row] = [r for r in rows(console) if r["event_id"] == event]
+    assert corrections.get(console.engine, console.key, [row["id"]])[0]["text"] == "can i drive after"
+
+
+def test_rejecting_and_new_topics_write_nothing(console: Console, clinic_env: Path) -> None:
+    ids = seed(console)
+    assert decide(console, "reject", ids["driving"]).status == 303
+    assert {r["status"] for r in rows(console)} == {"rejected"}
+    assert len(console.audits("correction_reject")) == 2
+    assert decide(console, "accept", ids["price"][:1], "new_topic", {ids["price"][0]: PRICE[0]}).status == 303
+    assert not (clinic_env / "data").exists() or not any((clinic_env / "data").rglob("*.yml"))
+    assert groups_on(console.get("/review", "clinician").text) == [sorted(ids["price"][1:])]
+
+
+def test_safety_corrections_feed_the_safety_banks(console: Console, clinic_env: Path) -> None:
+    ids = seed(console)
+    t = Tracker()  # a message the assistant took over as a crisis that was none
+    ts = t.start("taken", epoch(utcnow() - dt.timedelta(hours=1)))
+    ts = t.user("taken", ts, "this price is killing me honestly", "crisis")
+    t.action("taken", ts, "action_crisis_response")
+    t.write(console.tracker_path)
+    taken = event_ids(console, "taken")[0]
+    assert console.post("/conversations/taken/corrections", {"event_id": str(taken), "label": "faq/pricing"},
+                        as_="support").status == 303
+    assert decide(console, "accept", [taken], "faq/pricing", {taken: "this price is killing me honestly"}).status == 303
+    negatives = bank.load_training_negatives(clinic_env / "data" / "safety")
+    assert [(e.text, e.group) for e in negatives] == [("this price is killing me honestly", "staff_reviewed")]
+    event = ids["price"][2]
+    assert decide(console, "accept", [event], "crisis", {event: "how expensive is it to just end it all"}).status == 303
+    risks = bank.load_risk_examples(clinic_env / "data" / "safety" / "reviewed.yml")
+    assert [(e.text, e.outcome) for e in risks] == [("how expensive is it to just end it all", "crisis")]
+
+
+def test_support_may_mark_but_not_decide(console: Console, clinic_env: Path) -> None:
+    ids = seed(console)
+    response = decide(console, "accept", ids["price"], "faq/pricing", dict(zip(ids["price"], PRICE)), as_="support")
+    assert response.status == 403
+    assert rows(console) == [] and not (clinic_env / "data" / "reviewed").exists()
+    assert console.get("/review", None).status in (302, 303)
+
+
+def test_bad_decisions_are_refused_with_a_reason(console: Console) -> None:
+    ids = seed(console)
+    assert "Choose what these messages" in decide(console, "accept", ids["price"], "").text
+    assert "Select at least one" in decide(console, "accept", [], "faq/pricing").text
+    assert "no visitor question" in decide(console, "accept", [ids["form"]], "faq/pricing", {ids["form"]: "forty"}).text
+    assert "Choose accept or reject" in decide(console, "maybe", ids["price"], "faq/pricing").text
+    # nothing decided (the page shown again proposed the visitor's pick, as any view of it does)
+    assert [(r["source"], r["status"]) for r in rows(console)] == [("pick", "proposed")]
+
+
+def test_deleting_a_conversation_deletes_its_corrections(console: Console) -> None:
+    ids = seed(console)
+    console.post("/conversations/ok/corrections", {"event_id": str(ids["ok"]), "label": "greet"}, as_="support")
+    assert purge.linked_counts(console.engine, "ok")["corrections"] == 1
+    purge.delete_conversations(console.engine, console.settings.tracker_db_url, ["ok"])
+    assert purge.linked_counts(console.engine, "ok")["corrections"] == 0
+
+
+def test_an_answer_given_with_low_confidence_is_reviewed_too(console: Console) -> None:
+    t = Tracker()
+    ts = epoch(utcnow() - dt.timedelta(hours=2))
+    for cid, confidence in (("unsure", 0.74), ("sure", 0.81)):
+        ts = t.start(cid, ts)
+        ts = t.user(cid, ts, f"does insurance pay for it ({cid})", "faq", topic="insurance")
+        user_row = next(r for r in reversed(t.rows) if r[1] == "user")
+        user_row[5]["parse_data"]["intent"]["confidence"] = confidence
+        ts = t.action(cid, ts, "action_answer_faq")
+    t.write(console.tracker_path)
+    page = console.get("/review", "clinician").text
+    assert groups_on(page) == [event_ids(console, "unsure")]
+    assert "low confidence" in page and "(0.74)" in page
+    # the NLU's own topic is shown as its guess, not chosen for the person
+    assert "the assistant&#39;s guess:</span> <span class=\"tag\" data-suggested=\"faq/insurance\"" in page
+    assert '<option value="faq/insurance" selected>' not in page
