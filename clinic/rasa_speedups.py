@@ -24,7 +24,7 @@ store named in the endpoints, so they are in the Rasa server whatever the model'
   same error).
 - ``RemoteAction``'s endpoint (``self.action_endpoint``) becomes a clinic.action_endpoint
   ``ActionEndpoint`` (one per endpoint configuration): its HTTP session kept, the body written
-  by ujson, the domain's JSON made once; the sessions are closed when the Rasa server stops (after Sanic's
+  by ujson; the sessions are closed when the Rasa server stops (after Sanic's
   ``server.shutdown.after`` event, where Rasa closes its own resources).
 """
 
@@ -38,7 +38,7 @@ from rasa.shared.utils.common import all_subclasses
 from rasa.utils.endpoints import EndpointConfig
 from sanic import Sanic
 
-from clinic import action_body, action_endpoint, dialogue_speedups, graph_runner
+from clinic import action_endpoint, dialogue_speedups, graph_runner
 
 _rasa_resolve_by_type = events.Event.resolve_by_type
 _event_classes: Optional[Dict[Text, Type[events.Event]]] = None
@@ -197,4 +197,3 @@ def install() -> None:
         Sanic._server_event = _server_event  # type: ignore[assignment]
     graph_runner.install()
     dialogue_speedups.install()
-    action_body.install()

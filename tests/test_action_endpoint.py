@@ -18,7 +18,7 @@ from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 from sanic import Sanic
 
 import clinic.tracker_store  # noqa: F401  (what Rasa imports: it installs the speed-ups)
-from clinic import action_body, action_endpoint, rasa_speedups
+from clinic import action_endpoint, rasa_speedups
 from tests.stack import free_port
 
 DOMAIN = Domain.load("domain")
@@ -43,13 +43,10 @@ def parsed(text: str) -> Any:
 
 def test_the_body_is_the_data_json_dumps_writes():
     full = body()
-    assert full["domain"] is action_body.sent_domain(DOMAIN.as_dict())
-    for _ in range(2):  # the second time with the domain's JSON kept
-        assert parsed(action_body.body_json(full)) == parsed(json.dumps(full))
-    without = {k: v for k, v in full.items() if k != "domain"}
-    assert parsed(action_body.body_json(without)) == parsed(json.dumps(without))
+    assert set(full["domain"]) == set(DOMAIN.as_dict())  # the whole domain, responses included
+    assert parsed(action_endpoint.dumps(full)) == parsed(json.dumps(full))
     for other in ({}, [1, 2], "x", {1: "a", "domain": {}}, {"domain": None}, {"domain": {"x": [1.5, None]}}):
-        assert parsed(action_body.body_json(other)) == parsed(json.dumps(other))
+        assert parsed(action_endpoint.dumps(other)) == parsed(json.dumps(other))
 
 
 def test_values_are_written_as_json_dumps_writes_them():
@@ -60,29 +57,13 @@ def test_values_are_written_as_json_dumps_writes_them():
               "a/b <\\> \"q\" \x00\x1f\u2028 é’✓😀 \ud800", {"1": {"": [True, False, None, (1, 2)]}},
               {1: "int key", None: "none", True: "bool", 1.5: "float"}]
     for value in values:
-        assert parsed(action_body.dumps(value)) == parsed(json.dumps(value)), value
+        assert parsed(action_endpoint.dumps(value)) == parsed(json.dumps(value)), value
     for unwritable in (b"bytes", {1, 2}, object(), float.fromhex):  # fail as json.dumps fails
         with pytest.raises(TypeError) as theirs:
             json.dumps(unwritable)
         with pytest.raises(TypeError) as ours:
-            action_body.dumps(unwritable)
+            action_endpoint.dumps(unwritable)
         assert str(ours.value) == str(theirs.value)
-
-
-def test_the_domain_s_json_is_made_once_per_domain(monkeypatch):
-    dumped: List[Any] = []
-    real = action_body.ujson.dumps
-    monkeypatch.setattr(action_body.ujson, "dumps", lambda o, *a, **k: dumped.append(o) or real(o, *a, **k))
-    action_body.body_json(body())
-    dumped.clear()
-    for sent in (body(), body(), body()):
-        assert parsed(action_body.body_json(sent)) == parsed(json.dumps(sent))
-    assert dumped and not any(o is action_body.sent_domain(DOMAIN.as_dict()) for o in dumped)
-    other = Domain.from_dict({**DOMAIN.as_dict(), "forms": {"x_form": {"required_slots": ["age"]}}})
-    sent = body(other)
-    assert parsed(action_body.body_json(sent)) == parsed(json.dumps(sent))  # a new domain: its own JSON
-    assert sent["domain"]["forms"] == {"x_form": {"required_slots": ["age"]}}
-    assert any(o is action_body.sent_domain(other.as_dict()) for o in dumped)
 
 
 class FakeActionServer:

@@ -98,12 +98,6 @@ def test_the_kept_validator_is_installed():
     assert RemoteAction._validate_action_result is rasa_speedups.validate_action_result
 
 
-def test_the_kept_event_bodies_are_installed():
-    from clinic import action_body
-
-    assert RemoteAction._action_call_format is action_body.action_call_format
-
-
 @pytest.mark.parametrize("answer", ANSWERS_OK + ANSWERS_BAD)
 def test_answers_pass_and_fail_as_rasa_checks_them(answer):
     ours = check(rasa_speedups.validate_action_result, answer)
