@@ -44,8 +44,6 @@ forward while events are only appended to it, and worked out again from the star
   its longest rule, and only what the rules read of them: what a visitor typed is never kept (it
   stands as "some text" unless a rule reads a text: then not remembered). At most
   ``RULE_KEYS_KEPT`` answers a lookup, then forgotten.
-- ``Domain.is_empty`` (each message) builds an empty domain to compare with: here its dict is
-  made once.
 - Rasa's processor, RulePolicy and forms deep-copy events, slots and states for their structlog
   debug events, several times an action, whether debug events are written or not. There, while
   structlog drops debug events (``rasa run`` at info, as deployed), the value is handed to the
@@ -54,10 +52,6 @@ forward while events are only appended to it, and worked out again from the star
   generic ``__reduce_ex__``; ``Slot.__copy__`` here makes the same shallow copy directly (a new
   object of the class with the same ``__dict__``) for slot classes that do not change how they
   are pickled or copied, and Rasa's way for the others.
-- ``DialogueStateTracker.current_state`` (each call of the action server) gives the active loop
-  as ``dataclasses.asdict`` makes it, a deep copy of the message that activated the loop: here,
-  for dicts and lists of strings, numbers, booleans and None, copied directly (the same dict);
-  anything else by ``dataclasses.asdict``.
 
 Events are not changed in place once in a tracker (Rasa sets an event's timestamp and metadata
 before appending it), but for the featurization ``DefinePrevUserUtteredFeaturization`` sets on the
@@ -67,7 +61,6 @@ are taken after it); another change of an event object already in a tracker woul
 
 import copy
 import copyreg
-import dataclasses
 import itertools
 import logging
 from collections import deque
@@ -77,7 +70,6 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Text
 import rasa.core.actions.forms
 import rasa.core.processor
 import rasa.core.policies.rule_policy
-import rasa.shared.core.trackers
 import structlog
 from rasa.core.actions.forms import FormAction
 from rasa.core.policies.rule_policy import RulePolicy
@@ -105,7 +97,7 @@ from rasa.shared.core.events import (
     UserUtteranceReverted,
 )
 from rasa.shared.core.slots import Slot
-from rasa.shared.core.trackers import DialogueStateTracker, TrackerActiveLoop
+from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import TEXT
 
 _rasa_applied_events = DialogueStateTracker.applied_events
@@ -117,7 +109,6 @@ _rasa_update = DialogueStateTracker.update
 _rasa_states_for_tracker_history = Domain.states_for_tracker_history
 _rasa_get_active_state = Domain.get_active_state
 _rasa_get_possible_keys = RulePolicy._get_possible_keys
-_rasa_is_empty = Domain.is_empty
 _rasa_copy = DialogueStateTracker.copy
 _rasa_temporary_tracker = FormAction._temporary_tracker
 _MISSING = object()
@@ -650,19 +641,6 @@ def get_possible_keys(self: RulePolicy, lookup: Dict[Text, Text], states: List[S
     return set(found)
 
 
-# --- the domain's emptiness, checked each message ------------------------------------------
-
-_empty_domain: Optional[Dict[Text, Any]] = None
-
-
-def domain_is_empty(self: Domain) -> bool:
-    """``Domain.is_empty`` with the empty domain's dict made once, not each message."""
-    global _empty_domain
-    if _empty_domain is None:
-        _empty_domain = Domain.from_dict({}).as_dict()  # what Domain.empty() gives
-    return self.as_dict() == _empty_domain
-
-
 # --- copies for debug log lines nobody writes ---------------------------------------------
 
 _DROPPED = structlog.make_filtering_bound_logger(logging.CRITICAL).debug  # what a dropped level does
@@ -693,59 +671,6 @@ LOG_ARGUMENT_COPIES = LogArgumentCopies()
 _LOGGING_MODULES = [rasa.core.processor, rasa.core.policies.rule_policy, rasa.core.actions.forms]
 
 
-# --- the active loop in a tracker's current state ----------------------------------------
-
-_ATOMS = {str, int, float, bool, type(None)}  # what copy.deepcopy hands back as it is
-
-
-class _NotPlain(Exception):
-    pass
-
-
-def _plain_copy(value: Any) -> Any:
-    """What ``dataclasses.asdict`` makes of a value inside a dataclass, for dicts and lists of
-    strings, numbers, booleans and None (those classes exactly): new dicts and lists in the same
-    order, the atoms as they are (as ``copy.deepcopy`` hands them back). Anything else: _NotPlain."""
-    kind = type(value)
-    if kind in _ATOMS:
-        return value
-    if kind is dict:
-        copied = {}
-        for key, item in value.items():
-            if type(key) not in _ATOMS:
-                raise _NotPlain
-            copied[key] = _plain_copy(item)
-        return copied
-    if kind is list:
-        return [_plain_copy(item) for item in value]
-    raise _NotPlain
-
-
-_LOOP_FIELDS = [field.name for field in dataclasses.fields(TrackerActiveLoop)]
-
-
-class TrackerDataclasses:
-    """The ``dataclasses`` module as Rasa's trackers module sees it: ``asdict`` of the active loop
-    (``current_state``, for each call of the action server: a deep copy of the message that
-    activated the loop, the whole parse) copies plain JSON-like values directly, with the same
-    result; anything else is ``dataclasses.asdict``'s."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(dataclasses, name)
-
-    @staticmethod
-    def asdict(obj: Any, *, dict_factory: Any = dict) -> Any:
-        if dict_factory is dict and type(obj) is TrackerActiveLoop:
-            try:
-                return {name: _plain_copy(getattr(obj, name)) for name in _LOOP_FIELDS}
-            except _NotPlain:
-                pass
-        return dataclasses.asdict(obj, dict_factory=dict_factory)
-
-
-TRACKER_DATACLASSES = TrackerDataclasses()
-
-
 # --- installing -----------------------------------------------------------------------------
 
 _PATCHES = [
@@ -753,7 +678,6 @@ _PATCHES = [
     (DialogueStateTracker, "applied_events", applied_events, _rasa_applied_events),
     (DialogueStateTracker, "past_states", past_states, _rasa_past_states),
     (RulePolicy, "_get_possible_keys", get_possible_keys, _rasa_get_possible_keys),
-    (Domain, "is_empty", domain_is_empty, _rasa_is_empty),
     (DialogueStateTracker, "copy", copy_tracker, _rasa_copy),
     (FormAction, "_temporary_tracker", temporary_tracker, _rasa_temporary_tracker),
 ]
@@ -766,7 +690,6 @@ def install() -> None:
     Slot.__copy__ = copy_slot  # type: ignore[attr-defined]
     for module in _LOGGING_MODULES:
         module.copy = LOG_ARGUMENT_COPIES  # type: ignore[attr-defined]
-    rasa.shared.core.trackers.dataclasses = TRACKER_DATACLASSES  # type: ignore[attr-defined]
 
 
 def uninstall() -> None:
@@ -780,7 +703,6 @@ def uninstall() -> None:
         Slot.__copy__ = _rasa_slot_copy  # type: ignore[attr-defined]
     for module in _LOGGING_MODULES:
         module.copy = copy  # type: ignore[attr-defined]
-    rasa.shared.core.trackers.dataclasses = dataclasses  # type: ignore[attr-defined]
 
 
 @contextmanager
@@ -789,7 +711,6 @@ def rasa_own() -> Iterator[None]:
     before = [(owner, name, owner.__dict__.get(name, _MISSING)) for owner, name, _, _ in _PATCHES]
     before.append((Slot, "__copy__", Slot.__dict__.get("__copy__", _MISSING)))
     before += [(module, "copy", module.copy) for module in _LOGGING_MODULES]
-    before.append((rasa.shared.core.trackers, "dataclasses", rasa.shared.core.trackers.dataclasses))
     uninstall()
     try:
         yield

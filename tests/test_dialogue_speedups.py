@@ -481,55 +481,6 @@ def test_form_temporary_trackers_share_nothing_an_action_changes(domain):
     same_tracker(tracker.copy(), rasa_tracker(events[:8], domain.slots).copy())
 
 
-# --- the active loop in the current state ---------------------------------------------------
-
-def test_the_active_loop_in_the_current_state_is_rasas(domain):
-    import collections
-    import dataclasses
-
-    import numpy as np
-
-    @dataclasses.dataclass
-    class Inner:
-        x: list
-
-    pair = collections.namedtuple("pair", "a b")
-    triggers = {
-        "plain": {"intent": {"name": "start", "confidence": 0.9}, "entities": [{"value": "x", "start": 1}],
-                  "text": "hi", "intent_ranking": [{"name": "a", "confidence": 1}, {"name": "b", "confidence": None}],
-                  "flag": True, "nan": float("nan"), "big": 10 ** 30, "empty": {}, "nested": [[], [{}]]},
-        "numpy": {"intent": {"name": "start", "confidence": np.float32(0.5)}},
-        "tuple": {"span": (1, 2)},
-        "namedtuple": {"span": pair(1, [2])},
-        "dict subclass": collections.OrderedDict(a=[1]),
-        "list subclass": {"a": collections.UserList([1])},
-        "a key not a string": {1: "a", None: "b", (1, 2): "c"},
-        "dataclass": {"inner": Inner([1, {"a": 2}])},
-        "none": None,
-        "set": {"s": {1, 2}},
-    }
-    for name, trigger in triggers.items():
-        tracker = DialogueStateTracker("c", domain.slots)
-        tracker.update(ActiveLoop("prescreen_form"))
-        tracker.active_loop.trigger_message = trigger
-        ours = tracker.current_state()["active_loop"]
-        with rasa_own():
-            theirs = tracker.current_state()["active_loop"]
-        assert repr(ours) == repr(theirs), name
-        same_value(ours, theirs, [vars(tracker.active_loop)])
-    tracker = DialogueStateTracker("c", domain.slots)
-    assert tracker.current_state()["active_loop"] == {}
-    assert dialogue_speedups.TRACKER_DATACLASSES.asdict(Inner([1])) == {"x": [1]}  # other dataclasses: Rasa's
-    assert dialogue_speedups.TRACKER_DATACLASSES.asdict(tracker_loop := dialogue_speedups.TrackerActiveLoop(
-        "f", False, False, {"a": [1]}), dict_factory=list) == dataclasses.asdict(tracker_loop, dict_factory=list)
-    plain = triggers["plain"]
-    assert dialogue_speedups._plain_copy(plain) == plain
-    for name in ("numpy", "tuple", "namedtuple", "dict subclass", "list subclass", "a key not a string",
-                 "dataclass", "set"):
-        with pytest.raises(dialogue_speedups._NotPlain):
-            dialogue_speedups._plain_copy(triggers[name])
-
-
 # --- copies of slots ------------------------------------------------------------------------
 
 def test_slot_copies_are_rasas(domain):
@@ -563,14 +514,6 @@ def test_slot_classes_copied_their_own_way_are_copied_as_rasa_does():
     assert dialogue_speedups._copied_like_object(TextSlot)
     assert not dialogue_speedups._copied_like_object(PickledOwnWay)
     assert not dialogue_speedups._copied_like_object(WithSlots)
-
-
-def test_the_domains_emptiness_is_rasas(domain):
-    assert domain.is_empty() is False
-    assert Domain.empty().is_empty() is True
-    assert Domain.from_dict({"intents": ["greet"]}).is_empty() is False
-    with rasa_own():
-        assert Domain.empty().is_empty() is True and domain.is_empty() is False
 
 
 def test_install_and_rasa_own():
