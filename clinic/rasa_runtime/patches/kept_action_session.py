@@ -1,5 +1,8 @@
-"""The action server's endpoint in the Rasa server: kept connections per event loop, the body's
-JSON by ujson (README "Performance").
+"""Patch: ``RemoteAction.__init__`` gives every remote action one ``ActionEndpoint`` of its
+configuration, whose aiohttp session is kept per event loop (Rasa opens a session, so a TCP
+connection, per call); ``Sanic._server_event`` closes the sessions when the Rasa server stops.
+
+Checked against Rasa 3.6.21 (Sanic 21.12). Gain: see README "Performance", the patches' table.
 
 Rasa 3.6 calls the action server for each custom action (``RemoteAction.run`` ->
 ``EndpointConfig.request``), and each call opens an aiohttp ``ClientSession`` (so a new TCP
@@ -8,7 +11,7 @@ connection) and writes the whole request body with ``json.dumps``: the tracker a
 ``Domain.as_dict`` returns the dict the domain was built with) when the action reads it. Here:
 
 - ``ActionEndpoint``: Rasa's ``EndpointConfig`` whose ``request`` goes through one aiohttp session
-  per endpoint and event loop, kept (clinic/rasa_speedups.py gives it to every ``RemoteAction``).
+  per endpoint and event loop, kept (``remote_action_init`` gives it to every ``RemoteAction``).
   Same request as Rasa's (URL, headers, auth, query parameters, CA file, the timeout and
   compression Rasa asks for), same answers and errors: a status >= 400 is Rasa's
   ``ClientResponseError``, redirects followed as Rasa's session follows them (a 307 or 308 sends
@@ -19,7 +22,7 @@ connection) and writes the whole request body with ``json.dumps``: the tracker a
   name resolved for each new connection (no DNS cache, as Rasa's session of one call); no
   cookies kept (a cookie the action server or a proxy sets is never sent back, as with Rasa's
   session of one call). ``close_sessions`` closes them: run when the Rasa server stops
-  (clinic/rasa_speedups.py).
+  (after Sanic's ``server.shutdown.after`` event, where Rasa closes its own resources).
 - the body's JSON is written by ujson (``dumps``: the same data as ``json.dumps`` writes, once
   parsed), the whole body each call, as Rasa writes it with ``json.dumps``.
 """
@@ -28,13 +31,17 @@ import asyncio
 import json
 import ssl
 import weakref
-from typing import Any, Dict, Optional, Text, Tuple
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 import aiohttp
 import ujson
 from aiohttp.client_exceptions import ContentTypeError
+from rasa.core.actions.action import RemoteAction
 from rasa.core.constants import DEFAULT_REQUEST_TIMEOUT
 from rasa.utils.endpoints import ClientResponseError, EndpointConfig, concat_url
+from sanic import Sanic
+
+from clinic.rasa_runtime.patches.patching import Patch
 
 KEEPALIVE_TIMEOUT_S = 2.0  # < Sanic's KEEP_ALIVE_TIMEOUT (5 s) on the action server
 
@@ -135,3 +142,44 @@ async def close_sessions() -> None:
     loop = asyncio.get_running_loop()
     for _, session in _sessions.pop(loop, {}).values():
         await session.close()
+
+
+_rasa_remote_action_init = RemoteAction.__init__
+_action_endpoints: List[Tuple[EndpointConfig, ActionEndpoint]] = []  # Rasa's, ours
+
+
+def kept_endpoint(endpoint: Optional[EndpointConfig]) -> Optional[EndpointConfig]:
+    """The ``ActionEndpoint`` of Rasa's endpoint configuration (the same one each time)."""
+    if endpoint is None or isinstance(endpoint, ActionEndpoint):
+        return endpoint
+    for rasa_endpoint, ours in _action_endpoints:
+        if rasa_endpoint is endpoint:
+            return ours
+    ours = ActionEndpoint.of(endpoint)
+    _action_endpoints.append((endpoint, ours))
+    return ours
+
+
+def remote_action_init(self: RemoteAction, name: Text, endpoint: Optional[EndpointConfig]) -> None:
+    """``RemoteAction.__init__``, with the endpoint whose session is kept."""
+    _rasa_remote_action_init(self, name, kept_endpoint(endpoint))
+
+
+_sanic_server_event = Sanic._server_event
+
+
+async def _server_event(self: Sanic, concern: str, action: str, *args: Any, **kwargs: Any) -> None:
+    """Sanic's server events; after the last one (``server.shutdown.after``) the action
+    server's kept sessions are closed."""
+    try:
+        await _sanic_server_event(self, concern, action, *args, **kwargs)
+    finally:
+        if (concern, action) == ("shutdown", "after"):
+            await close_sessions()
+
+
+PATCH = Patch(
+    "kept_action_session",
+    (RemoteAction, "__init__", remote_action_init),
+    (Sanic, "_server_event", _server_event),
+)

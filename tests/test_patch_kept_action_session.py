@@ -1,4 +1,4 @@
-"""clinic/action_endpoint.py: the action server's endpoint with its HTTP session kept per event
+"""clinic/rasa_runtime/patches/kept_action_session.py: the action server's endpoint with its HTTP session kept per event
 loop and the domain's JSON made once; the same requests, answers and errors as Rasa's
 EndpointConfig.request, against a small aiohttp server standing in for the action server."""
 
@@ -17,9 +17,17 @@ from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 from sanic import Sanic
 
-import clinic.tracker_store  # noqa: F401  (what Rasa imports: it installs the speed-ups)
-from clinic import action_endpoint, rasa_speedups
+from clinic.rasa_runtime.patches import kept_action_session as action_endpoint
 from tests.stack import free_port
+from clinic.rasa_runtime.patches import applied as patches_applied
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _patches_under_test():
+    """The patches these tests test, in place whatever CLINIC_RASA_PATCHES says."""
+    with patches_applied():
+        yield
+
 
 DOMAIN = Domain.load("domain")
 
@@ -231,7 +239,7 @@ def test_an_idle_connection_is_closed_before_the_action_server_would(loop, serve
 
 
 def test_every_remote_action_gets_one_kept_endpoint_of_its_configuration():
-    assert RemoteAction.__init__ is rasa_speedups.remote_action_init
+    assert RemoteAction.__init__ is action_endpoint.remote_action_init
     config = EndpointConfig.from_dict({"url": "http://127.0.0.1:1/webhook", "enable_selective_domain": True})
     first, second = RemoteAction("a", config), RemoteAction("b", config)
     assert isinstance(first.action_endpoint, action_endpoint.ActionEndpoint)
@@ -248,7 +256,7 @@ def test_the_sessions_are_closed_when_the_rasa_server_stops(loop, server):
     kept = [s for _, s in action_endpoint._sessions[loop].values()]
     assert kept and not any(s.closed for s in kept)
     assert all(s.connector._conns for s in kept)  # an idle connection kept
-    assert Sanic._server_event is rasa_speedups._server_event
+    assert Sanic._server_event is action_endpoint._server_event
     app = Sanic("clinic_test_action_endpoint")
 
     async def finalize() -> None:  # what Sanic does at startup, in the loop
