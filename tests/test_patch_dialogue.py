@@ -7,7 +7,6 @@ of the model's policies)."""
 
 import asyncio
 import copy
-import gc
 import uuid
 from collections import deque
 from pathlib import Path
@@ -689,7 +688,8 @@ def test_bench_visitors_give_rasas_states_and_predictions(agent, rule_keys_check
 
 
 def test_rules_that_read_a_text_are_not_remembered_for_texts(agent):
-    policy = next(o for o in gc.get_objects() if isinstance(o, RulePolicy))  # the model's
+    nodes = agent.processor.graph_runner._instantiated_nodes.values()
+    policy = next(n._component for n in nodes if isinstance(n._component, RulePolicy))  # the model's
     listen = {"prev_action": {"action_name": "action_listen"}}
     lookup = {'[{"prev_action": {"action_name": "action_listen"}, "user": {"text": "hi"}}]': "utter_greet",
               '[{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "greet"}}]': "utter_greet"}

@@ -79,26 +79,26 @@ def installed() -> List[str]:
 
 @contextlib.contextmanager
 def rasa_own() -> Iterator[None]:
-    """Within: the libraries' own code; after: the patches that were in place before, again."""
-    before = [patch for patch in PATCHES if patch.installed()]
+    """Within: the libraries' own code; after: what was in place before, again (the patches, or
+    anything else: a test's wrapper)."""
+    before = [(patch, patch.current()) for patch in PATCHES]
     uninstall()
     try:
         yield
     finally:
-        for patch in before:
-            patch.install()
+        for patch, values in before:
+            patch.restore(values)
 
 
 @contextlib.contextmanager
 def applied() -> Iterator[None]:
     """Within: every patch, whatever ``CLINIC_RASA_PATCHES`` says (the patches' own tests); after:
-    the patches that were in place before, and no other."""
-    before = [patch for patch in PATCHES if patch.installed()]
+    what was in place before, again."""
+    before = [(patch, patch.current()) for patch in PATCHES]
     for patch in PATCHES:
         patch.install()
     try:
         yield
     finally:
-        uninstall()
-        for patch in before:
-            patch.install()
+        for patch, values in before:
+            patch.restore(values)

@@ -36,3 +36,17 @@ class Patch:
     def installed(self) -> bool:
         """Whether every one of the clinic's values is in place."""
         return all(vars(owner).get(attribute, _MISSING) is ours for owner, attribute, ours, _ in self.replacements)
+
+    def current(self) -> List[Any]:
+        """What is in place now of each replaced attribute (the clinic's, the library's, or
+        another, e.g. a test's wrapper)."""
+        return [vars(owner).get(attribute, _MISSING) for owner, attribute, _, _ in self.replacements]
+
+    def restore(self, values: List[Any]) -> None:
+        """Each replaced attribute set back to ``values`` (what ``current`` gave)."""
+        for (owner, attribute, _, _), value in zip(self.replacements, values):
+            if value is _MISSING:
+                if attribute in vars(owner):
+                    delattr(owner, attribute)
+            else:
+                setattr(owner, attribute, value)
