@@ -17,6 +17,7 @@ With --cprofile it also writes the top functions of a cProfile run to
 results/bench/profile-<model>.txt (and the whole run to profile-<model>.prof, for pstats).
 
     PYTHONPATH=. .venv/bin/python scripts/bench_profile.py [--model models/clinic.tar.gz] [--visitors 40] [--cprofile]
+        [--without tracker_caches ...]   (CLINIC_RASA_PATCHES=0 in the environment: none of the patches)
 """
 
 import argparse
@@ -116,6 +117,9 @@ async def main_async(args: argparse.Namespace) -> None:
     from clinic.rasa_runtime import patches
 
     patches.install()  # as clinic.rasa_launch does (none when CLINIC_RASA_PATCHES=0)
+    for name in args.without:  # one patch off, to measure what it gains
+        next(patch for patch in patches.PATCHES if patch.name == name).uninstall()
+    print(f"patches in place: {', '.join(patches.installed()) or 'none'}")
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     stack = BenchStack(workdir)
@@ -182,6 +186,8 @@ def main() -> None:
     parser.add_argument("--visitors", type=int, default=40)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cprofile", action="store_true")
+    parser.add_argument("--without", action="append", default=[], metavar="PATCH",
+                        help="a patch of clinic/rasa_runtime/patches/ left out (by its module's name; repeatable)")
     parser.add_argument("--actions-port", type=int, help="use the action server already listening on this port")
     args = parser.parse_args()
     from rasa.utils.log_utils import configure_structlog

@@ -1,5 +1,11 @@
 """Patch: ``DaskGraphRunner.run``, Rasa's model graph run node by node in a kept order, without
-dask (same results). Checked against Rasa 3.6.21. Gain: see README "Performance", the patches' table.
+dask (same results).
+
+Checked against Rasa 3.6.21. Gain when added: 0.5-0.6 ms of CPU a call, about three calls a turn
+(docs/PERFORMANCE.md). Measured on 2026-12-06 with every patch on and off (`make bench`, Rasa's CPU
+a turn at c=10: 14.3-17.1 ms with them, 26.5-26.7 without, a busy shared machine, two runs each way)
+and this one left out alone (`scripts/bench_profile.py --without graph_runner`: not distinguishable
+from that machine's noise of ~3 ms); README "Performance".
 
 Rasa 3.6 runs a trained model as a graph of nodes (NLU components, policies, the prediction
 selector) with ``DaskGraphRunner.run``, about three times a turn: once to parse the message and

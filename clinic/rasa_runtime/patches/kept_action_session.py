@@ -2,7 +2,12 @@
 configuration, whose aiohttp session is kept per event loop (Rasa opens a session, so a TCP
 connection, per call); ``Sanic._server_event`` closes the sessions when the Rasa server stops.
 
-Checked against Rasa 3.6.21 (Sanic 21.12). Gain: see README "Performance", the patches' table.
+Checked against Rasa 3.6.21 (Sanic 21.12). Gain when added, with action_result_check and the body by
+ujson: Rasa's side of custom actions 3.7 -> 1.7 ms a turn (docs/PERFORMANCE.md). Measured on
+2026-12-06 with every patch on and off (`make bench`, Rasa's CPU a turn at c=10: 14.3-17.1 ms with
+them, 26.5-26.7 without, a busy shared machine, two runs each way) and this one left out alone
+(`scripts/bench_profile.py --without kept_action_session`: not distinguishable from that machine's
+noise of ~3 ms); README "Performance".
 
 Rasa 3.6 calls the action server for each custom action (``RemoteAction.run`` ->
 ``EndpointConfig.request``), and each call opens an aiohttp ``ClientSession`` (so a new TCP
