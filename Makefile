@@ -15,6 +15,9 @@ MUTATION_MODULES := clinic/eligibility.py clinic/answer_parsing.py \
                     clinic/safety/verdict.py=tests/test_safety_layer.py+tests/test_safety_actions.py \
                     clinic/safety/bank.py=tests/test_safety_layer.py \
                     clinic/safety/classifier.py=tests/test_safety_classifier.py
+# The dialogue and end-to-end suites, run a second time on Rasa's own code (CLINIC_RASA_PATCHES=0) by `make test-unpatched`.
+UNPATCHED_TESTS := tests/test_end_to_end.py tests/test_end_to_end_handoff.py tests/test_prescreen_end_to_end.py \
+                   tests/test_safety_end_to_end.py tests/test_handoff_dialogue.py tests/test_tracker_cache.py
 # Everything training reads: when none of it changed, the model is not retrained.
 TRAINING_INPUT := config.yml $(shell find domain data -name '*.yml' 2>/dev/null) \
                   $(shell find clinic/nlu clinic/safety -name '*.py' 2>/dev/null)
@@ -26,7 +29,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export PYTHONDONTWRITEBYTECODE := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help run test train venv validate test-core test-py eval-nlu bench bench-failover audit lock clean staff-user scale-up mutation answers eval-safety eval-reviewed
+.PHONY: help run test train venv validate test-core test-py test-unpatched eval-nlu bench bench-failover audit lock clean staff-user scale-up mutation answers eval-safety eval-reviewed
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,7 +37,7 @@ help: ## list the targets
 run: $(MODEL) ## set up if needed, then start Rasa, the action server and the web app (http://localhost:8000)
 	$(BIN)/honcho start -f Procfile
 
-test: validate $(MODEL) test-core test-py ## set up if needed, then run every test
+test: validate $(MODEL) test-core test-py test-unpatched ## set up if needed, then run every test (the dialogue ones also without the patches)
 
 scale-up: $(MODEL) ## PostgreSQL, Redis, 2 Rasa + 2 action servers, the web app, console, notifier (docs/DEPLOYMENT.md)
 	$(PY) scripts/scale-up
@@ -58,8 +61,12 @@ $(MODEL): $(VENV)/.installed $(TRAINING_INPUT)
 validate: $(VENV)/.installed ## check domain, rules and training data for mistakes
 	$(BIN)/rasa data validate --domain domain --fail-on-warnings --quiet
 
-test-core: $(MODEL) ## dialogue test stories
-	$(BIN)/rasa test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --out results/core --quiet
+test-core: $(MODEL) ## dialogue test stories (on Rasa with the clinic's patches, as the server runs)
+	$(PY) -m clinic.rasa_runtime.patches test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --out results/core --quiet
+
+test-unpatched: $(MODEL) ## the test stories and the dialogue and end-to-end suites again on Rasa's own code (CLINIC_RASA_PATCHES=0)
+	CLINIC_RASA_PATCHES=0 $(PY) -m clinic.rasa_runtime.patches test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --out results/core-unpatched --quiet
+	CLINIC_RASA_PATCHES=0 $(PY) -m pytest $(UNPATCHED_TESTS)
 
 test-py: $(MODEL) ## pytest: actions, safety net, NLU held-out set, web app, end to end
 	$(PY) -m pytest tests

@@ -1,8 +1,8 @@
 """The "Tell me more" button of an FAQ answer: the topic's second response, utter_faq_more_<topic>.
 
 The topics are those of settings/faq_titles.yml (one per topic of the contract); each topic's
-file data/faq/<topic>.yml holds both the answer and its detail. The action server is sent no
-responses (clinic/action_body.py), so it names the response and Rasa renders it.
+file data/faq/<topic>.yml holds both the answer and its detail. The action names the response
+and Rasa renders it from its own domain.
 """
 
 from typing import Any, Dict, List, Optional, Text

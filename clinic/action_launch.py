@@ -8,6 +8,11 @@ nothing the actions use. Here rasa_sdk's own entry point runs directly (``SANIC_
 environment still sets the interface), given the arguments as Rasa's command line spells them
 (rasa_sdk's own parser calls one ``--logging-config_file``).
 
+rasa_sdk's ``run`` is done here step by step with rasa_sdk's own functions (its argument parser
+and logging set-up, ``create_app``, its plugins' hook, ``create_ssl_context``, Sanic's
+``app.run``), so that the app it makes gets the secret check below and the garbage collector's
+set-up before it serves, with nothing of rasa_sdk's replaced.
+
 Each call of an action carries the whole conversation (Rasa's tracker, with the domain for the
 forms' validation: ~100 kB of JSON, parsed into thousands of objects), so Python's cyclic garbage
 collector runs often, and each full collection walked every object the process holds. Once the
@@ -21,12 +26,13 @@ are loaded once: no reload here).
 without it, or with another, the answer is 401 and no action runs (compared in constant time).
 A process on the machine, or a pod of the cluster, can no longer make up a conversation and
 have an action store a referral from it. The check is a request middleware added to the app
-rasa_sdk makes (its ``create_app``, wrapped here like the garbage collector's set-up).
+rasa_sdk makes (``make_app``).
 """
 
-import functools
 import gc
 import hmac
+import logging
+import os
 import sys
 from typing import Any, List, Optional
 
@@ -53,29 +59,20 @@ def require_secret(app: Any, secret: str) -> None:
     app.register_middleware(check_secret, "request")
 
 
-def freeze_after_app_made() -> None:
-    """Wraps rasa_sdk's ``create_app`` (called once by its ``run``) as the module docstring says:
-    the secret required, then what is alive frozen."""
-    import rasa_sdk.endpoint
+def make_app(args: Any, secret: str) -> Any:
+    """rasa_sdk's app for ``args`` (its parsed arguments), as its ``run`` makes it, with the
+    secret required; then what is alive frozen (not with ``--auto-reload``: rasa_sdk then imports
+    the actions again and again)."""
+    from rasa_sdk.endpoint import create_app
+    from rasa_sdk.plugin import plugin_manager
 
-    from clinic.settings import get_settings
-
-    create_app = rasa_sdk.endpoint.create_app
-    if getattr(create_app, "clinic_freezes", False):
-        return
-    secret = get_settings().action_token
-
-    @functools.wraps(create_app)
-    def create_app_then_freeze(*args: Any, **kwargs: Any) -> Any:
-        app = create_app(*args, **kwargs)
-        require_secret(app, secret)
-        if not kwargs.get("auto_reload"):
-            gc.collect()
-            gc.freeze()
-        return app
-
-    create_app_then_freeze.clinic_freezes = True  # type: ignore[attr-defined]
-    rasa_sdk.endpoint.create_app = create_app_then_freeze
+    app = create_app(args.actions, cors_origins=args.cors, auto_reload=args.auto_reload)
+    require_secret(app, secret)
+    plugin_manager().hook.attach_sanic_app_extensions(app=app)
+    if not args.auto_reload:
+        gc.collect()
+        gc.freeze()
+    return app
 
 
 def sdk_argv(args: List[str]) -> List[str]:
@@ -87,12 +84,27 @@ def sdk_argv(args: List[str]) -> List[str]:
     return spelled
 
 
-def main() -> None:
-    freeze_after_app_made()
-    sys.argv = [sys.argv[0], *sdk_argv(sys.argv[1:])]
-    from rasa_sdk.__main__ import main as sdk_main
+def main(argv: Optional[List[str]] = None) -> None:
+    """What ``python -m rasa_sdk`` does (its ``main_from_args`` and ``run``), the app made by
+    ``make_app``."""
+    from rasa_sdk import utils
+    from rasa_sdk.__main__ import APPLICATION_ROOT_LOGGER_NAME
+    from rasa_sdk.endpoint import create_argument_parser, create_ssl_context
 
-    sdk_main()
+    from clinic.settings import get_settings
+
+    args = create_argument_parser().parse_args(sdk_argv(sys.argv[1:] if argv is None else argv))
+    logging.getLogger("matplotlib").setLevel(logging.WARN)
+    utils.configure_colored_logging(args.loglevel)
+    utils.configure_file_logging(logging.getLogger(APPLICATION_ROOT_LOGGER_NAME), args.log_file, args.loglevel,
+                                 args.logging_config_file)
+    utils.update_sanic_log_level()
+    app = make_app(args, get_settings().action_token)
+    ssl_context = create_ssl_context(args.ssl_certificate, args.ssl_keyfile, args.ssl_password)
+    host = os.environ.get("SANIC_HOST", "0.0.0.0")
+    logging.getLogger(__name__).info("Action endpoint is up and running on %s://%s:%s",
+                                     "https" if ssl_context else "http", host, args.port)
+    app.run(host, args.port, ssl=ssl_context, workers=utils.number_of_sanic_workers())
 
 
 if __name__ == "__main__":

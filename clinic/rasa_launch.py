@@ -17,14 +17,9 @@ unset). The launcher sets ``ACTION_SERVER_TOKEN`` in its own environment, when i
 already, from the secret generated once into ``var/action_token`` (``clinic.settings``): set
 inside the process, it is in neither its command line nor ``/proc/<pid>/environ``.
 
-**Garbage collection.** Once the model is loaded the server holds ~600,000 objects (Rasa,
-TensorFlow, spaCy, the model), and each full collection of Python's cyclic garbage collector
-walked them all: ~180 ms of CPU, about every 5 s under load (a tenth of the server's CPU at
-`make bench`'s concurrency 10). After that first load, ``gc.freeze()`` moves everything then
-alive to a permanent generation the collector no longer walks; what turns make is collected as
-before. Frozen objects are never collected as cyclic garbage, so a model loaded later through
-Rasa's HTTP API (``PUT /model``, or an evaluation's: the clinic restarts the server for a new
-model) first gives them back to the collector (``gc.unfreeze()``) and nothing is frozen again.
+**Patches.** Before Rasa starts, ``clinic.rasa_runtime.patches.install()`` puts the clinic's
+patches of Rasa's internals in place (each one's gain: README "Performance"), unless
+``CLINIC_RASA_PATCHES=0``: then Rasa runs its own code throughout.
 
 **Threads.** One Rasa server runs on one core (``make run`` starts one per core), and the
 sentence embedder's TensorFlow would otherwise start a pool of threads per core in each
@@ -34,12 +29,9 @@ operation and one for the graph (``TF_INTRA_OP_PARALLELISM_THREADS``,
 otherwise).
 """
 
-import functools
-import os
-import gc
 import os
 import sys
-from typing import Any, List, Optional
+from typing import List, Optional
 
 
 def rasa_argv(args: List[str], token: str) -> List[str]:
@@ -51,31 +43,6 @@ def rasa_argv(args: List[str], token: str) -> List[str]:
         raise SystemExit("clinic.rasa_launch: no --auth-token on the command line (every user of the "
                          "machine can read it there): set RASA_TOKEN, or let var/rasa_token be made")
     return ["rasa", "run", *args, "--auth-token", token]
-
-
-def freeze_after_first_model_load() -> None:
-    """Wraps Rasa's ``load_agent`` (the start's and the HTTP API's) as the module docstring says."""
-    import rasa.core.agent
-
-    load_agent = rasa.core.agent.load_agent
-    if getattr(load_agent, "clinic_freezes", False):
-        return
-    loads = 0
-
-    @functools.wraps(load_agent)
-    async def load_agent_then_freeze(*args: Any, **kwargs: Any) -> Any:
-        nonlocal loads
-        loads += 1
-        if loads > 1:
-            gc.unfreeze()
-        agent = await load_agent(*args, **kwargs)
-        if loads == 1 and agent is not None and agent.is_ready():
-            gc.collect()
-            gc.freeze()
-        return agent
-
-    load_agent_then_freeze.clinic_freezes = True  # type: ignore[attr-defined]
-    rasa.core.agent.load_agent = load_agent_then_freeze
 
 
 def export_action_token() -> None:
@@ -93,7 +60,9 @@ def main(args: Optional[List[str]] = None) -> None:
     os.environ.setdefault("TF_INTER_OP_PARALLELISM_THREADS", "1")
     sys.argv = rasa_argv(sys.argv[1:] if args is None else args, get_settings().rasa_token)
     export_action_token()
-    freeze_after_first_model_load()
+    from clinic.rasa_runtime import patches
+
+    patches.install()
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

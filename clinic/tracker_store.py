@@ -1,7 +1,7 @@
 """Rasa's SQL tracker store: connections kept, and checked before use on a database server.
 
 Both endpoints name it (``endpoints.yml``: the embedded SQLite file; ``endpoints.scale.yml``:
-PostgreSQL), and importing it installs clinic/rasa_speedups.py in the Rasa server.
+PostgreSQL).
 
 **PostgreSQL.** Rasa 3.6's ``SQLTrackerStore`` keeps a pool of connections (50, plus up to 100
 more: ``SQL_POOL_SIZE`` and ``SQL_MAX_OVERFLOW``) and never tests them. After the database
@@ -59,7 +59,8 @@ sessions (``retrieve_full_tracker``) always come from the database. What this re
 conversation's rows are only ever deleted all together (the console's deletion and purge), a
 restore is refused while a Rasa server holds the file (a restarted one keeps nothing), and Rasa
 changes a tracker only by adding events to it (a change after the last save shows as events
-more than saved). What clinic/dialogue_speedups.py works out on a tracker goes with it.
+more than saved). What clinic/rasa_runtime/patches/tracker_caches.py works out on a tracker (when
+installed) goes with it.
 tests/test_tracker_cache.py compares every turn of the bench's visitors with a read by Rasa's own
 store.
 
@@ -93,11 +94,8 @@ from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
-import clinic.rasa_speedups
 from clinic import encrypted_sqlite
 from clinic.tracker_reader import CURRENT_SESSION
-
-clinic.rasa_speedups.install()
 
 # how long a save waits for another process's write to end (Python's sqlite3 default, as before)
 SQLITE_BUSY_TIMEOUT_S = 5.0

@@ -1,7 +1,9 @@
 """`make bench`: the whole stack under load from simulated visitors (prints figures, writes JSON).
 
-For each configuration (the clinic's model, then one trained with Rasa's stock `rasa init`
-configuration unless --no-stock), in a fresh temporary folder, one after the other:
+For each configuration (the clinic's model, then, unless --no-stock, one trained with Rasa's
+stock `rasa init` configuration run on Rasa's own runtime: `rasa run` itself, Rasa's own SQL
+tracker store, one Rasa server, no code of the clinic's in that process and no patch), in a fresh
+temporary folder, one after the other:
 
 1. starts the action server, the web app and the staff console, then the Rasa servers, and
    times the Rasa servers from start to their first answer to /model/parse (ready, with the
@@ -15,8 +17,11 @@ configuration unless --no-stock), in a fresh temporary folder, one after the oth
    deviations, CPU per turn of each process, and the peak resident memory of each process
    (with children) and of the whole stack at once (scripts/bench_procs.py).
 
-Then prints the ratio of throughputs at concurrency 10 and the targets, and writes
-everything to results/bench/bench-<time>.json (and results/bench/latest.json).
+Then prints the targets (issue 21: at concurrency 10 p95 < 150 ms and >= 60 turns/s, the stack
+< 2.5 GB, Rasa ready < 15 s) and, as information only, the ratio of throughputs to the stock
+configuration at concurrency 10; writes everything to results/bench/bench-<time>.json (and
+results/bench/latest.json). CLINIC_RASA_PATCHES=0 in the environment runs the clinic's Rasa
+servers without the clinic's patches (README "Performance": the figures with and without).
 
     PYTHONPATH=. .venv/bin/python scripts/bench.py [--no-stock] [--levels 1,10,50]
         [--duration 60] [--warmup 15] [--windows 4] [--keep] [--rasa-servers 2] [--profile-rasa]
@@ -47,9 +52,9 @@ from scripts.bench_visitors import LevelResult, Visitors, run_level, summarize  
 from scripts.bench_stack import BenchStack  # noqa: E402
 
 RESULTS = ROOT / "results" / "bench"
-# issue 7's targets; issue 17 (the sentence embeddings loaded) set the stack's memory at 2.5 GB
-TARGETS = {"p95_ms_at_10": 250.0, "turns_per_s_at_10": 60.0, "ratio_to_stock_at_10": 2.0,
-           "stack_peak_mb": 2560.0, "rasa_ready_s": 20.0}
+# issue 21's targets (the sentence embeddings and encryption at rest on); the ratio to the stock
+# configuration is printed as information, not a target
+TARGETS = {"p95_ms_at_10": 150.0, "turns_per_s_at_10": 60.0, "stack_peak_mb": 2560.0, "rasa_ready_s": 15.0}
 # added to the test stack's environment: simulated visitors all come from one address
 STACK_ENV = {"RATE_LIMIT_MESSAGES": "off", "RATE_LIMIT_NEW_VISITORS": "off", "RATE_LIMIT_READS": "off",
              "RATE_LIMIT_ADDRESS": "off"}
@@ -91,9 +96,11 @@ class ConfigRun:
         self.profile = RESULTS / f"rasa-server-{name}-{dt.datetime.now():%Y%m%d-%H%M%S}.prof" if args.profile_rasa else None
         if self.profile is not None:
             RESULTS.mkdir(parents=True, exist_ok=True)
-        self.stack = BenchStack(self.workdir, model, STACK_ENV, rasa_profile=self.profile,
-                                rasa_servers=args.rasa_servers)
-        self.processes = (*self.stack.rasa_urls, *PROCESSES[1:])
+        own = name == "stock"  # Rasa's own runtime (the module docstring)
+        self.stack = BenchStack(self.workdir, model, STACK_ENV, rasa_profile=None if own else self.profile,
+                                rasa_servers=1 if own else args.rasa_servers, rasa_own_runtime=own)
+        # (the stock stack has no console: it reads the clinic's tracker store, which Rasa's own is not)
+        self.processes = (*self.stack.rasa_urls, *(p for p in PROCESSES[1:] if not own or p != "console"))
         self.result: Dict[str, Any] = {"config": name, "model": shown(model), "levels": []}
         self.sampler: Any = None
         self.visitors = Visitors(seed=args.seed)
@@ -112,6 +119,8 @@ class ConfigRun:
             "console": f"{stack.console_url}/health",
         }
         for process, url in checks.items():
+            if process not in self.processes:
+                continue
             stack.start(process)
             wait_for(lambda: requests.get(url, timeout=2).ok, stack.procs[process], process, 120)
         started = time.monotonic()
@@ -278,8 +287,7 @@ def print_report(results: List[Dict[str, Any]]) -> Dict[str, Any]:
     if stock and c10 and level(stock, 10).get("turns_per_s"):
         ratio = round(c10["turns_per_s"] / level(stock, 10)["turns_per_s"], 2)
         log(f"\nthroughput at concurrency 10: clinic {c10['turns_per_s']:.1f} / stock "
-            f"{level(stock, 10)['turns_per_s']:.1f} turns/s = {ratio:.2f}x")
-        checks["ratio_to_stock_at_10"] = (ratio, ratio >= TARGETS["ratio_to_stock_at_10"], ">=")
+            f"{level(stock, 10)['turns_per_s']:.1f} turns/s = {ratio:.2f}x (information, not a target)")
         # the same from CPU per turn, which other work on the machine changes much less than throughput
         per_turn = {r["config"]: cpu_per_turn(level(r, 10)) for r in (clinic, stock)}
         log("CPU per turn at concurrency 10 (Rasa / whole stack and load generator), clinic vs stock: "
@@ -290,7 +298,7 @@ def print_report(results: List[Dict[str, Any]]) -> Dict[str, Any]:
     peak = max(clinic["memory"]["peak_rss_sum_mb"], clinic["memory"]["peak_total_sampled_mb"])
     checks["stack_peak_mb"] = (peak, peak < TARGETS["stack_peak_mb"], "<")
     checks["rasa_ready_s"] = (clinic["rasa_ready_s"], clinic["rasa_ready_s"] < TARGETS["rasa_ready_s"], "<")
-    log("\ntargets (clinic config):")
+    log(f"\ntargets (clinic config, CLINIC_RASA_PATCHES={'0: no patch' if os.environ.get('CLINIC_RASA_PATCHES', '1').strip() == '0' else 'on'}):")
     for key, (value, ok, op) in checks.items():
         log(f"  {'met ' if ok else 'MISSED'}  {key:<22} {value} (target {op} {TARGETS[key]:g})")
     return {"ratio_to_stock_at_10": ratio,
@@ -343,7 +351,8 @@ def main() -> int:
             "(the ratio to the stock config, measured in the same run, holds better)")
     info = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
             "settings": {"levels": args.levels, "duration_s": args.duration, "warmup_s": args.warmup,
-                         "seed": args.seed, "tracker_store": "SQLite", "rate_limits": "off"}}
+                         "seed": args.seed, "tracker_store": "SQLite", "rate_limits": "off",
+                         "clinic_rasa_patches": os.environ.get("CLINIC_RASA_PATCHES", "1")}}
     configs = [("clinic", args.model.resolve())]
     if not args.no_stock:
         configs.append(("stock", bench_models.ensure_stock_model(log)))

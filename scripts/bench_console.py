@@ -77,7 +77,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.environ["CLINIC_DB_URL"] = f"sqlite:///{var / 'clinic.db'}"
     os.environ["TRACKER_DB_URL"] = f"sqlite:///{var / 'tracker.db'}"
 
-    from sanic import Sanic
+    import sanic_testing.testing  # noqa: F401  (Sanic's test mode, as sanic-testing sets it for its ASGI client)
     from sqlalchemy import insert, select
 
     from clinic import db
@@ -88,7 +88,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     get_settings.cache_clear()
     settings = get_settings()
     engine = db.get_engine(settings.clinic_db_url)
-    Sanic.test_mode = True
     app = create_console_app(settings, name=f"bench_{uuid.uuid4().hex[:8]}")
 
     started = time.perf_counter()

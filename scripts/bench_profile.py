@@ -17,12 +17,12 @@ With --cprofile it also writes the top functions of a cProfile run to
 results/bench/profile-<model>.txt (and the whole run to profile-<model>.prof, for pstats).
 
     PYTHONPATH=. .venv/bin/python scripts/bench_profile.py [--model models/clinic.tar.gz] [--visitors 40] [--cprofile]
+        [--without tracker_caches ...]   (CLINIC_RASA_PATCHES=0 in the environment: none of the patches)
 """
 
 import argparse
 import asyncio
 import cProfile
-import functools
 import gc
 import io
 import logging
@@ -45,61 +45,11 @@ os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 
 import requests  # noqa: E402
 
+from clinic.rasa_runtime.patches.profile_timers import COUNTS, CPU, TIMES, install_timers  # noqa: E402
 from scripts.bench_visitors import Visitors, rasa_message  # noqa: E402
 from scripts.bench_stack import BenchStack  # noqa: E402
 
-TIMES: Dict[str, float] = defaultdict(float)
 GC: Dict[str, float] = defaultdict(float)  # garbage collections during the run: count and seconds by generation
-CPU: Dict[str, float] = defaultdict(float)  # this thread's CPU time (no waiting on disk or other processes)
-COUNTS: Dict[str, int] = defaultdict(int)
-
-
-def timed(owner: Any, method: str, label: Callable[..., str]) -> None:
-    """Replace owner.method with a wrapper adding its wall time to TIMES[label(self, ...)]."""
-    original = getattr(owner, method)
-    if asyncio.iscoroutinefunction(original):
-        @functools.wraps(original)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            started, cpu = time.perf_counter(), time.thread_time()
-            try:
-                return await original(*args, **kwargs)
-            finally:
-                key = label(*args)
-                TIMES[key] += time.perf_counter() - started
-                CPU[key] += time.thread_time() - cpu
-                COUNTS[key] += 1
-    else:
-        @functools.wraps(original)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            started, cpu = time.perf_counter(), time.thread_time()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                key = label(*args)
-                TIMES[key] += time.perf_counter() - started
-                CPU[key] += time.thread_time() - cpu
-                COUNTS[key] += 1
-    setattr(owner, method, wrapper)
-
-
-def install_timers(store: type) -> None:
-    """``store``: the class of the agent's tracker store (Rasa's SQLTrackerStore or the clinic's)."""
-    from rasa.core.actions.action import RemoteAction
-    from rasa.core.processor import MessageProcessor
-    from rasa.engine.graph import GraphNode
-    from rasa.shared.core.trackers import DialogueStateTracker
-
-    timed(MessageProcessor, "handle_message", lambda *a: "turn (handle_message)")
-    timed(MessageProcessor, "parse_message", lambda *a: "NLU (parse_message)")
-    timed(MessageProcessor, "_predict_next_with_tracker", lambda *a: "policies (_predict_next_with_tracker)")
-    timed(store, "_retrieve", lambda *a: "tracker store: read")
-    timed(store, "save", lambda *a: "tracker store: save")
-    timed(DialogueStateTracker, "from_dict", lambda *a: "  of which replaying events (from_dict)")
-    timed(RemoteAction, "run", lambda self, *a: "custom actions (action server)")
-    timed(RemoteAction, "run", lambda self, *a: f"  action {self.name()}")
-    timed(GraphNode, "__call__", lambda self, *a: f"  node {self._node_name}")
-
-
 async def play(agent: Any, visitors: Visitors, count: int) -> int:
     from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
@@ -162,7 +112,14 @@ def report(turns: int, wall_s: float) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    from rasa.core.agent import load_agent
+    import rasa.core.agent
+
+    from clinic.rasa_runtime import patches
+
+    patches.install()  # as clinic.rasa_launch does (none when CLINIC_RASA_PATCHES=0)
+    for name in args.without:  # one patch off, to measure what it gains
+        next(patch for patch in patches.PATCHES if patch.name == name).uninstall()
+    print(f"patches in place: {', '.join(patches.installed()) or 'none'}")
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     stack = BenchStack(workdir)
@@ -184,7 +141,7 @@ async def main_async(args: argparse.Namespace) -> None:
         stack.var_dir.mkdir(parents=True, exist_ok=True)
         endpoints = stack.read_endpoints()
         started = time.perf_counter()
-        agent = await load_agent(model_path=str(args.model), endpoints=endpoints)
+        agent = await rasa.core.agent.load_agent(model_path=str(args.model), endpoints=endpoints)
         print(f"model loaded in {time.perf_counter() - started:.1f} s")
         await play(agent, Visitors(seed=args.seed + 1), 3)  # warm-up, not counted
         store = type(getattr(agent.tracker_store, "_tracker_store", agent.tracker_store))  # inside Rasa's FailSafe
@@ -216,7 +173,7 @@ async def main_async(args: argparse.Namespace) -> None:
             stats.dump_stats(path.with_suffix(".prof"))  # for pstats: callers, callees
             print(f"\ncProfile written to {path.relative_to(ROOT)}")
     finally:
-        from clinic.action_endpoint import close_sessions
+        from clinic.rasa_runtime.patches.kept_action_session import close_sessions
 
         await close_sessions()  # the action endpoint's kept HTTP sessions, as Rasa's shutdown does
         stack.stop_all()
@@ -229,6 +186,8 @@ def main() -> None:
     parser.add_argument("--visitors", type=int, default=40)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cprofile", action="store_true")
+    parser.add_argument("--without", action="append", default=[], metavar="PATCH",
+                        help="a patch of clinic/rasa_runtime/patches/ left out (by its module's name; repeatable)")
     parser.add_argument("--actions-port", type=int, help="use the action server already listening on this port")
     args = parser.parse_args()
     from rasa.utils.log_utils import configure_structlog

@@ -31,6 +31,9 @@ def agent(loop: asyncio.AbstractEventLoop) -> Any:
         pytest.fail(f"{MODEL} is missing: run `make train` (make test does it)")
     from rasa.core.agent import Agent
 
+    from clinic.rasa_runtime import patches
+
+    patches.install()  # as clinic.rasa_launch does (none when CLINIC_RASA_PATCHES=0)
     return Agent.load(str(MODEL))
 
 

@@ -110,30 +110,6 @@ def test_only_the_form_validations_read_the_domain():
         assert read == [], f"{name} reads the domain (lines {read}): mark it send_domain: true in domain/"
 
 
-def test_no_action_reads_the_responses_of_the_domain_it_is_sent():
-    """The domain goes to the action server without its responses (clinic/action_body.py
-    ``sent_domain``): neither the form validations of actions/ nor rasa_sdk's form and tracker
-    code name them (the action server renders no response: it names one, Rasa renders it)."""
-    import ast
-    import inspect
-    import textwrap
-
-    import rasa_sdk.forms
-    import rasa_sdk.interfaces
-    from rasa_sdk.forms import FormValidationAction
-
-    from clinic.action_body import NOT_SENT
-
-    sources = {name: textwrap.dedent(inspect.getsource(cls)) for name, cls in action_classes().items()
-               if issubclass(cls, FormValidationAction)}
-    assert {"validate_prescreen_form", "validate_contact_form"} <= set(sources)
-    sources.update({module.__name__: inspect.getsource(module) for module in (rasa_sdk.forms, rasa_sdk.interfaces)})
-    for name, source in sources.items():
-        named = [node.lineno for node in ast.walk(ast.parse(source))
-                 if isinstance(node, ast.Constant) and node.value in NOT_SENT]
-        assert named == [], f"{name} names the domain's {NOT_SENT} (lines {named}), which it is not sent"
-
-
 @pytest.mark.parametrize("path", ["endpoints.yml", "endpoints.scale.yml"])
 def test_the_endpoints_send_the_domain_only_to_the_form_validations(path, monkeypatch):
     from rasa.core.actions.action import RemoteAction
@@ -143,7 +119,7 @@ def test_the_endpoints_send_the_domain_only_to_the_form_validations(path, monkey
     from rasa_sdk.forms import FormValidationAction
 
     monkeypatch.setenv("ACTION_ENDPOINT_URL", "http://127.0.0.1:5055/webhook")
-    for name in ("DATABASE_URL", "REDIS_URL"):
+    for name in ("DATABASE_URL", "REDIS_URL", "ACTION_SERVER_TOKEN"):
         monkeypatch.setenv(name, "x")
     endpoint = read_endpoint_config(path, "action_endpoint")
     domain = Domain.load("domain")
@@ -153,5 +129,5 @@ def test_the_endpoints_send_the_domain_only_to_the_form_validations(path, monkey
     for name, cls in classes.items():
         body = RemoteAction(name, endpoint)._action_call_format(tracker, domain)
         assert ("domain" in body) == issubclass(cls, FormValidationAction), name
-        if "domain" in body:  # without the responses: the action server renders none
-            assert body["domain"] == {k: v for k, v in domain.as_dict().items() if k != "responses"}
+        if "domain" in body:  # the whole domain, as Rasa sends it
+            assert body["domain"] == domain.as_dict()

@@ -1,7 +1,7 @@
-"""The launchers' garbage-collection set-up. clinic/rasa_launch.py: what the first model load
-leaves is frozen (the collector stops walking it), a later load gives it back, a failed load
-freezes nothing. clinic/action_launch.py: frozen once the action server's app is made; every way
-of starting the action server goes through it."""
+"""The garbage-collection set-up. clinic/rasa_runtime/patches/freeze_after_model_load.py (the Rasa
+server): what the first model load leaves is frozen (the collector stops walking it), a later
+load gives it back, a failed load freezes nothing. clinic/action_launch.py: frozen once the
+action server's app is made; every way of starting the action server goes through it."""
 
 import asyncio
 import gc
@@ -13,7 +13,8 @@ import rasa_sdk.endpoint
 import rasa.core.run
 import rasa.server
 
-from clinic import action_launch, rasa_launch
+from clinic import action_launch
+from clinic.rasa_runtime.patches import freeze_after_model_load
 from tests.scale_stack import ScaleStack
 from tests.stack import Stack
 
@@ -34,21 +35,26 @@ class Cycle:
 @pytest.fixture
 def loads(monkeypatch):
     """Rasa's load_agent replaced by one recording how many objects were frozen at each call and
-    answering the agents queued in ``answers``; the launcher's wrapper installed around it."""
+    answering the agents queued in ``answers``; the patch's wrapper installed around it."""
     seen, answers = [], []
 
     async def load_agent(*args, **kwargs):
         seen.append(gc.get_freeze_count())
         return answers.pop(0)
 
-    monkeypatch.setattr(rasa.core.agent, "load_agent", load_agent)
-    rasa_launch.freeze_after_first_model_load()
-    rasa_launch.freeze_after_first_model_load()  # installed once, whoever calls it again
-    assert rasa.core.agent.load_agent.__wrapped__ is load_agent
+    monkeypatch.setattr(freeze_after_model_load, "_rasa_load_agent", load_agent)
+    monkeypatch.setattr(freeze_after_model_load, "_loads", [0])
+    patch = freeze_after_model_load.PATCH
+    was = patch.installed()
+    patch.install()
+    patch.install()  # again: harmless
+    assert rasa.core.agent.load_agent is freeze_after_model_load.load_agent_then_freeze
     try:
         yield seen, answers
     finally:
         gc.unfreeze()
+        if not was:
+            patch.uninstall()
 
 
 def load(**kwargs):
@@ -100,11 +106,10 @@ def test_the_action_server_freezes_what_is_alive_once_its_app_is_made(monkeypatc
     made = []
     app = MadeApp()
     monkeypatch.setattr(rasa_sdk.endpoint, "create_app", lambda *a, **k: made.append(gc.get_freeze_count()) or app)
-    action_launch.freeze_after_app_made()
-    action_launch.freeze_after_app_made()  # installed once
+    args = rasa_sdk.endpoint.create_argument_parser().parse_args(["--actions", "actions"] + ["--auto-reload"] * auto_reload)
     try:
         gc.unfreeze()
-        assert rasa_sdk.endpoint.create_app("actions", cors_origins="", auto_reload=auto_reload) is app
+        assert action_launch.make_app(args, "s3cret") is app
         assert made == [0]
         assert [attach for _, attach in app.middleware] == ["request"]  # the secret is checked on every request
         # with --auto-reload rasa_sdk imports the actions again and again: nothing is frozen

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from clinic.nlu import model_walk, ner_tok2vec
+from clinic.nlu import ner_tok2vec
 from clinic.nlu.linear_intent_classifier import LinearIntentClassifier
 from clinic.nlu.safety_layer import SafetyLayerComponent
 from clinic.nlu.sentence_embeddings import encoder
@@ -169,14 +169,12 @@ def test_summing_in_another_order_would_be_told_apart(classifier, texts):
 
 @contextmanager
 def thinc_forward(nlp: Any) -> Iterator[None]:
-    """spaCy's NER with thinc's own tok2vec forward and walk for a while."""
+    """spaCy's NER with thinc's own tok2vec forward for a while."""
     ner_tok2vec.uninstall(nlp)
-    model_walk.unlist_walk(nlp.get_pipe("ner").model)
     try:
         yield
     finally:
         assert ner_tok2vec.install(nlp)
-        model_walk.list_walk(nlp.get_pipe("ner").model)
 
 
 def _original_entities(component: SpacyNER, text: str) -> List[Dict[str, Any]]:
@@ -187,42 +185,6 @@ def _original_entities(component: SpacyNER, text: str) -> List[Dict[str, Any]]:
 def test_the_direct_forward_is_installed_in_the_models_spacy(spacy_ner):
     model = spacy_ner._nlp.get_pipe("ner").model.layers[0]
     assert model._func is not ner_tok2vec._THINC_FORWARDS[model.id]
-    assert type(spacy_ner._nlp.get_pipe("ner").model) is model_walk.ListedWalk
-
-
-def test_the_listed_walk_is_thincs(spacy_ner):
-    """The same nodes in the same order; the other orders and set_dropout_rate as thinc's."""
-    from thinc.api import Model, set_dropout_rate
-
-    model = spacy_ner._nlp.get_pipe("ner").model
-    for order in ("bfs", "dfs_pre", "dfs_post"):
-        assert [id(node) for node in model.walk(order=order)] == [id(node) for node in Model.walk(model, order=order)]
-    with_rate = [node for node in Model.walk(model) if "dropout_rate" in node.attrs]
-    assert len(with_rate) > 5 and all(node.attrs["dropout_rate"] == 0.0 for node in with_rate)
-    try:
-        set_dropout_rate(model, 0.25)
-        assert all(node.attrs["dropout_rate"] == 0.25 for node in with_rate)
-    finally:
-        set_dropout_rate(model, 0.0)
-    assert all(node.attrs["dropout_rate"] == 0.0 for node in with_rate)
-
-
-def test_a_listed_walk_follows_a_replaced_layer_and_refuses_subclasses():
-    from thinc.api import Dropout, Linear, Model, chain
-
-    model = chain(Linear(2, 2), Dropout(0.1))
-    model_walk.list_walk(model)
-    first = list(model.walk())
-    model._layers[-1] = Dropout(0.2)  # as spaCy resizes a parser's output layer
-    assert [id(node) for node in model.walk()] == [id(node) for node in Model.walk(model)] != [id(n) for n in first]
-    model_walk.unlist_walk(model)
-    assert type(model) is Model and [n.name for n in model.walk()] == ["linear>>dropout", "linear", "dropout"]
-
-    class Other(Model):
-        pass
-
-    with pytest.raises(TypeError):
-        model_walk.list_walk(Other("other", lambda model, X, is_train: (X, None)))
 
 
 def _vectors_differing(nlp: Any, direct: Any, texts: List[str]) -> List[str]:

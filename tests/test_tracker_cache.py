@@ -44,7 +44,7 @@ def deep(value: Any) -> Any:
 def tracker_state(tracker: DialogueStateTracker) -> Any:
     """All a tracker holds but the model and assistant ids, which the processor sets after each
     read (a kept tracker is handed out with neither, as a read gives it: tested apart), and what
-    clinic/dialogue_speedups.py works out and keeps on it (compared through what it answers)."""
+    clinic/rasa_runtime/patches/tracker_caches.py works out and keeps on it (compared through what it answers)."""
     return deep({k: v for k, v in vars(tracker).items()
                  if k not in ("model_id", "assistant_id") and not k.startswith("_clinic_")})
 
@@ -104,7 +104,7 @@ class Rasa:
         return out.messages
 
     def close(self) -> None:
-        from clinic.action_endpoint import close_sessions
+        from clinic.rasa_runtime.patches.kept_action_session import close_sessions
 
         self.loop.run_until_complete(close_sessions())  # the loop's kept session to the action server
         self.stack.stop_all()

@@ -43,20 +43,18 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from clinic.nlu import model_walk, ner_tok2vec
+from clinic.nlu import ner_tok2vec
 
 
 @lru_cache(maxsize=None)
 def load_spacy(model: Text, pipes: Tuple[Text, ...]) -> Any:
     """The spaCy model with only these pipes enabled (loaded once per process), its NER
-    computing its token vectors directly (``clinic.nlu.ner_tok2vec``: the same vectors) and
-    remembering the walk over its layers (``clinic.nlu.model_walk``)."""
+    computing its token vectors directly (``clinic.nlu.ner_tok2vec``: the same vectors)."""
     import spacy
 
     nlp = spacy.load(model, enable=list(pipes))
     if "ner" in pipes:
         ner_tok2vec.install(nlp)
-        model_walk.list_walk(nlp.get_pipe("ner").model)
     return nlp
 
 

@@ -1,6 +1,14 @@
-"""Speed-ups of Rasa 3.6's dialogue bookkeeping for each turn, same results (README "Performance").
+"""Patch: Rasa 3.6's dialogue bookkeeping for each turn carried forward on the tracker, same
+results (README "Performance").
 
-Installed by ``clinic.rasa_speedups.install()``. Rasa works out a conversation's state again from
+Checked against Rasa 3.6.21. Gain when added, with rule_keys and debug_log_copies: the predictions
+1.7 -> 0.34 ms a turn (micro-benchmark), and a replay of every event saved about once a turn in the
+forms (docs/PERFORMANCE.md). Measured on 2026-12-06 with every patch on and off (`make bench`,
+Rasa's CPU a turn at c=10: 14.3-17.1 ms with them, 26.5-26.7 without, a busy shared machine, two
+runs each way) and this one left out alone (`scripts/bench_profile.py --without tracker_caches`: not
+distinguishable from that machine's noise of ~3 ms); README "Performance".
+
+Rasa works out a conversation's state again from
 all of its events many times a turn; here what was worked out is kept on the tracker and carried
 forward while events are only appended to it, and worked out again from the start otherwise.
 
@@ -39,25 +47,6 @@ forward while events are only appended to it, and worked out again from the star
   events so far) is made as a copy of the kept replay of the conversation's events, then those
   events added as Rasa adds them: when the conversation has no restart, the replay's slots are
   the domain's (same names, classes and settings) and it is not a rule tracker; otherwise Rasa's.
-- ``RulePolicy._get_possible_keys`` (which rules apply to the states; two lookups a prediction,
-  each checking ~100 rules against the last states) is remembered by the last states, as many as
-  its longest rule, and only what the rules read of them: what a visitor typed is never kept (it
-  stands as "some text" unless a rule reads a text: then not remembered). At most
-  ``RULE_KEYS_KEPT`` answers a lookup, then forgotten.
-- ``Domain.is_empty`` (each message) builds an empty domain to compare with: here its dict is
-  made once.
-- Rasa's processor, RulePolicy and forms deep-copy events, slots and states for their structlog
-  debug events, several times an action, whether debug events are written or not. There, while
-  structlog drops debug events (``rasa run`` at info, as deployed), the value is handed to the
-  dropped event as it is (``LogArgumentCopies``); at debug, copied as by Rasa.
-- ``copy.copy`` of a slot (each new tracker copies the domain's slots) goes through pickle's
-  generic ``__reduce_ex__``; ``Slot.__copy__`` here makes the same shallow copy directly (a new
-  object of the class with the same ``__dict__``) for slot classes that do not change how they
-  are pickled or copied, and Rasa's way for the others.
-- ``DialogueStateTracker.current_state`` (each call of the action server) gives the active loop
-  as ``dataclasses.asdict`` makes it, a deep copy of the message that activated the loop: here,
-  for dicts and lists of strings, numbers, booleans and None, copied directly (the same dict);
-  anything else by ``dataclasses.asdict``.
 
 Events are not changed in place once in a tracker (Rasa sets an event's timestamp and metadata
 before appending it), but for the featurization ``DefinePrevUserUtteredFeaturization`` sets on the
@@ -66,22 +55,12 @@ are taken after it); another change of an event object already in a tracker woul
 """
 
 import copy
-import copyreg
-import dataclasses
 import itertools
-import logging
 from collections import deque
-from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Set, Text
 
-import rasa.core.actions.forms
-import rasa.core.processor
-import rasa.core.policies.rule_policy
-import rasa.shared.core.trackers
-import structlog
 from rasa.core.actions.forms import FormAction
-from rasa.core.policies.rule_policy import RulePolicy
-from rasa.shared.core.constants import REQUESTED_SLOT, USER
+from rasa.shared.core.constants import REQUESTED_SLOT
 from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.events import (
     ActionExecuted,
@@ -105,8 +84,9 @@ from rasa.shared.core.events import (
     UserUtteranceReverted,
 )
 from rasa.shared.core.slots import Slot
-from rasa.shared.core.trackers import DialogueStateTracker, TrackerActiveLoop
-from rasa.shared.nlu.constants import TEXT
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from clinic.rasa_runtime.patches.patching import Patch
 
 _rasa_applied_events = DialogueStateTracker.applied_events
 _rasa_past_states = DialogueStateTracker.past_states
@@ -116,12 +96,8 @@ _rasa_init_copy = DialogueStateTracker.init_copy
 _rasa_update = DialogueStateTracker.update
 _rasa_states_for_tracker_history = Domain.states_for_tracker_history
 _rasa_get_active_state = Domain.get_active_state
-_rasa_get_possible_keys = RulePolicy._get_possible_keys
-_rasa_is_empty = Domain.is_empty
 _rasa_copy = DialogueStateTracker.copy
 _rasa_temporary_tracker = FormAction._temporary_tracker
-_MISSING = object()
-_rasa_slot_copy = Slot.__dict__.get("__copy__", _MISSING)
 
 _APPLIED = "_clinic_applied_events"  # the tracker attributes holding what was worked out
 _STATES = "_clinic_past_states"
@@ -552,251 +528,11 @@ def temporary_tracker(self: Any, current_tracker: DialogueStateTracker, addition
     return clone
 
 
-# --- copies of slots ------------------------------------------------------------------------
-
-_plain_slot_classes: Dict[type, bool] = {}
-
-
-def _copied_like_object(cls: type) -> bool:
-    """Whether ``copy.copy`` of an instance of ``cls`` is object's own shallow copy (pickle's way)."""
-    plain = _plain_slot_classes.get(cls)
-    if plain is None:
-        plain = (
-            cls not in copy._copy_dispatch  # type: ignore[attr-defined]
-            and cls not in copyreg.dispatch_table
-            and cls.__reduce_ex__ is object.__reduce_ex__
-            and cls.__reduce__ is object.__reduce__
-            and getattr(cls, "__getstate__", None) is None
-            and getattr(cls, "__setstate__", None) is None
-            and not copyreg._slotnames(cls)  # type: ignore[attr-defined]  (no state kept in __slots__)
-        )
-        _plain_slot_classes[cls] = plain
-    return plain
-
-
-def copy_slot(self: Slot) -> Slot:
-    """``copy.copy(slot)``: a new object of the slot's class with the same attributes."""
-    cls = type(self)
-    if not _copied_like_object(cls):
-        rv = self.__reduce_ex__(4)
-        return copy._reconstruct(self, None, *rv)  # type: ignore[attr-defined]  (copy.copy's own way)
-    new = cls.__new__(cls)
-    new.__dict__.update(self.__dict__)
-    return new
-
-
-# --- the rules that apply to the states ---------------------------------------------------
-
-RULE_KEYS_KEPT = 4096  # distinct ends of conversations remembered per rule lookup (then forgotten)
-
-
-class _RuleKeys:
-    """``_get_possible_keys``'s answers for one lookup of a RulePolicy, by the end of the states."""
-
-    __slots__ = ("lookup", "size", "longest", "reads_text", "found")
-
-    def __init__(self, lookup: Dict[Text, Text]) -> None:
-        self.lookup = lookup
-        self.size = len(lookup)
-        rules = [RulePolicy._rule_key_to_state(key) for key in lookup]
-        self.longest = max((len(states) for states in rules), default=0)
-        self.reads_text = any(TEXT in (state.get(USER) or {}) for states in rules for state in states)
-        self.found: Dict[Any, frozenset] = {}
-
-
-_TEXT = object()  # what stands for a user's text in the remembered states
-
-
-def _frozen(states: List[State], reads_text: bool) -> Any:
-    """The states as a hashable value, equal when the states are equal for the rules; None when
-    the rules read a user's text and a state has one (not remembered)."""
-    frozen = []
-    for state in states:
-        items = []
-        for key, sub_state in state.items():
-            if key == USER and TEXT in sub_state:
-                if reads_text:
-                    return None
-                sub_state = {**sub_state, TEXT: _TEXT}
-            items.append((key, frozenset(sub_state.items())))
-        frozen.append(frozenset(items))
-    return tuple(frozen)
-
-
-def get_possible_keys(self: RulePolicy, lookup: Dict[Text, Text], states: List[State]) -> Set[Text]:
-    """``RulePolicy._get_possible_keys``, remembered by the last states (as many as the longest rule).
-
-    A rule of n states is checked against the last n states only (older ones pass every rule), so
-    the answer depends on the last states up to the longest rule's length, and only on the values
-    the rules name (a user's text only if a rule has one: the text typed by a visitor is not
-    kept, it stands as "some text").
-    """
-    memos = self.__dict__.setdefault("_clinic_rule_keys", {})
-    memo = memos.get(id(lookup))
-    if memo is None or memo.lookup is not lookup or memo.size != len(lookup):
-        memo = memos[id(lookup)] = _RuleKeys(lookup)
-    try:
-        key = _frozen(states[-memo.longest:] if memo.longest else [], memo.reads_text)
-    except TypeError:  # a value that cannot be hashed: not remembered
-        key = None
-    if key is None:
-        return _rasa_get_possible_keys(self, lookup, states)
-    found = memo.found.get(key)
-    if found is None:
-        found = frozenset(_rasa_get_possible_keys(self, lookup, states))
-        if len(memo.found) >= RULE_KEYS_KEPT:
-            memo.found.clear()
-        memo.found[key] = found
-    return set(found)
-
-
-# --- the domain's emptiness, checked each message ------------------------------------------
-
-_empty_domain: Optional[Dict[Text, Any]] = None
-
-
-def domain_is_empty(self: Domain) -> bool:
-    """``Domain.is_empty`` with the empty domain's dict made once, not each message."""
-    global _empty_domain
-    if _empty_domain is None:
-        _empty_domain = Domain.from_dict({}).as_dict()  # what Domain.empty() gives
-    return self.as_dict() == _empty_domain
-
-
-# --- copies for debug log lines nobody writes ---------------------------------------------
-
-_DROPPED = structlog.make_filtering_bound_logger(logging.CRITICAL).debug  # what a dropped level does
-
-
-def debug_dropped() -> bool:
-    """Whether structlog drops debug events (``rasa run`` below debug: its configure_structlog)."""
-    return getattr(structlog.get_config()["wrapper_class"], "debug", None) is _DROPPED
-
-
-class LogArgumentCopies:
-    """The ``copy`` module as Rasa's processor, RulePolicy and forms see it: there it only copies
-    the arguments of structlog debug events (several deep copies of events and states each
-    action), and ``deepcopy`` hands the value back as it is when structlog drops debug events
-    (the event, and its arguments, are thrown away unread). Logging at debug: copies, as Rasa."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(copy, name)
-
-    @staticmethod
-    def deepcopy(x: Any, memo: Optional[Dict[int, Any]] = None, _nil: Any = ()) -> Any:
-        if debug_dropped():
-            return x
-        return copy.deepcopy(x, memo)
-
-
-LOG_ARGUMENT_COPIES = LogArgumentCopies()
-_LOGGING_MODULES = [rasa.core.processor, rasa.core.policies.rule_policy, rasa.core.actions.forms]
-
-
-# --- the active loop in a tracker's current state ----------------------------------------
-
-_ATOMS = {str, int, float, bool, type(None)}  # what copy.deepcopy hands back as it is
-
-
-class _NotPlain(Exception):
-    pass
-
-
-def _plain_copy(value: Any) -> Any:
-    """What ``dataclasses.asdict`` makes of a value inside a dataclass, for dicts and lists of
-    strings, numbers, booleans and None (those classes exactly): new dicts and lists in the same
-    order, the atoms as they are (as ``copy.deepcopy`` hands them back). Anything else: _NotPlain."""
-    kind = type(value)
-    if kind in _ATOMS:
-        return value
-    if kind is dict:
-        copied = {}
-        for key, item in value.items():
-            if type(key) not in _ATOMS:
-                raise _NotPlain
-            copied[key] = _plain_copy(item)
-        return copied
-    if kind is list:
-        return [_plain_copy(item) for item in value]
-    raise _NotPlain
-
-
-_LOOP_FIELDS = [field.name for field in dataclasses.fields(TrackerActiveLoop)]
-
-
-class TrackerDataclasses:
-    """The ``dataclasses`` module as Rasa's trackers module sees it: ``asdict`` of the active loop
-    (``current_state``, for each call of the action server: a deep copy of the message that
-    activated the loop, the whole parse) copies plain JSON-like values directly, with the same
-    result; anything else is ``dataclasses.asdict``'s."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(dataclasses, name)
-
-    @staticmethod
-    def asdict(obj: Any, *, dict_factory: Any = dict) -> Any:
-        if dict_factory is dict and type(obj) is TrackerActiveLoop:
-            try:
-                return {name: _plain_copy(getattr(obj, name)) for name in _LOOP_FIELDS}
-            except _NotPlain:
-                pass
-        return dataclasses.asdict(obj, dict_factory=dict_factory)
-
-
-TRACKER_DATACLASSES = TrackerDataclasses()
-
-
-# --- installing -----------------------------------------------------------------------------
-
-_PATCHES = [
-    (DialogueStateTracker, "_create_events", create_events, _rasa_create_events),
-    (DialogueStateTracker, "applied_events", applied_events, _rasa_applied_events),
-    (DialogueStateTracker, "past_states", past_states, _rasa_past_states),
-    (RulePolicy, "_get_possible_keys", get_possible_keys, _rasa_get_possible_keys),
-    (Domain, "is_empty", domain_is_empty, _rasa_is_empty),
-    (DialogueStateTracker, "copy", copy_tracker, _rasa_copy),
-    (FormAction, "_temporary_tracker", temporary_tracker, _rasa_temporary_tracker),
-]
-
-
-def install() -> None:
-    """Put the speed-ups in place (once; again is harmless)."""
-    for owner, name, ours, _ in _PATCHES:
-        setattr(owner, name, ours)
-    Slot.__copy__ = copy_slot  # type: ignore[attr-defined]
-    for module in _LOGGING_MODULES:
-        module.copy = LOG_ARGUMENT_COPIES  # type: ignore[attr-defined]
-    rasa.shared.core.trackers.dataclasses = TRACKER_DATACLASSES  # type: ignore[attr-defined]
-
-
-def uninstall() -> None:
-    """Rasa's own functions again (the tests compare with them)."""
-    for owner, name, _, theirs in _PATCHES:
-        setattr(owner, name, theirs)
-    if _rasa_slot_copy is _MISSING:
-        if "__copy__" in Slot.__dict__:
-            del Slot.__copy__  # type: ignore[attr-defined]
-    else:
-        Slot.__copy__ = _rasa_slot_copy  # type: ignore[attr-defined]
-    for module in _LOGGING_MODULES:
-        module.copy = copy  # type: ignore[attr-defined]
-    rasa.shared.core.trackers.dataclasses = dataclasses  # type: ignore[attr-defined]
-
-
-@contextmanager
-def rasa_own() -> Iterator[None]:
-    """Within: Rasa's own functions; after: what was in place before (the speed-ups or not)."""
-    before = [(owner, name, owner.__dict__.get(name, _MISSING)) for owner, name, _, _ in _PATCHES]
-    before.append((Slot, "__copy__", Slot.__dict__.get("__copy__", _MISSING)))
-    before += [(module, "copy", module.copy) for module in _LOGGING_MODULES]
-    before.append((rasa.shared.core.trackers, "dataclasses", rasa.shared.core.trackers.dataclasses))
-    uninstall()
-    try:
-        yield
-    finally:
-        for owner, name, value in before:
-            if value is _MISSING:
-                if name in owner.__dict__:
-                    delattr(owner, name)
-            else:
-                setattr(owner, name, value)
+PATCH = Patch(
+    "tracker_caches",
+    (DialogueStateTracker, "_create_events", create_events),
+    (DialogueStateTracker, "applied_events", applied_events),
+    (DialogueStateTracker, "past_states", past_states),
+    (DialogueStateTracker, "copy", copy_tracker),
+    (FormAction, "_temporary_tracker", temporary_tracker),
+)

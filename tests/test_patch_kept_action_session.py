@@ -1,4 +1,4 @@
-"""clinic/action_endpoint.py: the action server's endpoint with its HTTP session kept per event
+"""clinic/rasa_runtime/patches/kept_action_session.py: the action server's endpoint with its HTTP session kept per event
 loop and the domain's JSON made once; the same requests, answers and errors as Rasa's
 EndpointConfig.request, against a small aiohttp server standing in for the action server."""
 
@@ -17,9 +17,17 @@ from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 from sanic import Sanic
 
-import clinic.tracker_store  # noqa: F401  (what Rasa imports: it installs the speed-ups)
-from clinic import action_body, action_endpoint, rasa_speedups
+from clinic.rasa_runtime.patches import kept_action_session as action_endpoint
 from tests.stack import free_port
+from clinic.rasa_runtime.patches import applied as patches_applied
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _patches_under_test():
+    """The patches these tests test, in place whatever CLINIC_RASA_PATCHES says."""
+    with patches_applied():
+        yield
+
 
 DOMAIN = Domain.load("domain")
 
@@ -43,13 +51,10 @@ def parsed(text: str) -> Any:
 
 def test_the_body_is_the_data_json_dumps_writes():
     full = body()
-    assert full["domain"] is action_body.sent_domain(DOMAIN.as_dict())
-    for _ in range(2):  # the second time with the domain's JSON kept
-        assert parsed(action_body.body_json(full)) == parsed(json.dumps(full))
-    without = {k: v for k, v in full.items() if k != "domain"}
-    assert parsed(action_body.body_json(without)) == parsed(json.dumps(without))
+    assert set(full["domain"]) == set(DOMAIN.as_dict())  # the whole domain, responses included
+    assert parsed(action_endpoint.dumps(full)) == parsed(json.dumps(full))
     for other in ({}, [1, 2], "x", {1: "a", "domain": {}}, {"domain": None}, {"domain": {"x": [1.5, None]}}):
-        assert parsed(action_body.body_json(other)) == parsed(json.dumps(other))
+        assert parsed(action_endpoint.dumps(other)) == parsed(json.dumps(other))
 
 
 def test_values_are_written_as_json_dumps_writes_them():
@@ -60,29 +65,13 @@ def test_values_are_written_as_json_dumps_writes_them():
               "a/b <\\> \"q\" \x00\x1f\u2028 é’✓😀 \ud800", {"1": {"": [True, False, None, (1, 2)]}},
               {1: "int key", None: "none", True: "bool", 1.5: "float"}]
     for value in values:
-        assert parsed(action_body.dumps(value)) == parsed(json.dumps(value)), value
+        assert parsed(action_endpoint.dumps(value)) == parsed(json.dumps(value)), value
     for unwritable in (b"bytes", {1, 2}, object(), float.fromhex):  # fail as json.dumps fails
         with pytest.raises(TypeError) as theirs:
             json.dumps(unwritable)
         with pytest.raises(TypeError) as ours:
-            action_body.dumps(unwritable)
+            action_endpoint.dumps(unwritable)
         assert str(ours.value) == str(theirs.value)
-
-
-def test_the_domain_s_json_is_made_once_per_domain(monkeypatch):
-    dumped: List[Any] = []
-    real = action_body.ujson.dumps
-    monkeypatch.setattr(action_body.ujson, "dumps", lambda o, *a, **k: dumped.append(o) or real(o, *a, **k))
-    action_body.body_json(body())
-    dumped.clear()
-    for sent in (body(), body(), body()):
-        assert parsed(action_body.body_json(sent)) == parsed(json.dumps(sent))
-    assert dumped and not any(o is action_body.sent_domain(DOMAIN.as_dict()) for o in dumped)
-    other = Domain.from_dict({**DOMAIN.as_dict(), "forms": {"x_form": {"required_slots": ["age"]}}})
-    sent = body(other)
-    assert parsed(action_body.body_json(sent)) == parsed(json.dumps(sent))  # a new domain: its own JSON
-    assert sent["domain"]["forms"] == {"x_form": {"required_slots": ["age"]}}
-    assert any(o is action_body.sent_domain(other.as_dict()) for o in dumped)
 
 
 class FakeActionServer:
@@ -105,9 +94,16 @@ class FakeActionServer:
         answer.set_cookie("affinity", "server-1")  # e.g. a load balancer's
         return answer
 
+    async def moved(self, request: web.Request) -> web.Response:
+        """An old path of the action server, moved to /webhook (307: the same method and body)."""
+        self.requests.append({"client": request.transport.get_extra_info("peername")[1], "moved": True,
+                              "headers": dict(request.headers), "query": dict(request.query), "raw": await request.read()})
+        raise web.HTTPTemporaryRedirect("/webhook")
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/webhook", self.webhook)
+        app.router.add_post("/old", self.moved)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
@@ -141,7 +137,7 @@ def endpoints(url: str, **extra: Any):
 def test_the_same_request_and_answer_as_rasa_s_on_one_kept_connection(loop, server):
     rasa, ours = endpoints(server.url)
     sent = body()
-    for compress in (False, True):  # (compressed: through aiohttp's session; plain: the lean client)
+    for compress in (False, True):
         clients = set()
         server.requests.clear()
         answers = [run(loop, e.request(json=sent, method="post", timeout=10, compress=compress))
@@ -161,6 +157,26 @@ def test_the_same_request_and_answer_as_rasa_s_on_one_kept_connection(loop, serv
         assert len(clients) == 1  # one connection, kept
 
 
+def test_an_action_server_answering_307_gives_the_events_of_the_new_location_as_rasa_s(loop, server):
+    """Issue 21: the events of a custom action whose endpoint redirects (307) are not dropped."""
+    rasa, ours = endpoints(server.url.replace("/webhook", "/old"))
+    sent = body()
+    answers = [run(loop, e.request(json=sent, method="post", timeout=10)) for e in (rasa, ours)]
+    assert answers[0] == answers[1] == {"events": [{"event": "slot", "name": "age", "value": 34}], "responses": []}
+    assert [bool(r.get("moved")) for r in server.requests] == [True, False, True, False]
+    assert parsed(server.requests[3]["raw"]) == parsed(server.requests[2]["raw"]) == sent  # the body sent again
+
+    from rasa.core.channels.channel import CollectingOutputChannel
+    from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+
+    tracker = DialogueStateTracker.from_events("c-1", [events.ActionExecuted("action_listen")], slots=DOMAIN.slots)
+    action = RemoteAction("validate_prescreen_form", ours)
+    assert isinstance(action.action_endpoint, action_endpoint.ActionEndpoint)  # (the kept one, when installed)
+    found = run(loop, action.run(CollectingOutputChannel(), TemplatedNaturalLanguageGenerator(DOMAIN.responses),
+                                 tracker, DOMAIN))
+    assert [(e.key, e.value) for e in found if isinstance(e, events.SlotSet)] == [("age", 34)]
+
+
 def test_no_cookie_the_action_server_sets_is_sent_back_as_with_rasa_s(loop, server):
     for endpoint in endpoints(server.url.replace("127.0.0.1", "localhost")):  # (cookies of IP hosts: never kept)
         for _ in range(3):
@@ -176,12 +192,10 @@ def test_host_names_are_resolved_for_each_new_connection_as_rasa_s(loop, server,
     monkeypatch.setattr(loop, "create_connection", lambda f, host, port, **k: resolved.append(host) or real(f, host, port, **k))
     run(loop, ours.request(json={}, method="post", timeout=10))
     run(loop, ours.request(json={}, method="post", timeout=10))
-    assert resolved == ["localhost"]  # the name, resolved by the loop for the new connection only
+    assert len(resolved) == 1  # one connection, kept
     run(loop, action_endpoint.close_sessions())
     run(loop, ours.request(json={}, method="post", timeout=10))
-    assert resolved == ["localhost"] * 2  # a new address of the action server is used at once
-    compressed = ours.request(json={}, method="post", timeout=10, compress=True)  # aiohttp's session
-    run(loop, compressed)
+    assert len(resolved) == 2  # a new connection once the sessions are closed
     assert action_endpoint._sessions[loop][id(ours)][1].connector.use_dns_cache is False
 
 
@@ -225,7 +239,7 @@ def test_an_idle_connection_is_closed_before_the_action_server_would(loop, serve
 
 
 def test_every_remote_action_gets_one_kept_endpoint_of_its_configuration():
-    assert RemoteAction.__init__ is rasa_speedups.remote_action_init
+    assert RemoteAction.__init__ is action_endpoint.remote_action_init
     config = EndpointConfig.from_dict({"url": "http://127.0.0.1:1/webhook", "enable_selective_domain": True})
     first, second = RemoteAction("a", config), RemoteAction("b", config)
     assert isinstance(first.action_endpoint, action_endpoint.ActionEndpoint)
@@ -241,10 +255,8 @@ def test_the_sessions_are_closed_when_the_rasa_server_stops(loop, server):
     run(loop, ours.request(json={}, method="post", timeout=10, compress=True))
     kept = [s for _, s in action_endpoint._sessions[loop].values()]
     assert kept and not any(s.closed for s in kept)
-    clients = [c for _, by_address, _ in action_endpoint._clients[loop].values() for c in by_address.values()]
-    connections = [c for client in clients for c in client._idle]
-    assert connections and all(c.open for c in connections)
-    assert Sanic._server_event is rasa_speedups._server_event
+    assert all(s.connector._conns for s in kept)  # an idle connection kept
+    assert Sanic._server_event is action_endpoint._server_event
     app = Sanic("clinic_test_action_endpoint")
 
     async def finalize() -> None:  # what Sanic does at startup, in the loop
@@ -255,12 +267,11 @@ def test_the_sessions_are_closed_when_the_rasa_server_stops(loop, server):
     assert not any(s.closed for s in kept)
     run(loop, app._server_event("shutdown", "after", loop))
     assert all(s.closed for s in kept)
-    assert not any(c.open for c in connections)
-    assert loop not in action_endpoint._sessions and loop not in action_endpoint._clients
+    assert loop not in action_endpoint._sessions
     assert run(loop, ours.request(json={}, method="post", timeout=10))  # a new one if asked again
 
 
-# --- the lean client (clinic/keepalive_client.py) against a raw HTTP server: what aiohttp sends and reads
+# --- against a raw HTTP server: what the kept session sends and reads, as Rasa's session of one call
 
 
 class RawServer:
@@ -343,7 +354,7 @@ def head_and_body(request: bytes) -> Any:
      "token_name": "auth"},
 ])
 @pytest.mark.parametrize("path", ["/webhook", "/webhook?v=1&v=2", "/"])
-def test_the_lean_client_sends_the_bytes_aiohttp_sends(loop, raw, config, path):
+def test_the_kept_session_sends_the_bytes_rasa_s_session_sends(loop, raw, config, path):
     url = raw.url.replace("/webhook", path)
     rasa, ours = endpoints(url, **config)
     for endpoint in (rasa, ours, ours):
@@ -354,7 +365,6 @@ def test_the_lean_client_sends_the_bytes_aiohttp_sends(loop, raw, config, path):
         assert head.split(b"\r\nContent-Length: ")[0] == theirs_head.split(b"\r\nContent-Length: ")[0]
         assert head.endswith(b"Content-Length: %d" % len(json.dumps(body, separators=(",", ":")).encode()))
     assert len({r["client"] for r in raw.requests[1:]}) == 1
-    assert action_endpoint._clients[loop][id(ours)][1]  # (the lean client sent them)
 
 
 GZIPPED = __import__("gzip").compress(b'{"events": [], "responses": [{"text": "\xc3\xa9"}]}')
@@ -385,7 +395,7 @@ RAW_DEFLATE = ZLIBBED[2:-4]
     b"HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n{\"a\":",
 ])
-def test_the_lean_client_reads_answers_as_aiohttp_does(loop, raw, answer):
+def test_answers_are_read_as_rasa_s_session_reads_them(loop, raw, answer):
     rasa, ours = endpoints(raw.url)
     raw.answer = answer
     theirs = outcome(loop, rasa)
@@ -479,12 +489,10 @@ def test_calls_at_once_each_get_a_connection(loop, raw):
     {"method": "put"}, {"params": {"x": "1"}}, {"params": {"x": ["1", "2"]}}, {"headers": {"X-More": "1"}},
     {"timeout": aiohttp.ClientTimeout(total=10)},
 ])
-def test_other_requests_go_through_aiohttp_s_session_as_before(loop, raw, request_):
+def test_other_requests_are_sent_as_rasa_s_session_sends_them(loop, raw, request_):
     rasa, ours = endpoints(raw.url)
     assert outcome(loop, ours, **request_) == outcome(loop, rasa, **request_)
-    lean = request_ in ({"params": {"x": "1"}}, {"headers": {"X-More": "1"}})  # still plain: the lean client
-    assert any(clients for _, clients, _ in action_endpoint._clients.get(loop, {}).values()) == lean
-    assert (loop in action_endpoint._sessions) == (not lean)
+    assert loop in action_endpoint._sessions
     mine, theirs = raw.requests[1]["raw"], raw.requests[0]["raw"]
     assert mine.split(b"\r\nContent-Length")[0] == theirs.split(b"\r\nContent-Length")[0] or "compress" in request_
 

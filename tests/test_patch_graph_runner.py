@@ -1,4 +1,4 @@
-"""clinic/graph_runner.py: the trained model's graph run without dask gives what dask gives."""
+"""clinic/rasa_runtime/patches/graph_runner.py: the trained model's graph run without dask gives what dask gives."""
 
 import copy
 from pathlib import Path
@@ -12,8 +12,18 @@ from rasa.shared.core.events import ActionExecuted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.core.channels.channel import UserMessage
 
-from clinic import graph_runner
+from clinic.rasa_runtime.patches import graph_runner
 from clinic.nlu_eval import load_examples
+from clinic.rasa_runtime import patches
+from clinic.rasa_runtime.patches import applied as patches_applied
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _patches_under_test():
+    """The patches these tests test, in place whatever CLINIC_RASA_PATCHES says."""
+    with patches_applied():
+        yield
+
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = [text for text, _ in load_examples(ROOT / "tests" / "nlu" / "heldout.yml")][::4] + [
@@ -39,12 +49,12 @@ def comparable(message: Any) -> Dict[str, Any]:
 
 @pytest.fixture
 def both_runners():
-    """Calls ``runner.run`` with dask (Rasa's own) and with clinic.graph_runner, in turn."""
+    """Calls ``runner.run`` with dask (Rasa's own) and with the patch, in turn."""
     installed = DaskGraphRunner.run
 
     def run_both(runner: Any, make_inputs: Any, targets: List[str]) -> List[Dict[str, Any]]:
         outputs = []
-        for own in (graph_runner.rasa_own, graph_runner.install):
+        for own in (graph_runner.PATCH.uninstall, graph_runner.PATCH.install):
             own()
             outputs.append(runner.run(inputs=make_inputs(), targets=targets))
         return outputs
@@ -98,11 +108,11 @@ def test_predictions_are_dasks(agent, both_runners, parse):
 def test_an_input_named_like_a_node_is_refused_as_by_rasa(agent, both_runners):
     runner, target = agent.processor.graph_runner, agent.processor.model_metadata.core_target
     node = graph_runner.run_order(runner, [target])[0][0]
-    for own in (graph_runner.rasa_own, graph_runner.install):
+    for own in (graph_runner.PATCH.uninstall, graph_runner.PATCH.install):
         own()
         with pytest.raises(GraphRunError, match="clashes with a node name"):
             runner.run(inputs={"__tracker__": node}, targets=[target])
-    graph_runner.install()
+    graph_runner.PATCH.install()
 
 
 def test_a_node_failing_fails_the_run_as_with_dask(agent, both_runners, monkeypatch):
@@ -115,7 +125,7 @@ def test_a_node_failing_fails_the_run_as_with_dask(agent, both_runners, monkeypa
             raise error
         monkeypatch.setattr(node, "_fn", fail)
         raised = []
-        for own in (graph_runner.rasa_own, graph_runner.install):
+        for own in (graph_runner.PATCH.uninstall, graph_runner.PATCH.install):
             own()
             with pytest.raises(Exception) as caught:
                 runner.run(inputs={"__message__": [UserMessage("hi")], "__tracker__": None}, targets=[target])
@@ -123,9 +133,6 @@ def test_a_node_failing_fails_the_run_as_with_dask(agent, both_runners, monkeypa
         assert raised[0] == raised[1], error
 
 
-def test_installed_in_the_rasa_server():
-    import clinic.tracker_store  # noqa: F401  (what Rasa imports for endpoints.yml: it installs the speed-ups)
-    from clinic import rasa_speedups
-
-    rasa_speedups.install()
+def test_installed_by_the_patch_package():
     assert DaskGraphRunner.run is graph_runner.run
+    assert "graph_runner" in patches.installed()

@@ -1,4 +1,4 @@
-"""clinic/rasa_speedups.py: Rasa's event class lookup from a table, and its check of the action
+"""clinic/action_result_check.py: Rasa's event class lookup from a table, and its check of the action
 server's answers with the schema checked once; same answers as Rasa's own."""
 
 import copy
@@ -12,17 +12,25 @@ from rasa.shared.core import events
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
 
-import clinic.tracker_store  # noqa: F401  (what Rasa imports: it installs the speed-ups)
-from clinic import rasa_speedups
+from clinic.rasa_runtime.patches import action_result_check, event_classes
+from clinic.rasa_runtime.patches import applied as patches_applied
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _patches_under_test():
+    """The patches these tests test, in place whatever CLINIC_RASA_PATCHES says."""
+    with patches_applied():
+        yield
+
 
 
 def rasa_lookup(type_name, default=None):
-    return rasa_speedups._rasa_resolve_by_type(type_name, default)
+    return event_classes._rasa_resolve_by_type(type_name, default)
 
 
-def test_loading_the_tracker_store_installs_the_lookup():
-    assert events.Event.resolve_by_type is rasa_speedups.resolve_by_type
-    assert rasa_speedups._rasa_resolve_by_type is not rasa_speedups.resolve_by_type
+def test_the_patch_installs_the_lookup():
+    assert events.Event.resolve_by_type is event_classes.resolve_by_type
+    assert event_classes._rasa_resolve_by_type is not event_classes.resolve_by_type
 
 
 def test_every_event_type_rasa_has_gives_the_class_rasa_gives():
@@ -95,19 +103,13 @@ def check(validate, answer):
 
 
 def test_the_kept_validator_is_installed():
-    assert RemoteAction._validate_action_result is rasa_speedups.validate_action_result
-
-
-def test_the_kept_event_bodies_are_installed():
-    from clinic import action_body
-
-    assert RemoteAction._action_call_format is action_body.action_call_format
+    assert RemoteAction._validate_action_result is action_result_check.validate_action_result
 
 
 @pytest.mark.parametrize("answer", ANSWERS_OK + ANSWERS_BAD)
 def test_answers_pass_and_fail_as_rasa_checks_them(answer):
-    ours = check(rasa_speedups.validate_action_result, answer)
-    assert ours == check(rasa_speedups._rasa_validate_action_result, answer)
+    ours = check(action_result_check.validate_action_result, answer)
+    assert ours == check(action_result_check._rasa_validate_action_result, answer)
     assert (ours is True) == (answer in ANSWERS_OK)
     if ours is not True:
         assert ours[0] is jsonschema.ValidationError
@@ -115,12 +117,12 @@ def test_answers_pass_and_fail_as_rasa_checks_them(answer):
 
 
 def test_the_schema_is_checked_once(monkeypatch):
-    rasa_speedups._validators.clear()
+    action_result_check._validators.clear()
     checked = []
     cls = jsonschema.validators.validator_for(RemoteAction.action_response_format_spec())
     monkeypatch.setattr(cls, "check_schema", classmethod(lambda c, schema: checked.append(schema)))
     for answer in ANSWERS_OK * 3:
-        assert check(rasa_speedups.validate_action_result, answer) is True
+        assert check(action_result_check.validate_action_result, answer) is True
     assert len(checked) == 1
 
 
@@ -187,24 +189,24 @@ def test_the_recorded_answers_cover_the_bench_s_actions():
 
 @pytest.mark.parametrize("answer", RECORDED + [OTHER_TYPES] + ANSWERS_OK)
 def test_valid_answers_pass_by_their_event_types_without_the_whole_check(answer, monkeypatch):
-    assert check(rasa_speedups._rasa_validate_action_result, answer) is True  # Rasa's verdict
-    rasa_speedups.validate_action_result(RemoteAction("x", None), {})  # the validators made
-    validators = rasa_speedups._validators[RemoteAction.action_response_format_spec]
+    assert check(action_result_check._rasa_validate_action_result, answer) is True  # Rasa's verdict
+    action_result_check.validate_action_result(RemoteAction("x", None), {})  # the validators made
+    validators = action_result_check._validators[RemoteAction.action_response_format_spec]
     monkeypatch.setattr(validators, "whole", None)  # the whole check would fail
-    assert check(rasa_speedups.validate_action_result, answer) is True
+    assert check(action_result_check.validate_action_result, answer) is True
 
 
 def test_broken_answers_pass_or_fail_as_rasa_checks_them_with_rasa_s_error():
     rejected = 0
     for answer in INVALID:
-        rasa = check(rasa_speedups._rasa_validate_action_result, answer)
-        assert check(rasa_speedups.validate_action_result, answer) == rasa, answer
+        rasa = check(action_result_check._rasa_validate_action_result, answer)
+        assert check(action_result_check.validate_action_result, answer) == rasa, answer
         rejected += rasa is not True
     assert rejected > 300  # most are invalid by Rasa's own check (a few changes are allowed)
 
 
 def test_every_event_type_of_rasa_s_schema_has_its_own_check():
-    validators = rasa_speedups._Validators(RemoteAction.action_response_format_spec())
+    validators = action_result_check._Validators(RemoteAction.action_response_format_spec())
     alternatives = RemoteAction.action_response_format_spec()["properties"]["events"]["items"]["oneOf"]
     assert set(validators.by_type) == {alt["properties"]["event"]["const"] for alt in alternatives}
     assert {event["event"] for event in OTHER_TYPES["events"]} == set(validators.by_type)
@@ -223,8 +225,8 @@ def test_a_schema_not_shaped_by_type_is_always_checked_whole(change):
             change(schema["properties"]["events"]["items"]["oneOf"])
             return schema
 
-    validators = rasa_speedups._Validators(OtherAction.action_response_format_spec())
+    validators = action_result_check._Validators(OtherAction.action_response_format_spec())
     assert validators.by_type == {} and validators.answer is None
     for answer in RECORDED[:5] + [OTHER_TYPES]:
         assert not validators.passes(answer)
-        assert check(rasa_speedups.validate_action_result, answer) == check(rasa_speedups._rasa_validate_action_result, answer)
+        assert check(action_result_check.validate_action_result, answer) == check(action_result_check._rasa_validate_action_result, answer)

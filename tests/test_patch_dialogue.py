@@ -1,4 +1,4 @@
-"""clinic/dialogue_speedups.py: applied events and past states carried forward on a tracker, and
+"""clinic/rasa_runtime/patches/ (tracker_caches, rule_keys, debug_log_copies, slot_copy): applied events and past states carried forward on a tracker, and
 copies of slots, give what Rasa's own functions give: on made-up event sequences (reverts,
 restarts, sessions, forms, a form named only later, events changed other than by appending), on
 the trackers of the test stories and rules, and on conversations of the bench's visitors played
@@ -7,7 +7,6 @@ of the model's policies)."""
 
 import asyncio
 import copy
-import gc
 import uuid
 from collections import deque
 from pathlib import Path
@@ -35,9 +34,18 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.slots import Slot, TextSlot
 from rasa.shared.core.trackers import DialogueStateTracker
 
-import clinic.tracker_store  # noqa: F401  (what Rasa imports: it installs the speed-ups)
-from clinic import dialogue_speedups
-from clinic.dialogue_speedups import rasa_own
+from clinic.rasa_runtime import patches
+from clinic.rasa_runtime.patches import debug_log_copies, rule_keys, slot_copy, tracker_caches
+from clinic.rasa_runtime.patches import rasa_own
+from clinic.rasa_runtime.patches import applied as patches_applied
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _patches_under_test():
+    """The patches these tests test, in place whatever CLINIC_RASA_PATCHES says."""
+    with patches_applied():
+        yield
+
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "clinic.tar.gz"
@@ -78,7 +86,7 @@ def same_tracker(ours: DialogueStateTracker, theirs: DialogueStateTracker, made:
     assert type(ours) is type(theirs)
     mine = {k: v for k, v in vars(ours).items() if not k.startswith("_clinic")}
     assert set(mine) == set(vars(theirs))
-    assert type(ours.events) is dialogue_speedups.Events and len(ours.events) == len(theirs.events)
+    assert type(ours.events) is tracker_caches.Events and len(ours.events) == len(theirs.events)
     for n, (a, b) in enumerate(zip(ours.events, theirs.events)):
         if n - len(ours.events) in made:
             assert type(a) is type(b) and {**vars(a), "timestamp": 0} == {**vars(b), "timestamp": 0}, n
@@ -146,7 +154,7 @@ def check_growing(events: List[Event], domain: Domain, slots: Any = None,
     tracker of the same events. Returns how many predictions were compared."""
     slots = domain.slots if slots is None else slots
     tracker = DialogueStateTracker("c", slots)
-    assert type(tracker.events) is dialogue_speedups.Events
+    assert type(tracker.events) is tracker_caches.Events
     predictions = 0
     for n, event in enumerate(events, start=1):
         if predict is not None and isinstance(event, ActionExecuted):
@@ -296,7 +304,7 @@ def test_events_replaced_or_limited_are_rasas(domain):
     tracker.applied_events()
     tracker.events = deque(events[:4])  # a plain deque: Rasa's walk
     assert same_events(tracker.applied_events(), rasa_applied(events[:4], domain.slots))
-    tracker.events = dialogue_speedups.Events(events[:6])  # another one: from the start
+    tracker.events = tracker_caches.Events(events[:6])  # another one: from the start
     assert same_events(tracker.applied_events(), rasa_applied(events[:6], domain.slots))
     limited = DialogueStateTracker("c", domain.slots, max_event_history=4)  # old events dropped
     for n, event in enumerate(events, start=1):
@@ -345,14 +353,14 @@ def test_copies_after_events_not_known_to_replay_alike_are_rasas(domain):
         with rasa_own():
             theirs = rasa_tracker(events[:n], domain.slots).copy()
         same_tracker(tracker.copy(), theirs)
-    assert dialogue_speedups._REPLAYED not in vars(tracker)  # Rasa's copies since the first of them
+    assert tracker_caches._REPLAYED not in vars(tracker)  # Rasa's copies since the first of them
     without_slots = DialogueStateTracker("c", None)  # AnySlotDict: Rasa's copy
     for event in events[:5]:
         without_slots.update(event)
     with rasa_own():
         theirs = rasa_tracker(events[:5], None).copy()
     same_tracker(without_slots.copy(), theirs)
-    assert dialogue_speedups._REPLAYED not in vars(without_slots)
+    assert tracker_caches._REPLAYED not in vars(without_slots)
 
 
 def test_other_options_and_tracker_classes_get_rasas_own(domain):
@@ -363,8 +371,8 @@ def test_other_options_and_tracker_classes_get_rasas_own(domain):
     rule_only = {"rule_only_slots": ["age"], "rule_only_loops": ["prescreen_form"]}
     assert tracker.past_states(domain, ignore_rule_only_turns=True, rule_only_data=rule_only) == \
         rasa_states(events, domain.slots, domain, ignore_rule_only_turns=True, rule_only_data=rule_only)
-    assert dialogue_speedups._STATES not in vars(tracker)  # Rasa's own did it
-    assert TrackerWithCachedStates.past_states is not dialogue_speedups.past_states  # its own cache
+    assert tracker_caches._STATES not in vars(tracker)  # Rasa's own did it
+    assert TrackerWithCachedStates.past_states is not tracker_caches.past_states  # its own cache
     ours = TrackerWithCachedStates.from_events("c", events, domain.slots, domain=domain)
     with rasa_own():
         theirs = TrackerWithCachedStates.from_events("c", events, domain.slots, domain=domain)
@@ -377,19 +385,19 @@ def test_other_options_and_tracker_classes_get_rasas_own(domain):
 
 def rasa_temporary(form: Any, tracker: DialogueStateTracker, extra: List[Event], domain: Domain) -> Any:
     with rasa_own():
-        return dialogue_speedups._rasa_temporary_tracker(form, tracker, extra, domain)
+        return tracker_caches._rasa_temporary_tracker(form, tracker, extra, domain)
 
 
 def check_temporary(form: Any, tracker: DialogueStateTracker, extra: List[Event], domain: Domain) -> bool:
     """The form's temporary tracker for ``tracker`` is Rasa's (same events, slots, loop, latest
     message and action); True when it was made of the kept replay."""
     theirs = rasa_temporary(form, tracker, extra, domain)
-    rasas, fallbacks = dialogue_speedups._rasa_temporary_tracker, []
-    dialogue_speedups._rasa_temporary_tracker = lambda *args: fallbacks.append(args) or rasas(*args)
+    rasas, fallbacks = tracker_caches._rasa_temporary_tracker, []
+    tracker_caches._rasa_temporary_tracker = lambda *args: fallbacks.append(args) or rasas(*args)
     try:
-        ours = dialogue_speedups.temporary_tracker(form, tracker, extra, domain)
+        ours = tracker_caches.temporary_tracker(form, tracker, extra, domain)
     finally:
-        dialogue_speedups._rasa_temporary_tracker = rasas
+        tracker_caches._rasa_temporary_tracker = rasas
     same_tracker(ours, theirs, made=range(-2 - len(extra), -len(extra)))  # the form's SlotSet and step
     assert ours.past_states(domain) == rasa_states(list(theirs.events), domain.slots, domain)
     return not fallbacks
@@ -426,11 +434,11 @@ def test_form_temporary_trackers_that_cannot_come_from_the_kept_replay_are_rasas
     source = vars(copied)["_clinic_copied_from"][0]
     copied.update_with_events([act(LISTEN), user("deny")], domain)  # as the processor and forms do
     assert check_temporary(form, copied, [], domain)  # its source's replay copied, the new events added
-    assert source.count == len(tracker.events) and dialogue_speedups._REPLAYED not in vars(copied)
+    assert source.count == len(tracker.events) and tracker_caches._REPLAYED not in vars(copied)
     with rasa_own():
         theirs = rasa_tracker(list(copied.events), domain.slots).copy()
     same_tracker(copied.copy(), theirs)  # a copy of the copy (a form activating): from a copy of the source's
-    assert vars(copied)[dialogue_speedups._REPLAYED].tracker is not source.tracker
+    assert vars(copied)[tracker_caches._REPLAYED].tracker is not source.tracker
     assert check_temporary(form, copied, [], domain)  # now from the copy's own replay
     assert source.count == len(tracker.events)  # the source's left as it was
     same_tracker(tracker.copy(), rasa_tracker(events, domain.slots).copy())
@@ -481,55 +489,6 @@ def test_form_temporary_trackers_share_nothing_an_action_changes(domain):
     same_tracker(tracker.copy(), rasa_tracker(events[:8], domain.slots).copy())
 
 
-# --- the active loop in the current state ---------------------------------------------------
-
-def test_the_active_loop_in_the_current_state_is_rasas(domain):
-    import collections
-    import dataclasses
-
-    import numpy as np
-
-    @dataclasses.dataclass
-    class Inner:
-        x: list
-
-    pair = collections.namedtuple("pair", "a b")
-    triggers = {
-        "plain": {"intent": {"name": "start", "confidence": 0.9}, "entities": [{"value": "x", "start": 1}],
-                  "text": "hi", "intent_ranking": [{"name": "a", "confidence": 1}, {"name": "b", "confidence": None}],
-                  "flag": True, "nan": float("nan"), "big": 10 ** 30, "empty": {}, "nested": [[], [{}]]},
-        "numpy": {"intent": {"name": "start", "confidence": np.float32(0.5)}},
-        "tuple": {"span": (1, 2)},
-        "namedtuple": {"span": pair(1, [2])},
-        "dict subclass": collections.OrderedDict(a=[1]),
-        "list subclass": {"a": collections.UserList([1])},
-        "a key not a string": {1: "a", None: "b", (1, 2): "c"},
-        "dataclass": {"inner": Inner([1, {"a": 2}])},
-        "none": None,
-        "set": {"s": {1, 2}},
-    }
-    for name, trigger in triggers.items():
-        tracker = DialogueStateTracker("c", domain.slots)
-        tracker.update(ActiveLoop("prescreen_form"))
-        tracker.active_loop.trigger_message = trigger
-        ours = tracker.current_state()["active_loop"]
-        with rasa_own():
-            theirs = tracker.current_state()["active_loop"]
-        assert repr(ours) == repr(theirs), name
-        same_value(ours, theirs, [vars(tracker.active_loop)])
-    tracker = DialogueStateTracker("c", domain.slots)
-    assert tracker.current_state()["active_loop"] == {}
-    assert dialogue_speedups.TRACKER_DATACLASSES.asdict(Inner([1])) == {"x": [1]}  # other dataclasses: Rasa's
-    assert dialogue_speedups.TRACKER_DATACLASSES.asdict(tracker_loop := dialogue_speedups.TrackerActiveLoop(
-        "f", False, False, {"a": [1]}), dict_factory=list) == dataclasses.asdict(tracker_loop, dict_factory=list)
-    plain = triggers["plain"]
-    assert dialogue_speedups._plain_copy(plain) == plain
-    for name in ("numpy", "tuple", "namedtuple", "dict subclass", "list subclass", "a key not a string",
-                 "dataclass", "set"):
-        with pytest.raises(dialogue_speedups._NotPlain):
-            dialogue_speedups._plain_copy(triggers[name])
-
-
 # --- copies of slots ------------------------------------------------------------------------
 
 def test_slot_copies_are_rasas(domain):
@@ -560,29 +519,21 @@ def test_slot_classes_copied_their_own_way_are_copied_as_rasa_does():
     with_slots = WithSlots("t", mappings=[])
     with_slots.extra = 7
     assert copy.copy(with_slots).extra == 7
-    assert dialogue_speedups._copied_like_object(TextSlot)
-    assert not dialogue_speedups._copied_like_object(PickledOwnWay)
-    assert not dialogue_speedups._copied_like_object(WithSlots)
-
-
-def test_the_domains_emptiness_is_rasas(domain):
-    assert domain.is_empty() is False
-    assert Domain.empty().is_empty() is True
-    assert Domain.from_dict({"intents": ["greet"]}).is_empty() is False
-    with rasa_own():
-        assert Domain.empty().is_empty() is True and domain.is_empty() is False
+    assert slot_copy._copied_like_object(TextSlot)
+    assert not slot_copy._copied_like_object(PickledOwnWay)
+    assert not slot_copy._copied_like_object(WithSlots)
 
 
 def test_install_and_rasa_own():
-    assert DialogueStateTracker.applied_events is dialogue_speedups.applied_events
-    assert DialogueStateTracker.past_states is dialogue_speedups.past_states
+    assert DialogueStateTracker.applied_events is tracker_caches.applied_events
+    assert DialogueStateTracker.past_states is tracker_caches.past_states
     with rasa_own():
-        assert DialogueStateTracker.applied_events is dialogue_speedups._rasa_applied_events
+        assert DialogueStateTracker.applied_events is tracker_caches._rasa_applied_events
         assert "__copy__" not in vars(Slot)
         assert type(DialogueStateTracker("c", []).events) is deque
-    assert Slot.__copy__ is dialogue_speedups.copy_slot
-    dialogue_speedups.install()  # again: harmless
-    assert DialogueStateTracker.applied_events is dialogue_speedups.applied_events
+    assert Slot.__copy__ is slot_copy.copy_slot
+    patches.install()  # again: harmless
+    assert DialogueStateTracker.applied_events is tracker_caches.applied_events
 
 
 # --- real conversations: the model's predictions --------------------------------------------
@@ -612,8 +563,8 @@ def rule_keys_checked(monkeypatch):
     compared: List[Any] = []
 
     def checked(self, lookup, states):
-        theirs = dialogue_speedups._rasa_get_possible_keys(self, lookup, copy.deepcopy(states))
-        ours = dialogue_speedups.get_possible_keys(self, lookup, states)
+        theirs = rule_keys._rasa_get_possible_keys(self, lookup, copy.deepcopy(states))
+        ours = rule_keys.get_possible_keys(self, lookup, states)
         assert ours == theirs
         compared.append(self)
         return ours
@@ -621,7 +572,7 @@ def rule_keys_checked(monkeypatch):
     monkeypatch.setattr(RulePolicy, "_get_possible_keys", checked)
     yield compared
     monkeypatch.undo()
-    assert RulePolicy._get_possible_keys is dialogue_speedups.get_possible_keys
+    assert RulePolicy._get_possible_keys is rule_keys.get_possible_keys
 
 
 @pytest.fixture
@@ -634,12 +585,12 @@ def temporary_checked(monkeypatch):
 
     def checked(self, tracker, extra, domain):
         made.append(check_temporary(self, tracker, extra, domain))
-        return dialogue_speedups.temporary_tracker(self, tracker, extra, domain)
+        return tracker_caches.temporary_tracker(self, tracker, extra, domain)
 
     monkeypatch.setattr(FormAction, "_temporary_tracker", checked)
     yield made
     monkeypatch.undo()
-    assert FormAction._temporary_tracker is dialogue_speedups.temporary_tracker
+    assert FormAction._temporary_tracker is tracker_caches.temporary_tracker
 
 
 def predictor(agent) -> Callable[[DialogueStateTracker], Any]:
@@ -708,7 +659,7 @@ def test_bench_visitors_give_rasas_states_and_predictions(agent, rule_keys_check
     domain = agent.processor.domain
 
     async def conversations() -> List[List[Event]]:
-        from clinic.action_endpoint import close_sessions
+        from clinic.rasa_runtime.patches.kept_action_session import close_sessions
 
         try:
             senders = await play_visitors(agent, 14, seed=11)
@@ -737,15 +688,16 @@ def test_bench_visitors_give_rasas_states_and_predictions(agent, rule_keys_check
 
 
 def test_rules_that_read_a_text_are_not_remembered_for_texts(agent):
-    policy = next(o for o in gc.get_objects() if isinstance(o, RulePolicy))  # the model's
+    nodes = agent.processor.graph_runner._instantiated_nodes.values()
+    policy = next(n._component for n in nodes if isinstance(n._component, RulePolicy))  # the model's
     listen = {"prev_action": {"action_name": "action_listen"}}
     lookup = {'[{"prev_action": {"action_name": "action_listen"}, "user": {"text": "hi"}}]': "utter_greet",
               '[{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "greet"}}]': "utter_greet"}
     for text in ("hi", "ho", "hi"):
         states = [{}, {**listen, "user": {"text": text}}]
-        assert dialogue_speedups.get_possible_keys(policy, lookup, states) == \
-            dialogue_speedups._rasa_get_possible_keys(policy, lookup, states)
-        assert dialogue_speedups.get_possible_keys(policy, lookup, [{}, {**listen, "user": {"intent": "greet"}}]) \
+        assert rule_keys.get_possible_keys(policy, lookup, states) == \
+            rule_keys._rasa_get_possible_keys(policy, lookup, states)
+        assert rule_keys.get_possible_keys(policy, lookup, [{}, {**listen, "user": {"intent": "greet"}}]) \
             == {list(lookup)[1]}
     memo = policy.__dict__["_clinic_rule_keys"][id(lookup)]
     assert memo.reads_text and len(memo.found) == 1  # the intent's states only
@@ -757,7 +709,7 @@ def test_the_modules_copy_only_for_their_debug_log_lines():
     import ast
     import inspect
 
-    for module in dialogue_speedups._LOGGING_MODULES:
+    for module in debug_log_copies._LOGGING_MODULES:
         tree = ast.parse(inspect.getsource(module))
         logged = {id(node) for call in ast.walk(tree) if isinstance(call, ast.Call)
                   and isinstance(call.func, ast.Attribute) and call.func.attr == "debug"
@@ -766,7 +718,7 @@ def test_the_modules_copy_only_for_their_debug_log_lines():
         uses = [node for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id == "copy"]
         assert uses, module.__name__
         assert all(id(node) in logged for node in uses), module.__name__
-        assert module.copy is dialogue_speedups.LOG_ARGUMENT_COPIES
+        assert module.copy is debug_log_copies.LOG_ARGUMENT_COPIES
 
 
 def test_log_arguments_are_copied_only_when_debug_events_are_written():
@@ -777,13 +729,13 @@ def test_log_arguments_are_copied_only_when_debug_events_are_written():
 
     saved = dict(structlog.get_config())
     events = [SlotSet("age", ["34"]), user("greet")]
-    processor_copy = dialogue_speedups._LOGGING_MODULES[0].copy
+    processor_copy = debug_log_copies._LOGGING_MODULES[0].copy
     try:
         configure_structlog(logging.INFO)
-        assert dialogue_speedups.debug_dropped()
+        assert debug_log_copies.debug_dropped()
         assert processor_copy.deepcopy(events) is events
         configure_structlog(logging.DEBUG)
-        assert not dialogue_speedups.debug_dropped()
+        assert not debug_log_copies.debug_dropped()
         copied = processor_copy.deepcopy(events)
         assert copied == events and copied is not events and copied[0].value is not events[0].value
         assert processor_copy.copy is copy.copy  # the rest of the module as it is

@@ -1,0 +1,222 @@
+"""No file outside clinic/rasa_runtime/patches/ changes a third-party library's modules or classes
+at run time (issue 21; DESIGN.md: a patch of Rasa's code is the last resort, in one package).
+
+The source of clinic/, actions/ and scripts/ is read (AST), and these are refused:
+
+- an assignment to (or ``del`` of) an attribute whose root name is a third-party module or
+  anything imported from one (``rasa.core.agent.load_agent = ...``, ``RemoteAction.run = ...``,
+  ``Event.resolve_by_type = ...``), or a local name bound to such a thing (``x = rasa.core.agent``);
+- ``setattr(...)`` or ``delattr(...)`` on such a name, or on a function's parameter or a loop's
+  variable (what they change cannot be told from the source: a list of (class, name) pairs
+  patched in a loop, a helper given the class to patch);
+- an assignment to an object's ``__class__`` (a class swapped under a library's object).
+
+Third-party: neither the standard library nor the project's own packages. The scanner is
+checked on small made-up sources, today's patches among them.
+"""
+
+import ast
+import sys
+from pathlib import Path
+from typing import Iterator, List, Set, Tuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCANNED = ("clinic", "actions", "scripts")
+PATCH_PACKAGE = ROOT / "clinic" / "rasa_runtime" / "patches"
+PROJECT = {"clinic", "actions", "scripts", "tests"}
+
+
+def third_party(module: str) -> bool:
+    root = module.split(".")[0]
+    return bool(root) and root not in sys.stdlib_module_names and root not in PROJECT
+
+
+def _root(node: ast.AST) -> str:
+    """The name an attribute chain starts from (``a`` of ``a.b.c``), or ""."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def _targets(node: ast.AST) -> Iterator[ast.AST]:
+    """What an assignment or ``del`` writes, tuples unpacked."""
+    if isinstance(node, ast.Assign):
+        found = list(node.targets)
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+        found = [node.target]
+    elif isinstance(node, ast.Delete):
+        found = list(node.targets)
+    else:
+        return
+    while found:
+        target = found.pop()
+        if isinstance(target, (ast.Tuple, ast.List)):
+            found.extend(target.elts)
+        else:
+            yield target
+
+
+def patches_in(source: str) -> List[Tuple[int, str]]:
+    """(line, what) of every change of a third-party module's or class's attributes in ``source``."""
+    tree = ast.parse(source)
+    foreign: Set[str] = set()  # names bound to third-party modules or to what they hold
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if third_party(alias.name):
+                    foreign.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and third_party(node.module):
+            foreign.update(alias.asname or alias.name for alias in node.names)
+    changed = True
+    while changed:  # local names bound to them: x = rasa.core.agent, y = x.load_agent
+        changed = False
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and isinstance(node.value, (ast.Name, ast.Attribute)) \
+                    and _root(node.value) in foreign:
+                for target in node.targets:
+                    if isinstance(target, ast.Name) and target.id not in foreign:
+                        foreign.add(target.id)
+                        changed = True
+    found = []
+    for node in ast.walk(tree):
+        for target in _targets(node):
+            if not isinstance(target, ast.Attribute):
+                continue
+            if target.attr == "__class__":
+                found.append((node.lineno, f"{ast.unparse(target)}: a class swapped"))
+            elif _root(target) in foreign:
+                found.append((node.lineno, f"{ast.unparse(target)}: an attribute of a third-party module or class"))
+    for scope in [tree, *(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))]:
+        unknown = _unknown_in(scope)
+        for node in ast.walk(scope):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr"):
+                root = _root(node.args[0]) if node.args else ""
+                if root in foreign or (root in unknown and root not in ("self", "cls")):
+                    found.append((node.lineno, f"{ast.unparse(node)[:80]}: {node.func.id} on what the source cannot tell"))
+    return sorted(set(found))
+
+
+def _unknown_in(scope: ast.AST) -> Set[str]:
+    """A function's parameters and the variables of its loops (of a module: its loops'), less
+    the names it binds to something made there (``a = A()``)."""
+    unknown: Set[str] = set()
+    if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        unknown.update(arg.arg for arg in ast.walk(scope.args) if isinstance(arg, ast.arg))
+    made: Set[str] = set()
+    for node in ast.walk(scope):
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+            unknown.update(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            made.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return unknown - made
+
+
+def scanned_files() -> List[Path]:
+    return sorted(path for folder in SCANNED for path in (ROOT / folder).rglob("*.py")
+                  if PATCH_PACKAGE not in path.parents)
+
+
+def test_no_file_outside_the_patch_package_changes_a_third_party_library():
+    files = scanned_files()
+    assert len(files) > 50 and ROOT / "clinic" / "rasa_launch.py" in files
+    found = [f"{path.relative_to(ROOT)}:{line}: {what}"
+             for path in files for line, what in patches_in(path.read_text(encoding="utf-8"))]
+    assert found == [], "patches outside clinic/rasa_runtime/patches/:\n" + "\n".join(found)
+
+
+def test_the_patch_package_is_where_the_patches_are():
+    """The scanner finds the package's own patches (so it would find them anywhere else)."""
+    found = {path.name: patches_in(path.read_text(encoding="utf-8")) for path in PATCH_PACKAGE.glob("*.py")}
+    assert found["patching.py"]  # setattr(owner, ...) of every patch
+    for name in ("freeze_after_model_load.py", "kept_action_session.py", "tracker_caches.py", "graph_runner.py"):
+        assert not found[name]  # their changes go through patching.Patch: nothing of their own
+
+
+# today's patches before issue 21, as they were written, and ways around a first scanner
+CAUGHT = {
+    "a method of a Rasa class": (
+        "from rasa.core.actions.action import RemoteAction\n"
+        "def validate(self, result): return True\n"
+        "RemoteAction._validate_action_result = validate\n"),
+    "a function of a Rasa module, through the module": (
+        "import rasa.core.agent\n"
+        "def load_agent_then_freeze(*a): pass\n"
+        "def install():\n"
+        "    rasa.core.agent.load_agent = load_agent_then_freeze\n"),
+    "a module of Rasa's, given another module": (
+        "import rasa.shared.core.trackers\n"
+        "rasa.shared.core.trackers.dataclasses = object()\n"),
+    "a static method of a class imported from a submodule": (
+        "from rasa.shared.core import events\n"
+        "events.Event.resolve_by_type = staticmethod(lambda n, d=None: None)\n"),
+    "a Sanic method": (
+        "from sanic import Sanic\n"
+        "async def ev(*a): pass\n"
+        "Sanic._server_event = ev\n"),
+    "an import alias": (
+        "import rasa_sdk.endpoint as sdk\n"
+        "sdk.create_app = lambda *a: None\n"),
+    "a local name bound to a module": (
+        "import rasa.core.agent\n"
+        "agent = rasa.core.agent\n"
+        "agent.load_agent = None\n"),
+    "an augmented assignment": (
+        "from rasa.core.policies.rule_policy import RulePolicy\n"
+        "RulePolicy.priority += 1\n"),
+    "a tuple of targets": (
+        "from rasa.shared.core.slots import Slot\n"
+        "a, Slot.__copy__ = 1, lambda self: self\n"),
+    "a deletion": (
+        "from rasa.shared.core.slots import Slot\n"
+        "del Slot.__copy__\n"),
+    "patches set in a loop": (
+        "from rasa.shared.core.trackers import DialogueStateTracker\n"
+        "PATCHES = [(DialogueStateTracker, 'copy', None)]\n"
+        "for owner, name, ours in PATCHES:\n"
+        "    setattr(owner, name, ours)\n"),
+    "a helper given the class to patch (bench_profile's timers)": (
+        "def timed(owner, method, wrapper):\n"
+        "    setattr(owner, method, wrapper)\n"),
+    "a Sanic class attribute": (
+        "from sanic import Sanic\n"
+        "Sanic.test_mode = True\n"),
+    "a class swapped (model_walk)": (
+        "def list_walk(model):\n"
+        "    model.__class__ = object\n"),
+}
+NOT_CAUGHT = {
+    "the standard library": "import sys\nsys.argv = ['rasa', 'run']\n",
+    "an object of one's own": "class A: pass\na = A()\na.x = 1\n",
+    "a Sanic app's configuration": "from sanic import Sanic\napp = Sanic('x')\napp.config.ACCESS_LOG = False\n",
+    "self": "class A:\n    def __init__(self):\n        self.x = 1\n        setattr(self, 'y', 2)\n",
+    "setattr on an object made here": "class A: pass\ndef f():\n    a = A()\n    setattr(a, 'x', 1)\n",
+    "a project module": "from clinic import settings\nsettings.x = 1\n",
+    "a local name shadowing nothing": "import rasa\nx = 1\nx = 2\n",
+}
+
+
+@pytest.mark.parametrize("name", CAUGHT)
+def test_the_scanner_catches_a_patch(name):
+    assert patches_in(CAUGHT[name]), name
+
+
+@pytest.mark.parametrize("name", NOT_CAUGHT)
+def test_the_scanner_leaves_what_is_no_patch(name):
+    assert patches_in(NOT_CAUGHT[name]) == [], name
+
+
+def test_the_scanner_catches_the_patches_main_had_before_issue_21():
+    """The modules as they were on main (git), where git has them: each one's patches are found."""
+    import subprocess
+
+    shown = {}
+    for path in ("clinic/rasa_speedups.py", "clinic/dialogue_speedups.py", "clinic/graph_runner.py",
+                 "clinic/action_body.py", "clinic/nlu/model_walk.py", "clinic/rasa_launch.py", "clinic/action_launch.py"):
+        run = subprocess.run(["git", "show", f"6146d2c60dedccd6b47da9b6180ef32a5c995633:{path}"], cwd=ROOT, capture_output=True, text=True)
+        if run.returncode != 0:
+            pytest.skip("not a git clone with main's history")
+        shown[path] = patches_in(run.stdout)
+    assert all(shown.values()), {path: found for path, found in shown.items() if not found}
+    assert len(shown["clinic/rasa_speedups.py"]) >= 4 and len(shown["clinic/dialogue_speedups.py"]) >= 3
