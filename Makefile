@@ -9,7 +9,7 @@ MODEL := models/clinic.tar.gz
 # pip itself, pinned like every dependency (the venv's own is older and has known vulnerabilities; make audit)
 PIP_VERSION := 26.3
 # The modules `make mutation` mutates, each tested by tests/test_<module>.py (or `module=tests/a.py+tests/b.py`).
-MUTATION_MODULES := clinic/eligibility.py clinic/answer_parsing.py \
+MUTATION_MODULES := clinic/rules/eligibility.py clinic/rules/answer_parsing.py \
                     clinic/safety/crisis_patterns.py=tests/test_crisis_patterns.py \
                     clinic/safety/layer.py=tests/test_safety_layer.py \
                     clinic/safety/verdict.py=tests/test_safety_layer.py+tests/test_safety_actions.py \
@@ -48,7 +48,7 @@ $(VENV)/.installed: requirements.txt
 	test -x $(PY) || "$$(scripts/find-python3.10)" -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements.txt
-	$(PY) -m clinic.spacy_model
+	$(PY) -m clinic.nlu.spacy_model
 	$(PY) -m clinic.nlu.sentence_embeddings
 	touch $@
 
@@ -84,13 +84,13 @@ audit: $(VENV)/.installed ## known vulnerabilities of the pinned dependencies (P
 	$(PY) scripts/audit_deps.py
 
 eval-nlu: $(MODEL) ## both held-out NLU sets: top-1 and top-3 topic accuracy, calibration (ECE, reliability), per intent; how many reviewed examples
-	$(PY) -m clinic.nlu_eval tests/nlu/heldout.yml tests/nlu/heldout_faq_pages.yml
+	$(PY) -m clinic.nlu.evaluation tests/nlu/heldout.yml tests/nlu/heldout_faq_pages.yml
 
 eval-reviewed: $(MODEL) ## held-out figures before and after the corrections accepted in the console (trains an NLU model without data/reviewed/ in a temp folder)
-	$(PY) -m clinic.nlu_eval --compare-reviewed tests/nlu/heldout.yml tests/nlu/heldout_faq_pages.yml
+	$(PY) -m clinic.nlu.evaluation --compare-reviewed tests/nlu/heldout.yml tests/nlu/heldout_faq_pages.yml
 
 eval-safety: $(MODEL) ## the safety layer on its test banks (v4 unseen; v3, v2 and v1 seen since their first runs): recall per category, false alarms per kind, crisis/urgent confusion
-	$(PY) -m clinic.safety_eval tests/safety/test_bank_v4.yml tests/safety/test_bank_v3.yml tests/safety/test_bank_v2.yml tests/safety/test_bank.yml
+	$(PY) -m clinic.safety.evaluation tests/safety/test_bank_v4.yml tests/safety/test_bank_v3.yml tests/safety/test_bank_v2.yml tests/safety/test_bank.yml
 
 answers: $(VENV)/.installed ## print every answer and its "Tell me more" with word counts, filled from settings/ (docs/CONTENT.md)
 	$(PY) scripts/answers.py $(ANSWERS_ARGS)

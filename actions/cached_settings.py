@@ -12,9 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-from clinic.eligibility import Rules
+from clinic.rules.eligibility import Rules
 from clinic.settings import Settings, get_settings, load_yaml, public_facts
-from clinic.staffing import staffing_file
+from clinic.rules.staffing import staffing_file
 
 FileKey = Tuple[str, int, int]
 

@@ -12,8 +12,9 @@ from rasa_sdk.types import DomainDict
 from actions.handoff import CRISIS, VISITOR_REQUEST, callback_when, clinic_engine
 from actions.prescreen_answers import answer_interruption
 from actions.referral import parse_contact_time, parse_name
-from clinic import answer_parsing as parse
-from clinic import crypto, handoff
+from clinic.rules import answer_parsing as parse
+from clinic.storage import crypto
+from clinic.rules import handoff
 from clinic.settings import get_settings
 
 logger = logging.getLogger(__name__)

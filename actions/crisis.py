@@ -21,7 +21,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from clinic import db, handoff
+from clinic.storage import db
+from clinic.rules import handoff
 from clinic.safety.verdict import verdict_of
 from clinic.settings import get_settings
 

@@ -21,7 +21,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from clinic import db
+from clinic.storage import db
 from clinic.safety.verdict import verdict_of
 from clinic.settings import get_settings, load_yaml
 

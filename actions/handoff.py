@@ -5,7 +5,7 @@ a callback request (actions/callback.py).
     action_start_handoff     after a yes: the live queue in hours, else the callback form
     action_handoff_declined  after a no: a kind word, and a form set aside goes on
 
-The queue and its states are clinic/handoff.py; staffed hours clinic/staffing.py.
+The queue and its states are clinic/rules/handoff.py; staffed hours clinic/rules/staffing.py.
 """
 
 import logging
@@ -15,8 +15,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from clinic import db, handoff, staffing
-from clinic.eligibility import CLINICIAN_REVIEW
+from clinic.storage import db
+from clinic.rules import handoff, staffing
+from clinic.rules.eligibility import CLINICIAN_REVIEW
 from clinic.settings import get_settings
 
 logger = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from clinic import db
-from clinic.answer_parsing import detect_correction
-from clinic.eligibility import QUESTIONS, Rules, is_valid_answer
+from clinic.storage import db
+from clinic.rules.answer_parsing import detect_correction
+from clinic.rules.eligibility import QUESTIONS, Rules, is_valid_answer
 from clinic.settings import get_settings
 from actions.cached_settings import eligibility_rules
 from actions.faq_more import more_response
@@ -20,7 +20,7 @@ CONTACT_SLOTS = ("contact_name", "contact_email", "contact_phone", "contact_time
 WAITLIST_SLOTS = ("waitlist_email", "waitlist_consent")
 MISSES = "prescreen_misses"
 MAX_MISSES = 3
-# Which slot a correction names (clinic.answer_parsing.detect_correction).
+# Which slot a correction names (clinic.rules.answer_parsing.detect_correction).
 CORRECTABLE = {"age": "age", "state": "state", "email": "contact_email", "phone": "contact_phone"}
 FORM_SLOTS = {"prescreen_form": QUESTIONS, "contact_form": CONTACT_SLOTS, "waitlist_form": WAITLIST_SLOTS}
 # Intents whose question is answered mid-form before the question is asked again.

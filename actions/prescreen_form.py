@@ -9,8 +9,8 @@ from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
 from actions.prescreen_answers import answers_of, flag_for_staff, is_being_answered, rules, validate_answer
-from clinic import answer_parsing as parse
-from clinic.eligibility import progress, remaining_questions
+from clinic.rules import answer_parsing as parse
+from clinic.rules.eligibility import progress, remaining_questions
 
 PROGRESS = "prescreen_progress"
 

@@ -8,8 +8,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.crisis import respond_to_crisis
 from actions.prescreen_answers import answers_of, reset_events, rules
-from clinic import eligibility
-from clinic.us_states import STATE_NAMES
+from clinic.rules import eligibility
+from clinic.rules.us_states import STATE_NAMES
 
 # How each reason is put to the visitor: plainly, without judgement.
 REASON_WORDS = {

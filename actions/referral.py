@@ -12,8 +12,10 @@ from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
 from actions.prescreen_answers import answers_of, reset_events, rules, understood, validate_answer
-from clinic import answer_parsing as parse
-from clinic import db, eligibility, notifier, referral_spool, referrals, tracker_reader
+from clinic.rules import answer_parsing as parse
+from clinic.storage import db, referral_spool, referrals, tracker_reader
+from clinic.rules import eligibility
+from clinic.mail import notifier
 from clinic.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -77,7 +79,7 @@ class ValidateWaitlistForm(FormValidationAction):
 
 
 # A referral (or waitlist entry) that could not be stored, the database being locked or full, is
-# written to the spool (clinic.referral_spool: a file under var/, encrypted) and stored from there:
+# written to the spool (clinic.storage.referral_spool: a file under var/, encrypted) and stored from there:
 # at action-server start, then every RETRY_EVERY_S while entries wait. The visitor, told to contact
 # the clinic meanwhile, is not lost, even if the action server restarts; storing is idempotent per
 # conversation. Only if the spool cannot be written either (the disk full) is it tried again in

@@ -23,7 +23,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.crisis import ARE_YOU_SAFE, CRISIS_FLAG, flag_urgent
 from actions.faq import NEXT_STEP, OFFER_PERSON_NEXT, answer_topic, selected_topic
 from actions.handoff import FORMS_SET_ASIDE, staffed_now
-from clinic import staffing
+from clinic.rules import staffing
 from clinic.safety.verdict import verdict_of
 
 logger = logging.getLogger(__name__)

@@ -11,15 +11,15 @@ The web app:
   (``http://127.0.0.1:5005,http://127.0.0.1:5006``: the two Rasa servers of
   ``make run``, sharing ``var/locks.db``). ``RASA_URL`` may list several Rasa servers,
   comma-separated: each conversation goes to one of them
-  (``clinic.rasa_client``), and to another when that one cannot be reached.
+  (``clinic.rasa_runtime.rasa_client``), and to another when that one cannot be reached.
 - ``RASA_TOKEN`` (unset: generated once into ``var/rasa_token``, mode 0600): the
   token of Rasa's HTTP API. The Rasa server is started with it
-  (``python -m clinic.rasa_launch``), the web app and the console send it. Set
+  (``python -m clinic.rasa_runtime.rasa_launch``), the web app and the console send it. Set
   it, the same everywhere, when Rasa and the apps do not share one ``var/``.
 - ``ACTION_SERVER_TOKEN`` (unset: generated once into ``var/action_token``, mode
   0600): the secret the Rasa server sends the action server with each call
   (``Authorization: Bearer``, endpoints.yml) and the action server requires on
-  every ``/webhook`` call (``python -m clinic.action_launch``). Set it, the same
+  every ``/webhook`` call (``python -m clinic.rasa_runtime.action_launch``). Set it, the same
   for both, when they do not share one ``var/``.
 - ``WIDGET_ALLOWED_ORIGINS`` (unset): comma-separated origins of other sites
   that may embed the chat widget (CORS on the visitor API).
@@ -75,7 +75,7 @@ The staff console (``python -m clinic.console``):
   ``python -m clinic.console.purge``; the chat's privacy notice (the greeting and the
   widget's line) quotes it, so set it alike for every process.
 
-Live handoff (``clinic.handoff``, ``clinic.staffing``):
+Live handoff (``clinic.rules.handoff``, ``clinic.rules.staffing``):
 
 - ``STAFFING_FILE`` (``settings/staffing.yml``): the time zone, weekly hours and
   holidays when people answer the live chat; outside them a visitor who asks
@@ -83,7 +83,7 @@ Live handoff (``clinic.handoff``, ``clinic.staffing``):
 - ``CANNED_REPLIES_FILE`` (``settings/canned_replies.yml``): the live chat's canned replies, which
   admins edit in the console (``clinic.console.canned_replies`` rewrites the file).
 
-Referral notices (``clinic.notifier``) and encryption:
+Referral notices (``clinic.mail.notifier``) and encryption:
 
 - ``SMTP_HOST`` (``127.0.0.1``), ``SMTP_PORT`` (``1025``): the mail server.
 - ``SMTP_SENDER`` (``assistant@localhost``): the From address.
@@ -98,7 +98,7 @@ Referral notices (``clinic.notifier``) and encryption:
   notices not sent yet.
 - ``CLINIC_ENCRYPTION_KEY`` (unset): the clinic's key (a Fernet key). It encrypts contact
   details and answers in the clinic DB's columns (Fernet), and every SQLite file under
-  ``var/`` whole (SQLCipher, with a key derived from it: ``clinic.encrypted_sqlite``). When
+  ``var/`` whole (SQLCipher, with a key derived from it: ``clinic.storage.encrypted_sqlite``). When
   unset, a key is generated once into ``var/encryption_key`` (mode 0600) and reused. Losing
   that key loses every conversation and referral stored: back it up apart from the database
   and its backups.
@@ -116,7 +116,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import yaml
 
-from clinic import us_states
+from clinic.rules import us_states
 
 ROOT = Path(__file__).resolve().parent.parent
 RASA_TOKEN_MIN_CHARS = 16
@@ -146,7 +146,7 @@ class ClinicInfo:
     @property
     def support_hours(self) -> str:
         """When people answer, in words, from settings/staffing.yml (the live chat's own hours)."""
-        from clinic.staffing import describe_hours, load_staffing
+        from clinic.rules.staffing import describe_hours, load_staffing
 
         return describe_hours(load_staffing())
 
@@ -419,7 +419,7 @@ def load_secret(var_dir: Path) -> bytes:
 def load_rasa_token(var_dir: Path) -> str:
     """RASA_TOKEN if set, else a token generated once into var/rasa_token (mode 0600).
 
-    The token of Rasa's HTTP API: the Rasa server started by ``clinic.rasa_launch``
+    The token of Rasa's HTTP API: the Rasa server started by ``clinic.rasa_runtime.rasa_launch``
     requires it, the web app and the console send it. Raises ValueError when the token
     found is shorter than 16 characters (an empty one would let anyone in).
     """
@@ -430,8 +430,8 @@ def load_action_token(var_dir: Path) -> str:
     """ACTION_SERVER_TOKEN if set, else a secret generated once into var/action_token (mode 0600).
 
     The secret the Rasa server sends the action server with every call (``Authorization:
-    Bearer``: endpoints.yml, filled in by ``clinic.rasa_launch``) and the action server
-    checks (``clinic.action_launch``). At least 16 characters, like Rasa's token."""
+    Bearer``: endpoints.yml, filled in by ``clinic.rasa_runtime.rasa_launch``) and the action server
+    checks (``clinic.rasa_runtime.action_launch``). At least 16 characters, like Rasa's token."""
     return _load_token("ACTION_SERVER_TOKEN", var_dir / "action_token", "the action server's secret")
 
 

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clinic.answers import (  # noqa: E402
+from clinic.rules.answers import (  # noqa: E402
     EXAMPLE_FACTS,
     FAQ_PREFIX,
     MORE_PREFIX,

@@ -228,7 +228,7 @@ def run_levels(runs: List[ConfigRun], args: argparse.Namespace) -> None:
 def journal_mode(path: Path) -> Any:
     """The SQLite file's journal mode (read, not changed; the file is encrypted with the key of
     the var/ folder it is in)."""
-    from clinic import encrypted_sqlite
+    from clinic.storage import encrypted_sqlite
 
     if not path.exists():
         return None

@@ -80,7 +80,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     import sanic_testing.testing  # noqa: F401  (Sanic's test mode, as sanic-testing sets it for its ASGI client)
     from sqlalchemy import insert, select
 
-    from clinic import db
+    from clinic.storage import db
     from clinic.console import auth, conversation_index as index
     from clinic.console.app import create_console_app
     from clinic.settings import get_settings

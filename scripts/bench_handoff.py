@@ -2,7 +2,7 @@
 
 Starts the real stack in a temporary folder (Rasa, action server, web app; staffed round the
 clock), opens VISITORS conversations that ask for a person and agree, claims each one as a staff
-member does (clinic.handoff + the Rasa HTTP API, what the console's claim does), and then, for
+member does (clinic.rules.handoff + the Rasa HTTP API, what the console's claim does), and then, for
 each message a staff member sends, measures the time from "stored in the tracker" to "the
 visitor's long poll (GET /api/updates, what the widget uses) returned it".
 
@@ -24,8 +24,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clinic import db, handoff  # noqa: E402
-from clinic.rasa_client import RasaClient  # noqa: E402
+from clinic.storage import db  # noqa: E402
+from clinic.rules import handoff
+from clinic.rasa_runtime.rasa_client import RasaClient  # noqa: E402
 from tests.stack import Stack, button, conversation_id, press, say  # noqa: E402
 
 

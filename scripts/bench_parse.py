@@ -23,7 +23,7 @@ from typing import Dict, List
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_INTRA_OP_PARALLELISM_THREADS", "1")  # as clinic.rasa_launch runs the servers
+os.environ.setdefault("TF_INTRA_OP_PARALLELISM_THREADS", "1")  # as clinic.rasa_runtime.rasa_launch runs the servers
 os.environ.setdefault("TF_INTER_OP_PARALLELISM_THREADS", "1")
 
 

@@ -116,7 +116,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
     from clinic.rasa_runtime import patches
 
-    patches.install()  # as clinic.rasa_launch does (none when CLINIC_RASA_PATCHES=0)
+    patches.install()  # as clinic.rasa_runtime.rasa_launch does (none when CLINIC_RASA_PATCHES=0)
     for name in args.without:  # one patch off, to measure what it gains
         next(patch for patch in patches.PATCHES if patch.name == name).uninstall()
     print(f"patches in place: {', '.join(patches.installed()) or 'none'}")

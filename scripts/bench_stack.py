@@ -56,7 +56,7 @@ class BenchStack(Stack):
     def process_env(self, name: str) -> Dict[str, str]:
         env = super().process_env(name)
         if self.rasa_own_runtime and name.startswith("rasa"):
-            env["ACTION_SERVER_TOKEN"] = self.action_token  # what clinic.rasa_launch would set
+            env["ACTION_SERVER_TOKEN"] = self.action_token  # what clinic.rasa_runtime.rasa_launch would set
         return env
 
     def commands(self) -> Dict[str, List[str]]:

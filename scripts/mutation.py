@@ -1,6 +1,6 @@
 """Mutation testing of the pure modules: how many small changes to each one its own tests notice.
 
-    python scripts/mutation.py clinic/eligibility.py clinic/answer_parsing.py [--min 85] [--workers 2]
+    python scripts/mutation.py clinic/rules/eligibility.py clinic/rules/answer_parsing.py [--min 85] [--workers 2]
     make mutation                       # the modules of MUTATION_MODULES in the Makefile
 
 Each module is changed one small step at a time by poodle (pinned in requirements.txt): operators,

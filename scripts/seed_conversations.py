@@ -36,7 +36,7 @@ import yaml  # noqa: E402
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, event  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
-from clinic import eligibility  # noqa: E402
+from clinic.rules import eligibility  # noqa: E402
 from clinic.settings import get_settings, public_facts  # noqa: E402
 
 MODEL_ID = "5e1d7c0e9a3b4f6d8c2a1b0e9f8d7c6b"
@@ -633,7 +633,7 @@ def tracker_engine(url: str) -> Engine:
     """A writable engine on a tracker store (tables created as Rasa creates them)."""
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        from clinic import encrypted_sqlite  # the project's SQLite files are SQLCipher files
+        from clinic.storage import encrypted_sqlite  # the project's SQLite files are SQLCipher files
 
         engine = encrypted_sqlite.create_engine(url, connect_args={"timeout": 30})
 
@@ -685,8 +685,8 @@ def write_clinic_rows(clinic_url: str, manifests: Sequence[Manifest]) -> Dict[st
     """What the actions write beside the events: handoff requests, flags, referrals, waitlist."""
     import datetime as dt
 
-    from clinic import db
-    from clinic.crypto import encrypt_json
+    from clinic.storage import db
+    from clinic.storage.crypto import encrypt_json
     from clinic.settings import get_settings
 
     engine = db.get_engine(clinic_url)

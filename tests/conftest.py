@@ -33,7 +33,7 @@ def agent(loop: asyncio.AbstractEventLoop) -> Any:
 
     from clinic.rasa_runtime import patches
 
-    patches.install()  # as clinic.rasa_launch does (none when CLINIC_RASA_PATCHES=0)
+    patches.install()  # as clinic.rasa_runtime.rasa_launch does (none when CLINIC_RASA_PATCHES=0)
     return Agent.load(str(MODEL))
 
 
@@ -49,7 +49,7 @@ def parse(agent: Any, loop: asyncio.AbstractEventLoop) -> Any:
 def nlp() -> Any:
     import spacy
 
-    from clinic.spacy_model import package_model_dir
+    from clinic.nlu.spacy_model import package_model_dir
 
     return spacy.load(package_model_dir(), disable=["parser"])
 
@@ -57,7 +57,8 @@ def nlp() -> Any:
 @pytest.fixture
 def clinic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Settings pointing at a fresh var/ folder and clinic DB for one test."""
-    from clinic import db, settings
+    from clinic.storage import db
+    from clinic import settings
 
     monkeypatch.setenv("CLINIC_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("CLINIC_DB_URL", f"sqlite:///{tmp_path / 'var' / 'clinic.db'}")

@@ -72,7 +72,7 @@ def make_referral(stack: Stack, greeting: str = f"hello from {PLACE.title()}") -
         assert expected in texts(r), (value, texts(r))
     done = texts(r)
     cid = conversation_id(s, stack)
-    from clinic import db, referrals
+    from clinic.storage import db, referrals
 
     row = referrals.referral_for_conversation(stack.clinic_engine(), cid)
     assert row is not None and row["reference"] in done
@@ -98,7 +98,7 @@ def make_data(stack: Stack) -> ConsoleData:
 
 
 def make_staff(stack: Stack) -> Dict[str, str]:
-    from clinic import db
+    from clinic.storage import db
     from clinic.console import auth
 
     engine = stack.clinic_engine()

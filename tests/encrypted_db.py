@@ -1,11 +1,11 @@
-"""Opening the project's SQLite files in tests: they are SQLCipher files (clinic.encrypted_sqlite),
+"""Opening the project's SQLite files in tests: they are SQLCipher files (clinic.storage.encrypted_sqlite),
 keyed from the clinic's key of the var/ folder beside them (a test stack's, a test's own), else of
 this process's settings."""
 
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from clinic import encrypted_sqlite
+from clinic.storage import encrypted_sqlite
 
 
 def key_for(path: Union[str, Path], var_dir: Optional[Path] = None) -> str:

@@ -278,8 +278,8 @@ class ScaleStack(Stack):
             commands[f"actions{i + 1}"] = actions_command(self.action_ports[i])
         commands["web"] = [sys.executable, "-m", "clinic.web"]
         commands["console"] = [sys.executable, "-m", "clinic.console"]
-        commands["notifier"] = [sys.executable, "-m", "clinic.notifier"]
-        commands["mailbox"] = [sys.executable, "-m", "clinic.dev_mailbox"]
+        commands["notifier"] = [sys.executable, "-m", "clinic.mail.notifier"]
+        commands["mailbox"] = [sys.executable, "-m", "clinic.mail.dev_mailbox"]
         return commands
 
     def process_env(self, name: str) -> Dict[str, str]:

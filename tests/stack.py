@@ -2,7 +2,7 @@
 
 Each process gets free loopback ports and a private var/ folder, so the tests
 never touch a running `make run`. The Rasa server starts as the Procfile starts it
-(``python -m clinic.rasa_launch``): its HTTP API wants the token of the stack's var/
+(``python -m clinic.rasa_runtime.rasa_launch``): its HTTP API wants the token of the stack's var/
 (``Stack.rasa_token``; ``Stack.rasa_params`` for a request made by hand).
 """
 
@@ -105,14 +105,14 @@ class Stack:
     @property
     def database_key(self) -> str:
         """The key the stack's processes open its SQLite files with (its var/ folder's)."""
-        from clinic.encrypted_sqlite import database_key
+        from clinic.storage.encrypted_sqlite import database_key
 
         given = self.env().get("CLINIC_ENCRYPTION_KEY", "").strip()
         return database_key(given or load_encryption_key_of(self.var_dir))
 
     def clinic_engine(self) -> Any:
         """The stack's clinic DB, opened in this process with the stack's key."""
-        from clinic import db
+        from clinic.storage import db
 
         return db.get_engine(self.clinic_db_url, self.database_key)
 
@@ -131,7 +131,7 @@ class Stack:
 
     def read_endpoints(self) -> Any:
         """endpoints.yml as ``write_endpoints`` makes it, read by Rasa in this process, with this
-        stack's action server secret in the environment (as clinic.rasa_launch puts it)."""
+        stack's action server secret in the environment (as clinic.rasa_runtime.rasa_launch puts it)."""
         from rasa.core.utils import AvailableEndpoints
 
         os.environ["ACTION_SERVER_TOKEN"] = self.action_token
@@ -284,16 +284,16 @@ class Stack:
 # --- the commands, as the Procfile has them --------------------------------------
 
 def rasa_command(port: int, endpoints: Path) -> List[str]:
-    """The Rasa server with its HTTP API on loopback, behind the token (``clinic.rasa_launch``)."""
-    return [sys.executable, "-m", "clinic.rasa_launch", "--model", str(ROOT / "models" / "clinic.tar.gz"),
+    """The Rasa server with its HTTP API on loopback, behind the token (``clinic.rasa_runtime.rasa_launch``)."""
+    return [sys.executable, "-m", "clinic.rasa_runtime.rasa_launch", "--model", str(ROOT / "models" / "clinic.tar.gz"),
             "--enable-api", "--interface", "127.0.0.1", "--port", str(port), "--endpoints", str(endpoints),
             "--credentials", str(ROOT / "credentials.yml"),
             "--logging-config-file", str(ROOT / "settings" / "logging.yml")]
 
 
 def actions_command(port: int) -> List[str]:
-    """The action server (on loopback through SANIC_HOST in the environment; ``clinic.action_launch``)."""
-    return [sys.executable, "-m", "clinic.action_launch", "--actions", "actions", "--port", str(port),
+    """The action server (on loopback through SANIC_HOST in the environment; ``clinic.rasa_runtime.action_launch``)."""
+    return [sys.executable, "-m", "clinic.rasa_runtime.action_launch", "--actions", "actions", "--port", str(port),
             "--logging-config-file", str(ROOT / "settings" / "logging.yml")]
 
 

@@ -12,7 +12,7 @@ import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from clinic import db, referrals
+from clinic.storage import db, referrals
 from clinic.settings import get_settings
 from tests import encrypted_db
 from tests.stack import ROOT, conversation_id, say

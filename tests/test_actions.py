@@ -11,7 +11,7 @@ from rasa_sdk.events import ActionExecuted, SessionStarted
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.session import ActionSessionStart
-from clinic import db
+from clinic.storage import db
 from clinic.settings import get_settings
 
 

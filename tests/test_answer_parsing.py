@@ -2,7 +2,7 @@
 
 import pytest
 
-from clinic.answer_parsing import (
+from clinic.rules.answer_parsing import (
     detect_correction,
     parse_age,
     parse_concern,
@@ -17,7 +17,7 @@ from clinic.answer_parsing import (
     parse_treatments,
     parse_yes_no,
 )
-from clinic.us_states import STATE_NAMES
+from clinic.rules.us_states import STATE_NAMES
 
 # --- Age ------------------------------------------------------------------
 

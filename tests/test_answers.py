@@ -15,10 +15,10 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.faq import topic_titles
 from actions.faq_more import ActionFaqMore
-from clinic import answers
-from clinic.answers import FAQ_PREFIX, MORE_BUTTON, MORE_PREFIX, Response, Variation
+from clinic.rules import answers
+from clinic.rules.answers import FAQ_PREFIX, MORE_BUTTON, MORE_PREFIX, Response, Variation
 from clinic.settings import get_settings, load_clinic_info, public_facts, spoken_date
-from clinic.staffing import describe_hours, load_staffing, parse_staffing
+from clinic.rules.staffing import describe_hours, load_staffing, parse_staffing
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPICS_FILE = ROOT.parent / "shared" / "faq_topics.yml"

@@ -1,4 +1,4 @@
-"""Backup of the embedded store while the assistant runs, and a tested restore (clinic.backup)."""
+"""Backup of the embedded store while the assistant runs, and a tested restore (clinic.storage.backup)."""
 
 import os
 import sqlite3
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from clinic import backup, db, handoff
+from clinic.storage import backup, db
+from clinic.rules import handoff
 from clinic.settings import get_settings
 from tests import encrypted_db
 from tests.stack import ROOT, conversation_id, say
@@ -139,7 +140,7 @@ def test_a_backup_is_encrypted_and_verify_opens_it_with_the_clinics_key(store, m
         assert not data.startswith(b"SQLite format 3")
         assert b"message 1" not in data and b"c-1" not in data
     assert set(backup.verify(folder)) == {"tracker.db", "clinic.db"}
-    assert subprocess.run([sys.executable, "-m", "clinic.backup", "verify", str(folder)], cwd=ROOT,
+    assert subprocess.run([sys.executable, "-m", "clinic.storage.backup", "verify", str(folder)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60).returncode == 0
 
     # another clinic's key does not open it: verify says so
@@ -174,7 +175,7 @@ def test_postgresql_is_backed_up_with_pg_dump(clinic_env, monkeypatch):
 
 
 def test_the_command_backs_up_the_running_assistant_and_the_copy_restores_elsewhere(stack, tmp_path):
-    """While visitors chat with the real stack, `python -m clinic.backup create` takes a copy; restored into
+    """While visitors chat with the real stack, `python -m clinic.storage.backup create` takes a copy; restored into
     an empty var/ folder, it holds the conversations that were there."""
     s = requests.Session()
     assert say(s, stack, "hello there").status_code == 200
@@ -195,7 +196,7 @@ def test_the_command_backs_up_the_running_assistant_and_the_copy_restores_elsewh
     env = {**stack.env(), "PYTHONPATH": str(ROOT)}
     try:
         made = subprocess.run(
-            [sys.executable, "-m", "clinic.backup", "create", str(tmp_path / "backup")],
+            [sys.executable, "-m", "clinic.storage.backup", "create", str(tmp_path / "backup")],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
         )
     finally:
@@ -210,7 +211,7 @@ def test_the_command_backs_up_the_running_assistant_and_the_copy_restores_elsewh
     fresh_env.pop("TRACKER_DB_URL", None)
     # without the clinic's key (a new one is made in the fresh var/) the backup does not open
     refused = subprocess.run(
-        [sys.executable, "-m", "clinic.backup", "restore", str(tmp_path / "backup")],
+        [sys.executable, "-m", "clinic.storage.backup", "restore", str(tmp_path / "backup")],
         cwd=ROOT, env=fresh_env, capture_output=True, text=True, timeout=120,
     )
     assert refused.returncode == 2 and "cannot be opened with the clinic's key" in refused.stderr
@@ -218,7 +219,7 @@ def test_the_command_backs_up_the_running_assistant_and_the_copy_restores_elsewh
     # with it (kept apart from the backup, as SECURITY.md says) it does
     fresh_env["CLINIC_ENCRYPTION_KEY"] = (stack.var_dir / "encryption_key").read_text().strip()
     restored = subprocess.run(
-        [sys.executable, "-m", "clinic.backup", "restore", str(tmp_path / "backup")],
+        [sys.executable, "-m", "clinic.storage.backup", "restore", str(tmp_path / "backup")],
         cwd=ROOT, env=fresh_env, capture_output=True, text=True, timeout=120,
     )
     assert restored.returncode == 0, restored.stderr

@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 import pytest
 import requests
 
-from clinic import db, referrals
+from clinic.storage import db, referrals
 from clinic.settings import load_encryption_key, load_secret
 from clinic.web import signing
 from tests import encrypted_db
@@ -703,8 +703,8 @@ def test_sql_looking_contact_details_show_as_text_in_the_console(console_session
 
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
-from clinic import answer_parsing, eligibility  # noqa: E402
-from clinic.us_states import STATE_NAMES  # noqa: E402
+from clinic.rules import answer_parsing, eligibility  # noqa: E402
+from clinic.rules.us_states import STATE_NAMES  # noqa: E402
 from clinic.web import visitor_input  # noqa: E402
 
 # any character (surrogates and controls included), with the troublesome ones often

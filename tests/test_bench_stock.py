@@ -23,7 +23,7 @@ def test_the_stock_rasa_server_is_rasa_s_own_command_with_rasa_s_own_stores(tmp_
 
 def test_the_clinic_s_rasa_server_is_still_the_launcher(tmp_path):
     command = BenchStack(tmp_path, model=tmp_path / "clinic.tar.gz").commands()["rasa"]
-    assert command[1:3] == ["-m", "clinic.rasa_launch"]
+    assert command[1:3] == ["-m", "clinic.rasa_runtime.rasa_launch"]
 
 
 def test_the_targets_are_issue_21_s_and_the_ratio_is_none_of_them():

@@ -1,4 +1,4 @@
-"""The clinic DB's SQLite engine (clinic.db.get_engine): connections kept open between reads,
+"""The clinic DB's SQLite engine (clinic.storage.db.get_engine): connections kept open between reads,
 shared safely by threads and by processes made by fork(), with the busy timeout."""
 
 import multiprocessing
@@ -12,7 +12,8 @@ from typing import Any, List
 import pytest
 from sqlalchemy import event, func, select
 
-from clinic import db, handoff
+from clinic.storage import db
+from clinic.rules import handoff
 
 from tests import encrypted_db
 

@@ -14,7 +14,7 @@ import pytest
 from sanic import Sanic
 from sqlalchemy import select, update
 
-from clinic.db import audit_log, staff_sessions, staff_users, utcnow
+from clinic.storage.db import audit_log, staff_sessions, staff_users, utcnow
 
 from tests import encrypted_db
 
@@ -42,7 +42,7 @@ CREATE INDEX IF NOT EXISTS ix_events_sender_id ON events (sender_id);
 
 
 class FakeRasa:
-    """Stands in for ``clinic.rasa_client.RasaClient`` in the console: records every
+    """Stands in for ``clinic.rasa_runtime.rasa_client.RasaClient`` in the console: records every
     ``append_events`` call and, like Rasa, writes the events to the tracker store (so the
     console's pages read them back). ``down = True``: Rasa cannot be reached."""
 
@@ -52,7 +52,7 @@ class FakeRasa:
         self.down = False
 
     async def append_events(self, conversation_id: str, events: list) -> None:
-        from clinic.rasa_client import RasaUnavailable
+        from clinic.rasa_runtime.rasa_client import RasaUnavailable
 
         if self.down:
             raise RasaUnavailable("ClientConnectorError")

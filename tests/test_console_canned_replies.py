@@ -7,7 +7,7 @@ import pytest
 import yaml
 from sanic import Sanic
 
-from clinic import handoff
+from clinic.rules import handoff
 from clinic.console import canned_replies
 from tests.test_console_referrals import XSS, Console, console  # noqa: F401  (fixture)
 

@@ -106,7 +106,7 @@ class World:
 
     @property
     def engine(self) -> Any:
-        from clinic import db
+        from clinic.storage import db
 
         return db.get_engine(self.clinic_url)
 
@@ -144,7 +144,7 @@ class World:
         raise AssertionError("paging does not end")
 
     def audit(self, action: str) -> List[Dict[str, Any]]:
-        from clinic.db import audit_log
+        from clinic.storage.db import audit_log
 
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(select(audit_log).where(audit_log.c.action == action).order_by(audit_log.c.id))]
@@ -158,7 +158,8 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    from clinic import db, settings
+    from clinic.storage import db
+    from clinic import settings
 
     w = World(tmp_path)
     monkeypatch.setenv("CLINIC_VAR_DIR", str(w.var))
@@ -320,7 +321,7 @@ def test_answers_typed_in_free_text_are_masked_for_support_in_transcripts_search
 
 
 def test_the_form_slots_come_from_the_domain() -> None:
-    from clinic import form_answers
+    from clinic.rules import form_answers
 
     assert {"age", "pregnant_or_breastfeeding", "contact_email", "waitlist_email", "callback_contact"} <= form_answers.form_slots()
     assert "prescreen_outcome" not in form_answers.form_slots() and "requested_slot" not in form_answers.form_slots()
@@ -529,7 +530,7 @@ def test_json_export_of_one_and_of_the_filtered_set(world: World) -> None:
 
 
 def _link_everything(world: World, cid: str) -> None:
-    from clinic import db, referrals
+    from clinic.storage import db, referrals
     from clinic.settings import get_settings
 
     ref = referrals.create_referral(world.engine, get_settings().encryption_key, cid, "eligible", [], {"age": 30}, {"name": "X"})
@@ -544,7 +545,7 @@ def _link_everything(world: World, cid: str) -> None:
 
 
 def _clinic_rows(world: World, cid: str) -> Dict[str, int]:
-    from clinic import db
+    from clinic.storage import db
 
     with world.engine.connect() as conn:
         return {
@@ -571,7 +572,7 @@ def test_an_admin_deletes_a_conversation_with_everything_linked_and_it_is_audite
     assert world.event_count(victim) == 0
     assert set(_clinic_rows(world, victim).values()) == {0}
     assert all(_clinic_rows(world, bystander).values()) and world.event_count(bystander) > 0
-    from clinic import db
+    from clinic.storage import db
 
     if hasattr(db, "referral_notes"):
         with world.engine.connect() as conn:
@@ -597,7 +598,7 @@ def test_purge_deletes_only_conversations_past_retention(world: World, capsys: p
     old = world.seed(4, seed=51, now=NOW - 400 * 86400, days=20)  # last activity 400-420 days ago
     old_ids = {m.sender_id for m in old}
     for cid in old_ids:
-        from clinic import db
+        from clinic.storage import db
 
         db.record_handoff_request(world.engine, cid, "visitor_request", False)
     assert len(world.listed()) == 134
@@ -641,7 +642,8 @@ def test_an_index_built_in_small_batches_matches_the_truth(world: World) -> None
 
 
 def test_an_empty_or_missing_tracker_store_gives_an_empty_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from clinic import db, settings
+    from clinic.storage import db
+    from clinic import settings
 
     w = World(tmp_path)
     monkeypatch.setenv("CLINIC_VAR_DIR", str(w.var))
@@ -743,7 +745,7 @@ def test_list_times_are_in_the_clinics_time_zone(world: World, tmp_path: Path, m
 
 
 def test_clinicians_see_a_referred_visitors_name_in_the_list_support_does_not(world: World) -> None:
-    from clinic import referrals
+    from clinic.storage import referrals
     from clinic.settings import get_settings
 
     referred = world.newest_first(world.by_kind("prescreen_referred"))[0]

@@ -17,7 +17,7 @@ import pytest
 from sanic import Sanic
 
 from clinic.console import charts, dashboard, visitor_turns
-from clinic.db import utcnow
+from clinic.storage.db import utcnow
 from tests import encrypted_db
 from tests.test_console_referrals import XSS, Console, console  # noqa: F401  (fixture)
 
@@ -442,7 +442,7 @@ def test_dashboard_counts_right_on_a_large_store(console: Console, request: pyte
 
 
 def test_satisfaction_per_topic_and_the_worst_rated_answers(console: Console) -> None:
-    from clinic import ratings
+    from clinic.storage import ratings
 
     now = utcnow()
     t = Tracker()

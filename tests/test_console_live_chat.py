@@ -21,10 +21,10 @@ import pytest
 from sanic import Sanic
 from sqlalchemy import select, update
 
-from clinic import handoff
+from clinic.rules import handoff
 from clinic.console import auth
-from clinic.crypto import encrypt_json
-from clinic.db import audit_log, handoff_requests, utcnow
+from clinic.storage.crypto import encrypt_json
+from clinic.storage.db import audit_log, handoff_requests, utcnow
 from tests.test_console_auth import FakeRasa, make_app, write_tracker_events
 
 PASSWORD = "correct horse battery staple"
@@ -582,7 +582,7 @@ def test_the_callback_page_shows_contacts_to_support_and_audits_it(live: Live) -
     # as actions/callback.py stores it
     contact = {"name": "Rosalind <Quimby>", "email": None, "phone": "+1 512 555 0187", "preferred_time": "weekday mornings"}
     callback = handoff.request_callback(live.engine, "cb-1", "visitor_request", False, encrypt_json(key, contact))
-    from clinic import db
+    from clinic.storage import db
 
     old_style = db.record_handoff_request(live.engine, "old-1", "visitor_request", False)
     waiting = live.request()

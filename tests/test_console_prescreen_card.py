@@ -6,7 +6,7 @@ import json
 from typing import Any, Dict, List, Tuple
 
 from clinic.console.conversations import ANSWER_LABELS, answer_summary, build_transcript
-from clinic.eligibility import QUESTIONS
+from clinic.rules.eligibility import QUESTIONS
 
 PASSIVE_ANSWERS = {
     "age": 30, "state": "TX", "concern": "depression", "treatments_tried": "both", "phq2_interest": 2,

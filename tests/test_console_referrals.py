@@ -17,11 +17,11 @@ import pytest
 from sanic import Sanic
 from sqlalchemy import select, update
 
-from clinic import referrals as referral_store
+from clinic.storage import referrals as referral_store
 from clinic.console import auth
 from clinic.console.app import create_console_app
 from clinic.console.referrals_queue import TRANSITIONS
-from clinic.db import audit_log, get_engine, handoff_requests, referral_notes, referrals, utcnow
+from clinic.storage.db import audit_log, get_engine, handoff_requests, referral_notes, referrals, utcnow
 from clinic.settings import get_settings
 
 from tests import encrypted_db
@@ -475,7 +475,7 @@ def test_waitlist_for_clinicians_with_audit(console: Console) -> None:
 def test_a_clinic_db_made_before_the_console_tables_keeps_working(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy import inspect
 
-    from clinic import db, encrypted_sqlite
+    from clinic.storage import db, encrypted_sqlite
 
     url = f"sqlite:///{tmp_path / 'var' / 'clinic.db'}"
     (tmp_path / "var").mkdir()
@@ -535,8 +535,8 @@ def test_new_referrals_show_how_long_they_have_waited(console: Console) -> None:
 
 
 def test_a_callbacks_phone_is_a_tel_link(console: Console) -> None:
-    from clinic import handoff
-    from clinic.crypto import encrypt_json
+    from clinic.rules import handoff
+    from clinic.storage.crypto import encrypt_json
 
     sealed = encrypt_json(console.key, {"name": "Sam", "phone": "(646) 555-0123", "best_time": "mornings"})
     handoff.request_callback(console.engine, "c-callback-link", "visitor_request", False, sealed)
@@ -545,8 +545,8 @@ def test_a_callbacks_phone_is_a_tel_link(console: Console) -> None:
 
 
 def test_notes_on_a_callback_request(console: Console) -> None:
-    from clinic import handoff
-    from clinic.crypto import encrypt_json
+    from clinic.rules import handoff
+    from clinic.storage.crypto import encrypt_json
 
     sealed = encrypt_json(console.key, {"name": "Sam", "phone": "(646) 555-0123", "best_time": "mornings"})
     request_id = handoff.request_callback(console.engine, "c-noted", "visitor_request", False, sealed)

@@ -15,10 +15,11 @@ import yaml
 from sanic import Sanic
 from sqlalchemy import select
 
-from clinic import corrections, db
+from clinic.console import corrections
+from clinic.storage import db
 from clinic.console import purge
-from clinic.db import corrections as table
-from clinic.db import utcnow
+from clinic.storage.db import corrections as table
+from clinic.storage.db import utcnow
 from clinic.safety import bank
 from tests.test_console_dashboard import Tracker, did_you_mean, epoch
 from tests.test_console_referrals import Console

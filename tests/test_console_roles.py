@@ -22,7 +22,7 @@ import pytest
 from sanic import Sanic
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, insert, select
 
-from clinic import db
+from clinic.storage import db
 from tests.test_console_auth import add_user, login, make_app
 
 ROLES = ("support", "clinician", "admin")
@@ -244,7 +244,7 @@ def seed_conversation(tracker_url: str, sender_id: str, text: str, when: float) 
     from pathlib import Path
 
     Path(tracker_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    from clinic import encrypted_sqlite
+    from clinic.storage import encrypted_sqlite
 
     engine = encrypted_sqlite.create_engine(tracker_url)  # the project's SQLite files are encrypted
     metadata = MetaData()
@@ -319,7 +319,7 @@ class Console:
 
 @pytest.fixture
 def console(clinic_env: Any, monkeypatch: pytest.MonkeyPatch) -> Console:
-    from clinic import referrals
+    from clinic.storage import referrals
     from clinic.settings import get_settings
 
     monkeypatch.setenv("CANNED_REPLIES_FILE", str(clinic_env / "canned_replies.yml"))  # never the repo's
@@ -345,7 +345,7 @@ def console(clinic_env: Any, monkeypatch: pytest.MonkeyPatch) -> Console:
     tokens: Dict[Optional[str], Optional[str]] = {None: None}
     for role in ROLES:
         tokens[role] = login(app, f"{role}1")
-    from clinic import handoff as live
+    from clinic.rules import handoff as live
 
     waiting = live.request_live(engine, other, "visitor_request", urgent=False)["id"]
     held = live.request_live(engine, conversation, "visitor_request", urgent=True)["id"]

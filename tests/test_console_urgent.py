@@ -13,9 +13,10 @@ import pytest
 from sanic import Sanic
 from sqlalchemy import update
 
-from clinic import db, handoff
+from clinic.storage import db
+from clinic.rules import handoff
 from clinic.console import urgent
-from clinic.db import conversation_flags, handoff_requests, utcnow
+from clinic.storage.db import conversation_flags, handoff_requests, utcnow
 from tests.stack import write_staffing
 from tests.test_console_referrals import XSS, Console, console  # noqa: F401  (fixture)
 

@@ -22,7 +22,8 @@ pytest.importorskip("playwright", reason="pip install -r requirements.txt brings
 
 from playwright.sync_api import Page, expect  # noqa: E402
 
-from clinic import db, handoff  # noqa: E402
+from clinic.storage import db  # noqa: E402
+from clinic.rules import handoff
 from tests import console_driver as cd  # noqa: E402
 from tests.stack import button, conversation_id, press, say  # noqa: E402
 from tests.widget_driver import ARTIFACTS  # noqa: E402

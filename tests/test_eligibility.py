@@ -2,8 +2,9 @@
 
 import pytest
 
-from clinic import eligibility, settings
-from clinic.eligibility import (
+from clinic.rules import eligibility
+from clinic import settings
+from clinic.rules.eligibility import (
     CUTOFF,
     FREQUENCY_OPTIONS,
     QUESTIONS,

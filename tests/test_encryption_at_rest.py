@@ -15,7 +15,8 @@ from typing import Any, Dict, Iterator, List
 import pytest
 import requests
 
-from clinic import db, handoff
+from clinic.storage import db
+from clinic.rules import handoff
 from clinic.console import auth
 from tests.stack import ROOT, Stack, button, conversation_id, press, say
 from tests.test_end_to_end_handoff import rasa
@@ -56,7 +57,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
         found["referral"] = referral(stack)
         found["callback"] = callback(stack)
         found["live"] = live_chat(stack)
-        made = subprocess.run([sys.executable, "-m", "clinic.backup", "create"], cwd=ROOT,
+        made = subprocess.run([sys.executable, "-m", "clinic.storage.backup", "create"], cwd=ROOT,
                               env={**stack.env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
         assert made.returncode == 0, made.stderr
         yield found
@@ -194,7 +195,7 @@ def test_the_console_still_shows_everything(world: Dict[str, Any]) -> None:
 
 
 def test_plain_files_from_before_are_encrypted_in_place(tmp_path: Path) -> None:
-    """`python -m clinic.encrypt_existing` converts the plain files an earlier version left (with a
+    """`python -m clinic.storage.encrypt_existing` converts the plain files an earlier version left (with a
     search table, a WAL, a backup), refuses a file in use, and leaves encrypted ones alone."""
     import sqlite3
 
@@ -213,7 +214,7 @@ def test_plain_files_from_before_are_encrypted_in_place(tmp_path: Path) -> None:
            "CLINIC_DB_URL": f"sqlite:///{var / 'clinic.db'}"}
     env.pop("CLINIC_ENCRYPTION_KEY", None)
     env.pop("TRACKER_DB_URL", None)
-    command = [sys.executable, "-m", "clinic.encrypt_existing"]
+    command = [sys.executable, "-m", "clinic.storage.encrypt_existing"]
 
     holder = sqlite3.connect(var / "clinic.db")  # the assistant still running
     holder.execute("BEGIN EXCLUSIVE")
@@ -243,7 +244,7 @@ def test_plain_files_from_before_are_encrypted_in_place(tmp_path: Path) -> None:
 def test_a_plain_file_is_refused_with_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlite3
 
-    from clinic import encrypted_sqlite
+    from clinic.storage import encrypted_sqlite
 
     plain = tmp_path / "clinic.db"
     sqlite3.connect(plain).execute("CREATE TABLE t (x)").connection.commit()
@@ -252,7 +253,7 @@ def test_a_plain_file_is_refused_with_what_to_run(tmp_path: Path, monkeypatch: p
 
     get_settings.cache_clear()
     try:
-        with pytest.raises(encrypted_sqlite.NotEncrypted, match="clinic.encrypt_existing"):
+        with pytest.raises(encrypted_sqlite.NotEncrypted, match="clinic.storage.encrypt_existing"):
             db.get_engine(f"sqlite:///{plain}")
     finally:
         get_settings.cache_clear()
@@ -262,8 +263,8 @@ def test_a_plain_file_is_refused_with_what_to_run(tmp_path: Path, monkeypatch: p
 def test_every_process_of_the_assistant_creates_files_for_its_owner_only(tmp_path: Path) -> None:
     """The umask is set by the clinic package, which every process imports first (the launchers of
     Rasa and the action server, the web app, the console, the notifier, the scripts)."""
-    for module in ("clinic.rasa_launch", "clinic.action_launch", "clinic.web.app", "clinic.console.app",
-                   "clinic.notifier", "clinic.backup", "clinic.encrypt_existing"):
+    for module in ("clinic.rasa_runtime.rasa_launch", "clinic.rasa_runtime.action_launch", "clinic.web.app", "clinic.console.app",
+                   "clinic.mail.notifier", "clinic.storage.backup", "clinic.storage.encrypt_existing"):
         made = tmp_path / module
         code = f"import {module}, pathlib; pathlib.Path({str(made)!r}).write_text('x')"
         done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,

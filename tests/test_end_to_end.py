@@ -6,15 +6,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from clinic import db
-from clinic.answers import chosen, faq_responses, rendered
+from clinic.storage import db
+from clinic.rules.answers import chosen, faq_responses, rendered
 from clinic.settings import get_settings, load_clinic_info, public_facts
 from tests import encrypted_db
 from tests.stack import ROOT, Stack, button, conversation_id, press, say
 
 
 def faq_answer(key: str, more: bool = False) -> str:
-    """The answer (or its "Tell me more") as the settings make it (clinic.answers)."""
+    """The answer (or its "Tell me more") as the settings make it (clinic.rules.answers)."""
     facts = public_facts(get_settings())
     (variation,) = chosen(faq_responses()[f"utter_faq_more_{key}" if more else f"utter_faq/{key}"], facts)
     return rendered(variation, facts)

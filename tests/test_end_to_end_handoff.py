@@ -8,9 +8,10 @@ from typing import Any, Awaitable, Callable, List
 
 import requests
 
-from clinic import db, handoff
-from clinic.crypto import decrypt_json
-from clinic.rasa_client import RasaClient
+from clinic.storage import db
+from clinic.rules import handoff
+from clinic.storage.crypto import decrypt_json
+from clinic.rasa_runtime.rasa_client import RasaClient
 from clinic.settings import get_settings, load_encryption_key, public_facts
 from tests.stack import Stack, button, conversation_id, press, say
 from tests.test_end_to_end import faq_answer

@@ -21,7 +21,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import event, func, select
 
-from clinic import db, referrals
+from clinic.storage import db, referrals
 from clinic.settings import load_clinic_info
 from clinic.web.visitor_api import PART_UNAVAILABLE, UNAVAILABLE
 from tests import encrypted_db
@@ -300,8 +300,8 @@ def test_a_referral_the_locked_db_refused_survives_an_action_server_killed_meanw
 ) -> None:
     """The referral waits in the spool (var/spool/referrals), not in the killed process's memory: the
     action server started again stores it by itself, once, with the visitor's contact, one notice."""
-    from clinic import referral_spool
-    from clinic.crypto import decrypt_json
+    from clinic.storage import referral_spool
+    from clinic.storage.crypto import decrypt_json
     from clinic.settings import load_encryption_key
 
     stack = healthy

@@ -1,11 +1,12 @@
-"""The live handoff state machine and its queue in the clinic DB (clinic.handoff)."""
+"""The live handoff state machine and its queue in the clinic DB (clinic.rules.handoff)."""
 
 import threading
 
 import pytest
 
-from clinic import db, handoff
-from clinic.handoff import ACTIVE, CANCELLED, CLOSED, HANDED_BACK, LIVE, TRANSITIONS, WAITING, HandoffError
+from clinic.storage import db
+from clinic.rules import handoff
+from clinic.rules.handoff import ACTIVE, CANCELLED, CLOSED, HANDED_BACK, LIVE, TRANSITIONS, WAITING, HandoffError
 
 from tests import encrypted_db
 

@@ -21,7 +21,8 @@ import actions.handoff as handoff_actions
 from actions.callback import ActionCallbackStop, ActionSubmitCallback, ValidateCallbackForm
 from actions.crisis import ActionCrisisResponse
 from actions.handoff import ActionHandoffDeclined, ActionHumanHandoff, ActionStartHandoff
-from clinic import crypto, db, handoff
+from clinic.storage import crypto, db
+from clinic.rules import handoff
 from clinic.settings import get_settings
 from tests.stack import write_staffing
 

@@ -1,6 +1,6 @@
 """The trained dialogue model on the trackers a live handoff leaves behind.
 
-The console appends events to the tracker over Rasa's HTTP API (clinic/handoff.py
+The console appends events to the tracker over Rasa's HTTP API (clinic/rules/handoff.py
 builds them): a person joins (pause), visitor messages are logged while paused
 (no actions), staff messages are bot events, and the person hands back (resume,
 a bot event, action_listen). The web app, for a crisis during a live chat,
@@ -15,7 +15,7 @@ import pytest
 from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from clinic import handoff
+from clinic.rules import handoff
 
 CID = "d1a1" * 8
 

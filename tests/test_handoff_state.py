@@ -1,4 +1,4 @@
-"""The visitor's handoff state of every turn (``clinic.handoff.visitor_state``: one statement on
+"""The visitor's handoff state of every turn (``clinic.rules.handoff.visitor_state``: one statement on
 the database driver's own cursor) gives what the two SQLAlchemy reads it replaced gave, on SQLite
 and on PostgreSQL, for tables of every kind of row; and how it reads (never waiting for a
 writer on SQLite, reconnected after a PostgreSQL restart)."""
@@ -14,9 +14,10 @@ from typing import Any, Dict, List
 import pytest
 from sqlalchemy import bindparam, insert, or_, select
 
-from clinic import db, handoff
-from clinic.db import handoff_requests
-from clinic.handoff import ACTIVE, LIVE, LIVE_KIND, WAITING
+from clinic.storage import db
+from clinic.rules import handoff
+from clinic.storage.db import handoff_requests
+from clinic.rules.handoff import ACTIVE, LIVE, LIVE_KIND, WAITING
 
 from tests import encrypted_db
 
@@ -24,7 +25,7 @@ STATUSES = ("waiting", "live", "handed_back", "closed", "cancelled", "new", "in_
 KINDS = ("live", "live", "live", "callback", None)
 
 
-# --- the reads it replaced (clinic/handoff.py before), the reference ------------------------
+# --- the reads it replaced (clinic/rules/handoff.py before), the reference ------------------------
 
 _ACTIVE_STATE = (
     select(handoff_requests.c.id, handoff_requests.c.status, handoff_requests.c.staff_name, handoff_requests.c.version)

@@ -1,6 +1,6 @@
 """The garbage-collection set-up. clinic/rasa_runtime/patches/freeze_after_model_load.py (the Rasa
 server): what the first model load leaves is frozen (the collector stops walking it), a later
-load gives it back, a failed load freezes nothing. clinic/action_launch.py: frozen once the
+load gives it back, a failed load freezes nothing. clinic/rasa_runtime/action_launch.py: frozen once the
 action server's app is made; every way of starting the action server goes through it."""
 
 import asyncio
@@ -13,7 +13,7 @@ import rasa_sdk.endpoint
 import rasa.core.run
 import rasa.server
 
-from clinic import action_launch
+from clinic.rasa_runtime import action_launch
 from clinic.rasa_runtime.patches import freeze_after_model_load
 from tests.scale_stack import ScaleStack
 from tests.stack import Stack
@@ -121,12 +121,12 @@ def test_the_action_server_freezes_what_is_alive_once_its_app_is_made(monkeypatc
 def test_every_way_of_starting_the_action_server_goes_through_the_launcher(tmp_path):
     """`make run` (the Procfile), the test stack, the scale stack (and so `make scale-up`, bench.py)."""
     procfile = next(line for line in open("Procfile") if line.startswith("actions:")).split()
-    assert procfile[1] == "SANIC_HOST=127.0.0.1" and procfile[2:6] == [".venv/bin/python", "-m", "clinic.action_launch", "--actions"]
+    assert procfile[1] == "SANIC_HOST=127.0.0.1" and procfile[2:6] == [".venv/bin/python", "-m", "clinic.rasa_runtime.action_launch", "--actions"]
     (tmp_path / "one").mkdir()
     stack = Stack(tmp_path / "one").commands()["actions"]
     scale = ScaleStack(tmp_path / "scale").commands()
     for command in (stack, scale["actions1"], scale["actions2"]):
-        assert command[1:4] == ["-m", "clinic.action_launch", "--actions"]
+        assert command[1:4] == ["-m", "clinic.rasa_runtime.action_launch", "--actions"]
 
 
 def test_the_action_launcher_takes_the_arguments_as_rasa_run_actions_spells_them():

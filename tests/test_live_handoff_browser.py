@@ -13,7 +13,8 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect
 
-from clinic import db, handoff
+from clinic.storage import db
+from clinic.rules import handoff
 from clinic.console import auth
 from tests.stack import conversation_id
 from tests.widget_driver import ARTIFACTS, Widget

@@ -87,18 +87,18 @@ def test_the_scale_endpoints_name_the_shared_stores() -> None:
     import yaml
 
     endpoints = yaml.safe_load((ROOT / "endpoints.scale.yml").read_text())
-    assert endpoints["tracker_store"] == {"type": "clinic.tracker_store.SQLTrackerStore", "url": "${DATABASE_URL}"}
-    assert endpoints["lock_store"] == {"type": "clinic.lock_store.RedisTicketLockStore", "url": "${REDIS_URL}"}
+    assert endpoints["tracker_store"] == {"type": "clinic.rasa_runtime.tracker_store.SQLTrackerStore", "url": "${DATABASE_URL}"}
+    assert endpoints["lock_store"] == {"type": "clinic.rasa_runtime.lock_store.RedisTicketLockStore", "url": "${REDIS_URL}"}
     default = yaml.safe_load((ROOT / "endpoints.yml").read_text())
     assert default["tracker_store"]["dialect"] == "sqlite"  # one machine: SQLite files in var/, the lock too
-    assert default["lock_store"] == {"type": "clinic.lock_store.SQLiteTicketLockStore", "db": "var/locks.db"}
+    assert default["lock_store"] == {"type": "clinic.rasa_runtime.lock_store.SQLiteTicketLockStore", "db": "var/locks.db"}
 
 
 # --- the web app's Rasa client with several servers -------------------------------
 
 
 def test_each_conversation_goes_to_one_server_and_to_another_when_it_is_down() -> None:
-    from clinic.rasa_client import RasaClient
+    from clinic.rasa_runtime.rasa_client import RasaClient
 
     async def main() -> None:
         a, b = FakeRasa("a"), FakeRasa("b")
@@ -124,7 +124,7 @@ def test_each_conversation_goes_to_one_server_and_to_another_when_it_is_down() -
         no_retry = RasaClient(f"{failing.url},{b.url}")
         c = next(c for c in conversations if no_retry.servers_for(c)[0] == failing.url)
         before = len(b.senders)
-        from clinic.rasa_client import RasaUnavailable
+        from clinic.rasa_runtime.rasa_client import RasaUnavailable
 
         with pytest.raises(RasaUnavailable):
             await no_retry.send(c, "hi")  # an error answer may follow processing: not sent twice
@@ -150,7 +150,7 @@ def test_a_message_the_dead_server_processed_before_it_went_away_is_read_back_no
     """Rasa stores a turn whole at its end: a server killed after that but before it answered
     leaves the message processed. The retry finds it in the tracker (by its message id) on the
     next server and returns its replies; a message it had not stored is sent again."""
-    from clinic.rasa_client import RasaClient
+    from clinic.rasa_runtime.rasa_client import RasaClient
 
     async def main() -> None:
         trackers: Dict[str, List[Dict[str, Any]]] = {}
@@ -202,7 +202,7 @@ def redis_url() -> Iterator[str]:
 def lock_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Any]:
     """Makes lock stores that share one lock: in Redis (several machines) or in one SQLite file
     (several Rasa servers on one machine, `make run`), each with its own connection."""
-    from clinic.lock_store import RedisTicketLockStore, SQLiteTicketLockStore
+    from clinic.rasa_runtime.lock_store import RedisTicketLockStore, SQLiteTicketLockStore
 
     if request.param == "redis":
         url = request.getfixturevalue("redis_url")
@@ -213,9 +213,9 @@ def lock_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[...,
 def test_the_sqlite_lock_store_takes_its_options_from_endpoints_yml(tmp_path: Path) -> None:
     from rasa.utils.endpoints import EndpointConfig
 
-    from clinic.lock_store import SQLiteTicketLockStore
+    from clinic.rasa_runtime.lock_store import SQLiteTicketLockStore
 
-    config = EndpointConfig(type="clinic.lock_store.SQLiteTicketLockStore", db=str(tmp_path / "x.db"),
+    config = EndpointConfig(type="clinic.rasa_runtime.lock_store.SQLiteTicketLockStore", db=str(tmp_path / "x.db"),
                             lease_seconds="3", poll_seconds=0.5)
     store = SQLiteTicketLockStore(config)  # as Rasa makes it from endpoints.yml
     assert (store.path, store.lease_seconds, store.poll_seconds) == (tmp_path / "x.db", 3.0, 0.5)
@@ -293,7 +293,7 @@ def test_a_dead_holders_ticket_runs_out_and_a_live_one_is_renewed(lock_stores: C
 
 
 def test_a_sqlite_lock_nobody_holds_is_one_statement_to_take_and_one_to_release(tmp_path: Path) -> None:
-    from clinic.lock_store import SQLiteTicketLockStore
+    from clinic.rasa_runtime.lock_store import SQLiteTicketLockStore
 
     store, other = (SQLiteTicketLockStore(db=str(tmp_path / "locks.db")) for _ in range(2))
     statements: List[str] = []
@@ -310,7 +310,7 @@ def test_a_sqlite_lock_nobody_holds_is_one_statement_to_take_and_one_to_release(
 
 
 def test_the_one_statement_sqlite_lock_keeps_to_the_tickets_of_others(tmp_path: Path) -> None:
-    from clinic.lock_store import SQLiteTicketLockStore
+    from clinic.rasa_runtime.lock_store import SQLiteTicketLockStore
 
     def store(**options: Any) -> SQLiteTicketLockStore:
         return SQLiteTicketLockStore(db=str(tmp_path / "locks.db"), poll_seconds=0.01, **options)
@@ -428,7 +428,7 @@ def test_the_reply_cache_in_redis_answers_a_retry_on_any_process_once(redis_url:
 
 
 def test_rate_limits_in_redis_are_shared_by_every_process(redis_url: str) -> None:
-    from clinic.web.rate_limit import RateLimiter, RedisRateLimiter, limiter
+    from clinic.http.rate_limit import RateLimiter, RedisRateLimiter, limiter
 
     assert isinstance(limiter((30, 2), None, "messages"), RateLimiter)
     assert isinstance(limiter(None, redis_url, "messages"), RateLimiter)  # off stays off
@@ -511,7 +511,7 @@ def test_processes_starting_together_on_a_new_database_all_make_their_tables(pos
 
     url = postgres.new_database()
     start_at = time.time() + 3  # after every interpreter has started
-    code = f"import time; time.sleep(max(0, {start_at} - time.time())); from clinic import db; db.get_engine({url!r})"
+    code = f"import time; time.sleep(max(0, {start_at} - time.time())); from clinic.storage import db; db.get_engine({url!r})"
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE,
                               env={**os.environ, "PYTHONPATH": str(ROOT)}) for _ in range(5)]
     failures = [p.communicate()[1].decode()[-300:] for p in procs]
@@ -523,7 +523,8 @@ def test_the_clinic_db_pool_follows_the_settings_and_outlives_a_database_restart
 ) -> None:
     import sqlalchemy as sa
 
-    from clinic import db, settings
+    from clinic.storage import db
+    from clinic import settings
 
     monkeypatch.setenv("DB_POOL_SIZE", "3")
     monkeypatch.setenv("DB_MAX_OVERFLOW", "2")
@@ -588,7 +589,7 @@ def _turns(events: List[Dict[str, Any]]) -> List[List[str]]:
 
 
 def test_messages_of_one_conversation_sent_to_both_servers_at_once_are_processed_in_order(scale: ScaleStack) -> None:
-    from clinic.lock_store import RedisTicketLockStore
+    from clinic.rasa_runtime.lock_store import RedisTicketLockStore
 
     conversation = "both-" + uuid.uuid4().hex[:12]
     sent = [f"{QUESTIONS[i % len(QUESTIONS)]} ({i})" for i in range(20)]

@@ -9,16 +9,16 @@ from scripts import mutation
 
 
 def test_each_module_is_tested_by_its_own_test_file_unless_named():
-    assert mutation.modules_and_tests(["clinic/eligibility.py", "clinic/answer_parsing.py"]) == [
-        ("clinic/eligibility.py", ["tests/test_eligibility.py"]),
-        ("clinic/answer_parsing.py", ["tests/test_answer_parsing.py"]),
+    assert mutation.modules_and_tests(["clinic/rules/eligibility.py", "clinic/rules/answer_parsing.py"]) == [
+        ("clinic/rules/eligibility.py", ["tests/test_eligibility.py"]),
+        ("clinic/rules/answer_parsing.py", ["tests/test_answer_parsing.py"]),
     ]
-    assert mutation.modules_and_tests(["clinic/eligibility.py=tests/test_eligibility.py+tests/test_bad_input.py"]) == [
-        ("clinic/eligibility.py", ["tests/test_eligibility.py", "tests/test_bad_input.py"]),
+    assert mutation.modules_and_tests(["clinic/rules/eligibility.py=tests/test_eligibility.py+tests/test_bad_input.py"]) == [
+        ("clinic/rules/eligibility.py", ["tests/test_eligibility.py", "tests/test_bad_input.py"]),
     ]
 
 
-@pytest.mark.parametrize("spec", ["clinic/nothing_here.py", "clinic/eligibility.py=tests/test_nothing_here.py"])
+@pytest.mark.parametrize("spec", ["clinic/nothing_here.py", "clinic/rules/eligibility.py=tests/test_nothing_here.py"])
 def test_a_module_or_test_file_that_does_not_exist_stops_the_run(spec):
     with pytest.raises(SystemExit, match="not found"):
         mutation.modules_and_tests([spec])

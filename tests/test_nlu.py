@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clinic.nlu_eval import evaluate, format_report, load_examples
+from clinic.nlu.evaluation import evaluate, format_report, load_examples
 
 ROOT = Path(__file__).resolve().parent.parent
 HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"

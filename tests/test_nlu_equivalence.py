@@ -26,7 +26,7 @@ from clinic.nlu.safety_layer import SafetyLayerComponent
 from clinic.nlu.sentence_embeddings import encoder
 from clinic.nlu.spacy_ner import SpacyNER
 from clinic.safety.crisis_patterns import MatcherPrecheck
-from clinic.nlu_eval import load_examples
+from clinic.nlu.evaluation import load_examples
 from clinic.safety.bank import load_bank
 
 ROOT = Path(__file__).resolve().parent.parent

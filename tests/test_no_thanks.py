@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from clinic import form_answers
-from clinic.answers import domain_responses
+from clinic.rules import form_answers
+from clinic.rules.answers import domain_responses
 
 ROOT = Path(__file__).resolve().parent.parent
 

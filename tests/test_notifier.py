@@ -16,8 +16,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine
 
-from clinic import notifier, referrals, settings
-from clinic.db import get_engine
+from clinic.mail import notifier
+from clinic.storage import referrals
+from clinic import settings
+from clinic.storage.db import get_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -253,7 +255,7 @@ def test_worker_sends_then_stops_cleanly_on_signal(smtp_env, cfg, engine, mailbo
     ref = make_referral(engine, cfg)
     env = dict(os.environ, PYTHONPATH=str(ROOT), NOTIFY_RETRY_SECONDS="60")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clinic.notifier"],
+        [sys.executable, "-m", "clinic.mail.notifier"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:

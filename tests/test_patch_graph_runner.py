@@ -13,7 +13,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.core.channels.channel import UserMessage
 
 from clinic.rasa_runtime.patches import graph_runner
-from clinic.nlu_eval import load_examples
+from clinic.nlu.evaluation import load_examples
 from clinic.rasa_runtime import patches
 from clinic.rasa_runtime.patches import applied as patches_applied
 

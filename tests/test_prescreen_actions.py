@@ -22,7 +22,7 @@ from actions.referral import (
     ValidateContactForm,
     ValidateWaitlistForm,
 )
-from clinic import db, referrals
+from clinic.storage import db, referrals
 from clinic.settings import get_settings
 from tests.stored_conversation import as_stored
 

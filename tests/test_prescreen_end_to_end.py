@@ -9,7 +9,7 @@ from typing import List, Tuple
 
 import requests
 
-from clinic import db, referrals
+from clinic.storage import db, referrals
 from clinic.settings import load_encryption_key
 from tests.prescreen_walk import CONTACT_STEPS, ELIGIBLE, ELIGIBLE_ANSWERS, FREQUENCY, START, Step
 from tests import encrypted_db

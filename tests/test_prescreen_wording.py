@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from actions.prescreen_form import progress_line
-from clinic import eligibility, settings
+from clinic.rules import eligibility
+from clinic import settings
 from clinic.console.conversations import PROGRESS_LINE
 from clinic.settings import public_facts
 

@@ -1,5 +1,5 @@
 """The web app's Rasa client spreading messages over several Rasa servers by load
-(clinic.rasa_client): a conversation keeps its own server (rendezvous hash) while loads are
+(clinic.rasa_runtime.rasa_client): a conversation keeps its own server (rendezvous hash) while loads are
 near, goes to the least busy server when its own has clearly more in flight, and the
 failover rules (servers that failed lately last, one retry on the next) hold all the same.
 The failover itself is tested in test_multi_instance.py and test_faults.py."""
@@ -13,7 +13,7 @@ import pytest
 
 from yarl import URL
 
-from clinic.rasa_client import SPREAD_MARGIN, RasaClient, RasaUnavailable
+from clinic.rasa_runtime.rasa_client import SPREAD_MARGIN, RasaClient, RasaUnavailable
 from tests.fake_rasa import FakeRasa
 from tests.stack import free_port
 

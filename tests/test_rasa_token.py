@@ -1,6 +1,6 @@
 """Rasa's HTTP API behind a token by default (SECURITY.md): the token is generated on first run
 into var/rasa_token unless RASA_TOKEN is set, the Rasa server is started with it by
-``clinic.rasa_launch`` wherever it is started (the Procfile, the test stacks, `make scale-up`),
+``clinic.rasa_runtime.rasa_launch`` wherever it is started (the Procfile, the test stacks, `make scale-up`),
 the web app and the console send it, and it shows in no process's command line and no log."""
 
 import os
@@ -17,7 +17,7 @@ import requests
 from sanic import Sanic
 
 from clinic import settings as settings_module
-from clinic.rasa_launch import rasa_argv
+from clinic.rasa_runtime.rasa_launch import rasa_argv
 from tests.scale_stack import ScaleStack
 from tests.stack import ROOT, Stack, rasa_ready, say
 
@@ -112,12 +112,12 @@ def _options(command: List[str]) -> List[str]:
 def test_every_way_of_starting_rasa_goes_through_the_launcher(tmp_path):
     """`make run` (the Procfile), the test stack, the scale stack (and so `make scale-up`, bench.py)."""
     procfile = _procfile_rasa()
-    assert procfile[:3] == [".venv/bin/python", "-m", "clinic.rasa_launch"]
+    assert procfile[:3] == [".venv/bin/python", "-m", "clinic.rasa_runtime.rasa_launch"]
     (tmp_path / "one").mkdir()
     stack = Stack(tmp_path / "one").commands()["rasa"]
     scale = ScaleStack(tmp_path / "scale").commands()
     for command in (stack, scale["rasa1"], scale["rasa2"]):
-        assert command[1:3] == ["-m", "clinic.rasa_launch"]
+        assert command[1:3] == ["-m", "clinic.rasa_runtime.rasa_launch"]
         assert _options(command) == _options(procfile)  # the same options, in the same order
     for command in (procfile, stack, scale["rasa1"]):
         assert "--enable-api" in command and command[command.index("--interface") + 1] == "127.0.0.1"
@@ -219,7 +219,7 @@ def test_the_token_shows_in_no_command_line_and_no_log(stack):
     assert requests.post(f"{stack.rasa_url}/model/parse", params=stack.rasa_params, json={"text": "hi"},
                          timeout=10).ok  # a request with the token in its URL, which an access log would show
     cmdlines = _cmdlines()
-    assert b"clinic.rasa_launch" in cmdlines[stack.procs["rasa"].pid]  # the Rasa server is among them
+    assert b"clinic.rasa_runtime.rasa_launch" in cmdlines[stack.procs["rasa"].pid]  # the Rasa server is among them
     assert [pid for pid, cmdline in cmdlines.items() if token.encode() in cmdline] == []  # pids: no token shown
     logs = list(stack.workdir.glob("*.log"))
     assert logs

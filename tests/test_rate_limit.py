@@ -2,7 +2,7 @@
 
 import pytest
 
-from clinic.web.rate_limit import RateLimiter
+from clinic.http.rate_limit import RateLimiter
 
 
 def test_a_burst_then_the_steady_rate():
@@ -23,7 +23,7 @@ def test_idle_keys_are_forgotten():
 
 def test_limits_come_from_settings_and_can_be_turned_off(monkeypatch):
     from clinic import settings
-    from clinic.web.rate_limit import RateLimiter
+    from clinic.http.rate_limit import RateLimiter
 
     monkeypatch.setenv("RATE_LIMIT_MESSAGES", "3/0.5")
     monkeypatch.setenv("RATE_LIMIT_NEW_VISITORS", "off")

@@ -16,7 +16,7 @@ pytest.importorskip("playwright", reason="pip install -r requirements.txt brings
 
 from playwright.sync_api import expect  # noqa: E402
 
-from clinic import db  # noqa: E402
+from clinic.storage import db  # noqa: E402
 from tests import console_driver as cd  # noqa: E402
 from tests.stack import conversation_id_of_page  # noqa: E402
 from tests.widget_driver import ARTIFACTS, Widget  # noqa: E402

@@ -1,4 +1,4 @@
-"""The referral spool (clinic.referral_spool): a referral or waitlist entry that the clinic DB would
+"""The referral spool (clinic.storage.referral_spool): a referral or waitlist entry that the clinic DB would
 not take (locked, full) waits in an encrypted file and is stored later, by another process if the
 action server stopped meanwhile: once, with the right contact, and with one clinician notice.
 
@@ -27,7 +27,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import event, func, select
 
-from clinic import db, referral_spool, referrals
+from clinic.storage import db, referral_spool, referrals
 from clinic.settings import get_settings
 from tests import fault_tools as ft
 from tests.stored_conversation import as_stored
@@ -120,12 +120,12 @@ def entries(directory: Path) -> List[Path]:
 
 
 def drain_in_new_process(env: Dict[str, Any], smtp: Any) -> subprocess.CompletedProcess:
-    """`python -m clinic.referral_spool --drain`: what a restarted action server does first."""
+    """`python -m clinic.storage.referral_spool --drain`: what a restarted action server does first."""
     proc_env = dict(os.environ, PYTHONPATH=str(ROOT), CLINIC_VAR_DIR=str(env["var"]),
                     CLINIC_DB_URL=env["settings"].clinic_db_url, SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port),
                     CONSOLE_URL="http://console.test")
     proc_env.pop("CLINIC_ENCRYPTION_KEY", None)
-    return subprocess.run([sys.executable, "-m", "clinic.referral_spool", "--drain"], env=proc_env, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "clinic.storage.referral_spool", "--drain"], env=proc_env, cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -400,7 +400,7 @@ def test_put_refuses_what_is_not_a_sealed_record(env: Dict[str, Any]) -> None:
 def test_the_notifier_worker_says_how_many_wait_and_how_many_were_set_aside(
     env: Dict[str, Any], logs: pytest.LogCaptureFixture
 ) -> None:
-    from clinic import notifier
+    from clinic.mail import notifier
 
     spool = env["spool"]
     notifier._pass(env["engine"], env["settings"])

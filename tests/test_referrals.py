@@ -11,9 +11,10 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
-from clinic import referrals, settings
-from clinic.crypto import DecryptionError, decrypt_json, encrypt_json
-from clinic.db import get_engine
+from clinic.storage import referrals
+from clinic import settings
+from clinic.storage.crypto import DecryptionError, decrypt_json, encrypt_json
+from clinic.storage.db import get_engine
 
 CONTACT = {"name": "Rosalind Quimby", "email": "rosalind.quimby@example.org", "phone": "+1 512 555 0187"}
 ANSWERS = {
@@ -191,7 +192,7 @@ def test_no_key_file_or_database_at_import(tmp_path: Path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), CLINIC_VAR_DIR=str(var),
                CLINIC_DB_URL=f"sqlite:///{var / 'clinic.db'}")
     env.pop("CLINIC_ENCRYPTION_KEY", None)
-    code = ("import clinic.crypto, clinic.referrals, clinic.notifier, clinic.db\n"
+    code = ("import clinic.storage.crypto, clinic.storage.referrals, clinic.mail.notifier, clinic.storage.db\n"
             "from clinic.settings import get_settings\n"
             "get_settings()\n")
     subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True)

@@ -1,12 +1,12 @@
 """A visitor message retried after it got no answer (the action server was down) shows once in
-every transcript: the rule (clinic.retried_messages), the widget's history and the console's
+every transcript: the rule (clinic.rules.retried_messages), the widget's history and the console's
 transcript and exports. The same through the real stack: tests/test_faults.py."""
 
 import json
 from typing import Any, Dict, List, Optional, Tuple
 
 from clinic.console.conversations import build_transcript
-from clinic.retried_messages import REPLY, USER, superseded
+from clinic.rules.retried_messages import REPLY, USER, superseded
 from clinic.web.visitor_api import history_from_events
 
 SECRET = b"k" * 32

@@ -4,7 +4,7 @@ training (the issue's target: correct, accept, train, parse).
 The release model (``models/clinic.tar.gz``, the session's shared agent) gets the message wrong;
 the message is marked in the console, accepted on the review page into a copy of the training
 data (the console's ``TRAINING_DATA_DIR``), an NLU-only model is trained on that copy with the
-project's config (``clinic.nlu_training``, as ``make eval-reviewed`` does; the dialogue is not
+project's config (``clinic.nlu.training``, as ``make eval-reviewed`` does; the dialogue is not
 needed to parse), and the new model answers it with the topic the staff chose. The release model's
 data is used whole, so that one accepted example is shown to change the answer against everything
 else the model learns from; the training takes most of this test's time (README "Tests")."""
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clinic.db import utcnow
-from clinic.nlu_eval import label_of
-from clinic.nlu_training import copy_data, train_nlu
+from clinic.storage.db import utcnow
+from clinic.nlu.evaluation import label_of
+from clinic.nlu.training import copy_data, train_nlu
 from tests.test_console_dashboard import Tracker, did_you_mean, epoch
 from tests.test_console_referrals import Console
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-from clinic import reviewed_data
+from clinic.nlu import reviewed_data
 from clinic.console import similar
-from clinic.reviewed_data import RefusedExample, ReviewedData, personal_data
+from clinic.nlu.reviewed_data import RefusedExample, ReviewedData, personal_data
 from clinic.safety import bank
 
 
@@ -195,8 +195,8 @@ def test_only_the_texts_taken_over_become_hard_negatives(tmp_path: Path) -> None
 
 
 def test_eval_nlu_reports_the_reviewed_examples_and_the_copy_leaves_them_out(tmp_path: Path) -> None:
-    from clinic.nlu_eval import Report, comparison_table, reviewed_summary
-    from clinic.nlu_training import copy_data, reviewed_paths
+    from clinic.nlu.evaluation import Report, comparison_table, reviewed_summary
+    from clinic.nlu.training import copy_data, reviewed_paths
 
     data = tmp_path / "data"
     (data / "faq").mkdir(parents=True)

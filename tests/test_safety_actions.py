@@ -13,7 +13,8 @@ from actions import crisis, safety_mode
 from actions.crisis import ActionCrisisResponse, ActionUrgentMedical
 from actions.faq import ActionAnswerFaq, ActionDidYouMean, pick_payload
 from actions.safety_mode import ActionSafetyFollowup
-from clinic import db, handoff
+from clinic.storage import db
+from clinic.rules import handoff
 from clinic.safety.verdict import CHECK_IN, TAKEOVER, SafetyVerdict
 from clinic.settings import get_settings
 

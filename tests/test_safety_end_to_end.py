@@ -5,7 +5,7 @@ messages of only punctuation or emoji)."""
 
 import requests
 
-from clinic import db
+from clinic.storage import db
 from tests.stack import button, conversation_id, press, say
 
 LONG_PADDING = (

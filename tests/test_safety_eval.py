@@ -1,6 +1,6 @@
-"""The safety evaluation's arithmetic (clinic/safety_eval.py), on outcomes of known make-up."""
+"""The safety evaluation's arithmetic (clinic/safety/evaluation.py), on outcomes of known make-up."""
 
-from clinic.safety_eval import Outcome, score, suggest_thresholds
+from clinic.safety.evaluation import Outcome, score, suggest_thresholds
 
 
 def outcome(gold: str, group: str, intent: str, response: str = "", crisis: float = 0.0, urgent: float = 0.0,

@@ -168,7 +168,7 @@ EVALUATION_BANKS = ["validation_bank.yml", "test_bank.yml", "test_bank_v2.yml", 
 @pytest.mark.parametrize("name", EVALUATION_BANKS)
 def test_the_evaluation_banks_share_no_message_with_the_training_banks(name):
     path = ROOT / "tests" / "safety" / name
-    from clinic.nlu_eval import load_examples
+    from clinic.nlu.evaluation import load_examples
 
     risk, negatives = training_banks()
     ordinary = [t for f in sorted((ROOT / "data").rglob("*.yml")) for t, _ in load_examples(f)]

@@ -1,4 +1,4 @@
-"""Staffed hours of the live chat (clinic.staffing)."""
+"""Staffed hours of the live chat (clinic.rules.staffing)."""
 
 import datetime as dt
 import os
@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from clinic import staffing
-from clinic.staffing import StaffingError, describe_opening, is_staffed, next_opening, parse_staffing
+from clinic.rules import staffing
+from clinic.rules.staffing import StaffingError, describe_opening, is_staffed, next_opening, parse_staffing
 
 WEEK = {
     "time_zone": "America/New_York",

@@ -1,4 +1,4 @@
-"""The tracker a turn saved, kept by clinic/tracker_store.py and handed to the next turn of that
+"""The tracker a turn saved, kept by clinic/rasa_runtime/tracker_store.py and handed to the next turn of that
 conversation: on the bench's visitor scripts with the trained model, every turn, it is exactly
 what a read of the database gives (Rasa's own ``SQLTrackerStore._retrieve`` on the same file),
 with two Rasa servers taking turns on one conversation, and after a deletion."""
@@ -20,7 +20,7 @@ from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_
 from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
-from clinic import tracker_store as clinic_store
+from clinic.rasa_runtime import tracker_store as clinic_store
 from scripts.bench_stack import BenchStack
 from scripts.bench_visitors import Visitors, rasa_message
 from tests import encrypted_db

@@ -1,4 +1,4 @@
-"""The tracker store of endpoints.yml (clinic/tracker_store.py): SQLite with kept connections,
+"""The tracker store of endpoints.yml (clinic/rasa_runtime/tracker_store.py): SQLite with kept connections,
 WAL and synchronous=NORMAL; other processes reading and writing the same file meanwhile."""
 
 import asyncio
@@ -17,8 +17,8 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from clinic import backup
-from clinic import tracker_store as clinic_store
+from clinic.storage import backup
+from clinic.rasa_runtime import tracker_store as clinic_store
 from clinic.console.app import tracker_reader
 
 from tests import encrypted_db
@@ -35,7 +35,7 @@ def endpoints_store(tmp_path: Path) -> TrackerStore:
     """The tracker store as `rasa run --endpoints endpoints.yml` makes it, on a file in tmp_path."""
     config = yaml.safe_load((ROOT / "endpoints.yml").read_text())
     config["tracker_store"]["db"] = str(tmp_path / "tracker.db")
-    del config["action_endpoint"]  # its secret is the launcher's (clinic.rasa_launch); not needed here
+    del config["action_endpoint"]  # its secret is the launcher's (clinic.rasa_runtime.rasa_launch); not needed here
     path = tmp_path / "endpoints.yml"
     path.write_text(yaml.safe_dump(config))
     endpoints = AvailableEndpoints.read_endpoints(str(path))
@@ -214,7 +214,7 @@ def test_saves_write_the_rows_rasa_writes_and_reads_give_the_trackers_rasa_gives
     assert len(run(ours.retrieve_full_tracker("two-sessions")).events) == 11
 
 
-# --- the tracker a turn saved, kept for the next turn (clinic/tracker_store.py's docstring) -------
+# --- the tracker a turn saved, kept for the next turn (clinic/rasa_runtime/tracker_store.py's docstring) -------
 
 def started(sender: str = "c-1") -> DialogueStateTracker:
     tracker = DialogueStateTracker(sender, DOMAIN.slots)

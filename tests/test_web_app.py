@@ -10,7 +10,7 @@ from sanic import Sanic
 from clinic.settings import get_settings
 from clinic.web import signing, starters
 from clinic.web.app import create_app
-from clinic.rasa_client import RasaUnavailable
+from clinic.rasa_runtime.rasa_client import RasaUnavailable
 
 Sanic.test_mode = True
 
@@ -331,7 +331,7 @@ def test_many_new_visitors_from_one_address_get_429(app, rasa):
 
 
 def test_the_starters_are_the_greetings_buttons_without_their_payloads(app):
-    from clinic.answers import domain_responses
+    from clinic.rules.answers import domain_responses
 
     greeting = domain_responses()["utter_greet"].variations[0].buttons
     _, resp = app.test_client.get("/api/history")
@@ -368,7 +368,7 @@ def test_anything_but_a_starters_number_is_refused(app, rasa, number, status, co
 def test_a_rating_names_the_visitors_message_and_can_change(app, rasa):
     from sqlalchemy import select
 
-    from clinic import db
+    from clinic.storage import db
 
     _, first = post(app, {"message": "how much is it", "id": "m-1"})
     cookie = {"cid": first.cookies["cid"]}

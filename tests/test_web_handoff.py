@@ -13,8 +13,9 @@ from typing import Any, Dict, List
 import pytest
 from sanic import Sanic
 
-from clinic import db, handoff
-from clinic.rasa_client import RasaUnavailable
+from clinic.storage import db
+from clinic.rules import handoff
+from clinic.rasa_runtime.rasa_client import RasaUnavailable
 from clinic.settings import get_settings
 from clinic.web import signing
 from clinic.web.app import create_app

@@ -11,7 +11,8 @@ import pytest
 from sanic import Sanic
 
 from clinic import settings as clinic_settings
-from clinic.web import client_address, signing
+from clinic.http import client_address
+from clinic.web import signing
 from clinic.web.app import create_app
 from tests.test_web_app import FakeRasa
 

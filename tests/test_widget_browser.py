@@ -15,7 +15,7 @@ pytest.importorskip("playwright", reason="pip install -r requirements.txt brings
 
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect  # noqa: E402
 
-from clinic.answers import chosen, faq_responses, rendered  # noqa: E402
+from clinic.rules.answers import chosen, faq_responses, rendered  # noqa: E402
 from clinic.settings import get_settings, load_clinic_info, public_facts  # noqa: E402
 from tests.stack import ROOT  # noqa: E402
 from tests.widget_driver import (  # noqa: E402
@@ -34,7 +34,7 @@ expect.set_options(timeout=20_000)
 
 
 def faq_answer(key: str, more: bool = False) -> str:
-    """The answer (or its "Tell me more") as the settings make it (clinic.answers)."""
+    """The answer (or its "Tell me more") as the settings make it (clinic.rules.answers)."""
     facts = public_facts(get_settings())
     (variation,) = chosen(faq_responses()[f"utter_faq_more_{key}" if more else f"utter_faq/{key}"], facts)
     return rendered(variation, facts)
@@ -701,7 +701,7 @@ def test_a_visitor_leaves_the_queue_after_a_reload(new_context: Any, stack: Any,
     expect(waiting_box).to_be_hidden()
     expect(w.bots().last).to_have_text(re.compile("You've left the queue"))
     expect(page.locator(".ccw-log .ccw-event").last).to_have_text("Now answering: the assistant.")
-    from clinic import handoff
+    from clinic.rules import handoff
 
     assert handoff.get(staff.engine, row["id"])["status"] == handoff.CANCELLED
     assert "ccw-input" in str((w.focused() or {}).get("cls"))

@@ -20,8 +20,8 @@ pytest.importorskip("playwright", reason="pip install -r requirements.txt brings
 from playwright.sync_api import Page, Route, expect  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
-from clinic import handoff  # noqa: E402
-from clinic.db import handoff_requests, utcnow  # noqa: E402
+from clinic.rules import handoff  # noqa: E402
+from clinic.storage.db import handoff_requests, utcnow  # noqa: E402
 from clinic.web import starters  # noqa: E402
 from tests.widget_driver import ARTIFACTS, Widget  # noqa: E402
 

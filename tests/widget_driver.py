@@ -225,7 +225,7 @@ class StaffSide:
     clinic DB, then the tracker events through Rasa's HTTP API, then ``touch`` for a message."""
 
     def __init__(self, stack: "object", staff_id: int = 41, name: str = "Dana") -> None:
-        from clinic import db
+        from clinic.storage import db
         from clinic.settings import ROOT, load_clinic_info
 
         self.engine = stack.clinic_engine()
@@ -240,7 +240,7 @@ class StaffSide:
         import asyncio
         from concurrent.futures import ThreadPoolExecutor
 
-        from clinic.rasa_client import RasaClient
+        from clinic.rasa_runtime.rasa_client import RasaClient
 
         async def call() -> object:
             client = RasaClient(self.rasa_url, token=self.rasa_token)
@@ -254,17 +254,17 @@ class StaffSide:
 
     def queue(self, cid: str) -> Dict[str, object]:
         """What the assistant's action does when the visitor says yes to a person."""
-        from clinic import handoff
+        from clinic.rules import handoff
 
         return handoff.request_live(self.engine, cid, "visitor_request", urgent=False)
 
     def active(self, cid: str) -> Optional[Dict[str, object]]:
-        from clinic import handoff
+        from clinic.rules import handoff
 
         return handoff.active(self.engine, cid)
 
     def claim(self, cid: str) -> None:
-        from clinic import handoff
+        from clinic.rules import handoff
 
         row = handoff.active(self.engine, cid)
         assert row is not None and row["status"] == handoff.WAITING, row
@@ -272,7 +272,7 @@ class StaffSide:
         self._rasa("append_events", cid, handoff.joined_events(self.staff_id, self.name, self.clinic_name))
 
     def say(self, cid: str, text: str) -> None:
-        from clinic import handoff
+        from clinic.rules import handoff
 
         row = handoff.active(self.engine, cid)
         assert row is not None and row["status"] == handoff.LIVE, row
@@ -280,7 +280,7 @@ class StaffSide:
         handoff.touch(self.engine, row["id"])
 
     def hand_back(self, cid: str, closed: bool = False) -> None:
-        from clinic import handoff
+        from clinic.rules import handoff
 
         row = handoff.active(self.engine, cid)
         assert row is not None and row["status"] == handoff.LIVE, row
@@ -289,7 +289,7 @@ class StaffSide:
 
     def end(self, cid: str) -> None:
         """Leaves nothing waiting or live behind for the next test (close, whatever the state)."""
-        from clinic import handoff
+        from clinic.rules import handoff
 
         row = handoff.active(self.engine, cid)
         if row is None:

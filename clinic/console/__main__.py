@@ -1,6 +1,6 @@
 """`python -m clinic.console`: serve the staff console (CONSOLE_HOST:CONSOLE_PORT, loopback by default)."""
 
-from clinic import db
+from clinic.storage import db
 from clinic.console import auth
 from clinic.console.app import create_console_app
 from clinic.settings import get_settings

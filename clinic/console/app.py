@@ -7,14 +7,15 @@ from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse, text
 from sqlalchemy.engine import Engine
 
-from clinic import db, http_guard
+from clinic.storage import db
+from clinic.http import guard as http_guard
 from clinic.console import (
     canned_replies, conversations, dashboard, handoffs, live_chat, pages, referrals_queue, review, staff_admin, urgent,
 )
-from clinic.rasa_client import RasaClient
+from clinic.rasa_runtime.rasa_client import RasaClient
 from clinic.settings import Settings, get_settings
-from clinic.tracker_reader import reader
-from clinic.web.rate_limit import RateLimiter
+from clinic.storage.tracker_reader import reader
+from clinic.http.rate_limit import RateLimiter
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -30,7 +31,7 @@ SECURITY_HEADERS = {
 
 def tracker_reader(url: str) -> Engine:
     """Rasa's tracker store, read-only: the console never writes to what Rasa writes, and on
-    SQLite it reads in WAL mode so that Rasa is never blocked by a reader (clinic.tracker_reader)."""
+    SQLite it reads in WAL mode so that Rasa is never blocked by a reader (clinic.storage.tracker_reader)."""
     return reader(url)
 
 

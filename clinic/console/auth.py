@@ -32,8 +32,8 @@ from sanic.response import HTTPResponse, redirect
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 
-from clinic import db
-from clinic.db import audit_log, staff_sessions, staff_users, utcnow
+from clinic.storage import db
+from clinic.storage.db import audit_log, staff_sessions, staff_users, utcnow
 
 ROLES = ("support", "clinician", "admin")
 RANK = {role: i for i, role in enumerate(ROLES)}

@@ -11,7 +11,7 @@ from typing import Any, Optional, Union
 
 import pytz
 
-from clinic import staffing
+from clinic.rules import staffing
 
 
 def clinic_zone() -> Any:

@@ -14,7 +14,7 @@ happened (a user message parsed as ``nlu_fallback``, or ``utter_fallback`` /
 answer, not a greeting, thanks or a bare yes or no: ``SMALL_TALK``) and the visitor's text for
 search.
 
-A visitor's message that filled a form slot (``clinic.form_answers``: the
+A visitor's message that filled a form slot (``clinic.rules.form_answers``: the
 pre-screen, contact details, waitlist, callback request; the tracker's events
 say so) is an answer (health data, contact details): it is not copied into the
 index. A message waits in ``pending_text`` until its turn's events show whether
@@ -42,8 +42,9 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, text, tupl
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from clinic import db, form_answers
-from clinic.db import conversation_flags, conversation_index, conversation_index_state, conversation_tags, handoff_requests
+from clinic.storage import db
+from clinic.rules import form_answers
+from clinic.storage.db import conversation_flags, conversation_index, conversation_index_state, conversation_tags, handoff_requests
 
 ci = conversation_index
 
@@ -82,7 +83,7 @@ _DATA = "CASE WHEN type_name IN ('user', 'slot') THEN data END AS data"
 
 
 def ensure_schema(engine: Engine) -> bool:
-    """Create what the index needs beyond the tables of clinic.db; True when FTS5 search is on."""
+    """Create what the index needs beyond the tables of clinic.storage.db; True when FTS5 search is on."""
     cached = getattr(engine, "_conversation_fts", None)
     if cached is not None:
         return bool(cached)

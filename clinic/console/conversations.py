@@ -3,7 +3,7 @@
 Roles: support and up see the list and transcripts and can tag, note and mark
 reviewed; the pre-screen's answers are health data, so only clinicians and up
 see them (support sees that a pre-screen happened and its outcome; every
-message that filled a form slot, however it was typed (``clinic.form_answers``:
+message that filled a form slot, however it was typed (``clinic.rules.form_answers``:
 the tracker's events say so), and the bot's replies that quote those answers,
 are withheld from support). Export is for clinicians and
 up for the same reason; deletion is for admins. Every transcript view, export
@@ -30,12 +30,13 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from clinic import form_answers, referrals as referral_store, retried_messages
+from clinic.rules import form_answers, retried_messages
+from clinic.storage import referrals as referral_store
 from clinic.console import auth, clock, conversation_index as index
 from clinic.console.pages import render
-from clinic.crypto import DecryptionError, decrypt_json
-from clinic.db import conversation_index, conversation_notes, conversation_tags, referrals, utcnow
-from clinic.eligibility import QUESTIONS, is_valid_answer
+from clinic.storage.crypto import DecryptionError, decrypt_json
+from clinic.storage.db import conversation_index, conversation_notes, conversation_tags, referrals, utcnow
+from clinic.rules.eligibility import QUESTIONS, is_valid_answer
 
 bp = Blueprint("console_conversations")
 
@@ -154,7 +155,7 @@ def speaker_of(metadata: Mapping[str, Any]) -> Tuple[str, Optional[str], Optiona
 
 
 def _steps(events: Sequence[Any], loaded: Sequence[Optional[Dict[str, Any]]]) -> List[retried_messages.Step]:
-    """The events as ``clinic.retried_messages`` reads them (visitor messages and replies)."""
+    """The events as ``clinic.rules.retried_messages`` reads them (visitor messages and replies)."""
     steps: List[retried_messages.Step] = []
     for e, d in zip(events, loaded):
         if e[2] == "user":
@@ -167,7 +168,7 @@ def _steps(events: Sequence[Any], loaded: Sequence[Optional[Dict[str, Any]]]) ->
 
 
 def _as_event(row: Sequence[Any]) -> Dict[str, Any]:
-    """A tracker row as much of its event as ``clinic.form_answers`` reads."""
+    """A tracker row as much of its event as ``clinic.rules.form_answers`` reads."""
     if row[2] == "user":
         d = index._loads(row[6])
         return {"event": "user", "parse_data": {"intent": {"name": index.intent_of(d) or row[4]}}}
@@ -181,7 +182,7 @@ def build_transcript(events: Sequence[Any], answers_visible: bool) -> Dict[str, 
     """Messages, timeline and pre-screen summary of one conversation's events.
 
     ``answers_visible`` False (support): messages that filled a form slot
-    (``clinic.form_answers``), slot values that hold answers or contact details,
+    (``clinic.rules.form_answers``), slot values that hold answers or contact details,
     and bot replies quoting them are withheld (``masked``)."""
     messages: List[Dict[str, Any]] = []
     timeline: List[Dict[str, Any]] = []
@@ -408,7 +409,7 @@ async def transcript(request: Request, conversation_id: str) -> HTTPResponse:
 
 def _correcting(request: Request, conversation_id: str) -> Dict[str, Any]:
     """What the transcript's "should have been" forms need: the labels, and each message's correction."""
-    from clinic import corrections
+    from clinic.console import corrections
     from clinic.console.review import topic_titles
 
     titles = topic_titles(request)

@@ -24,7 +24,7 @@ whole days in UTC, today included, and are computed from Rasa's tracker store
   see these too; the page escapes them like every visitor text, links each to
   its transcript, and the view is written to the audit log
   (``view_unanswered``, only a count in the detail).
-- *Satisfaction*: the visitors' thumbs up and down (``clinic.ratings``) given in the window, per
+- *Satisfaction*: the visitors' thumbs up and down (``clinic.storage.ratings``) given in the window, per
   topic of the answer rated (the FAQ topic; "did you mean", "fallback", or what else answered the
   message), and the latest answers rated down with what was wrong, linked to their transcripts (the
   visitor's message shown only when it was a question: never a form answer).
@@ -53,11 +53,11 @@ from sanic.response import HTTPResponse
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from clinic import ratings
+from clinic.storage import ratings
 from clinic.console import auth, charts, visitor_turns
 from clinic.console.pages import render
 from clinic.console.referrals_queue import path_quote
-from clinic.db import referrals, utcnow
+from clinic.storage.db import referrals, utcnow
 
 bp = Blueprint("console_dashboard")
 

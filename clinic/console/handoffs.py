@@ -27,13 +27,13 @@ from sanic.response import HTTPResponse, redirect
 from sqlalchemy import func, insert, or_, select, true, update
 from sqlalchemy.engine import Engine
 
-from clinic import referrals as referral_store
+from clinic.storage import referrals as referral_store
 from clinic.console import auth
 from clinic.console.pages import page_arg, render
 from clinic.console.referrals_queue import path_quote
-from clinic.crypto import DecryptionError, decrypt_json
-from clinic.db import conversation_notes, handoff_requests, utcnow, waitlist
-from clinic.handoff import CALLBACK_KIND
+from clinic.storage.crypto import DecryptionError, decrypt_json
+from clinic.storage.db import conversation_notes, handoff_requests, utcnow, waitlist
+from clinic.rules.handoff import CALLBACK_KIND
 
 bp = Blueprint("console_handoffs")
 

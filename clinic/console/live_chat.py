@@ -4,7 +4,7 @@ Support staff and up see the queue and any live chat's transcript; the person
 who holds a chat (or an admin) replies, hands it back to the assistant, closes
 it or returns it to the queue; anyone on the staff may close a request still
 waiting that nobody can take. The state lives in the clinic DB
-(``clinic.handoff``: one compare-and-set per change, so of two people taking
+(``clinic.rules.handoff``: one compare-and-set per change, so of two people taking
 one chat at once one wins); what the visitor sees goes into the assistant's
 tracker through Rasa's HTTP API (``app.ctx.rasa``):
 
@@ -39,13 +39,13 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from clinic import handoff
+from clinic.rules import handoff
 from clinic.console import auth, canned_replies, conversation_index as index
 from clinic.console.conversations import build_transcript, can_see_answers, path_quote
 from clinic.console.handoffs import REASON_LABELS, waiting as waited_long
 from clinic.console.pages import render, render_fragment
-from clinic.db import handoff_requests, utcnow
-from clinic.rasa_client import RasaUnavailable
+from clinic.storage.db import handoff_requests, utcnow
+from clinic.rasa_runtime.rasa_client import RasaUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse, html, redirect
 
 from clinic.console import auth, clock, contact_links
-from clinic.web import client_address
+from clinic.http import client_address
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"

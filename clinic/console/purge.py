@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.pool import NullPool
 
-from clinic import db, encrypted_sqlite, referral_spool
+from clinic.storage import db, encrypted_sqlite, referral_spool
 from clinic.console import auth, conversation_index as index
 
 SYSTEM = {"id": None, "username": "system"}
@@ -101,7 +101,7 @@ def delete_conversations(
 ) -> Dict[str, int]:
     """Delete conversations and everything linked to them; returns counts of what went.
 
-    ``spool`` is where referrals the clinic DB refused wait (clinic/referral_spool.py; by default the
+    ``spool`` is where referrals the clinic DB refused wait (clinic/storage/referral_spool.py; by default the
     one under the settings' var/): what waits there for these conversations goes first, or it would
     bring a deleted referral back once stored.
     """

@@ -23,12 +23,12 @@ from sanic.response import HTTPResponse, redirect
 from sqlalchemy import and_, case, func, insert, select, true, update
 from sqlalchemy.engine import Engine
 
-from clinic import referrals as referral_store
+from clinic.storage import referrals as referral_store
 from clinic.console import auth
 from clinic.console.conversations import answer_summary
 from clinic.console.pages import page_arg, render
-from clinic.crypto import DecryptionError
-from clinic.db import referral_notes, referral_workflow, referrals, staff_users, utcnow
+from clinic.storage.crypto import DecryptionError
+from clinic.storage.db import referral_notes, referral_workflow, referrals, staff_users, utcnow
 
 bp = Blueprint("console_referrals_queue")
 

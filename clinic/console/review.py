@@ -3,7 +3,7 @@
 - **Marking** (support and up, on a transcript): a visitor's typed question (never a form
   answer: those hold health data or contact details, nor a button press) gets the label it should
   have had: an FAQ topic, another intent, ``crisis``, ``urgent_medical``, "not a crisis", or
-  "new topic needed". The correction is *proposed* (``clinic.corrections``).
+  "new topic needed". The correction is *proposed* (``clinic.console.corrections``).
 - **Review** (``/review``; support and up read it, clinicians and admins decide): the questions
   of the last ``REVIEW_DAYS`` days the assistant fell back on, offered "did you mean" for, or
   answered with a confidence under ``LOW_CONFIDENCE``, and every proposed correction (staff
@@ -12,8 +12,8 @@
   (a person's mark first, then visitors' picks; with neither, what the NLU thought likeliest,
   shown as its guess and not chosen). A person
   selects messages (all of a group by default), edits each text if needed (personal data is
-  refused: ``clinic.reviewed_data``), picks one label, and accepts or rejects them at once.
-- **Accepting** writes the texts as training data (``clinic.reviewed_data``: ``data/reviewed/``,
+  refused: ``clinic.nlu.reviewed_data``), picks one label, and accepts or rejects them at once.
+- **Accepting** writes the texts as training data (``clinic.nlu.reviewed_data``: ``data/reviewed/``,
   the safety banks' reviewed files) and marks the corrections accepted; "new topic needed" is
   recorded and writes nothing. Every proposal, acceptance and rejection is in the audit log
   (the label and the message's event id, never the text).
@@ -30,13 +30,13 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, redirect
 from sqlalchemy import bindparam, select, text as sql
 
-from clinic import corrections as store
+from clinic.console import corrections as store
 from clinic.console import auth, similar, visitor_turns
 from clinic.console.dashboard import first_id_from
 from clinic.console.pages import render
 from clinic.console.referrals_queue import path_quote
-from clinic.db import corrections as corrections_table, topic_picks, utcnow
-from clinic.reviewed_data import NEW_TOPIC, RefusedExample, ReviewedData, clean_text
+from clinic.storage.db import corrections as corrections_table, topic_picks, utcnow
+from clinic.nlu.reviewed_data import NEW_TOPIC, RefusedExample, ReviewedData, clean_text
 from clinic.settings import load_yaml
 
 bp = Blueprint("console_review")

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from clinic.console import auth
 from clinic.console.pages import render
-from clinic.db import audit_log, staff_sessions, staff_users, utcnow
+from clinic.storage.db import audit_log, staff_sessions, staff_users, utcnow
 
 bp = Blueprint("console_staff_admin")
 

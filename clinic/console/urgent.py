@@ -17,7 +17,7 @@ marked handled is also marked reviewed, so the same visitor in danger again rais
 (``db.flag_once``).
 
 Alerts (``static/alerts.js``, on every signed-in page): ``/urgent/alerts.json`` gives the open
-items' keys and counts and whether it is staffed hours now (``clinic.staffing``); a page that
+items' keys and counts and whether it is staffed hours now (``clinic.rules.staffing``); a page that
 sees a key it has not seen before (kept in the browser's storage, so moving between pages does
 not alert again) plays a sound (which can be muted) and shows a desktop notification (the
 browser's Notification API, asked once), in staffed hours; the count is in the tab title.
@@ -33,12 +33,12 @@ from sqlalchemy import and_, insert, not_, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from clinic import handoff, staffing
+from clinic.rules import handoff, staffing
 from clinic.console import auth
 from clinic.console.handoffs import waiting as waited
 from clinic.console.pages import render
 from clinic.console.referrals_queue import path_quote
-from clinic.db import conversation_flags, handoff_requests, urgent_handled, utcnow
+from clinic.storage.db import conversation_flags, handoff_requests, urgent_handled, utcnow
 
 bp = Blueprint("console_urgent")
 

@@ -14,7 +14,7 @@ import getpass
 import sys
 from typing import List, Optional
 
-from clinic import db
+from clinic.storage import db
 from clinic.console import auth
 from clinic.settings import get_settings
 

@@ -4,7 +4,7 @@ A visitor message is read with the events of its turn (up to the next message):
 
 - how it was sent: **typed**, or a **button** press (a button's title in ``metadata.display``,
   or a bare ``/intent`` payload);
-- whether it was a **form answer** (``clinic.form_answers``: a pre-screen, contact, waitlist
+- whether it was a **form answer** (``clinic.rules.form_answers``: a pre-screen, contact, waitlist
   or callback answer; health data or contact details);
 - what the assistant ran first in reply (``answered_by``: the first action after it other
   than ``action_listen``), and so its **outcome**:
@@ -30,7 +30,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
-from clinic import form_answers
+from clinic.rules import form_answers
 
 FAQ_ACTIONS = frozenset({"action_answer_faq", "utter_faq"})
 DID_YOU_MEAN_ACTION = "action_did_you_mean"
@@ -238,7 +238,7 @@ def read_conversations(conn: Connection, conversation_ids: Sequence[str]) -> Dic
 
 
 def _plain(row: Any) -> Dict[str, Any]:
-    """An event as clinic.form_answers reads it (type, intent, loop or slot name, slot set or not)."""
+    """An event as clinic.rules.form_answers reads it (type, intent, loop or slot name, slot set or not)."""
     event: Dict[str, Any] = {"event": row.type_name, "name": row.action_name}
     if row.type_name == "user":
         event["parse_data"] = {"intent": {"name": row.intent_name}}

@@ -10,11 +10,12 @@ from sanic.response import HTTPResponse, json
 from sanic.server.protocols.http_protocol import HttpProtocol
 
 from clinic.settings import Settings, get_settings
-from clinic import db, http_guard
+from clinic.storage import db
+from clinic.http import guard as http_guard
 from clinic.web import live_updates, pages, visitor_api
 from clinic.web.idempotency import reply_cache
-from clinic.web.rate_limit import limiter
-from clinic.rasa_client import RasaClient
+from clinic.http.rate_limit import limiter
+from clinic.rasa_runtime.rasa_client import RasaClient
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (

@@ -1,6 +1,6 @@
 """What the visitor API does when a person from the clinic is wanted or holds the chat.
 
-The state lives in the clinic DB (``clinic.handoff``), so every web-app process
+The state lives in the clinic DB (``clinic.rules.handoff``), so every web-app process
 sees the same thing and the web app stays stateless. The DB calls run in a
 worker thread, so a slow database never stalls the other visitors; all but
 the visitor's state on SQLite (see ``full_state``).
@@ -24,8 +24,8 @@ from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 from sqlalchemy.engine import Engine
 
-from clinic import handoff
-from clinic.rasa_client import RasaUnavailable
+from clinic.rules import handoff
+from clinic.rasa_runtime.rasa_client import RasaUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ async def full_state(engine: Engine, conversation_id: Optional[str]) -> Dict[str
     """``handoff.visitor_state``, with the request id (for the web app's own use).
 
     Read twice a turn. On PostgreSQL in a worker thread: a round trip to the server, which may
-    be slow or gone. On SQLite on the event loop itself: in WAL mode (clinic.db) a read never
+    be slow or gone. On SQLite on the event loop itself: in WAL mode (clinic.storage.db) a read never
     waits for a writer (tests/test_handoff_state.py), and the read (one indexed statement on a
     kept connection, ~20 us of CPU) costs several times less than the hop to a worker thread and
     back (~0.18 ms of CPU per read, timed in a loop of reads).

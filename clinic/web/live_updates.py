@@ -1,7 +1,7 @@
 """``GET /api/updates``: the widget's long poll while it waits for, or talks with, a person.
 
 ``?after=<unix time>&version=<int>[&position=<int>]`` answers as soon as the
-visitor's handoff state (``clinic.handoff.visitor_state``, in the clinic DB,
+visitor's handoff state (``clinic.rules.handoff.visitor_state``, in the clinic DB,
 so any web-app process sees a change made by the console) differs from the
 given version (or, while waiting, position), else after ``UPDATES_WAIT_S``:
 ``{"handoff": state, "messages": [...]}``.
@@ -36,7 +36,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse, json
 
-from clinic.rasa_client import RasaUnavailable
+from clinic.rasa_runtime.rasa_client import RasaUnavailable
 from clinic.web import live_chat
 from clinic.web.visitor_api import (
     ALREADY_WAITING,

@@ -10,7 +10,7 @@ and accepts nothing but a number of this list (no payload of the visitor's own m
 from functools import lru_cache
 from typing import Dict, List, Optional, Tuple
 
-from clinic.answers import domain_responses
+from clinic.rules.answers import domain_responses
 
 GREETING = "utter_greet"
 

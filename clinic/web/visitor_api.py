@@ -14,7 +14,7 @@
 - ``GET /api/updates`` waits for what a person sends (``clinic.web.live_updates``).
 - ``POST /api/handoff/cancel`` leaves the queue for a person.
 - ``POST /api/rating`` rates the assistant's answer to one of the visitor's messages (by that
-  message's id): a thumbs up or down, and after a down what was wrong (``clinic.ratings``).
+  message's id): a thumbs up or down, and after a down what was wrong (``clinic.storage.ratings``).
 - ``POST /api/reset`` starts a new conversation ("start over"); a wait for a
   person is cancelled, a live chat closed.
 
@@ -30,9 +30,9 @@ Other sites may embed the widget when their origin is in
 ``WIDGET_ALLOWED_ORIGINS`` (CORS); ``/api/reset`` and ``/api/handoff/cancel``
 (which need no preflight) refuse a request from any other site's page.
 
-**Limits** (``clinic.web.rate_limit``; 429 with ``Retry-After`` and a reason that
+**Limits** (``clinic.http.rate_limit``; 429 with ``Retry-After`` and a reason that
 gives 988): every request per address (``RATE_LIMIT_ADDRESS``; the address as
-``clinic.web.client_address`` finds it behind ``TRUSTED_PROXIES``); new
+``clinic.http.client_address`` finds it behind ``TRUSTED_PROXIES``); new
 conversations, "start over" included, per address (``RATE_LIMIT_NEW_VISITORS``);
 messages per conversation (``RATE_LIMIT_MESSAGES``); history, updates, leaving
 the queue and "start over" per conversation (``RATE_LIMIT_READS``); one open long poll per
@@ -50,9 +50,11 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty, json
 
-from clinic import ratings, retried_messages
-from clinic.web import client_address, live_chat, signing, starters, visitor_input
-from clinic.rasa_client import RasaUnavailable, replies_to
+from clinic.storage import ratings
+from clinic.rules import retried_messages
+from clinic.http import client_address
+from clinic.web import live_chat, signing, starters, visitor_input
+from clinic.rasa_runtime.rasa_client import RasaUnavailable, replies_to
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +166,7 @@ def for_browser(secret: bytes, conversation_id: str, replies: List[Dict[str, Any
 def history_from_events(secret: bytes, conversation_id: str, events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """What the visitor saw: their messages (a button press as its title), the bot's, and
     the clinic staff's (bot events with the staff member in ``metadata.staff``). A message
-    retried after it got no answer shows once (``clinic.retried_messages``)."""
+    retried after it got no answer shows once (``clinic.rules.retried_messages``)."""
     messages = []
     retried = retried_messages.superseded(_steps(events))
     for position, event in enumerate(events):

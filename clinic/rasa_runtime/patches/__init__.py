@@ -7,7 +7,7 @@ where its measured gain is (README "Performance", the patches' table). Only patc
 which `make bench` misses its targets stay.
 
 ``install()`` puts them all in place unless ``CLINIC_RASA_PATCHES=0`` (then none: Rasa's own
-code throughout); ``clinic.rasa_launch`` calls it before Rasa starts, ``python -m
+code throughout); ``clinic.rasa_runtime.rasa_launch`` calls it before Rasa starts, ``python -m
 clinic.rasa_runtime.patches <rasa arguments>`` runs Rasa's command line with them (`make
 test-core`), and the tests' in-process Rasa installs them the same way (tests/conftest.py).
 ``CLINIC_RASA_PATCHES=0`` is how the dialogue and end-to-end tests run a second time on Rasa's

@@ -1,7 +1,7 @@
 """The safety layer measured on a bank written apart from its training data.
 
-    python -m clinic.safety_eval tests/safety/test_bank_v4.yml tests/safety/test_bank_v3.yml ...   (make eval-safety)
-    python -m clinic.safety_eval tests/safety/validation_bank.yml --thresholds
+    python -m clinic.safety.evaluation tests/safety/test_bank_v4.yml tests/safety/test_bank_v3.yml ...   (make eval-safety)
+    python -m clinic.safety.evaluation tests/safety/validation_bank.yml --thresholds
 
 parses every message of the bank with the trained model, as the Rasa server would, and prints:
 recall per crisis and urgent-medical category (a crisis counts when the parse's intent is

@@ -1,8 +1,8 @@
 """Training an NLU-only model on a copy of the training data (the review loop's checks).
 
 ``make train`` trains the release model from ``data/`` (the reviewed corrections included:
-``clinic.reviewed_data``). Two checks need a model trained on other data without touching it:
-the figures before and after the reviewed examples (``python -m clinic.nlu_eval --compare-reviewed``,
+``clinic.nlu.reviewed_data``). Two checks need a model trained on other data without touching it:
+the figures before and after the reviewed examples (``python -m clinic.nlu.evaluation --compare-reviewed``,
 ``make eval-reviewed``: a model trained without them), and the end-to-end test of the loop (a
 correction accepted in the console, then trained on). Both train the NLU alone (the dialogue is
 not needed to parse), with the project's ``config.yml``, by Rasa's own ``rasa train nlu``.
@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Iterable, List
 
-from clinic.reviewed_data import NEGATIVES_FILE, REVIEWED_DIR, SAFETY_FILE
+from clinic.nlu.reviewed_data import NEGATIVES_FILE, REVIEWED_DIR, SAFETY_FILE
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def reviewed_paths(data: Path) -> List[Path]:

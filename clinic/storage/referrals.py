@@ -19,8 +19,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from clinic.crypto import Key, decrypt_json, encrypt_json
-from clinic.db import referrals, utcnow, waitlist
+from clinic.storage.crypto import Key, decrypt_json, encrypt_json
+from clinic.storage.db import referrals, utcnow, waitlist
 
 # No 0/O, 1/I/L: a code read aloud or copied by hand stays unambiguous.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -81,7 +81,7 @@ def seal_referral(
 ) -> Dict[str, Any]:
     """The referral's row as it is stored, contact and answers encrypted, less its reference code.
 
-    What ``store_sealed_referral`` stores, now or later (``clinic.referral_spool``
+    What ``store_sealed_referral`` stores, now or later (``clinic.storage.referral_spool``
     keeps it while the database cannot be written).
     """
     if outcome not in REFERRAL_OUTCOMES:
@@ -168,7 +168,7 @@ def decrypt_referral(row: Mapping[str, Any], key: Key) -> Dict[str, Any]:
     """A referral row with ``contact``, ``answers`` and ``reasons`` in clear.
 
     The ``*_encrypted`` columns are left out. Raises
-    ``clinic.crypto.DecryptionError`` if ``key`` is not the one used to store it.
+    ``clinic.storage.crypto.DecryptionError`` if ``key`` is not the one used to store it.
     """
     plain = {k: v for k, v in dict(row).items() if not k.endswith("_encrypted")}
     sealed = decrypt_json(key, row["answers_encrypted"])

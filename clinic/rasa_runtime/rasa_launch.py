@@ -1,6 +1,6 @@
 """Starts the Rasa server (``rasa run``) with its HTTP API behind the token of the settings.
 
-    python -m clinic.rasa_launch --model models/clinic.tar.gz --enable-api --interface 127.0.0.1 ...
+    python -m clinic.rasa_runtime.rasa_launch --model models/clinic.tar.gz --enable-api --interface 127.0.0.1 ...
 
 Every argument is one of ``rasa run``'s, except the token: this adds ``--auth-token`` with
 ``RASA_TOKEN``, else the token generated once into ``var/rasa_token`` (``clinic.settings``),
@@ -40,7 +40,7 @@ def rasa_argv(args: List[str], token: str) -> List[str]:
 
     given, _ = create_argument_parser().parse_known_args(["run", *args])
     if getattr(given, "auth_token", None) is not None:
-        raise SystemExit("clinic.rasa_launch: no --auth-token on the command line (every user of the "
+        raise SystemExit("clinic.rasa_runtime.rasa_launch: no --auth-token on the command line (every user of the "
                          "machine can read it there): set RASA_TOKEN, or let var/rasa_token be made")
     return ["rasa", "run", *args, "--auth-token", token]
 

@@ -21,17 +21,17 @@ rather than Rasa's 1 s.
 endpoints.scale.yml::
 
     lock_store:
-      type: clinic.lock_store.RedisTicketLockStore
+      type: clinic.rasa_runtime.lock_store.RedisTicketLockStore
       url: ${REDIS_URL}            # redis://[:password@]host:port/db, rediss:// for TLS
       lease_seconds: 15            # optional
 
 endpoints.yml::
 
     lock_store:
-      type: clinic.lock_store.SQLiteTicketLockStore
+      type: clinic.rasa_runtime.lock_store.SQLiteTicketLockStore
       db: "var/locks.db"
 
-The SQLite file is encrypted whole with SQLCipher (``clinic.encrypted_sqlite``, the clinic's key):
+The SQLite file is encrypted whole with SQLCipher (``clinic.storage.encrypted_sqlite``, the clinic's key):
 it holds conversation ids only, but every file under ``var/`` is encrypted alike.
 """
 
@@ -48,7 +48,7 @@ from typing import Any, AsyncGenerator, Callable, Dict, Optional, Tuple, Type
 
 import redis
 
-from clinic import encrypted_sqlite
+from clinic.storage import encrypted_sqlite
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore
 

@@ -9,7 +9,7 @@ reads files or logs anything.
 Value domains of the answers:
 
 - ``age``: int
-- ``state``: two-letter code (``clinic.us_states.STATE_NAMES``) of the state the
+- ``state``: two-letter code (``clinic.rules.us_states.STATE_NAMES``) of the state the
   visitor will be in for video visits and sessions
 - ``concern``: "depression" | "anxiety" | "ptsd" | "other"
 - ``treatments_tried``: "medication" | "therapy" | "both" | "none"
@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
-from clinic.us_states import STATE_NAMES
+from clinic.rules.us_states import STATE_NAMES
 
 # --- Questions ------------------------------------------------------------
 

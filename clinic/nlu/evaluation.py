@@ -1,6 +1,6 @@
 """NLU evaluation on held-out sets: accuracy, top-3, calibration, and what the visitor got.
 
-``python -m clinic.nlu_eval tests/nlu/heldout.yml tests/nlu/heldout_faq_pages.yml`` (``make
+``python -m clinic.nlu.evaluation tests/nlu/heldout.yml tests/nlu/heldout_faq_pages.yml`` (``make
 eval-nlu``) loads the trained model, parses every example as the Rasa server would, prints one
 report per set and writes them to ``results/nlu_eval.json``. The tests use the same functions
 with the model they load once per session.
@@ -19,11 +19,11 @@ A label is the intent, or ``faq/<key>`` for FAQ questions (the response selector
   that did not, a plain fallback, or a wrong answer given with confidence.
 
 The report opens with the number of reviewed examples in the training data (the corrections
-staff accepted in the console: ``clinic.reviewed_data``; ``make eval-nlu`` retrains the model
+staff accepted in the console: ``clinic.nlu.reviewed_data``; ``make eval-nlu`` retrains the model
 first when they changed, so the model evaluated was trained with them).
 ``--compare-reviewed`` (``make eval-reviewed``) gives the figures before and after them: it
 trains an NLU-only model on a copy of the training data without the reviewed files
-(``clinic.nlu_training``) and prints both models' figures on each set side by side.
+(``clinic.nlu.training``) and prints both models' figures on each set side by side.
 """
 
 import asyncio
@@ -217,7 +217,7 @@ def format_report(report: Report, name: Optional[str] = None) -> str:
 
 def reviewed_summary(data: Path = Path("data")) -> str:
     """How many reviewed examples (corrections accepted in the console) the training data holds."""
-    from clinic.reviewed_data import ReviewedData
+    from clinic.nlu.reviewed_data import ReviewedData
 
     counts = ReviewedData(data).count()
     detail = ", ".join(f"{data / path} {n}" for path, n in counts.items())
@@ -239,7 +239,7 @@ def compare_reviewed(paths: Sequence[Path], model: str) -> int:
 
     from rasa.core.agent import Agent
 
-    from clinic.nlu_training import copy_data, reviewed_paths, train_nlu
+    from clinic.nlu.training import copy_data, reviewed_paths, train_nlu
 
     reviewed = reviewed_paths(Path("data"))
     if not reviewed:

@@ -4,10 +4,10 @@ A notice holds the reference code and a link to the staff console, nothing
 else: no name, contact detail, answer, outcome or reason. Staff read those in
 the console, behind a login. A mail server that is down never loses a
 referral: it stays stored with ``notified_at`` empty, and ``retry_pending``
-(run by ``python -m clinic.notifier``) sends it later.
+(run by ``python -m clinic.mail.notifier``) sends it later.
 
-    python -m clinic.notifier          # retry every NOTIFY_RETRY_SECONDS until SIGTERM/SIGINT
-    python -m clinic.notifier --once   # one pass; exit status 1 if a notice failed
+    python -m clinic.mail.notifier          # retry every NOTIFY_RETRY_SECONDS until SIGTERM/SIGINT
+    python -m clinic.mail.notifier --once   # one pass; exit status 1 if a notice failed
 
 Logs hold counts and exception class names only: no reference codes, no contents.
 """
@@ -25,9 +25,9 @@ from typing import Any, List, Optional, Tuple
 
 from sqlalchemy.engine import Engine
 
-from clinic import referral_spool
-from clinic.db import get_engine
-from clinic.referrals import (
+from clinic.storage import referral_spool
+from clinic.storage.db import get_engine
+from clinic.storage.referrals import (
     REFERENCE_RE,
     get_referral,
     mark_notified,
@@ -134,7 +134,7 @@ def retry_pending(engine: Engine, settings: Settings) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clinic.notifier", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m clinic.mail.notifier", description=__doc__.split("\n")[0])
     parser.add_argument("--once", action="store_true", help="one pass, then exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -174,7 +174,7 @@ def _pass(engine: Engine, settings: Settings) -> Tuple[int, int]:
 
 
 def _report_spool(settings: Settings) -> None:
-    """Referrals that wait in this machine's spool (clinic.referral_spool), and any set aside there."""
+    """Referrals that wait in this machine's spool (clinic.storage.referral_spool), and any set aside there."""
     directory = referral_spool.spool_dir(settings.var_dir)
     try:
         waiting, set_aside = referral_spool.counts(directory)

@@ -1,8 +1,8 @@
 """Backup and restore of the embedded store (the SQLite files under ``var/``).
 
-    python -m clinic.backup create [FOLDER]     # safe while the assistant runs
-    python -m clinic.backup restore FOLDER      # with the assistant stopped
-    python -m clinic.backup verify FOLDER
+    python -m clinic.storage.backup create [FOLDER]     # safe while the assistant runs
+    python -m clinic.storage.backup restore FOLDER      # with the assistant stopped
+    python -m clinic.storage.backup verify FOLDER
 
 ``create`` copies Rasa's tracker store (``TRACKER_DB_URL``) and the clinic DB
 (``CLINIC_DB_URL``) with SQLite's online backup API: a consistent snapshot
@@ -18,7 +18,7 @@ be stopped), keeps the current files as ``*.before-restore``, then puts the
 backup in place (a copy renamed over the old file, so a crash mid-restore never
 leaves half a database).
 
-The files are SQLCipher databases (``clinic.encrypted_sqlite``) and so are their copies: SQLite's
+The files are SQLCipher databases (``clinic.storage.encrypted_sqlite``) and so are their copies: SQLite's
 backup API copies them page by page into a file keyed with the same key, so a backup is as
 unreadable without the clinic's key as the live files; ``verify`` opens each with the key (a file
 that the key does not open, or a plain one, fails) besides the checksums and integrity.
@@ -38,7 +38,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from clinic import encrypted_sqlite
+from clinic.storage import encrypted_sqlite
 from clinic.settings import get_settings
 
 MANIFEST = "manifest.json"
@@ -178,7 +178,7 @@ def restore(folder: Path) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clinic.backup", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m clinic.storage.backup", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("create", help="back up the embedded store (safe while running)").add_argument("folder", nargs="?")
     sub.add_parser("restore", help="restore a backup (with the assistant stopped)").add_argument("folder")

@@ -18,7 +18,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FAQ_DIR = ROOT / "data" / "faq"
 DOMAIN_DIR = ROOT / "domain"
 FAQ_PREFIX = "utter_faq/"

@@ -13,7 +13,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from clinic.db import answer_ratings, utcnow
+from clinic.storage.db import answer_ratings, utcnow
 
 VALUES = {"up": 1, "down": -1}
 MAX_COMMENT_CHARS = 500

@@ -14,7 +14,7 @@ from the war"), and also for an answer the form did not understand.
 
 Used by the staff console, which shows a support user no form answer (transcripts, search
 results, exports) and keeps none in its search index, and by the referral action, which reads
-the answers from the stored conversation (``clinic.tracker_reader``).
+the answers from the stored conversation (``clinic.storage.tracker_reader``).
 """
 
 from functools import lru_cache
@@ -23,7 +23,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOMAIN_DIR = ROOT / "domain"
 
 

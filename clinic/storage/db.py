@@ -2,11 +2,11 @@
 referrals and the waitlist).
 
 Contact details and answers are stored only encrypted (``*_encrypted``
-columns hold Fernet tokens, see ``clinic.crypto``); the functions that read
-and write referrals live in ``clinic.referrals``.
+columns hold Fernet tokens, see ``clinic.storage.crypto``); the functions that read
+and write referrals live in ``clinic.storage.referrals``.
 
 SQLAlchemy 1.4 Core, one URL setting (``CLINIC_DB_URL``, or ``DATABASE_URL``): a
-SQLite file under ``var/`` by default, encrypted whole with SQLCipher (``clinic.encrypted_sqlite``:
+SQLite file under ``var/`` by default, encrypted whole with SQLCipher (``clinic.storage.encrypted_sqlite``:
 the conversation index and its search table included; connections kept open per process, WAL,
 a busy timeout of 15 s), PostgreSQL in a larger deployment (a pool of ``DB_POOL_SIZE`` +
 ``DB_MAX_OVERFLOW`` connections per process). Engines are made on first use, never at
@@ -43,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 
-from clinic import encrypted_sqlite
+from clinic.storage import encrypted_sqlite
 
 metadata = MetaData()
 
@@ -55,7 +55,7 @@ handoff_requests = Table(
     # why a person is wanted: "visitor_request" or "crisis"
     Column("reason", String(32), nullable=False),
     Column("urgent", Boolean, nullable=False, default=False),
-    # kind "live": waiting -> live -> handed_back / closed, or cancelled (clinic.handoff);
+    # kind "live": waiting -> live -> handed_back / closed, or cancelled (clinic.rules.handoff);
     # kind "callback" (and the requests of before live chat, kind NULL): new -> in_progress -> closed
     Column("status", String(16), nullable=False, default="new"),
     Column("created_at", DateTime, nullable=False),
@@ -99,7 +99,7 @@ urgent_handled = Table(
 
 # A visitor's thumbs up (+1) or down (-1) on the assistant's answer to one of their messages
 # (message_id: the id the widget gave that message, kept in the tracker's user event), with what
-# was wrong if they said (clinic.ratings). One per answer: a second tap changes it.
+# was wrong if they said (clinic.storage.ratings). One per answer: a second tap changes it.
 answer_ratings = Table(
     "answer_ratings",
     metadata,
@@ -128,10 +128,10 @@ topic_picks = Table(
 )
 
 # What a visitor message should have been understood as, marked by staff on a transcript or
-# proposed from a visitor's "did you mean" pick (clinic.corrections): proposed -> accepted (then
-# written as training data, clinic.reviewed_data) or rejected. One per message (event_id: the
+# proposed from a visitor's "did you mean" pick (clinic.console.corrections): proposed -> accepted (then
+# written as training data, clinic.nlu.reviewed_data) or rejected. One per message (event_id: the
 # tracker's events.id of the visitor message). The text is the visitor's words, so only sealed
-# (Fernet, clinic.crypto), as a person confirmed or edited it on accepting.
+# (Fernet, clinic.storage.crypto), as a person confirmed or edited it on accepting.
 corrections = Table(
     "corrections",
     metadata,
@@ -261,7 +261,7 @@ _sqlite_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 @lru_cache(maxsize=None)
 def get_engine(url: str, database_key: Optional[str] = None) -> Engine:
     """One engine per URL for the process, tables created on first use. A SQLite file is opened
-    with ``database_key`` (``clinic.encrypted_sqlite``), by default the clinic's."""
+    with ``database_key`` (``clinic.storage.encrypted_sqlite``), by default the clinic's."""
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         # a pool of kept connections, each used by one thread at a time (so any thread may take

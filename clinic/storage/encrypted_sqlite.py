@@ -16,7 +16,7 @@ a connection opens (PBKDF2 would cost ~140 ms a connection here). The driver is 
 which SQLAlchemy 1.4's ``sqlite+pysqlcipher`` dialect loads; ``engine_url`` makes its URL.
 
 A plain SQLite file where an encrypted one is expected is refused with a clear message
-(``python -m clinic.encrypt_existing`` converts one); so is a file encrypted with another key.
+(``python -m clinic.storage.encrypt_existing`` converts one); so is a file encrypted with another key.
 """
 
 import base64
@@ -41,7 +41,7 @@ class NotEncrypted(Exception):
     """A plain SQLite file where an encrypted one is expected."""
 
     def __init__(self, path: PathLike) -> None:
-        super().__init__(f"{path} is a plain (unencrypted) SQLite file: run `python -m clinic.encrypt_existing` "
+        super().__init__(f"{path} is a plain (unencrypted) SQLite file: run `python -m clinic.storage.encrypt_existing` "
                          "once, with everything stopped, to encrypt it with the clinic's key")
 
 

@@ -1,7 +1,7 @@
 """Referrals and waitlist entries that wait to be stored: a durable spool.
 
 When the clinic DB cannot be written (locked, disk full, down), the action
-server writes the sealed referral (``clinic.referrals.seal_referral``: the
+server writes the sealed referral (``clinic.storage.referrals.seal_referral``: the
 row as it will be stored, contact and answers already encrypted) to one file
 per conversation and kind, ``var/spool/referrals/<kind>-<sha256 of the
 conversation id>.json``, and stores it later (``drain``): at action-server
@@ -20,11 +20,11 @@ moved to ``corrupt/`` beside the entries and reported in the log, never
 dropped. Several drainers (action-server workers) may run at once: each
 entry is locked while it is stored, and storing is idempotent per
 conversation. ``discard`` removes what waits for a conversation being deleted.
-The notifier worker (``python -m clinic.notifier``) logs how many wait and how
+The notifier worker (``python -m clinic.mail.notifier``) logs how many wait and how
 many were set aside, on each pass.
 
-    python -m clinic.referral_spool            # how many entries wait, how many were set aside
-    python -m clinic.referral_spool --drain    # store what waits now, and send the clinicians' notices
+    python -m clinic.storage.referral_spool            # how many entries wait, how many were set aside
+    python -m clinic.storage.referral_spool --drain    # store what waits now, and send the clinicians' notices
 
 Logs hold counts, exception class names and file names (a hash) only.
 """
@@ -47,8 +47,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from clinic import referrals
-from clinic.crypto import Key, decrypt_json, encrypt_json
+from clinic.storage import referrals
+from clinic.storage.crypto import Key, decrypt_json, encrypt_json
 
 log = logging.getLogger(__name__)
 
@@ -283,10 +283,11 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from clinic import db, notifier
+    from clinic.storage import db
+    from clinic.mail import notifier
     from clinic.settings import get_settings
 
-    parser = argparse.ArgumentParser(prog="python -m clinic.referral_spool", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m clinic.storage.referral_spool", description=__doc__.split("\n")[0])
     parser.add_argument("--drain", action="store_true", help="store what waits now and send the notices")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

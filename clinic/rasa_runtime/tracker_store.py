@@ -17,7 +17,7 @@ small pool: Rasa reads and saves on its one event loop thread), the file is in W
 commits use ``synchronous=NORMAL``: in WAL mode a commit is still atomic and the database never
 corrupt after a crash of the process or the machine, but a power cut may lose the last commits
 (not more than the WAL since the last checkpoint). Other processes reading or backing up the same
-file (the staff console, ``clinic.backup``) work as before: WAL lets readers and the one writer
+file (the staff console, ``clinic.storage.backup``) work as before: WAL lets readers and the one writer
 go on together, and a writer waits up to ``SQLITE_BUSY_TIMEOUT_S`` for another one.
 
 **Each turn** Rasa reads the conversation's current session and, to save, counts what is stored
@@ -64,17 +64,17 @@ installed) goes with it.
 tests/test_tracker_cache.py compares every turn of the bench's visitors with a read by Rasa's own
 store.
 
-**Encrypted.** A SQLite tracker store is a SQLCipher file (``clinic.encrypted_sqlite``: the
+**Encrypted.** A SQLite tracker store is a SQLCipher file (``clinic.storage.encrypted_sqlite``: the
 events, the WAL and the journal encrypted whole with the key derived from the clinic's
 ``CLINIC_ENCRYPTION_KEY``); ``dialect: "sqlite"`` in the endpoints is opened so, and a plain file
-is refused (``python -m clinic.encrypt_existing`` converts it). The statements above run on it
+is refused (``python -m clinic.storage.encrypt_existing`` converts it). The statements above run on it
 unchanged. On PostgreSQL the database's own storage encryption and TLS protect the events
 (docs/DEPLOYMENT.md, SECURITY.md).
 
 endpoints.yml::
 
     tracker_store:
-      type: clinic.tracker_store.SQLTrackerStore
+      type: clinic.rasa_runtime.tracker_store.SQLTrackerStore
       dialect: "sqlite"
       db: "var/tracker.db"
 """
@@ -94,8 +94,8 @@ from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
-from clinic import encrypted_sqlite
-from clinic.tracker_reader import CURRENT_SESSION
+from clinic.storage import encrypted_sqlite
+from clinic.storage.tracker_reader import CURRENT_SESSION
 
 # how long a save waits for another process's write to end (Python's sqlite3 default, as before)
 SQLITE_BUSY_TIMEOUT_S = 5.0

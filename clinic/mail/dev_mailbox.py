@@ -2,7 +2,7 @@
 message as a file under var/mailbox/, so clinicians' notices can be seen
 without a mail server. Production sets SMTP_HOST and does not run this.
 
-    python -m clinic.dev_mailbox      # listens on SMTP_HOST:SMTP_PORT
+    python -m clinic.mail.dev_mailbox      # listens on SMTP_HOST:SMTP_PORT
 """
 
 import signal

@@ -1,10 +1,10 @@
 """Encrypt the plain SQLite files an earlier version left under ``var/``, in place.
 
-    python -m clinic.encrypt_existing            # with the assistant stopped
-    python -m clinic.encrypt_existing --check    # only list what is still plain (exit 1 if any)
+    python -m clinic.storage.encrypt_existing            # with the assistant stopped
+    python -m clinic.storage.encrypt_existing --check    # only list what is still plain (exit 1 if any)
 
 Earlier versions kept Rasa's tracker store, the clinic DB and the lock store as plain SQLite
-files, which the assistant now refuses to open (``clinic.encrypted_sqlite``). This converts
+files, which the assistant now refuses to open (``clinic.storage.encrypted_sqlite``). This converts
 each plain one (and each plain database of ``var/backups/``) with SQLCipher's own
 ``sqlcipher_export``: the whole database, schema and search table included, is written into a
 new file encrypted with the key derived from the clinic's key, checked (it opens with the key,
@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from clinic import encrypted_sqlite
+from clinic.storage import encrypted_sqlite
 from clinic.settings import get_settings
 
 
@@ -107,7 +107,7 @@ def encrypt_file(path: Path, hex_key: Optional[str] = None) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clinic.encrypt_existing", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m clinic.storage.encrypt_existing", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only list the plain files (exit 1 when there are any)")
     args = parser.parse_args(argv)
     plain = plain_files()

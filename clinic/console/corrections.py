@@ -4,9 +4,9 @@ A staff member marks a visitor message on a transcript with what it should have 
 topic, another intent, ``crisis``, ``urgent_medical``, ``not_crisis``, or ``new_topic``: no
 topic fits yet), and a visitor's pick of a "did you mean" button is proposed the same way
 (source ``pick``). A correction waits as ``proposed`` until a clinician or an admin accepts it
-(its text, confirmed or edited, is written as training data: ``clinic.reviewed_data``) or
+(its text, confirmed or edited, is written as training data: ``clinic.nlu.reviewed_data``) or
 rejects it. One correction per message (the tracker's ``events.id``). The text is sealed with
-the clinic's key (``clinic.crypto``) like every visitor's words in the clinic DB.
+the clinic's key (``clinic.storage.crypto``) like every visitor's words in the clinic DB.
 """
 
 import functools
@@ -17,14 +17,14 @@ import yaml
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
-from clinic.crypto import DecryptionError, Key, decrypt_json, encrypt_json
-from clinic.db import corrections, utcnow
-from clinic.reviewed_data import NEW_TOPIC, NOT_CRISIS
+from clinic.storage.crypto import DecryptionError, Key, decrypt_json, encrypt_json
+from clinic.storage.db import corrections, utcnow
+from clinic.nlu.reviewed_data import NEW_TOPIC, NOT_CRISIS
 from clinic.safety.bank import CRISIS, RISK_INTENTS, URGENT_MEDICAL
 
 PROPOSED, ACCEPTED, REJECTED = "proposed", "accepted", "rejected"
 STAFF, PICK = "staff", "pick"
-DOMAIN = Path(__file__).resolve().parent.parent / "domain"
+DOMAIN = Path(__file__).resolve().parents[2] / "domain"
 # Intents no message is corrected to: the FAQ's retrieval intent (a topic is chosen instead), and
 # what Rasa sets itself.
 NOT_LABELS = frozenset({"faq", "nlu_fallback", CRISIS, URGENT_MEDICAL})

@@ -1,0 +1,3 @@
+"""Clinicians' e-mail: the notifier that sends and retries referral notices, and the local
+mailbox `make run` uses.
+"""
