@@ -2,8 +2,7 @@
 
 Every turn of the pre-screen asks for the eligibility rules (which questions remain, what an
 answer means), and every new conversation for the public facts. Parsing
-settings/eligibility.yml each time was most of the action server's work per call (README,
-"Performance"); the parsed value is kept while the file's modification time and size stay the
+settings/eligibility.yml each time was most of the action server's work per call (docs/PERFORMANCE.md); the parsed value is kept while the file's modification time and size stay the
 same, so an edit still takes effect without a restart. The public facts come from three files
 (clinic.yml, eligibility.yml and staffing.yml, whose hours the answers quote): an edit of any of them counts.
 """

@@ -21,7 +21,7 @@ Then prints the targets (issue 21: at concurrency 10 p95 < 150 ms and >= 60 turn
 < 2.5 GB, Rasa ready < 15 s) and, as information only, the ratio of throughputs to the stock
 configuration at concurrency 10; writes everything to results/bench/bench-<time>.json (and
 results/bench/latest.json). CLINIC_RASA_PATCHES=0 in the environment runs the clinic's Rasa
-servers without the clinic's patches (README "Performance": the figures with and without).
+servers without the clinic's patches (docs/PERFORMANCE.md: the figures with and without).
 
     PYTHONPATH=. .venv/bin/python scripts/bench.py [--no-stock] [--levels 1,10,50]
         [--duration 60] [--warmup 15] [--windows 4] [--keep] [--rasa-servers 2] [--profile-rasa]

@@ -7,7 +7,7 @@ bench_visitors.py: greetings, FAQ questions in the held-out sets' wording, pre-s
 one at a time, with each NLU component timed as Rasa runs it. Prints the p50 and p95 wall time of
 the whole parse and of each component, and what the safety layer adds to a parse: its own
 component (patterns and classifier) and, separately, the sentence embedder both it and the intent
-classifier read. Run by ``make bench`` after the load test (README "Performance").
+classifier read. Run by ``make bench`` after the load test (docs/PERFORMANCE.md).
 """
 
 import argparse

@@ -1,5 +1,5 @@
 """The folders show the architecture, and imports run one way: the apps use the layers below them,
-never the reverse (README "Where things are")."""
+never the reverse (README, "Where things are")."""
 
 import ast
 import sys

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
 FAQ_PAGES = ROOT / "tests" / "nlu" / "heldout_faq_pages.yml"
 TOPICS_FILE = ROOT.parent / "shared" / "faq_topics.yml"
-# issue 17: on both held-out sets (README "Held-out NLU figures")
+# issue 17: on both held-out sets (docs/UNDERSTANDING.md, "Held-out figures")
 TOPIC_ACCURACY_TARGET = 0.92
 TOP3_TARGET = 0.98
 ECE_TARGET = 0.05

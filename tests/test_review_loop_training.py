@@ -7,7 +7,7 @@ data (the console's ``TRAINING_DATA_DIR``), an NLU-only model is trained on that
 project's config (``clinic.nlu.training``, as ``make eval-reviewed`` does; the dialogue is not
 needed to parse), and the new model answers it with the topic the staff chose. The release model's
 data is used whole, so that one accepted example is shown to change the answer against everything
-else the model learns from; the training takes most of this test's time (README "Tests")."""
+else the model learns from; the training takes most of this test's time (docs/TESTING.md)."""
 
 import asyncio
 import datetime as dt

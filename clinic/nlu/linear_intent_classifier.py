@@ -1,6 +1,6 @@
 """Rasa NLU component: one linear classifier for the intents and the FAQ topics.
 
-Measured on this project's data (README, "Held-out NLU figures"), a linear model over word and
+Measured on this project's data (docs/UNDERSTANDING.md, "Held-out figures"), a linear model over word and
 character n-grams and the message's sentence embedding (``clinic.nlu.linear_model`` says how
 it is built, calibrated and stored) understands unseen visitor wording better than DIET plus
 Rasa's ResponseSelector, and trains in seconds instead of minutes: the assistant has a few

@@ -15,7 +15,7 @@ The trained model is stored as plain data: each vectorizer's vocabulary (JSON) a
 weights, the classifier's weights and labels and the temperature (a NumPy ``.npz`` read with
 ``allow_pickle=False``). Loading it runs no unpickling, and needs neither pickle nor skops:
 importing skops alone took about 5 s of the Rasa server's start (it scans every loaded module;
-README, "Performance"). The stored model is checked against the trained one when it is written.
+docs/PERFORMANCE.md). The stored model is checked against the trained one when it is written.
 
 A message is scored without sklearn's ``transform`` and scipy's sparse matrices
 (``LinearModel.scores``): for one short text their input checks and matrix building cost

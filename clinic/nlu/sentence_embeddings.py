@@ -19,7 +19,7 @@ interpreter (part of the TensorFlow that Rasa loads anyway) and the ``tokenizers
 neither ``transformers`` nor the Keras model is loaded. Measured on this machine (2026-12-06): a
 message of 5 tokens 2.7 ms, 9 tokens 4.7, 32 tokens 16 (float32 in TensorFlow's graph: ~10 ms for
 a short one), and each Rasa server about 400 MB smaller. The 8-bit vectors are not the float ones (cosine ~0.95 between the two), so
-training and the running assistant both use the 8-bit model; the figures in the README are
+training and the running assistant both use the 8-bit model; the figures in docs/UNDERSTANDING.md are
 measured with it.
 """
 

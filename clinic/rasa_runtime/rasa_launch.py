@@ -18,7 +18,7 @@ already, from the secret generated once into ``var/action_token`` (``clinic.sett
 inside the process, it is in neither its command line nor ``/proc/<pid>/environ``.
 
 **Patches.** Before Rasa starts, ``clinic.rasa_runtime.patches.install()`` puts the clinic's
-patches of Rasa's internals in place (each one's gain: README "Performance"), unless
+patches of Rasa's internals in place (each one's gain: docs/PERFORMANCE.md), unless
 ``CLINIC_RASA_PATCHES=0``: then Rasa runs its own code throughout.
 
 **Threads.** One Rasa server runs on one core (``make run`` starts one per core), and the

@@ -2,7 +2,7 @@
 
 Two detectors, the patterns (``clinic.safety.crisis_patterns``: explicit wording, slang, the
 clinic's products as means) and the classifier (``clinic.safety.classifier``: meaning), and
-thresholds set on the validation bank (config.yml, README "Safety"):
+thresholds set on the validation bank (config.yml, docs/SAFETY.md):
 
 - a pattern's first-person statement (``STATEMENT``), or the classifier's crisis probability
   at ``takeover`` or more: crisis, with the full crisis reply (a pattern's mere mention of

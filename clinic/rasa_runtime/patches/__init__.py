@@ -3,7 +3,7 @@ place, installed by the launchers, never as an import side effect (DESIGN.md: a 
 code is the last resort).
 
 One module per patch, each with what it changes, the Rasa version it was checked against and
-where its measured gain is (README "Performance", the patches' table). Only patches without
+where its measured gain is (docs/PERFORMANCE.md, the patches' table). Only patches without
 which `make bench` misses its targets stay.
 
 ``install()`` puts them all in place unless ``CLINIC_RASA_PATCHES=0`` (then none: Rasa's own

@@ -19,7 +19,7 @@ Checked against Rasa 3.6.21. Gain when added: the check 3.9 -> 0.1 ms a turn (do
 Measured on 2026-12-06 with every patch on and off (`make bench`, Rasa's CPU a turn at c=10:
 14.3-17.1 ms with them, 26.5-26.7 without, a busy shared machine, two runs each way) and this one
 left out alone (`scripts/bench_profile.py --without action_result_check`: not distinguishable from
-that machine's noise of ~3 ms); README "Performance".
+that machine's noise of ~3 ms); docs/PERFORMANCE.md.
 """
 
 from typing import Any, Callable, Dict, List, Optional, Text, Tuple

@@ -2,7 +2,7 @@
 
 Rasa calls it for each event of a conversation each time it reads the conversation from the
 tracker store, and it walks every subclass of ``Event`` each call: 14% of the Rasa server's CPU
-in the profile (README "Performance"). Here the first class found for each type name is kept,
+in the profile (docs/PERFORMANCE.md). Here the first class found for each type name is kept,
 in the order Rasa walks them, so the answer is the same; the table is made again when a new
 subclass of ``Event`` is defined (``Event.__init_subclass__``), and names it does not hold go to
 Rasa's own lookup (the old "topic" events, a default, or its ValueError).
@@ -11,7 +11,7 @@ Checked against Rasa 3.6.21. Gain when added: 14% of the Rasa server's CPU in th
 (docs/PERFORMANCE.md). Measured on 2026-12-06 with every patch on and off (`make bench`, Rasa's CPU
 a turn at c=10: 14.3-17.1 ms with them, 26.5-26.7 without, a busy shared machine, two runs each way)
 and this one left out alone (`scripts/bench_profile.py --without event_classes`: not distinguishable
-from that machine's noise of ~3 ms); README "Performance".
+from that machine's noise of ~3 ms); docs/PERFORMANCE.md.
 """
 
 from typing import Dict, Optional, Text, Type

@@ -14,8 +14,7 @@ Checked against Rasa 3.6.21. Gain when added: a tenth of the Rasa server's CPU a
 (docs/PERFORMANCE.md: "Garbage collection"). Measured on 2026-12-06 with every patch on and off
 (`make bench`, Rasa's CPU a turn at c=10: 14.3-17.1 ms with them, 26.5-26.7 without, a busy shared
 machine, two runs each way) and this one left out alone (`scripts/bench_profile.py --without
-freeze_after_model_load`: not distinguishable from that machine's noise of ~3 ms); README
-"Performance"."""
+freeze_after_model_load`: not distinguishable from that machine's noise of ~3 ms); docs/PERFORMANCE.md."""
 
 import functools
 import gc

@@ -5,14 +5,14 @@ Checked against Rasa 3.6.21. Gain when added: 0.5-0.6 ms of CPU a call, about th
 (docs/PERFORMANCE.md). Measured on 2026-12-06 with every patch on and off (`make bench`, Rasa's CPU
 a turn at c=10: 14.3-17.1 ms with them, 26.5-26.7 without, a busy shared machine, two runs each way)
 and this one left out alone (`scripts/bench_profile.py --without graph_runner`: not distinguishable
-from that machine's noise of ~3 ms); README "Performance".
+from that machine's noise of ~3 ms); docs/PERFORMANCE.md.
 
 Rasa 3.6 runs a trained model as a graph of nodes (NLU components, policies, the prediction
 selector) with ``DaskGraphRunner.run``, about three times a turn: once to parse the message and
 once for each prediction of the next action. Each call works out again the part of the graph
 its targets need (``GraphSchema.minimal_graph_schema``, a walk over every node's parents),
 builds a dask graph of it, and has dask order and run it: 0.5-0.6 ms of CPU a call in the
-profile (README "Performance"), more than some of the nodes.
+profile (docs/PERFORMANCE.md), more than some of the nodes.
 
 ``run`` here does the same work in a kept order: for each list of targets, the nodes they need
 are put once in an order where every node comes after the nodes it needs (depth first from

@@ -7,7 +7,7 @@ ujson: Rasa's side of custom actions 3.7 -> 1.7 ms a turn (docs/PERFORMANCE.md).
 2026-12-06 with every patch on and off (`make bench`, Rasa's CPU a turn at c=10: 14.3-17.1 ms with
 them, 26.5-26.7 without, a busy shared machine, two runs each way) and this one left out alone
 (`scripts/bench_profile.py --without kept_action_session`: not distinguishable from that machine's
-noise of ~3 ms); README "Performance".
+noise of ~3 ms); docs/PERFORMANCE.md.
 
 Rasa 3.6 calls the action server for each custom action (``RemoteAction.run`` ->
 ``EndpointConfig.request``), and each call opens an aiohttp ``ClientSession`` (so a new TCP

@@ -1,12 +1,12 @@
 """Patch: Rasa 3.6's dialogue bookkeeping for each turn carried forward on the tracker, same
-results (README "Performance").
+results (docs/PERFORMANCE.md).
 
 Checked against Rasa 3.6.21. Gain when added, with rule_keys and debug_log_copies: the predictions
 1.7 -> 0.34 ms a turn (micro-benchmark), and a replay of every event saved about once a turn in the
 forms (docs/PERFORMANCE.md). Measured on 2026-12-06 with every patch on and off (`make bench`,
 Rasa's CPU a turn at c=10: 14.3-17.1 ms with them, 26.5-26.7 without, a busy shared machine, two
 runs each way) and this one left out alone (`scripts/bench_profile.py --without tracker_caches`: not
-distinguishable from that machine's noise of ~3 ms); README "Performance".
+distinguishable from that machine's noise of ~3 ms); docs/PERFORMANCE.md.
 
 Rasa works out a conversation's state again from
 all of its events many times a turn; here what was worked out is kept on the tracker and carried
