@@ -220,3 +220,25 @@ def test_the_scanner_catches_the_patches_main_had_before_issue_21():
         shown[path] = patches_in(run.stdout)
     assert all(shown.values()), {path: found for path, found in shown.items() if not found}
     assert len(shown["clinic/rasa_speedups.py"]) >= 4 and len(shown["clinic/dialogue_speedups.py"]) >= 3
+
+
+@pytest.mark.parametrize("value, on", [
+    (None, True), ("1", True), ("true", True), ("ON", True), ("yes", True),
+    ("0", False), ("false", False), (" off ", False), ("No", False)])
+def test_the_switch_reads_the_usual_spellings_of_on_and_off(monkeypatch, value, on):
+    from clinic.rasa_runtime import patches
+
+    if value is None:
+        monkeypatch.delenv(patches.SWITCH, raising=False)
+    else:
+        monkeypatch.setenv(patches.SWITCH, value)
+    assert patches.enabled() is on
+
+
+@pytest.mark.parametrize("value", ["2", "disable", "of"])
+def test_a_value_of_the_switch_that_is_neither_on_nor_off_is_refused(monkeypatch, value):
+    from clinic.rasa_runtime import patches
+
+    monkeypatch.setenv(patches.SWITCH, value)
+    with pytest.raises(ValueError, match="CLINIC_RASA_PATCHES"):
+        patches.enabled()

@@ -1,4 +1,4 @@
-"""clinic/action_result_check.py: Rasa's event class lookup from a table, and its check of the action
+"""clinic/rasa_runtime/patches/event_classes.py and action_result_check.py: Rasa's event class lookup from a table, and its check of the action
 server's answers with the schema checked once; same answers as Rasa's own."""
 
 import copy

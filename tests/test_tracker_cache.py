@@ -67,6 +67,9 @@ class Rasa:
     def __init__(self, loop: asyncio.AbstractEventLoop, workdir: Path) -> None:
         from rasa.core.agent import load_agent
 
+        from clinic.rasa_runtime import patches
+
+        patches.install()  # as the launcher does: what tracker_caches keeps is what this module checks
         self.loop = loop
         self.stack = BenchStack(workdir)
         self.stack.start("actions")

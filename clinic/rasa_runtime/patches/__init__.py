@@ -52,8 +52,15 @@ PATCHES: List[Patch] = [
 
 
 def enabled() -> bool:
-    """Whether the patches are to be installed (``CLINIC_RASA_PATCHES`` is not ``0``)."""
-    return os.environ.get(SWITCH, "1").strip() != "0"
+    """Whether the patches are to be installed: ``CLINIC_RASA_PATCHES`` unset or ``1``/``true``/``on``/``yes``;
+    ``0``/``false``/``off``/``no`` switch them off; any other value is refused (a typo must not leave
+    them silently on or off)."""
+    value = os.environ.get(SWITCH, "1").strip().lower()
+    if value in ("1", "true", "on", "yes", ""):
+        return True
+    if value in ("0", "false", "off", "no"):
+        return False
+    raise ValueError(f"{SWITCH}={value!r}: use 1 (the patches on) or 0 (Rasa's own code)")
 
 
 def install() -> bool:

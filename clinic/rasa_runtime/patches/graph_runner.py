@@ -22,7 +22,7 @@ node it needs, an input given to ``run`` as ``(input name, value)``, or, for a n
 neither, the bare name (``GraphNode`` then reports it missing, as with dask). The nodes are
 Rasa's own ``GraphNode`` objects, hooks included; an exception of a node reaches the caller as
 from dask (a ``RuntimeError`` becomes Rasa's ``GraphRunError``). Inputs named like a node are
-refused as Rasa refuses them. ``tests/test_graph_runner.py`` compares it with dask on the
+refused as Rasa refuses them. ``tests/test_patch_graph_runner.py`` compares it with dask on the
 trained model's graph.
 """
 
