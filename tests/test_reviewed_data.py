@@ -88,6 +88,17 @@ def test_a_text_is_cleaned_to_one_line() -> None:
             reviewed_data.clean_text(bad)
 
 
+def test_control_characters_are_dropped_and_the_file_stays_readable(tmp_path: Path) -> None:
+    assert reviewed_data.clean_text("how\x07 much\x7f\tdoes\u200b it\ncost\x00") == "how much does it cost"
+    writer = ReviewedData(tmp_path)
+    writer.add("faq/pricing", ["bell\x07 in the price\x1b[0m question\x7f", "a\u202eright to left\u2066 price"])
+    assert writer.count() == {"reviewed/faq_pricing.yml": 2}  # PyYAML reads it back (the Review page counts on every view)
+    assert sorted(m.get("text") for m in rasa_load(tmp_path / "reviewed" / "faq_pricing.yml").intent_examples) == [
+        "aright to left price", "bell in the price(0m question"]
+    with pytest.raises(RefusedExample, match="empty"):
+        reviewed_data.clean_text("\x07\x7f\u200b")
+
+
 # --- the writer -------------------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import yaml
 
 from clinic.rules.answer_parsing import contains_email, contains_phone
+from clinic.rules.visible_text import visible_text
 from clinic.safety.bank import CRISIS, RISK_INTENTS, URGENT_MEDICAL, normalised
 
 NOT_CRISIS = "not_crisis"
@@ -87,9 +88,10 @@ class RefusedExample(ValueError):
 
 def clean_text(text: str) -> str:
     """The text as one training example: one line, spaces collapsed, no entity brackets (Rasa reads
-    ``[word](entity)`` as an annotation). RefusedExample when empty, too long, personal data, or in
-    Rasa's ``/intent`` syntax."""
-    line = " ".join((text or "").replace("[", "(").replace("]", ")").split())
+    ``[word](entity)`` as an annotation), no control or format characters (``visible_text``: YAML
+    cannot hold them; a newline or tab becomes a space). RefusedExample when empty, too long,
+    personal data, or in Rasa's ``/intent`` syntax."""
+    line = " ".join(visible_text(text or "").replace("[", "(").replace("]", ")").split())
     if not line:
         raise RefusedExample("the text is empty")
     if len(line) > MAX_CHARS:
