@@ -202,6 +202,28 @@ def test_only_the_texts_taken_over_become_hard_negatives(tmp_path: Path) -> None
         writer.add("faq/side_effects", ["a", "b"], also_negative=[True])
 
 
+def test_the_safety_banks_never_contradict_themselves(tmp_path: Path) -> None:
+    (tmp_path / "safety").mkdir()
+    (tmp_path / "nlu").mkdir()
+    (tmp_path / "safety" / "crisis.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: crisis\n  metadata:\n    category: plan\n  examples: |\n'
+        '    - i have the pills counted out for tonight\n')
+    (tmp_path / "nlu" / "urgent.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: urgent_medical\n  examples: |\n    - my chest hurts and my arm is numb\n')
+    (tmp_path / "safety" / "hard_negatives.yml").write_text(
+        "safety_negatives:\n- kind: idiom\n  examples: |\n    - this commute is killing me\n")
+    writer = ReviewedData(tmp_path)
+    for text in ("I have the pills counted out for tonight!", "my chest hurts and my arm is numb"):
+        with pytest.raises(RefusedExample, match="cannot be taught as not a crisis"):
+            writer.add(reviewed_data.NOT_CRISIS, [text])
+    for risk in ("crisis", "urgent_medical"):
+        with pytest.raises(RefusedExample, match="is a hard negative"):
+            writer.add(risk, ["how much is it", "This commute is KILLING me"])
+    assert not (tmp_path / "safety" / "reviewed.yml").exists()
+    assert not (tmp_path / "safety" / "hard_negatives_reviewed.yml").exists()
+    assert [e.text for e in bank.load_training_negatives(tmp_path / "safety")] == ["this commute is killing me"]
+
+
 # --- what eval-nlu says of them, and the copy trained without them ---------------------------
 
 

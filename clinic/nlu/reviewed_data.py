@@ -18,7 +18,9 @@ No personal data: ``personal_data`` refuses a text that still holds an e-mail ad
 number, or a name after "my name is" / "I'm" (the person accepting edits it out first). No
 duplicate: a text already an example of the same intent (or kind) anywhere in the training
 data is skipped; one that is an example of another intent is refused (Rasa's validation fails
-on an example given two intents). Two accepts at once are safe: the writes hold a file lock
+on an example given two intents). The safety banks never contradict themselves: a hard negative
+whose text is a crisis or urgent_medical example (``data/safety/``, ``data/nlu/``) is refused, and
+so is a crisis or urgent_medical example whose text is a hard negative. Two accepts at once are safe: the writes hold a file lock
 (``.reviewed.lock`` in the folder, and a lock per process) and re-read the files under it;
 each file is replaced whole (written beside it, then renamed).
 """
@@ -210,12 +212,19 @@ class ReviewedData:
         result = Written()
         with self._locked():
             intents, negatives = self.known_examples()
+            plan = []  # every text checked before any file is written (all or nothing)
             for relative, key, chosen in targets:
                 negative = relative == NEGATIVES_FILE
                 known = negatives if negative else intents
                 new: List[str] = []
                 for line in chosen:
                     norm = normalised(line)
+                    if negative and intents.get(norm) in RISK_INTENTS:
+                        raise RefusedExample(f"that text is a training example of {intents[norm]!r}: it cannot be "
+                                             "taught as not a crisis (change it in data/safety/ first, or edit it)")
+                    if not negative and key in RISK_INTENTS and norm in negatives:
+                        raise RefusedExample("that text is a hard negative (taught as not a crisis): it cannot be taught "
+                                             f"as {key!r} too (remove it from data/safety/hard_negatives*.yml first, or edit it)")
                     there = known.get(norm)
                     if there is None:
                         known[norm] = key
@@ -225,6 +234,8 @@ class ReviewedData:
                             result.duplicates.append(line)
                     else:
                         raise RefusedExample(f"that text is already an example of {there!r}: change it there, or edit it")
+                plan.append((relative, key, negative, new))
+            for relative, key, negative, new in plan:
                 if new:
                     blocks = self.examples_in(relative)
                     blocks.setdefault(key, []).extend(new)
