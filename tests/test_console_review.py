@@ -227,6 +227,30 @@ def test_safety_corrections_feed_the_safety_banks(console: Console, clinic_env: 
     assert [(e.text, e.outcome) for e in risks] == [("how expensive is it to just end it all", "crisis")]
 
 
+def test_a_message_taken_over_as_a_crisis_is_shown_as_taught_not_a_crisis_and_not_selected(console: Console) -> None:
+    ids = seed(console)
+    t = Tracker()
+    ts = t.start("taken", epoch(utcnow() - dt.timedelta(hours=1)))
+    ts = t.user("taken", ts, "how much does it cost, this price is killing me", "crisis")
+    t.action("taken", ts, "action_crisis_response")
+    t.write(console.tracker_path)
+    taken = event_ids(console, "taken")[0]
+    # a person marks it as a price question (it is on the review page by that mark)
+    console.post("/conversations/taken/corrections", {"event_id": str(taken), "label": "faq/pricing"}, as_="support")
+    page = console.get("/review", "clinician").text
+    group = next(g for g in GROUP.findall(page) if f'data-event-id="{taken}"' in g)
+    assert 'data-suggested="faq/pricing"' in group and 'value="faq/pricing" selected' in group  # chosen for the group
+    row = group[group.index(f'data-event-id="{taken}"'):]
+    row = row[:row.index("</tr>")]
+    assert "will be taught as not a crisis" in row
+    assert re.search(rf'name="item" value="{taken}" aria-label', row)  # not ticked
+    assert len(groups_on(group)[0]) > 1 and all(f'value="{e}" checked' in group for e in groups_on(group)[0] if e != taken)
+    assert page.count("will be taught as not a crisis") == 1
+    # chosen as a crisis, nothing is taught as not a crisis
+    console.post("/conversations/taken/corrections", {"event_id": str(taken), "label": "crisis"}, as_="support")
+    assert "will be taught as not a crisis" not in console.get("/review", "clinician").text
+
+
 def test_support_may_mark_but_not_decide(console: Console, clinic_env: Path) -> None:
     ids = seed(console)
     response = decide(console, "accept", ids["price"], "faq/pricing", dict(zip(ids["price"], PRICE)), as_="support")

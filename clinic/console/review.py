@@ -37,6 +37,7 @@ from clinic.console.pages import render
 from clinic.console.referrals_queue import path_quote
 from clinic.storage.db import corrections as corrections_table, topic_picks, utcnow
 from clinic.nlu.reviewed_data import NEW_TOPIC, RefusedExample, ReviewedData, clean_text
+from clinic.safety.bank import RISK_INTENTS
 from clinic.settings import load_yaml
 
 bp = Blueprint("console_review")
@@ -194,9 +195,19 @@ def grouped(items: List[Dict[str, Any]], embed: Callable[[Sequence[str]], np.nda
     groups = []
     for g in similar.group_texts([i["text"] for i in items], embed):
         members = [items[i] for i in g]
-        groups.append({"items": members, "suggested": suggestion(members),
-                       "by_people": any(i.get("correction") is not None for i in members)})
+        suggested = suggestion(members)
+        by_people = any(i.get("correction") is not None for i in members)
+        for item in members:
+            item["as_not_crisis"] = as_not_crisis(item, suggested if by_people else None)
+        groups.append({"items": members, "suggested": suggested, "by_people": by_people})
     return groups
+
+
+def as_not_crisis(item: Dict[str, Any], chosen: Optional[str]) -> bool:
+    """Whether accepting ``item`` under the group's chosen label would teach the safety layer that a
+    message it took over as a crisis or urgent problem was none (a hard negative): shown on its row,
+    and the row is not selected at first (the person ticks it knowingly)."""
+    return bool(chosen) and store.took_over(item.get("understood")) and chosen not in RISK_INTENTS and chosen != NEW_TOPIC
 
 
 NOTICES = {"accepted": "Accepted.", "rejected": "Rejected.", "stale": "Someone decided these meanwhile: nothing changed."}
