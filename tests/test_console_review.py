@@ -176,8 +176,98 @@ def test_accepting_a_group_writes_training_data_once(console: Console, clinic_en
     page = console.get("/review?done=accepted&written=3&skipped=0", "clinician").text
     assert groups_on(page) == [sorted(ids["driving"])]
     assert "3 examples written to the training data, 0 already there" in page and "data/reviewed/faq_pricing.yml</code> 3" in page
-    # accepting them again changes nothing
-    assert decide(console, "accept", ids["price"], "faq/pricing", texts).headers["location"] == "/review?done=stale"
+    # accepting them again changes nothing, and says so
+    again = decide(console, "accept", ids["price"], "faq/pricing", texts)
+    assert again.status == 409 and "Someone decided some of these messages meanwhile" in again.text
+    assert yaml.safe_load((clinic_env / "data" / "reviewed" / "faq_pricing.yml").read_text()) == written
+
+
+def test_the_training_data_is_written_and_counted_off_the_event_loop(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from clinic.nlu.reviewed_data import ReviewedData
+
+    on_loop = []
+    for name in ("add", "count"):
+        original = getattr(ReviewedData, name)
+
+        def checked(self, *args, _original=original, **kwargs):
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(_original.__name__)  # the console's loop would wait on the files and the lock
+            except RuntimeError:
+                pass  # a thread of the executor
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(ReviewedData, name, checked)
+    ids = seed(console)
+    assert decide(console, "accept", ids["price"], "faq/pricing", dict(zip(ids["price"], PRICE))).status == 303
+    assert console.get("/review", "clinician").status == 200
+    assert on_loop == []
+
+
+def test_a_stale_batch_keeps_the_edits_and_writes_nothing(console: Console, clinic_env: Path) -> None:
+    ids = seed(console)
+    assert decide(console, "accept", ids["price"][:1], "faq/pricing", {ids["price"][0]: PRICE[0]}).status == 303
+    batch = ids["price"]  # the first one was accepted by someone else while this page was open
+    edits = {e: f"what is the monthly fee, version {i}" for i, e in enumerate(batch)}
+    response = decide(console, "accept", batch, "faq/pricing", edits)
+    assert response.status == 409 and "nothing was accepted or written" in response.text
+    assert all(edits[e] in response.text for e in batch[1:])  # the edits are on the page again: nothing lost
+    assert yaml.safe_load((clinic_env / "data" / "reviewed" / "faq_pricing.yml").read_text())["nlu"][0]["examples"] == (
+        f"- {PRICE[0]}\n")
+    assert sorted(r["event_id"] for r in rows(console) if r["status"] == "accepted") == [ids["price"][0]]
+
+
+def test_a_message_accepted_by_someone_else_meanwhile_is_no_error(console: Console, clinic_env: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinic.console import review
+
+    ids = seed(console)
+    event = ids["price"][1]  # no correction yet: the decision proposes one for it
+    read = review._messages_of
+
+    def someone_else_accepts_first(request, event_ids):
+        found = read(request, event_ids)
+        m = found[event]
+        cid = corrections.propose(console.engine, console.key, m.conversation_id, event, m.message_id, m.text,
+                                  "faq/pricing", m.understood, corrections.STAFF, "admin")
+        corrections.accept(console.engine, console.key, [(cid, m.text)], "faq/pricing", "admin", lambda: "")
+        return found
+
+    monkeypatch.setattr(review, "_messages_of", someone_else_accepts_first)
+    response = decide(console, "accept", [event, ids["price"][2]], "faq/pricing",
+                      {event: "price question", ids["price"][2]: "monthly price question kept"})
+    assert response.status == 409 and "monthly price question kept" in response.text
+    assert not (clinic_env / "data" / "reviewed").exists()  # nothing written for what this request did not accept
+    assert {r["event_id"]: r["status"] for r in rows(console) if r["event_id"] in ids["price"]} == {event: "accepted"}
+
+
+def test_two_proposals_of_one_message_at_once_make_one_correction(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import event as sa_event, insert
+
+    ids = seed(console)
+    message = ids["price"][0]
+    sneaked = []
+
+    def another_request_inserts_first(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO CORRECTIONS") and not sneaked:
+            sneaked.append(True)  # between this request's read and its insert, another one inserts the row
+            with console.engine.begin() as other:
+                other.execute(insert(table).values(
+                    conversation_id="p0", event_id=message, message_id=None, label="faq/insurance", understood=None,
+                    source=corrections.PICK, status=corrections.PROPOSED, text_encrypted="x", proposed_by=None,
+                    proposed_at=utcnow()))
+
+    sa_event.listen(console.engine, "before_cursor_execute", another_request_inserts_first)
+    try:
+        response = console.post("/conversations/p0/corrections", {"event_id": str(message), "label": "faq/pricing"},
+                                as_="support")
+    finally:
+        sa_event.remove(console.engine, "before_cursor_execute", another_request_inserts_first)
+    assert sneaked and response.status == 303 and "corrected" in response.headers["location"]
+    assert [(r["event_id"], r["label"], r["source"]) for r in rows(console) if r["event_id"] == message] == [
+        (message, "faq/pricing", "staff")]
 
 
 def test_an_edited_text_is_what_is_written_and_personal_data_is_refused(console: Console, clinic_env: Path) -> None:
