@@ -4,7 +4,7 @@ duplicates, no personal data, two writers at once) and the safety banks' reviewe
 The console's pages: tests/test_console_review.py; the whole loop through training:
 tests/test_review_loop_training.py."""
 
-import threading
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -151,22 +151,27 @@ def test_a_new_topic_writes_nothing(tmp_path: Path) -> None:
         ReviewedData(tmp_path).add(reviewed_data.NEW_TOPIC, ["do you ship to military addresses"])
 
 
-def test_two_writers_at_once_lose_nothing_and_write_nothing_twice(tmp_path: Path) -> None:
+def _write_one_by_one(root: str, texts, barrier) -> None:
+    """One writer process: waits for the other, then adds its texts one at a time (each add reads
+    the files and replaces one: without the file lock, the two processes lose each other's)."""
+    barrier.wait(timeout=60)
+    writer = ReviewedData(Path(root))
+    for text in texts:
+        writer.add("faq/pricing", [text])
+
+
+def test_two_writer_processes_at_once_lose_nothing_and_write_nothing_twice(tmp_path: Path) -> None:
+    # two processes (as two console workers): the process lock is no help between them, the file lock is
+    context = multiprocessing.get_context("spawn")
     texts = [f"question number {i} about the price" for i in range(40)]
-    errors = []
-
-    def write(part):
-        try:
-            ReviewedData(tmp_path).add("faq/pricing", part)
-        except Exception as exc:  # noqa: BLE001 (reported below)
-            errors.append(exc)
-
-    threads = [threading.Thread(target=write, args=(texts[i::2] + texts[:10],)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    barrier = context.Barrier(2)
+    workers = [context.Process(target=_write_one_by_one, args=(str(tmp_path), texts[i::2] + texts[:10], barrier))
+               for i in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0]
     written = [m.get("text") for m in rasa_load(tmp_path / "reviewed" / "faq_pricing.yml").intent_examples]
     assert sorted(written) == sorted(texts)
 
