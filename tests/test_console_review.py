@@ -280,12 +280,15 @@ def test_an_edited_text_is_what_is_written_and_personal_data_is_refused(console:
     assert [r["status"] for r in rows(console) if r["event_id"] == event] == ["proposed"]
     response = decide(console, "accept", [event], "faq/after_session", {event: "i'm Dana, can i drive after?"})
     assert response.status == 400 and "a name" in response.text
-    response = decide(console, "accept", [event], "faq/after_session", {event: "can i drive after"})
+    response = decide(console, "accept", [event], "faq/after_session", {event: "Can I drive after?"})
+    assert response.status == 400 and "in an evaluation set (tests/nlu/" in response.text  # held out of training
+    assert not (clinic_env / "data" / "reviewed").exists()
+    response = decide(console, "accept", [event], "faq/after_session", {event: "can i drive home once it wears off"})
     assert response.status == 303
     doc = yaml.safe_load((clinic_env / "data" / "reviewed" / "faq_after_session.yml").read_text())
-    assert doc["nlu"][0]["examples"] == "- can i drive after\n"
+    assert doc["nlu"][0]["examples"] == "- can i drive home once it wears off\n"
     [row] = [r for r in rows(console) if r["event_id"] == event]
-    assert corrections.get(console.engine, console.key, [row["id"]])[0]["text"] == "can i drive after"
+    assert corrections.get(console.engine, console.key, [row["id"]])[0]["text"] == "can i drive home once it wears off"
 
 
 def test_rejecting_and_new_topics_write_nothing(console: Console, clinic_env: Path) -> None:

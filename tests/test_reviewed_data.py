@@ -146,6 +146,26 @@ def test_an_example_of_another_intent_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "reviewed").exists()
 
 
+def test_a_text_of_an_evaluation_set_is_refused(tmp_path: Path) -> None:
+    held_out = tmp_path / "heldout.yml"
+    held_out.write_text('version: "3.1"\nnlu:\n- intent: faq/pricing\n  examples: |\n    - is there a sliding scale\n')
+    bank_file = tmp_path / "test_bank.yml"
+    bank_file.write_text("safety_bank:\n- outcome: crisis\n  category: plan\n  examples: |\n    - tonight is the night i go\n")
+    writer = ReviewedData(tmp_path / "data", evaluation=[held_out, bank_file])
+    with pytest.raises(RefusedExample, match="evaluation set"):
+        writer.add("faq/pricing", ["how much is it", "Is there a sliding-scale?"])
+    with pytest.raises(RefusedExample, match="evaluation set"):
+        writer.add("crisis", ["Tonight is the night I go."])
+    assert writer.count() == {}
+    assert writer.add("faq/pricing", ["how much is it"]).written == ["how much is it"]
+    # the project's own sets, as the console passes them
+    project = reviewed_data.evaluation_files()
+    assert {p.parent.name for p in project} == {"nlu", "safety"}
+    first = bank.file_examples(next(p for p in project if p.parent.name == "safety"))[0]
+    with pytest.raises(RefusedExample, match="evaluation set"):
+        ReviewedData(tmp_path / "data", evaluation=project).add(reviewed_data.NOT_CRISIS, [first])
+
+
 def test_a_new_topic_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(RefusedExample):
         ReviewedData(tmp_path).add(reviewed_data.NEW_TOPIC, ["do you ship to military addresses"])

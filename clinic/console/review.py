@@ -39,7 +39,7 @@ from clinic.console.dashboard import first_id_from
 from clinic.console.pages import render
 from clinic.console.referrals_queue import path_quote
 from clinic.storage.db import corrections as corrections_table, topic_picks, utcnow
-from clinic.nlu.reviewed_data import NEW_TOPIC, RefusedExample, ReviewedData, Written, clean_text
+from clinic.nlu.reviewed_data import NEW_TOPIC, RefusedExample, ReviewedData, Written, clean_text, evaluation_files
 from clinic.safety.bank import RISK_INTENTS
 from clinic.settings import load_yaml
 
@@ -68,7 +68,7 @@ def embedder(request: Request) -> Callable[[Sequence[str]], np.ndarray]:
 
 
 def writer(request: Request) -> ReviewedData:
-    return ReviewedData(request.app.ctx.settings.training_data_dir)
+    return ReviewedData(request.app.ctx.settings.training_data_dir, evaluation=evaluation_files())
 
 
 # --- marking a message on a transcript ---------------------------------------------------

@@ -20,7 +20,9 @@ duplicate: a text already an example of the same intent (or kind) anywhere in th
 data is skipped; one that is an example of another intent is refused (Rasa's validation fails
 on an example given two intents). The safety banks never contradict themselves: a hard negative
 whose text is a crisis or urgent_medical example (``data/safety/``, ``data/nlu/``) is refused, and
-so is a crisis or urgent_medical example whose text is a hard negative. Two accepts at once are safe: the writes hold a file lock
+so is a crisis or urgent_medical example whose text is a hard negative. Nor a text of an
+evaluation set (``tests/nlu/*.yml``, ``tests/safety/*.yml``: held out of training,
+``scripts/heldout_overlap.py``), when the writer is given them (the console does). Two accepts at once are safe: the writes hold a file lock
 (``.reviewed.lock`` in the folder, and a lock per process) and re-read the files under it;
 each file is replaced whole (written beside it, then renamed).
 """
@@ -39,7 +41,7 @@ import yaml
 
 from clinic.rules.answer_parsing import contains_email, contains_phone
 from clinic.rules.visible_text import visible_text
-from clinic.safety.bank import CRISIS, RISK_INTENTS, URGENT_MEDICAL, normalised
+from clinic.safety.bank import CRISIS, RISK_INTENTS, URGENT_MEDICAL, file_examples, normalised
 
 NOT_CRISIS = "not_crisis"
 NEW_TOPIC = "new_topic"
@@ -48,6 +50,8 @@ REVIEWED_DIR = "reviewed"
 SAFETY_FILE = Path("safety") / "reviewed.yml"
 NEGATIVES_FILE = Path("safety") / "hard_negatives_reviewed.yml"
 LOCK_FILE = ".reviewed.lock"
+PROJECT = Path(__file__).resolve().parents[2]
+EVALUATION_SETS = ("tests/nlu/*.yml", "tests/safety/*.yml")  # held out of training (scripts/heldout_overlap.py)
 MAX_CHARS = 500
 _INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}(/[a-z0-9_]{1,64})?$")
 _HEADER = ("# Written by the staff console from corrections a person reviewed and accepted "
@@ -106,6 +110,11 @@ def clean_text(text: str) -> str:
     return line
 
 
+def evaluation_files(project: Path = PROJECT) -> List[Path]:
+    """The evaluation sets: the NLU's held-out and validation sets, the safety layer's banks."""
+    return [p for pattern in EVALUATION_SETS for p in sorted(Path(project).glob(pattern))]
+
+
 def file_for(label: str) -> Path:
     """Where examples of ``label`` go, relative to the training data folder."""
     if label in RISK_INTENTS:
@@ -132,10 +141,22 @@ _process_lock = threading.Lock()
 
 
 class ReviewedData:
-    """The reviewed training data under ``root`` (the training data folder)."""
+    """The reviewed training data under ``root`` (the training data folder); a text of one of the
+    ``evaluation`` files (``evaluation_files()``: the console passes the project's) is refused."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, evaluation: Sequence[Path] = ()) -> None:
         self.root = Path(root)
+        self.evaluation = [Path(p) for p in evaluation]
+
+    def _check_unseen(self, lines: Sequence[str]) -> None:
+        """RefusedExample when a text is in an evaluation set (training on it would spoil the held-out
+        figures, and the overlap check in CI would fail)."""
+        wanted = {normalised(line) for line in lines}
+        for path in self.evaluation:
+            if wanted & {normalised(t) for t in file_examples(path)}:
+                name = path.relative_to(PROJECT) if path.is_relative_to(PROJECT) else path.name
+                raise RefusedExample(f"that text is in an evaluation set ({name}), which must stay unseen by "
+                                     "training: reword it, or reject it")
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -203,6 +224,7 @@ class ReviewedData:
         if label == NEW_TOPIC:
             raise RefusedExample("a new topic has no intent yet: nothing to write until it is made")
         lines = [clean_text(t) for t in texts]
+        self._check_unseen(lines)
         flags = [also_negative] * len(lines) if isinstance(also_negative, bool) else [bool(f) for f in also_negative]
         if len(flags) != len(lines):
             raise ValueError("also_negative: one flag per text")
