@@ -139,6 +139,21 @@ def test_marking_a_message_on_a_transcript(console: Console) -> None:
     assert 'data-suggested="faq/pricing"' in group and "marked by support" in group
 
 
+def test_a_bare_intent_payload_is_a_button_press_and_not_offered_for_correction(console: Console) -> None:
+    t = Tracker()
+    ts = t.start("payload", epoch(utcnow() - dt.timedelta(hours=1)))
+    ts = t.user("payload", ts, "/start_prescreen", "start_prescreen")  # no display title: a bare payload
+    ts = t.action("payload", ts, "utter_greet")
+    t.user("payload", ts, "is it legal where i live", "faq", topic="legal_status")
+    t.write(console.tracker_path)
+    payload, typed = event_ids(console, "payload")
+    page = console.get("/conversations/payload", "support").text
+    assert f'id="event-{typed}"' in page  # the typed question is offered
+    assert f'id="event-{payload}"' not in page  # the payload is not
+    response = console.post("/conversations/payload/corrections", {"event_id": str(payload), "label": "greet"}, as_="support")
+    assert "not_correctable" in response.headers["location"] and rows(console) == []
+
+
 @pytest.mark.parametrize("case", ["form_answer", "bad_label", "not_a_message"])
 def test_what_cannot_be_marked(console: Console, case: str) -> None:
     ids = seed(console)
