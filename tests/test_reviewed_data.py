@@ -63,6 +63,13 @@ def test_grouping_by_the_threshold_on_known_vectors() -> None:
     ("Hi, I'm Dana. How much does it cost?", "a name"),
     ("this is Marcus, do you take insurance", "a name"),
     ("i am Priya, is it legal here", "a name"),
+    ("born 03/14/1988, am i too old", "a full date"),
+    ("my dob is 3-14-88 is that ok", "a full date"),
+    ("DOB 1988-03-14", "a full date"),
+    ("i was born March 14, 1988", "a full date"),
+    ("i live at 42 elm street, do you come here", "a street address"),
+    ("1200 NW Main St. is my address", "a street address"),
+    ("can you mail it to 7 oak ave", "a street address"),
 ])
 def test_personal_data_is_found(text: str, found: str) -> None:
     assert personal_data(text) == found
@@ -76,6 +83,12 @@ def test_personal_data_is_found(text: str, found: str) -> None:
     "i'm 34 and have tried 3 antidepressants",
     "how much does it cost per month",
     "Is 988 the number to call?",
+    "can i drive 2 hours after my session",
+    "after 3 sessions can i drive home",
+    "is it 2 or 3 doses a week",
+    "what happens on 24/7 support",
+    "i took 2 pills at 8.30 this morning",
+    "I have done 6 sessions since May 2024",
 ])
 def test_ordinary_questions_are_not_personal_data(text: str) -> None:
     assert personal_data(text) is None

@@ -14,8 +14,10 @@ lists every ``*.yml`` under it, so the next ``make train`` uses them):
   or urgent problem): ``safety/hard_negatives_reviewed.yml``, a hard negative of the kind
   ``staff_reviewed`` (``clinic.safety.bank`` reads ``hard_negatives*.yml``).
 
-No personal data: ``personal_data`` refuses a text that still holds an e-mail address, a phone
-number, or a name after "my name is" / "I'm" (the person accepting edits it out first). No
+No personal data, as far as ``personal_data`` sees: it refuses a text that still holds an e-mail
+address, a phone number, a full date (a date of birth), a street address, or a name after "my name
+is" / "I'm" (the person accepting edits it out first); it finds these only, and the person accepting
+is responsible for anything else that could identify someone (the texts are kept in clear text). No
 duplicate: a text already an example of the same intent (or kind) anywhere in the training
 data is skipped; one that is an example of another intent is refused (Rasa's validation fails
 on an example given two intents). The safety banks never contradict themselves: a hard negative
@@ -71,12 +73,29 @@ _NOT_NAMES = frozenset({
 })
 
 
+# A full date (a date of birth, most often): 03/14/1988, 3-14-88, 1988-03-14, March 14, 1988.
+_MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*"
+_DATE = re.compile(r"\b(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|(?:19|20)\d{2}[/.-]\d{1,2}[/.-]\d{1,2}"
+                   rf"|{_MONTHS}\.? \d{{1,2}}(?:st|nd|rd|th)?,? (?:19|20)\d{{2}}|\d{{1,2}} {_MONTHS},? (?:19|20)\d{{2}})\b",
+                   re.IGNORECASE)
+# A street address: a house number, one to three words, a street type ("42 elm street", "1200 NW Main St").
+# Words that are also ordinary words in a question ("drive", "way", "place", "court") are left out.
+_ADDRESS = re.compile(r"\b\d{1,6}\s+(?:[a-z][a-z'.-]*\s+){1,3}(?:street|st|avenue|ave|road|rd|lane|ln|boulevard|blvd"
+                      r"|terrace|highway|hwy|parkway|pkwy)\b\.?", re.IGNORECASE)
+
+
 def personal_data(text: str) -> Optional[str]:
-    """What personal data ``text`` still holds ("an e-mail address", "a phone number", "a name"), or None."""
+    """What personal data ``text`` still holds ("an e-mail address", "a phone number", "a full date", "a
+    street address", "a name"), or None. It finds these only: anything else that could identify
+    someone is for the person accepting to edit out."""
     if contains_email(text):
         return "an e-mail address"
+    if _DATE.search(text):
+        return "a full date"
     if contains_phone(text):
         return "a phone number"
+    if _ADDRESS.search(text):
+        return "a street address"
     if _NAME_ALWAYS.search(text):
         return "a name"
     words = re.findall(r"[A-Za-z][\w'’-]*", text)
