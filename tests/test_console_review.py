@@ -359,6 +359,19 @@ def test_a_message_taken_over_as_a_crisis_is_shown_as_taught_not_a_crisis_and_no
     assert "will be taught as not a crisis" not in console.get("/review", "clinician").text
 
 
+def test_a_crisis_example_is_not_accepted_as_not_a_crisis_and_the_page_says_why(console: Console, clinic_env: Path) -> None:
+    ids = seed(console)
+    (clinic_env / "data" / "safety").mkdir(parents=True)
+    (clinic_env / "data" / "safety" / "crisis.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: crisis\n  metadata:\n    category: plan\n  examples: |\n'
+        '    - the price does not matter, i wont be here next month\n')
+    event = ids["price"][0]
+    response = decide(console, "accept", [event], "not_crisis", {event: "The price does not matter, I wont be here next month!"})
+    assert response.status == 400 and "cannot be taught as not a crisis" in response.text
+    assert not (clinic_env / "data" / "safety" / "hard_negatives_reviewed.yml").exists()
+    assert [r["status"] for r in rows(console)] == ["proposed"]  # the visitor's pick only; nothing accepted
+
+
 def test_support_may_mark_but_not_decide(console: Console, clinic_env: Path) -> None:
     ids = seed(console)
     response = decide(console, "accept", ids["price"], "faq/pricing", dict(zip(ids["price"], PRICE)), as_="support")

@@ -294,6 +294,15 @@ async def decide(request: Request) -> HTTPResponse:
         return await _page(request, 400, "A message selected is no visitor question (or is gone): nothing changed.", edited)
     if any(existing[e]["status"] != store.PROPOSED for e in existing):
         return await _page(request, 409, STALE, edited)
+    understood = {e: existing[e]["understood"] if e in existing else messages[e].understood for e in chosen}
+    data = writer(request)
+    loop = asyncio.get_running_loop()
+    if action == "accept" and label != NEW_TOPIC:
+        try:  # a refused text before anything is proposed (accepting checks again, under the lock)
+            await loop.run_in_executor(None, data.check, label, [edited[e] for e in chosen],
+                                       [store.took_over(understood[e]) for e in chosen])
+        except RefusedExample as exc:
+            return await _page(request, 400, f"Nothing accepted: {exc}.", edited)
     ids: Dict[int, int] = {e: int(existing[e]["id"]) for e in existing}
     try:
         for e in missing:
@@ -308,10 +317,9 @@ async def decide(request: Request) -> HTTPResponse:
             if store.mark_rejected(ctx.engine, ids[e], user["username"]):  # not decided meanwhile by someone else
                 auth.audit(ctx.engine, user, "correction_reject", "correction", str(ids[e]), f"event={e}")
         return redirect("/review?done=rejected", status=303)
-    understood = {e: existing[e]["understood"] if e in existing else messages[e].understood for e in chosen}
     try:
-        result = await asyncio.get_running_loop().run_in_executor(
-            None, _accept, ctx.engine, key, writer(request), label, chosen, edited, understood, ids, user["username"])
+        result = await loop.run_in_executor(
+            None, _accept, ctx.engine, key, data, label, chosen, edited, understood, ids, user["username"])
     except RefusedExample as exc:
         return await _page(request, 400, f"Nothing accepted: {exc}.", edited)
     except store.Stale:

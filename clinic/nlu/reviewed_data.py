@@ -235,11 +235,17 @@ class ReviewedData:
 
     # --- writing ------------------------------------------------------------------
 
-    def add(self, label: str, texts: Sequence[str], also_negative: Union[bool, Sequence[bool]] = False) -> Written:
+    def check(self, label: str, texts: Sequence[str], also_negative: Union[bool, Sequence[bool]] = False) -> None:
+        """RefusedExample when ``add`` would refuse these texts as the files are now (nothing is
+        written; ``add`` checks again under the lock)."""
+        self.add(label, texts, also_negative, write=False)
+
+    def add(self, label: str, texts: Sequence[str], also_negative: Union[bool, Sequence[bool]] = False,
+            write: bool = True) -> Written:
         """Writes ``texts`` (each checked by ``clean_text``) as examples of ``label`` (module
         docstring); ``also_negative`` (for all texts, or one flag per text): as hard negatives too (a
-        message the assistant took over as a crisis that was none). All or nothing: a refused text raises RefusedExample and nothing is
-        written."""
+        message the assistant took over as a crisis that was none). All or nothing: a refused text
+        raises RefusedExample and nothing is written. ``write`` False: the checks only (``check``)."""
         if label == NEW_TOPIC:
             raise RefusedExample("a new topic has no intent yet: nothing to write until it is made")
         lines = [clean_text(t) for t in texts]
@@ -276,7 +282,7 @@ class ReviewedData:
                     else:
                         raise RefusedExample(f"that text is already an example of {there!r}: change it there, or edit it")
                 plan.append((relative, key, negative, new))
-            for relative, key, negative, new in plan:
+            for relative, key, negative, new in plan if write else []:
                 if new:
                     blocks = self.examples_in(relative)
                     blocks.setdefault(key, []).extend(new)
