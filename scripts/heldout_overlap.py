@@ -12,28 +12,15 @@ Exit status 1 when there is an overlap and --drop is not given.
 
 import sys
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
-
-import yaml
+from typing import Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from clinic.safety.bank import normalised  # noqa: E402
+from clinic.nlu.reviewed_data import evaluation_files  # noqa: E402
+from clinic.safety.bank import file_examples as messages, normalised  # noqa: E402
 
-EVALUATION = sorted((ROOT / "tests" / "nlu").glob("*.yml")) + sorted((ROOT / "tests" / "safety").glob("*.yml"))
-
-
-def messages(path: Path) -> Iterator[str]:
-    """Every example of a file in any of the project's formats (Rasa NLU, safety banks)."""
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(doc, dict):
-        return
-    for key in ("nlu", "safety_negatives", "safety_bank"):
-        for block in doc.get(key) or []:
-            for line in str(block.get("examples", "")).splitlines():
-                if line.strip().startswith("- "):
-                    yield line.strip()[2:].strip()
+EVALUATION = evaluation_files(ROOT)
 
 
 def training_texts() -> Dict[str, Path]:

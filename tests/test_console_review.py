@@ -139,6 +139,21 @@ def test_marking_a_message_on_a_transcript(console: Console) -> None:
     assert 'data-suggested="faq/pricing"' in group and "marked by support" in group
 
 
+def test_a_bare_intent_payload_is_a_button_press_and_not_offered_for_correction(console: Console) -> None:
+    t = Tracker()
+    ts = t.start("payload", epoch(utcnow() - dt.timedelta(hours=1)))
+    ts = t.user("payload", ts, "/start_prescreen", "start_prescreen")  # no display title: a bare payload
+    ts = t.action("payload", ts, "utter_greet")
+    t.user("payload", ts, "is it legal where i live", "faq", topic="legal_status")
+    t.write(console.tracker_path)
+    payload, typed = event_ids(console, "payload")
+    page = console.get("/conversations/payload", "support").text
+    assert f'id="event-{typed}"' in page  # the typed question is offered
+    assert f'id="event-{payload}"' not in page  # the payload is not
+    response = console.post("/conversations/payload/corrections", {"event_id": str(payload), "label": "greet"}, as_="support")
+    assert "not_correctable" in response.headers["location"] and rows(console) == []
+
+
 @pytest.mark.parametrize("case", ["form_answer", "bad_label", "not_a_message"])
 def test_what_cannot_be_marked(console: Console, case: str) -> None:
     ids = seed(console)
@@ -176,8 +191,98 @@ def test_accepting_a_group_writes_training_data_once(console: Console, clinic_en
     page = console.get("/review?done=accepted&written=3&skipped=0", "clinician").text
     assert groups_on(page) == [sorted(ids["driving"])]
     assert "3 examples written to the training data, 0 already there" in page and "data/reviewed/faq_pricing.yml</code> 3" in page
-    # accepting them again changes nothing
-    assert decide(console, "accept", ids["price"], "faq/pricing", texts).headers["location"] == "/review?done=stale"
+    # accepting them again changes nothing, and says so
+    again = decide(console, "accept", ids["price"], "faq/pricing", texts)
+    assert again.status == 409 and "Someone decided some of these messages meanwhile" in again.text
+    assert yaml.safe_load((clinic_env / "data" / "reviewed" / "faq_pricing.yml").read_text()) == written
+
+
+def test_the_training_data_is_written_and_counted_off_the_event_loop(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from clinic.nlu.reviewed_data import ReviewedData
+
+    on_loop = []
+    for name in ("add", "count"):
+        original = getattr(ReviewedData, name)
+
+        def checked(self, *args, _original=original, **kwargs):
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(_original.__name__)  # the console's loop would wait on the files and the lock
+            except RuntimeError:
+                pass  # a thread of the executor
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(ReviewedData, name, checked)
+    ids = seed(console)
+    assert decide(console, "accept", ids["price"], "faq/pricing", dict(zip(ids["price"], PRICE))).status == 303
+    assert console.get("/review", "clinician").status == 200
+    assert on_loop == []
+
+
+def test_a_stale_batch_keeps_the_edits_and_writes_nothing(console: Console, clinic_env: Path) -> None:
+    ids = seed(console)
+    assert decide(console, "accept", ids["price"][:1], "faq/pricing", {ids["price"][0]: PRICE[0]}).status == 303
+    batch = ids["price"]  # the first one was accepted by someone else while this page was open
+    edits = {e: f"what is the monthly fee, version {i}" for i, e in enumerate(batch)}
+    response = decide(console, "accept", batch, "faq/pricing", edits)
+    assert response.status == 409 and "nothing was accepted or written" in response.text
+    assert all(edits[e] in response.text for e in batch[1:])  # the edits are on the page again: nothing lost
+    assert yaml.safe_load((clinic_env / "data" / "reviewed" / "faq_pricing.yml").read_text())["nlu"][0]["examples"] == (
+        f"- {PRICE[0]}\n")
+    assert sorted(r["event_id"] for r in rows(console) if r["status"] == "accepted") == [ids["price"][0]]
+
+
+def test_a_message_accepted_by_someone_else_meanwhile_is_no_error(console: Console, clinic_env: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinic.console import review
+
+    ids = seed(console)
+    event = ids["price"][1]  # no correction yet: the decision proposes one for it
+    read = review._messages_of
+
+    def someone_else_accepts_first(request, event_ids):
+        found = read(request, event_ids)
+        m = found[event]
+        cid = corrections.propose(console.engine, console.key, m.conversation_id, event, m.message_id, m.text,
+                                  "faq/pricing", m.understood, corrections.STAFF, "admin")
+        corrections.accept(console.engine, console.key, [(cid, m.text)], "faq/pricing", "admin", lambda: "")
+        return found
+
+    monkeypatch.setattr(review, "_messages_of", someone_else_accepts_first)
+    response = decide(console, "accept", [event, ids["price"][2]], "faq/pricing",
+                      {event: "price question", ids["price"][2]: "monthly price question kept"})
+    assert response.status == 409 and "monthly price question kept" in response.text
+    assert not (clinic_env / "data" / "reviewed").exists()  # nothing written for what this request did not accept
+    assert {r["event_id"]: r["status"] for r in rows(console) if r["event_id"] in ids["price"]} == {event: "accepted"}
+
+
+def test_two_proposals_of_one_message_at_once_make_one_correction(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import event as sa_event, insert
+
+    ids = seed(console)
+    message = ids["price"][0]
+    sneaked = []
+
+    def another_request_inserts_first(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO CORRECTIONS") and not sneaked:
+            sneaked.append(True)  # between this request's read and its insert, another one inserts the row
+            with console.engine.begin() as other:
+                other.execute(insert(table).values(
+                    conversation_id="p0", event_id=message, message_id=None, label="faq/insurance", understood=None,
+                    source=corrections.PICK, status=corrections.PROPOSED, text_encrypted="x", proposed_by=None,
+                    proposed_at=utcnow()))
+
+    sa_event.listen(console.engine, "before_cursor_execute", another_request_inserts_first)
+    try:
+        response = console.post("/conversations/p0/corrections", {"event_id": str(message), "label": "faq/pricing"},
+                                as_="support")
+    finally:
+        sa_event.remove(console.engine, "before_cursor_execute", another_request_inserts_first)
+    assert sneaked and response.status == 303 and "corrected" in response.headers["location"]
+    assert [(r["event_id"], r["label"], r["source"]) for r in rows(console) if r["event_id"] == message] == [
+        (message, "faq/pricing", "staff")]
 
 
 def test_an_edited_text_is_what_is_written_and_personal_data_is_refused(console: Console, clinic_env: Path) -> None:
@@ -190,12 +295,15 @@ def test_an_edited_text_is_what_is_written_and_personal_data_is_refused(console:
     assert [r["status"] for r in rows(console) if r["event_id"] == event] == ["proposed"]
     response = decide(console, "accept", [event], "faq/after_session", {event: "i'm Dana, can i drive after?"})
     assert response.status == 400 and "a name" in response.text
-    response = decide(console, "accept", [event], "faq/after_session", {event: "can i drive after"})
+    response = decide(console, "accept", [event], "faq/after_session", {event: "Can I drive after?"})
+    assert response.status == 400 and "in an evaluation set (tests/nlu/" in response.text  # held out of training
+    assert not (clinic_env / "data" / "reviewed").exists()
+    response = decide(console, "accept", [event], "faq/after_session", {event: "can i drive home once it wears off"})
     assert response.status == 303
     doc = yaml.safe_load((clinic_env / "data" / "reviewed" / "faq_after_session.yml").read_text())
-    assert doc["nlu"][0]["examples"] == "- can i drive after\n"
+    assert doc["nlu"][0]["examples"] == "- can i drive home once it wears off\n"
     [row] = [r for r in rows(console) if r["event_id"] == event]
-    assert corrections.get(console.engine, console.key, [row["id"]])[0]["text"] == "can i drive after"
+    assert corrections.get(console.engine, console.key, [row["id"]])[0]["text"] == "can i drive home once it wears off"
 
 
 def test_rejecting_and_new_topics_write_nothing(console: Console, clinic_env: Path) -> None:
@@ -225,6 +333,43 @@ def test_safety_corrections_feed_the_safety_banks(console: Console, clinic_env: 
     assert decide(console, "accept", [event], "crisis", {event: "how expensive is it to just end it all"}).status == 303
     risks = bank.load_risk_examples(clinic_env / "data" / "safety" / "reviewed.yml")
     assert [(e.text, e.outcome) for e in risks] == [("how expensive is it to just end it all", "crisis")]
+
+
+def test_a_message_taken_over_as_a_crisis_is_shown_as_taught_not_a_crisis_and_not_selected(console: Console) -> None:
+    ids = seed(console)
+    t = Tracker()
+    ts = t.start("taken", epoch(utcnow() - dt.timedelta(hours=1)))
+    ts = t.user("taken", ts, "how much does it cost, this price is killing me", "crisis")
+    t.action("taken", ts, "action_crisis_response")
+    t.write(console.tracker_path)
+    taken = event_ids(console, "taken")[0]
+    # a person marks it as a price question (it is on the review page by that mark)
+    console.post("/conversations/taken/corrections", {"event_id": str(taken), "label": "faq/pricing"}, as_="support")
+    page = console.get("/review", "clinician").text
+    group = next(g for g in GROUP.findall(page) if f'data-event-id="{taken}"' in g)
+    assert 'data-suggested="faq/pricing"' in group and 'value="faq/pricing" selected' in group  # chosen for the group
+    row = group[group.index(f'data-event-id="{taken}"'):]
+    row = row[:row.index("</tr>")]
+    assert "will be taught as not a crisis" in row
+    assert re.search(rf'name="item" value="{taken}" aria-label', row)  # not ticked
+    assert len(groups_on(group)[0]) > 1 and all(f'value="{e}" checked' in group for e in groups_on(group)[0] if e != taken)
+    assert page.count("will be taught as not a crisis") == 1
+    # chosen as a crisis, nothing is taught as not a crisis
+    console.post("/conversations/taken/corrections", {"event_id": str(taken), "label": "crisis"}, as_="support")
+    assert "will be taught as not a crisis" not in console.get("/review", "clinician").text
+
+
+def test_a_crisis_example_is_not_accepted_as_not_a_crisis_and_the_page_says_why(console: Console, clinic_env: Path) -> None:
+    ids = seed(console)
+    (clinic_env / "data" / "safety").mkdir(parents=True)
+    (clinic_env / "data" / "safety" / "crisis.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: crisis\n  metadata:\n    category: plan\n  examples: |\n'
+        '    - the price does not matter, i wont be here next month\n')
+    event = ids["price"][0]
+    response = decide(console, "accept", [event], "not_crisis", {event: "The price does not matter, I wont be here next month!"})
+    assert response.status == 400 and "cannot be taught as not a crisis" in response.text
+    assert not (clinic_env / "data" / "safety" / "hard_negatives_reviewed.yml").exists()
+    assert [r["status"] for r in rows(console)] == ["proposed"]  # the visitor's pick only; nothing accepted
 
 
 def test_support_may_mark_but_not_decide(console: Console, clinic_env: Path) -> None:

@@ -4,7 +4,7 @@ duplicates, no personal data, two writers at once) and the safety banks' reviewe
 The console's pages: tests/test_console_review.py; the whole loop through training:
 tests/test_review_loop_training.py."""
 
-import threading
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,13 @@ def test_grouping_by_the_threshold_on_known_vectors() -> None:
     ("Hi, I'm Dana. How much does it cost?", "a name"),
     ("this is Marcus, do you take insurance", "a name"),
     ("i am Priya, is it legal here", "a name"),
+    ("born 03/14/1988, am i too old", "a full date"),
+    ("my dob is 3-14-88 is that ok", "a full date"),
+    ("DOB 1988-03-14", "a full date"),
+    ("i was born March 14, 1988", "a full date"),
+    ("i live at 42 elm street, do you come here", "a street address"),
+    ("1200 NW Main St. is my address", "a street address"),
+    ("can you mail it to 7 oak ave", "a street address"),
 ])
 def test_personal_data_is_found(text: str, found: str) -> None:
     assert personal_data(text) == found
@@ -76,6 +83,12 @@ def test_personal_data_is_found(text: str, found: str) -> None:
     "i'm 34 and have tried 3 antidepressants",
     "how much does it cost per month",
     "Is 988 the number to call?",
+    "can i drive 2 hours after my session",
+    "after 3 sessions can i drive home",
+    "is it 2 or 3 doses a week",
+    "what happens on 24/7 support",
+    "i took 2 pills at 8.30 this morning",
+    "I have done 6 sessions since May 2024",
 ])
 def test_ordinary_questions_are_not_personal_data(text: str) -> None:
     assert personal_data(text) is None
@@ -86,6 +99,17 @@ def test_a_text_is_cleaned_to_one_line() -> None:
     for bad in ("", "   ", "/greet", "x" * 501):
         with pytest.raises(RefusedExample):
             reviewed_data.clean_text(bad)
+
+
+def test_control_characters_are_dropped_and_the_file_stays_readable(tmp_path: Path) -> None:
+    assert reviewed_data.clean_text("how\x07 much\x7f\tdoes\u200b it\ncost\x00") == "how much does it cost"
+    writer = ReviewedData(tmp_path)
+    writer.add("faq/pricing", ["bell\x07 in the price\x1b[0m question\x7f", "a\u202eright to left\u2066 price"])
+    assert writer.count() == {"reviewed/faq_pricing.yml": 2}  # PyYAML reads it back (the Review page counts on every view)
+    assert sorted(m.get("text") for m in rasa_load(tmp_path / "reviewed" / "faq_pricing.yml").intent_examples) == [
+        "aright to left price", "bell in the price(0m question"]
+    with pytest.raises(RefusedExample, match="empty"):
+        reviewed_data.clean_text("\x07\x7f\u200b")
 
 
 # --- the writer -------------------------------------------------------------------------
@@ -135,27 +159,52 @@ def test_an_example_of_another_intent_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "reviewed").exists()
 
 
+def test_a_text_of_an_evaluation_set_is_refused(tmp_path: Path) -> None:
+    held_out = tmp_path / "heldout.yml"
+    held_out.write_text('version: "3.1"\nnlu:\n- intent: faq/pricing\n  examples: |\n    - is there a sliding scale\n')
+    bank_file = tmp_path / "test_bank.yml"
+    bank_file.write_text("safety_bank:\n- outcome: crisis\n  category: plan\n  examples: |\n    - tonight is the night i go\n")
+    writer = ReviewedData(tmp_path / "data", evaluation=[held_out, bank_file])
+    with pytest.raises(RefusedExample, match="evaluation set"):
+        writer.add("faq/pricing", ["how much is it", "Is there a sliding-scale?"])
+    with pytest.raises(RefusedExample, match="evaluation set"):
+        writer.add("crisis", ["Tonight is the night I go."])
+    assert writer.count() == {}
+    assert writer.add("faq/pricing", ["how much is it"]).written == ["how much is it"]
+    # the project's own sets, as the console passes them
+    project = reviewed_data.evaluation_files()
+    assert {p.parent.name for p in project} == {"nlu", "safety"}
+    first = bank.file_examples(next(p for p in project if p.parent.name == "safety"))[0]
+    with pytest.raises(RefusedExample, match="evaluation set"):
+        ReviewedData(tmp_path / "data", evaluation=project).add(reviewed_data.NOT_CRISIS, [first])
+
+
 def test_a_new_topic_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(RefusedExample):
         ReviewedData(tmp_path).add(reviewed_data.NEW_TOPIC, ["do you ship to military addresses"])
 
 
-def test_two_writers_at_once_lose_nothing_and_write_nothing_twice(tmp_path: Path) -> None:
+def _write_one_by_one(root: str, texts, barrier) -> None:
+    """One writer process: waits for the other, then adds its texts one at a time (each add reads
+    the files and replaces one: without the file lock, the two processes lose each other's)."""
+    barrier.wait(timeout=60)
+    writer = ReviewedData(Path(root))
+    for text in texts:
+        writer.add("faq/pricing", [text])
+
+
+def test_two_writer_processes_at_once_lose_nothing_and_write_nothing_twice(tmp_path: Path) -> None:
+    # two processes (as two console workers): the process lock is no help between them, the file lock is
+    context = multiprocessing.get_context("spawn")
     texts = [f"question number {i} about the price" for i in range(40)]
-    errors = []
-
-    def write(part):
-        try:
-            ReviewedData(tmp_path).add("faq/pricing", part)
-        except Exception as exc:  # noqa: BLE001 (reported below)
-            errors.append(exc)
-
-    threads = [threading.Thread(target=write, args=(texts[i::2] + texts[:10],)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    barrier = context.Barrier(2)
+    workers = [context.Process(target=_write_one_by_one, args=(str(tmp_path), texts[i::2] + texts[:10], barrier))
+               for i in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0]
     written = [m.get("text") for m in rasa_load(tmp_path / "reviewed" / "faq_pricing.yml").intent_examples]
     assert sorted(written) == sorted(texts)
 
@@ -189,6 +238,28 @@ def test_only_the_texts_taken_over_become_hard_negatives(tmp_path: Path) -> None
     assert [e.text for e in bank.load_training_negatives(tmp_path / "safety")] == ["will this kill my appetite"]
     with pytest.raises(ValueError):
         writer.add("faq/side_effects", ["a", "b"], also_negative=[True])
+
+
+def test_the_safety_banks_never_contradict_themselves(tmp_path: Path) -> None:
+    (tmp_path / "safety").mkdir()
+    (tmp_path / "nlu").mkdir()
+    (tmp_path / "safety" / "crisis.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: crisis\n  metadata:\n    category: plan\n  examples: |\n'
+        '    - i have the pills counted out for tonight\n')
+    (tmp_path / "nlu" / "urgent.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: urgent_medical\n  examples: |\n    - my chest hurts and my arm is numb\n')
+    (tmp_path / "safety" / "hard_negatives.yml").write_text(
+        "safety_negatives:\n- kind: idiom\n  examples: |\n    - this commute is killing me\n")
+    writer = ReviewedData(tmp_path)
+    for text in ("I have the pills counted out for tonight!", "my chest hurts and my arm is numb"):
+        with pytest.raises(RefusedExample, match="cannot be taught as not a crisis"):
+            writer.add(reviewed_data.NOT_CRISIS, [text])
+    for risk in ("crisis", "urgent_medical"):
+        with pytest.raises(RefusedExample, match="is a hard negative"):
+            writer.add(risk, ["how much is it", "This commute is KILLING me"])
+    assert not (tmp_path / "safety" / "reviewed.yml").exists()
+    assert not (tmp_path / "safety" / "hard_negatives_reviewed.yml").exists()
+    assert [e.text for e in bank.load_training_negatives(tmp_path / "safety")] == ["this commute is killing me"]
 
 
 # --- what eval-nlu says of them, and the copy trained without them ---------------------------

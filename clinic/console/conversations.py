@@ -212,7 +212,8 @@ def build_transcript(events: Sequence[Any], answers_visible: bool) -> Dict[str, 
             if intent == "faq":
                 topic = (((parse.get("response_selector") or {}).get("faq") or {}).get("response") or {}).get("intent_response_key")
             shown = index.visitor_text_of(d)
-            button = bool((d.get("metadata") or {}).get("display"))
+            # a button's title, or a bare '/intent' payload (a button press too: never a typed question)
+            button = bool((d.get("metadata") or {}).get("display")) or str(d.get("text") or "").startswith("/")
             if not shown:
                 shown = d.get("text") if isinstance(d.get("text"), str) else ""
             masked = not answers_visible and filled[position]

@@ -11,10 +11,11 @@ the clinic's key (``clinic.storage.crypto``) like every visitor's words in the c
 
 import functools
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import yaml
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Engine
 
 from clinic.storage.crypto import DecryptionError, Key, decrypt_json, encrypt_json
@@ -75,7 +76,17 @@ def took_over(understood: Optional[str]) -> bool:
 def propose(engine: Engine, key: Key, conversation_id: str, event_id: int, message_id: Optional[str], text: str,
             label: str, understood: Optional[str], source: str, username: Optional[str]) -> int:
     """A proposed correction of one message (a new one, or the proposed or rejected one it had,
-    relabelled). CorrectionError when its correction was accepted already (it is training data)."""
+    relabelled). CorrectionError when its correction was accepted already (it is training data).
+    Two proposals of the same message at once (two people opening the review page, a mark during a
+    page load): the second one's insert meets the first one's row and relabels it instead."""
+    try:
+        return _propose(engine, key, conversation_id, event_id, message_id, text, label, understood, source, username)
+    except IntegrityError:  # another request inserted this message's correction meanwhile (event_id is unique)
+        return _propose(engine, key, conversation_id, event_id, message_id, text, label, understood, source, username)
+
+
+def _propose(engine: Engine, key: Key, conversation_id: str, event_id: int, message_id: Optional[str], text: str,
+             label: str, understood: Optional[str], source: str, username: Optional[str]) -> int:
     now = utcnow()
     sealed = encrypt_json(key, text)
     with engine.begin() as conn:
@@ -153,16 +164,30 @@ def decided_events(engine: Engine) -> Set[int]:
             corrections.c.status.in_([ACCEPTED, REJECTED])))}
 
 
-def mark_accepted(engine: Engine, key: Key, correction_id: int, label: str, text: str, username: str,
-                  written_to: str) -> bool:
-    """A proposed correction accepted with its final label and text; False when it was no longer
-    proposed (someone decided it meanwhile)."""
+class Stale(Exception):
+    """Someone decided one of these corrections meanwhile."""
+
+
+def accept(engine: Engine, key: Key, decisions: Sequence[Tuple[int, str]], label: str, username: str,
+           write: Callable[[], str]) -> None:
+    """Proposed corrections (``decisions``: id and final text) accepted with ``label``, and their
+    training data written by ``write`` (returns the files written, kept in ``written_to``), in one
+    transaction: the corrections are marked first, ``write`` runs only when every one of them was
+    still proposed, and a ``write`` that raises (a text refused) leaves them proposed. Stale
+    (nothing changed, nothing written) when someone decided one of them meanwhile."""
     with engine.begin() as conn:
-        done = conn.execute(update(corrections).where(
-            (corrections.c.id == correction_id) & (corrections.c.status == PROPOSED)).values(
-            status=ACCEPTED, label=label, text_encrypted=encrypt_json(key, text), decided_by=username,
-            decided_at=utcnow(), written_to=written_to[:255] or None))
-    return bool(done.rowcount)
+        now = utcnow()
+        for correction_id, text in decisions:
+            done = conn.execute(update(corrections).where(
+                (corrections.c.id == correction_id) & (corrections.c.status == PROPOSED)).values(
+                status=ACCEPTED, label=label, text_encrypted=encrypt_json(key, text), decided_by=username,
+                decided_at=now))
+            if not done.rowcount:
+                raise Stale()
+        written_to = write()
+        if written_to:
+            conn.execute(update(corrections).where(corrections.c.id.in_([i for i, _ in decisions])).values(
+                written_to=written_to[:255]))
 
 
 def mark_rejected(engine: Engine, correction_id: int, username: str) -> bool:

@@ -13,9 +13,12 @@
   shown as its guess and not chosen). A person
   selects messages (all of a group by default), edits each text if needed (personal data is
   refused: ``clinic.nlu.reviewed_data``), picks one label, and accepts or rejects them at once.
-- **Accepting** writes the texts as training data (``clinic.nlu.reviewed_data``: ``data/reviewed/``,
-  the safety banks' reviewed files) and marks the corrections accepted; "new topic needed" is
-  recorded and writes nothing. Every proposal, acceptance and rejection is in the audit log
+- **Accepting** marks the corrections accepted and writes the texts as training data
+  (``clinic.nlu.reviewed_data``: ``data/reviewed/``, the safety banks' reviewed files) in one step
+  (``clinic.console.corrections.accept``: only what this request accepted is written; a refused
+  text accepts nothing), in an executor (the writer reads every training file and may wait on its
+  lock); a batch someone decided meanwhile is shown again with the person's edits and a message;
+  "new topic needed" is recorded and writes nothing. Every proposal, acceptance and rejection is in the audit log
   (the label and the message's event id, never the text).
 """
 
@@ -36,7 +39,8 @@ from clinic.console.dashboard import first_id_from
 from clinic.console.pages import render
 from clinic.console.referrals_queue import path_quote
 from clinic.storage.db import corrections as corrections_table, topic_picks, utcnow
-from clinic.nlu.reviewed_data import NEW_TOPIC, RefusedExample, ReviewedData, clean_text
+from clinic.nlu.reviewed_data import NEW_TOPIC, RefusedExample, ReviewedData, Written, clean_text, evaluation_files
+from clinic.safety.bank import RISK_INTENTS
 from clinic.settings import load_yaml
 
 bp = Blueprint("console_review")
@@ -64,7 +68,7 @@ def embedder(request: Request) -> Callable[[Sequence[str]], np.ndarray]:
 
 
 def writer(request: Request) -> ReviewedData:
-    return ReviewedData(request.app.ctx.settings.training_data_dir)
+    return ReviewedData(request.app.ctx.settings.training_data_dir, evaluation=evaluation_files())
 
 
 # --- marking a message on a transcript ---------------------------------------------------
@@ -194,12 +198,22 @@ def grouped(items: List[Dict[str, Any]], embed: Callable[[Sequence[str]], np.nda
     groups = []
     for g in similar.group_texts([i["text"] for i in items], embed):
         members = [items[i] for i in g]
-        groups.append({"items": members, "suggested": suggestion(members),
-                       "by_people": any(i.get("correction") is not None for i in members)})
+        suggested = suggestion(members)
+        by_people = any(i.get("correction") is not None for i in members)
+        for item in members:
+            item["as_not_crisis"] = as_not_crisis(item, suggested if by_people else None)
+        groups.append({"items": members, "suggested": suggested, "by_people": by_people})
     return groups
 
 
-NOTICES = {"accepted": "Accepted.", "rejected": "Rejected.", "stale": "Someone decided these meanwhile: nothing changed."}
+def as_not_crisis(item: Dict[str, Any], chosen: Optional[str]) -> bool:
+    """Whether accepting ``item`` under the group's chosen label would teach the safety layer that a
+    message it took over as a crisis or urgent problem was none (a hard negative): shown on its row,
+    and the row is not selected at first (the person ticks it knowingly)."""
+    return bool(chosen) and store.took_over(item.get("understood")) and chosen not in RISK_INTENTS and chosen != NEW_TOPIC
+
+
+NOTICES = {"accepted": "Accepted.", "rejected": "Rejected."}
 
 
 async def _page(request: Request, status: int = 200, error: str = "", edited: Optional[Dict[int, str]] = None) -> HTTPResponse:
@@ -207,6 +221,7 @@ async def _page(request: Request, status: int = 200, error: str = "", edited: Op
     loop = asyncio.get_running_loop()
     items = await loop.run_in_executor(None, review_items, request)
     groups = await loop.run_in_executor(None, grouped, items, embedder(request))
+    counts = await loop.run_in_executor(None, writer(request).count)  # reads the files: off the event loop
     titles = topic_titles(request)
     if items:
         auth.audit(ctx.engine, request.ctx.user, "view_review", "review", "", f"{len(items)} messages")
@@ -218,7 +233,7 @@ async def _page(request: Request, status: int = 200, error: str = "", edited: Op
     return render(
         request, "review.html", status=status, groups=groups, choices=store.label_choices(titles),
         title=lambda label: store.label_title(label or "", titles), q=path_quote, error=error, notice=notice,
-        edited=edited or {}, counts=writer(request).count(), days=REVIEW_DAYS, low=LOW_CONFIDENCE,
+        edited=edited or {}, counts=counts, days=REVIEW_DAYS, low=LOW_CONFIDENCE,
     )
 
 
@@ -278,31 +293,64 @@ async def decide(request: Request) -> HTTPResponse:
     if any(e not in messages or not correctable(messages[e]) for e in missing):
         return await _page(request, 400, "A message selected is no visitor question (or is gone): nothing changed.", edited)
     if any(existing[e]["status"] != store.PROPOSED for e in existing):
-        return redirect("/review?done=stale", status=303)
-    result = None
+        return await _page(request, 409, STALE, edited)
+    understood = {e: existing[e]["understood"] if e in existing else messages[e].understood for e in chosen}
+    data = writer(request)
+    loop = asyncio.get_running_loop()
     if action == "accept" and label != NEW_TOPIC:
-        texts = [edited[e] or "" for e in chosen]
-        understood = [existing[e]["understood"] if e in existing else messages[e].understood for e in chosen]
-        try:
-            result = writer(request).add(label, texts, also_negative=[store.took_over(u) for u in understood])
+        try:  # a refused text before anything is proposed (accepting checks again, under the lock)
+            await loop.run_in_executor(None, data.check, label, [edited[e] for e in chosen],
+                                       [store.took_over(understood[e]) for e in chosen])
         except RefusedExample as exc:
             return await _page(request, 400, f"Nothing accepted: {exc}.", edited)
-    for e in chosen:
-        if e in existing:
-            correction_id = int(existing[e]["id"])
-        else:
+    ids: Dict[int, int] = {e: int(existing[e]["id"]) for e in existing}
+    try:
+        for e in missing:
             m = messages[e]
-            correction_id = store.propose(ctx.engine, key, m.conversation_id, e, m.message_id, m.text,
-                                          label if action == "accept" else (m.understood or "nlu_fallback"),
-                                          m.understood, store.STAFF, user["username"])
-        if action == "accept":
-            final = clean_text(edited[e]) if label != NEW_TOPIC else " ".join(edited[e].split()) or "(new topic)"
-            if store.mark_accepted(ctx.engine, key, correction_id, label, final, user["username"],
-                                   " ".join(result.files) if result else ""):
-                auth.audit(ctx.engine, user, "correction_accept", "correction", str(correction_id), f"event={e} label={label}")
-        elif store.mark_rejected(ctx.engine, correction_id, user["username"]):  # not decided meanwhile by someone else
-            auth.audit(ctx.engine, user, "correction_reject", "correction", str(correction_id), f"event={e}")
-    args = {"done": "accepted" if action == "accept" else "rejected"}
+            ids[e] = store.propose(ctx.engine, key, m.conversation_id, e, m.message_id, m.text,
+                                   label if action == "accept" else (m.understood or "nlu_fallback"),
+                                   m.understood, store.STAFF, user["username"])
+    except store.CorrectionError:  # someone accepted it meanwhile
+        return await _page(request, 409, STALE, edited)
+    if action == "reject":
+        for e in chosen:
+            if store.mark_rejected(ctx.engine, ids[e], user["username"]):  # not decided meanwhile by someone else
+                auth.audit(ctx.engine, user, "correction_reject", "correction", str(ids[e]), f"event={e}")
+        return redirect("/review?done=rejected", status=303)
+    try:
+        result = await loop.run_in_executor(
+            None, _accept, ctx.engine, key, data, label, chosen, edited, understood, ids, user["username"])
+    except RefusedExample as exc:
+        return await _page(request, 400, f"Nothing accepted: {exc}.", edited)
+    except store.Stale:
+        return await _page(request, 409, STALE, edited)
+    for e in chosen:
+        auth.audit(ctx.engine, user, "correction_accept", "correction", str(ids[e]), f"event={e} label={label}")
+    args = {"done": "accepted"}
     if result is not None:
         args.update(written=str(len(result.written)), skipped=str(len(result.duplicates)))
     return redirect("/review?" + urlencode(args), status=303)
+
+
+STALE = ("Someone decided some of these messages meanwhile: nothing was accepted or written. "
+         "The messages still to decide are below, with your edits.")
+
+
+def _accept(engine: Any, key: Any, data: ReviewedData, label: str, chosen: Sequence[int], edited: Dict[int, str],
+            understood: Dict[int, Optional[str]], ids: Dict[int, int], username: str) -> Optional[Written]:
+    """Marks the corrections accepted and writes their texts as training data, in one step
+    (``store.accept``: written only when every one was still proposed; a refused text marks none).
+    Runs in an executor: the writer parses every training file and may wait on the file lock."""
+    if label == NEW_TOPIC:
+        store.accept(engine, key, [(ids[e], " ".join(edited[e].split()) or "(new topic)") for e in chosen], label,
+                     username, lambda: "")
+        return None
+    finals = [clean_text(edited[e]) for e in chosen]  # RefusedExample before anything is marked
+    done: List[Written] = []
+
+    def write() -> str:
+        done.append(data.add(label, finals, also_negative=[store.took_over(understood[e]) for e in chosen]))
+        return " ".join(done[0].files)
+
+    store.accept(engine, key, [(ids[e], t) for e, t in zip(chosen, finals)], label, username, write)
+    return done[0]

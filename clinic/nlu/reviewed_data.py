@@ -14,11 +14,17 @@ lists every ``*.yml`` under it, so the next ``make train`` uses them):
   or urgent problem): ``safety/hard_negatives_reviewed.yml``, a hard negative of the kind
   ``staff_reviewed`` (``clinic.safety.bank`` reads ``hard_negatives*.yml``).
 
-No personal data: ``personal_data`` refuses a text that still holds an e-mail address, a phone
-number, or a name after "my name is" / "I'm" (the person accepting edits it out first). No
+No personal data, as far as ``personal_data`` sees: it refuses a text that still holds an e-mail
+address, a phone number, a full date (a date of birth), a street address, or a name after "my name
+is" / "I'm" (the person accepting edits it out first); it finds these only, and the person accepting
+is responsible for anything else that could identify someone (the texts are kept in clear text). No
 duplicate: a text already an example of the same intent (or kind) anywhere in the training
 data is skipped; one that is an example of another intent is refused (Rasa's validation fails
-on an example given two intents). Two accepts at once are safe: the writes hold a file lock
+on an example given two intents). The safety banks never contradict themselves: a hard negative
+whose text is a crisis or urgent_medical example (``data/safety/``, ``data/nlu/``) is refused, and
+so is a crisis or urgent_medical example whose text is a hard negative. Nor a text of an
+evaluation set (``tests/nlu/*.yml``, ``tests/safety/*.yml``: held out of training,
+``scripts/heldout_overlap.py``), when the writer is given them (the console does). Two accepts at once are safe: the writes hold a file lock
 (``.reviewed.lock`` in the folder, and a lock per process) and re-read the files under it;
 each file is replaced whole (written beside it, then renamed).
 """
@@ -36,7 +42,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import yaml
 
 from clinic.rules.answer_parsing import contains_email, contains_phone
-from clinic.safety.bank import CRISIS, RISK_INTENTS, URGENT_MEDICAL, normalised
+from clinic.rules.visible_text import visible_text
+from clinic.safety.bank import CRISIS, RISK_INTENTS, URGENT_MEDICAL, file_examples, normalised
 
 NOT_CRISIS = "not_crisis"
 NEW_TOPIC = "new_topic"
@@ -45,6 +52,8 @@ REVIEWED_DIR = "reviewed"
 SAFETY_FILE = Path("safety") / "reviewed.yml"
 NEGATIVES_FILE = Path("safety") / "hard_negatives_reviewed.yml"
 LOCK_FILE = ".reviewed.lock"
+PROJECT = Path(__file__).resolve().parents[2]
+EVALUATION_SETS = ("tests/nlu/*.yml", "tests/safety/*.yml")  # held out of training (scripts/heldout_overlap.py)
 MAX_CHARS = 500
 _INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}(/[a-z0-9_]{1,64})?$")
 _HEADER = ("# Written by the staff console from corrections a person reviewed and accepted "
@@ -64,12 +73,29 @@ _NOT_NAMES = frozenset({
 })
 
 
+# A full date (a date of birth, most often): 03/14/1988, 3-14-88, 1988-03-14, March 14, 1988.
+_MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*"
+_DATE = re.compile(r"\b(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|(?:19|20)\d{2}[/.-]\d{1,2}[/.-]\d{1,2}"
+                   rf"|{_MONTHS}\.? \d{{1,2}}(?:st|nd|rd|th)?,? (?:19|20)\d{{2}}|\d{{1,2}} {_MONTHS},? (?:19|20)\d{{2}})\b",
+                   re.IGNORECASE)
+# A street address: a house number, one to three words, a street type ("42 elm street", "1200 NW Main St").
+# Words that are also ordinary words in a question ("drive", "way", "place", "court") are left out.
+_ADDRESS = re.compile(r"\b\d{1,6}\s+(?:[a-z][a-z'.-]*\s+){1,3}(?:street|st|avenue|ave|road|rd|lane|ln|boulevard|blvd"
+                      r"|terrace|highway|hwy|parkway|pkwy)\b\.?", re.IGNORECASE)
+
+
 def personal_data(text: str) -> Optional[str]:
-    """What personal data ``text`` still holds ("an e-mail address", "a phone number", "a name"), or None."""
+    """What personal data ``text`` still holds ("an e-mail address", "a phone number", "a full date", "a
+    street address", "a name"), or None. It finds these only: anything else that could identify
+    someone is for the person accepting to edit out."""
     if contains_email(text):
         return "an e-mail address"
+    if _DATE.search(text):
+        return "a full date"
     if contains_phone(text):
         return "a phone number"
+    if _ADDRESS.search(text):
+        return "a street address"
     if _NAME_ALWAYS.search(text):
         return "a name"
     words = re.findall(r"[A-Za-z][\w'’-]*", text)
@@ -87,9 +113,10 @@ class RefusedExample(ValueError):
 
 def clean_text(text: str) -> str:
     """The text as one training example: one line, spaces collapsed, no entity brackets (Rasa reads
-    ``[word](entity)`` as an annotation). RefusedExample when empty, too long, personal data, or in
-    Rasa's ``/intent`` syntax."""
-    line = " ".join((text or "").replace("[", "(").replace("]", ")").split())
+    ``[word](entity)`` as an annotation), no control or format characters (``visible_text``: YAML
+    cannot hold them; a newline or tab becomes a space). RefusedExample when empty, too long,
+    personal data, or in Rasa's ``/intent`` syntax."""
+    line = " ".join(visible_text(text or "").replace("[", "(").replace("]", ")").split())
     if not line:
         raise RefusedExample("the text is empty")
     if len(line) > MAX_CHARS:
@@ -100,6 +127,11 @@ def clean_text(text: str) -> str:
     if found:
         raise RefusedExample(f"the text still holds {found}: edit it out before accepting")
     return line
+
+
+def evaluation_files(project: Path = PROJECT) -> List[Path]:
+    """The evaluation sets: the NLU's held-out and validation sets, the safety layer's banks."""
+    return [p for pattern in EVALUATION_SETS for p in sorted(Path(project).glob(pattern))]
 
 
 def file_for(label: str) -> Path:
@@ -128,10 +160,22 @@ _process_lock = threading.Lock()
 
 
 class ReviewedData:
-    """The reviewed training data under ``root`` (the training data folder)."""
+    """The reviewed training data under ``root`` (the training data folder); a text of one of the
+    ``evaluation`` files (``evaluation_files()``: the console passes the project's) is refused."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, evaluation: Sequence[Path] = ()) -> None:
         self.root = Path(root)
+        self.evaluation = [Path(p) for p in evaluation]
+
+    def _check_unseen(self, lines: Sequence[str]) -> None:
+        """RefusedExample when a text is in an evaluation set (training on it would spoil the held-out
+        figures, and the overlap check in CI would fail)."""
+        wanted = {normalised(line) for line in lines}
+        for path in self.evaluation:
+            if wanted & {normalised(t) for t in file_examples(path)}:
+                name = path.relative_to(PROJECT) if path.is_relative_to(PROJECT) else path.name
+                raise RefusedExample(f"that text is in an evaluation set ({name}), which must stay unseen by "
+                                     "training: reword it, or reject it")
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -191,14 +235,21 @@ class ReviewedData:
 
     # --- writing ------------------------------------------------------------------
 
-    def add(self, label: str, texts: Sequence[str], also_negative: Union[bool, Sequence[bool]] = False) -> Written:
+    def check(self, label: str, texts: Sequence[str], also_negative: Union[bool, Sequence[bool]] = False) -> None:
+        """RefusedExample when ``add`` would refuse these texts as the files are now (nothing is
+        written; ``add`` checks again under the lock)."""
+        self.add(label, texts, also_negative, write=False)
+
+    def add(self, label: str, texts: Sequence[str], also_negative: Union[bool, Sequence[bool]] = False,
+            write: bool = True) -> Written:
         """Writes ``texts`` (each checked by ``clean_text``) as examples of ``label`` (module
         docstring); ``also_negative`` (for all texts, or one flag per text): as hard negatives too (a
-        message the assistant took over as a crisis that was none). All or nothing: a refused text raises RefusedExample and nothing is
-        written."""
+        message the assistant took over as a crisis that was none). All or nothing: a refused text
+        raises RefusedExample and nothing is written. ``write`` False: the checks only (``check``)."""
         if label == NEW_TOPIC:
             raise RefusedExample("a new topic has no intent yet: nothing to write until it is made")
         lines = [clean_text(t) for t in texts]
+        self._check_unseen(lines)
         flags = [also_negative] * len(lines) if isinstance(also_negative, bool) else [bool(f) for f in also_negative]
         if len(flags) != len(lines):
             raise ValueError("also_negative: one flag per text")
@@ -208,12 +259,19 @@ class ReviewedData:
         result = Written()
         with self._locked():
             intents, negatives = self.known_examples()
+            plan = []  # every text checked before any file is written (all or nothing)
             for relative, key, chosen in targets:
                 negative = relative == NEGATIVES_FILE
                 known = negatives if negative else intents
                 new: List[str] = []
                 for line in chosen:
                     norm = normalised(line)
+                    if negative and intents.get(norm) in RISK_INTENTS:
+                        raise RefusedExample(f"that text is a training example of {intents[norm]!r}: it cannot be "
+                                             "taught as not a crisis (change it in data/safety/ first, or edit it)")
+                    if not negative and key in RISK_INTENTS and norm in negatives:
+                        raise RefusedExample("that text is a hard negative (taught as not a crisis): it cannot be taught "
+                                             f"as {key!r} too (remove it from data/safety/hard_negatives*.yml first, or edit it)")
                     there = known.get(norm)
                     if there is None:
                         known[norm] = key
@@ -223,6 +281,8 @@ class ReviewedData:
                             result.duplicates.append(line)
                     else:
                         raise RefusedExample(f"that text is already an example of {there!r}: change it there, or edit it")
+                plan.append((relative, key, negative, new))
+            for relative, key, negative, new in plan if write else []:
                 if new:
                     blocks = self.examples_in(relative)
                     blocks.setdefault(key, []).extend(new)

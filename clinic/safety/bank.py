@@ -103,6 +103,15 @@ def normalised(text: str) -> str:
     return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
 
 
+def file_examples(path: Path) -> List[str]:
+    """Every example of a file in any of the project's formats (Rasa NLU, hard negatives, banks)."""
+    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(doc, dict):
+        return []
+    return [text for key in ("nlu", "safety_negatives", "safety_bank") for block in doc.get(key) or []
+            if isinstance(block, dict) for text in _lines(block.get("examples"))]
+
+
 def overlap(first: Sequence[str], second: Sequence[str]) -> List[str]:
     """The texts of ``second`` that are, normalised, also in ``first``."""
     seen = {normalised(t) for t in first}

@@ -1,9 +1,10 @@
 """What a visitor may send: checks with a clear reason for each refusal."""
 
 import json
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, Optional
+
+from clinic.rules.visible_text import visible_text
 
 
 @dataclass
@@ -26,20 +27,8 @@ class Starter:
     number: int
 
 
-# Control and format characters that have no place in a chat message
-# (NUL, escapes, bidi overrides, zero-width marks); newlines and tabs stay.
-def _keep(ch: str) -> bool:
-    if ch in "\n\t":
-        return True
-    category = unicodedata.category(ch)
-    return not (category.startswith("C"))
-
-
 def clean_text(text: str) -> str:
-    if text.isascii() and text.isprintable():  # most messages: nothing to normalise or remove
-        return text.strip()
-    text = unicodedata.normalize("NFC", text)
-    return "".join(ch for ch in text if _keep(ch)).strip()
+    return visible_text(text)
 
 
 def _is_text(value: Any) -> bool:
