@@ -679,7 +679,9 @@ def test_mutation_xss_in_the_console_transcript_and_exports_is_text(console_sess
     page.goto(f"{console_url}/conversations/{quote(cid, safe='')}")
     shown = page.locator("li.msg-visitor p.visitor-text").all_inner_texts()
     assert [t.strip() for t in shown] == MUTATION_XSS
-    _no_live_markup(page, "li.msg-visitor")
+    # the visitor's words, and the console's own "Should have been..." form that quotes them
+    _no_live_markup(page, "li.msg-visitor .visitor-text")
+    _no_live_markup(page, "li.msg-visitor details.correct form")
     page.wait_for_timeout(300)
     assert page.dialogs == []
     csv_body = page.request.get(f"{console_url}/conversations/{quote(cid, safe='')}/export.csv").text()
