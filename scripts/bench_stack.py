@@ -53,6 +53,12 @@ class BenchStack(Stack):
         }, sort_keys=False))
         return path
 
+    def write_rasa_own_credentials(self) -> Path:
+        """credentials.yml with Rasa's own REST channel (the clinic's keeps a button's parse)."""
+        path = self.workdir / "credentials.rasa-own.yml"
+        path.write_text(yaml.safe_dump({"rest": None}))
+        return path
+
     def process_env(self, name: str) -> Dict[str, str]:
         env = super().process_env(name)
         if self.rasa_own_runtime and name.startswith("rasa"):
@@ -67,7 +73,7 @@ class BenchStack(Stack):
             commands["rasa"] = [str(Path(sys.executable).parent / "rasa"), "run", "--model", str(self.model),
                                 "--enable-api", "--interface", "127.0.0.1", "--port", str(self.rasa_port),
                                 "--endpoints", str(self.write_rasa_own_endpoints()),
-                                "--credentials", str(ROOT / "credentials.yml"), "--auth-token", self.rasa_token]
+                                "--credentials", str(self.write_rasa_own_credentials()), "--auth-token", self.rasa_token]
             return commands
         if self.model is not None:
             rasa = commands["rasa"]

@@ -6,6 +6,8 @@ never touch a running `make run`. The Rasa server starts as the Procfile starts 
 (``Stack.rasa_token``; ``Stack.rasa_params`` for a request made by hand).
 """
 
+import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -13,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import requests
 import yaml
@@ -282,6 +284,22 @@ class Stack:
 
 
 # --- the commands, as the Procfile has them --------------------------------------
+
+@contextlib.contextmanager
+def agent_with_actions(folder: Path, loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
+    """The trained model loaded on ``loop`` as the Rasa server loads it, its custom actions run by
+    the action server of a temporary stack in ``folder`` (stopped when the block ends)."""
+    from rasa.core.agent import load_agent
+
+    stack = Stack(folder)
+    stack.start("actions")
+    try:
+        stack.wait_ready(120, names=["actions"])
+        endpoints = stack.read_endpoints()
+        yield loop.run_until_complete(load_agent(model_path=str(ROOT / "models" / "clinic.tar.gz"), endpoints=endpoints))
+    finally:
+        stack.stop_all()
+
 
 def rasa_command(port: int, endpoints: Path) -> List[str]:
     """The Rasa server with its HTTP API on loopback, behind the token (``clinic.rasa_runtime.rasa_launch``)."""

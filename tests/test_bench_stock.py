@@ -1,5 +1,5 @@
 """`make bench`'s stock configuration runs on Rasa's own runtime (issue 21): Rasa's `rasa run`
-command, Rasa's own SQL tracker store, nothing of the clinic's in the Rasa process; and the
+command, Rasa's own SQL tracker store and REST channel, nothing of the clinic's in the Rasa process; and the
 bench's targets are issue 21's, with no target on the ratio to stock."""
 
 import yaml
@@ -19,6 +19,8 @@ def test_the_stock_rasa_server_is_rasa_s_own_command_with_rasa_s_own_stores(tmp_
     assert "clinic" not in yaml.safe_dump(endpoints)
     assert endpoints["action_endpoint"]["url"] == f"http://127.0.0.1:{stack.actions_port}/webhook"
     assert stack.process_env("rasa")["ACTION_SERVER_TOKEN"] == stack.action_token
+    credentials = yaml.safe_load(open(command[command.index("--credentials") + 1]))
+    assert credentials == {"rest": None}  # Rasa's own REST channel, not the clinic's
 
 
 def test_the_clinic_s_rasa_server_is_still_the_launcher(tmp_path):

@@ -48,7 +48,6 @@ def _patches_under_test():
 
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "models" / "clinic.tar.gz"
 
 
 @pytest.fixture(scope="module")
@@ -541,19 +540,14 @@ def test_install_and_rasa_own():
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory):
     """The trained model, with the action server of a temporary stack."""
-    from rasa.core.agent import load_agent
+    from tests.stack import agent_with_actions
 
-    from tests.stack import Stack
-
-    stack = Stack(tmp_path_factory.mktemp("dialogue-speedups"))
-    stack.start("actions")
+    loop = asyncio.new_event_loop()
     try:
-        stack.wait_ready(120, names=["actions"])
-        endpoints = stack.read_endpoints()
-        loaded = asyncio.run(load_agent(model_path=str(MODEL), endpoints=endpoints))
-        yield loaded
+        with agent_with_actions(tmp_path_factory.mktemp("dialogue-speedups"), loop) as loaded:
+            yield loaded
     finally:
-        stack.stop_all()
+        loop.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ count).
 """
 
 import asyncio
-import json
 import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -20,7 +19,7 @@ import yaml
 
 from clinic.rasa_runtime.patches import applied as patches_applied
 from clinic.rasa_runtime.patches import rasa_own
-from tests.conftest import MODEL
+from tests.conversation_events import comparable, first_difference
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,25 +27,18 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory):
     """The trained model with every patch in place, the action server of a temporary stack."""
-    from rasa.core.agent import load_agent
+    from tests.stack import agent_with_actions
 
-    from tests.stack import Stack
+    with patches_applied():
+        loop = asyncio.new_event_loop()
+        try:
+            with agent_with_actions(tmp_path_factory.mktemp("patches-equivalence"), loop) as loaded:
+                yield loaded, loop
+                from clinic.rasa_runtime.patches.kept_action_session import close_sessions
 
-    stack = Stack(tmp_path_factory.mktemp("patches-equivalence"))
-    stack.start("actions")
-    try:
-        stack.wait_ready(120, names=["actions"])
-        endpoints = stack.read_endpoints()
-        with patches_applied():
-            loop = asyncio.new_event_loop()
-            loaded = loop.run_until_complete(load_agent(model_path=str(MODEL), endpoints=endpoints))
-            yield loaded, loop
-            from clinic.rasa_runtime.patches.kept_action_session import close_sessions
-
-            loop.run_until_complete(close_sessions())
+                loop.run_until_complete(close_sessions())
+        finally:
             loop.close()
-    finally:
-        stack.stop_all()
 
 
 def story_turns() -> List[Tuple[str, List[str]]]:
@@ -58,42 +50,6 @@ def story_turns() -> List[Tuple[str, List[str]]]:
             if texts:
                 found.append((story["story"], texts))
     return found
-
-
-RANDOM_SLOTS = {"referral_code"}  # drawn at random by the action server
-
-
-def comparable(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The events without what differs from one run to the next by design."""
-    references = {str((event.get("metadata") or {}).get("referral_reference")) for event in events
-                  if isinstance(event.get("metadata"), dict) and (event["metadata"].get("referral_reference"))}
-    if references:  # a referral's reference code, wherever it is written
-        text = json.dumps(events)
-        for reference in references:
-            text = text.replace(reference, "<reference>")
-        events = json.loads(text)
-    kept = []
-    for event in events:
-        event = {key: value for key, value in event.items() if key not in ("timestamp", "message_id")}
-        if isinstance(event.get("parse_data"), dict):  # Rasa's id of each message: a new uuid
-            event["parse_data"] = {k: v for k, v in event["parse_data"].items() if k != "message_id"}
-        if event.get("event") == "slot" and event.get("name") in RANDOM_SLOTS and event.get("value") is not None:
-            event["value"] = "<random>"
-        metadata = event.get("metadata")
-        if event.get("event") == "bot" and isinstance(metadata, dict) and "queue_place" in metadata:
-            # the place in the queue for a person: the conversations before this one count
-            event["metadata"] = {k: v for k, v in metadata.items() if k != "queue_place"}
-            event["text"] = "<the place in the queue>"
-        kept.append(event)
-    return kept
-
-
-def first_difference(a: List[Any], b: List[Any]) -> Any:
-    """The first differing events of two lists, by index (or the lengths)."""
-    for n, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            return n, {k: (x.get(k), y.get(k)) for k in set(x) | set(y) if x.get(k) != y.get(k)}
-    return len(a), len(b)
 
 
 async def play(agent: Any, messages: List[Tuple[str, Dict[str, Any]]]) -> List[Dict[str, Any]]:
