@@ -122,6 +122,22 @@ ROOT = Path(__file__).resolve().parent.parent
 RASA_TOKEN_MIN_CHARS = 16
 
 
+PATCHES_SWITCH = "CLINIC_RASA_PATCHES"  # "0": none of the clinic's patches of third-party internals
+
+
+def patches_enabled() -> bool:
+    """Whether the clinic's patches of third-party internals are to be used (those of Rasa in
+    clinic/rasa_runtime/patches/, and the NER's direct forward of clinic/nlu/ner_tok2vec.py):
+    ``CLINIC_RASA_PATCHES`` unset or ``1``/``true``/``on``/``yes``; ``0``/``false``/``off``/``no``
+    switch them off; any other value is refused (a typo must not leave them silently on or off)."""
+    value = os.environ.get(PATCHES_SWITCH, "1").strip().lower()
+    if value in ("1", "true", "on", "yes", ""):
+        return True
+    if value in ("0", "false", "off", "no"):
+        return False
+    raise ValueError(f"{PATCHES_SWITCH}={value!r}: use 1 (the patches on) or 0 (the libraries' own code)")
+
+
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
     return value or default

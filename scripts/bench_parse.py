@@ -47,22 +47,13 @@ def measure(model: str, count: int) -> Dict[str, Dict[str, float]]:
     from rasa.utils.log_utils import configure_structlog
 
     configure_structlog(logging.WARNING)
+    from clinic.rasa_runtime import patches
+    from clinic.rasa_runtime.patches.profile_timers import time_components
+
+    patches.install()  # as clinic.rasa_runtime.rasa_launch runs the servers (none when CLINIC_RASA_PATCHES=0)
     agent = Agent.load(model)
-    nodes = agent.processor.graph_runner._instantiated_nodes
     timings: Dict[str, List[float]] = defaultdict(list)
-    for name, node in nodes.items():
-        component = node._component
-        if not name.startswith("run_") or not hasattr(component, "process"):
-            continue
-        label = type(component).__name__
-
-        def timed(self, _fn=node._fn, _label=label, **kwargs):  # GraphNode calls its class's function
-            start = time.perf_counter()
-            result = _fn(self, **kwargs)
-            timings[_label].append((time.perf_counter() - start) * 1000)
-            return result
-
-        node._fn = timed
+    time_components(agent, timings)
     loop = asyncio.new_event_loop()
     sample = texts(count)
     for text in sample[:20]:  # warm-up: the compiled lengths, caches

@@ -362,3 +362,22 @@ def test_parses_do_not_depend_on_what_was_parsed_before(agent, loop, texts):
     first = dict(zip(sample, _parses(agent, loop, sample)))
     again = dict(zip(shuffled, _parses(agent, loop, shuffled)))
     assert first == again
+
+
+def test_the_patch_switch_leaves_spacy_with_thinc_s_own_forward(monkeypatch):
+    """``CLINIC_RASA_PATCHES=0`` (every patch of a library's internals off): the NER of a spaCy
+    loaded then keeps thinc's forward; on, it gets the direct one."""
+    from clinic.nlu.spacy_model import package_model_dir
+    from clinic.nlu.spacy_ner import load_spacy
+
+    models = {}
+    for switch in ("0", "1"):
+        monkeypatch.setenv("CLINIC_RASA_PATCHES", switch)
+        nlp = load_spacy.__wrapped__(str(package_model_dir()), ("ner",))  # not the process's kept one
+        models[switch] = nlp.get_pipe("ner").model.layers[0]
+    assert models["0"].id not in ner_tok2vec._THINC_FORWARDS
+    assert models["1"].id in ner_tok2vec._THINC_FORWARDS
+    assert models["1"]._func is not ner_tok2vec._THINC_FORWARDS[models["1"].id]
+    monkeypatch.setenv("CLINIC_RASA_PATCHES", "maybe")
+    with pytest.raises(ValueError):
+        load_spacy.__wrapped__(str(package_model_dir()), ("ner",))

@@ -35,6 +35,7 @@ indexed query), and ``reconcile()`` checks them all.
 import datetime as dt
 import json
 import re
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -82,9 +83,13 @@ _DATA = "CASE WHEN type_name IN ('user', 'slot') THEN data END AS data"
 # --- schema ----------------------------------------------------------------------
 
 
+# Whether FTS5 search is on, per engine whose schema was ensured (gone with the engine).
+_FTS_OF_ENGINE: "weakref.WeakKeyDictionary[Engine, bool]" = weakref.WeakKeyDictionary()
+
+
 def ensure_schema(engine: Engine) -> bool:
     """Create what the index needs beyond the tables of clinic.storage.db; True when FTS5 search is on."""
-    cached = getattr(engine, "_conversation_fts", None)
+    cached = _FTS_OF_ENGINE.get(engine)
     if cached is not None:
         return bool(cached)
     db.metadata.create_all(engine, tables=[ci, conversation_index_state, conversation_tags, db.conversation_notes])
@@ -121,7 +126,7 @@ def ensure_schema(engine: Engine) -> bool:
                 conn.execute(insert(conversation_index_state).values(name="events", value=0))
     except IntegrityError:  # another process made it meanwhile
         pass
-    engine._conversation_fts = fts  # type: ignore[attr-defined]
+    _FTS_OF_ENGINE[engine] = fts
     return fts
 
 

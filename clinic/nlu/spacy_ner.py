@@ -44,16 +44,18 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from clinic.nlu import ner_tok2vec
+from clinic.settings import patches_enabled
 
 
 @lru_cache(maxsize=None)
 def load_spacy(model: Text, pipes: Tuple[Text, ...]) -> Any:
     """The spaCy model with only these pipes enabled (loaded once per process), its NER
-    computing its token vectors directly (``clinic.nlu.ner_tok2vec``: the same vectors)."""
+    computing its token vectors directly (``clinic.nlu.ner_tok2vec``: the same vectors) unless
+    ``CLINIC_RASA_PATCHES=0`` (then thinc's own forward, as for every patch)."""
     import spacy
 
     nlp = spacy.load(model, enable=list(pipes))
-    if "ner" in pipes:
+    if "ner" in pipes and patches_enabled():
         ner_tok2vec.install(nlp)
     return nlp
 

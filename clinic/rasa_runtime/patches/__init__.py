@@ -13,13 +13,16 @@ test-core`), and the tests' in-process Rasa installs them the same way (tests/co
 ``CLINIC_RASA_PATCHES=0`` is how the dialogue and end-to-end tests run a second time on Rasa's
 own code (`make test-unpatched`).
 
-Nothing outside this package may change a third-party module's or class's attributes:
-tests/test_no_patches_outside.py scans the source for it.
+Nothing outside this package may change a third-party module's or class's attributes, nor a
+private attribute of a library's object: tests/test_no_patches_outside.py scans the source for
+it. One exception, named there: spaCy's NER in the clinic's own loaded model computes its token
+vectors with the clinic's forward function (``clinic/nlu/ner_tok2vec.py``: an attribute of that
+model's object, set by the NLU layer, which may not import this package); it follows the same
+switch (``clinic.settings.patches_enabled``).
 """
 
 import contextlib
 import logging
-import os
 from typing import Iterator, List
 
 from clinic.rasa_runtime.patches import (
@@ -34,10 +37,11 @@ from clinic.rasa_runtime.patches import (
     tracker_caches,
 )
 from clinic.rasa_runtime.patches.patching import Patch
+from clinic.settings import PATCHES_SWITCH, patches_enabled
 
 logger = logging.getLogger(__name__)
 
-SWITCH = "CLINIC_RASA_PATCHES"  # "0": no patch at all
+SWITCH = PATCHES_SWITCH  # "0": no patch at all
 PATCHES: List[Patch] = [
     event_classes.PATCH,
     action_result_check.PATCH,
@@ -52,15 +56,9 @@ PATCHES: List[Patch] = [
 
 
 def enabled() -> bool:
-    """Whether the patches are to be installed: ``CLINIC_RASA_PATCHES`` unset or ``1``/``true``/``on``/``yes``;
-    ``0``/``false``/``off``/``no`` switch them off; any other value is refused (a typo must not leave
-    them silently on or off)."""
-    value = os.environ.get(SWITCH, "1").strip().lower()
-    if value in ("1", "true", "on", "yes", ""):
-        return True
-    if value in ("0", "false", "off", "no"):
-        return False
-    raise ValueError(f"{SWITCH}={value!r}: use 1 (the patches on) or 0 (Rasa's own code)")
+    """Whether the patches are to be installed (``clinic.settings.patches_enabled``: ``CLINIC_RASA_PATCHES``
+    unset or 1/true/on/yes; 0/false/off/no switch them off; any other value is refused)."""
+    return patches_enabled()
 
 
 def install() -> bool:

@@ -1,5 +1,6 @@
 """Not installed by ``install()``: timers wrapped around Rasa's methods for
-scripts/bench_profile.py (where a turn spends its time), a measuring tool, never in a server.
+scripts/bench_profile.py (where a turn spends its time) and around a loaded model's graph
+components for scripts/bench_parse.py (what a parse costs), measuring tools, never in a server.
 
 ``install_timers(store)`` replaces each timed method with a wrapper adding its wall time and this
 thread's CPU time to ``TIMES`` and ``CPU`` (and a call to ``COUNTS``) under its label; the
@@ -10,7 +11,7 @@ import asyncio
 import functools
 import time
 from collections import defaultdict
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List
 
 TIMES: Dict[str, float] = defaultdict(float)
 CPU: Dict[str, float] = defaultdict(float)  # this thread's CPU time (no waiting on disk or other processes)
@@ -61,3 +62,21 @@ def install_timers(store: type) -> None:
     timed(RemoteAction, "run", lambda self, *a: "custom actions (action server)")
     timed(RemoteAction, "run", lambda self, *a: f"  action {self.name()}")
     timed(GraphNode, "__call__", lambda self, *a: f"  node {self._node_name}")
+
+
+def time_components(agent: Any, timings: Dict[str, List[float]]) -> None:
+    """Each NLU component of ``agent``'s loaded model timed on its own: the wall time of each of
+    its calls, in ms, appended to ``timings[<its class name>]`` (the graph's nodes' functions
+    wrapped: a patch of that model's objects, for the measuring script only)."""
+    for name, node in agent.processor.graph_runner._instantiated_nodes.items():
+        component = node._component
+        if not name.startswith("run_") or not hasattr(component, "process"):
+            continue
+
+        def timed(self: Any, _fn: Callable = node._fn, _label: str = type(component).__name__, **kwargs: Any) -> Any:
+            started = time.perf_counter()  # GraphNode calls its class's function with itself
+            result = _fn(self, **kwargs)
+            timings[_label].append((time.perf_counter() - started) * 1000)
+            return result
+
+        node._fn = timed
