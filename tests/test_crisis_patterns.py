@@ -100,6 +100,9 @@ def test_negations_idioms_and_general_questions(detector, nlp, text):
         ("my husband choked me last night", "danger_now"),
         ("i'm scared for my life", "danger_now"),
         ("i'm tired of being alive", "want_to_die"),
+        ("does insurance cover this? also fyi im actively suicidal so sooner is better", "suicidal_now"),
+        ("I am feeling kinda suicidal again", "suicidal_now"),
+        ("honestly i feel suicidal most nights", "suicidal_now"),
     ],
 )
 def test_statements_the_floor_catches(detector, nlp, text, rule):
@@ -129,6 +132,12 @@ def test_statements_the_floor_catches(detector, nlp, text, rule):
         "ich sterbe vor lachen",
         "o quero saber quanto custa",
         "voglio sapere il prezzo",
+        "i'm not suicidal, i just can't sleep",
+        "I am not actively suicidal",
+        "what happens if i'm suicidal during treatment?",
+        "will you call the police when i'm feeling suicidal?",
+        "i was suicidal in college, i'm doing much better now",
+        "my son is suicidal and i am so scared for him",
     ],
 )
 def test_lookalikes_and_negations_are_no_statement(detector, nlp, text):
@@ -227,3 +236,15 @@ def test_a_resolved_past_quoted_question_or_idiom_is_no_statement(detector, nlp,
 def test_a_past_does_not_clear_these(detector, nlp, text, rule):
     match = detector.find(nlp(text))
     assert match is not None and match.rule == rule, (text, match)
+
+
+def test_a_condition_makes_the_visitor_s_suicidal_state_a_mention(detector, nlp):
+    """"if i'm suicidal" asks about the service: the classifier weighs it (and the footer is
+    given); the same words without the condition are the visitor's state now."""
+    for word in ("if", "whether", "when", "once", "unless"):
+        match = detector.find(nlp(f"what do you do {word} i'm suicidal"))
+        assert match is not None and match.kind == "mention", word
+    match = detector.find(nlp("what do you do, i'm suicidal"))
+    assert match is not None and (match.rule, match.kind) == ("suicidal_now", "statement")
+    match = detector.find(nlp("if the troches don't work i'll kill myself"))  # only that rule is conditional
+    assert match is not None and (match.rule, match.kind) == ("kill_self", "statement")

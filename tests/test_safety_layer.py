@@ -58,7 +58,7 @@ def test_a_mention_is_left_to_the_classifier_and_gets_the_footer(nlp, detector):
     text = "my brother died by suicide, would ketamine help my depression"
     v = judge(nlp, detector, text, {text: (0.02, 0, 0.7)})
     assert (v.outcome, v.footer, v.distress) == ("none", True, True)
-    v = judge(nlp, detector, "i feel suicidal", {"i feel suicidal": (0.95, 0, 0)})
+    v = judge(nlp, detector, "my sister says she feels suicidal", {"my sister says she feels suicidal": (0.95, 0, 0)})
     assert (v.outcome, v.response, v.source) == ("crisis", TAKEOVER, "classifier")
 
 
@@ -252,7 +252,8 @@ def test_thresholds_cannot_be_changed_once_made():
 
 def test_each_rule_stands_for_its_category():
     assert RULE_CATEGORIES == {
-        "kill_self": "active_ideation", "want_to_die": "passive_death_wish", "self_harm": "self_harm",
+        "kill_self": "active_ideation", "want_to_die": "passive_death_wish", "suicidal_now": "active_ideation",
+        "self_harm": "self_harm",
         "overdose": "overdose_taken", "lethal_amount": "lethal_amount_question", "danger_now": "danger_from_another",
         "suicide_mention": "active_ideation", "overdose_mention": "overdose_taken",
     }

@@ -42,6 +42,12 @@ SUICIDE = (
     r"suicide|suicidal|suicidel|suicdal|suicde|sucide|suicid|suicidl|suicidle|suicidial|"
     r"suiside|suisidal|sucidal|suicidality|suicides|su1c1de|suic1de|su1cide|su1c1dal|sewerslide|sewerslided"
 )
+# The adjective alone, and what may stand between "i'm" and it ("not" is none of them)
+SUICIDAL = r"suicidal|suicidel|suicdal|suicidl|suicidle|suicidial|suisidal|sucidal|su1c1dal"
+NOW_ADVERBS = (
+    r"actively|really|so|very|kinda|kind|of|sorta|pretty|super|literally|honestly|still|currently|"
+    r"feeling|getting|seriously|genuinely|lowkey|constantly|severely|acutely|quite|extremely|just|also|fyi"
+)
 NEG_WANT = r"do|dont|don't|doesnt|no|not|never"
 # ("about to die" is left to the classifier: a phone's battery, laughing, a scare)
 WANT = r"want|wanna|wnat|wnt|wamt|whant|wish|wished|going|gonna|ready|planning|plan|need|trying|try|tried|decided|decide|thinking"
@@ -93,6 +99,12 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(standing|sitting) (on|at) (the|a) (roof|bridge|ledge|edge)",
         r"(rope|noose|gun) (is|ready)",
         r"(have|got|bought) (the|a) (rope|noose)",
+    ]),
+    # "im actively suicidal", "i'm feeling kinda suicidal": the visitor's own state, now (after
+    # "if", "whether" or "when" a mention: "what happens if i'm suicidal during treatment?")
+    "suicidal_now": (STATEMENT, [
+        f"i ('m|m|am) ({NOW_ADVERBS})? ({NOW_ADVERBS})? ({SUICIDAL})",
+        f"i ('m|m|am)? (feel|feeling) ({NOW_ADVERBS})? ({SUICIDAL})",
     ]),
     "want_to_die": (STATEMENT, [
         f"({WANT}) (to|na)? ({DIE})",
@@ -208,6 +220,9 @@ NEGATION_WINDOW = 5
 # A past the visitor says is behind them clears a statement too ("years ago i overdosed, that's
 # behind me"), except these: an intent to kill oneself, a lethal amount asked, danger now.
 STATEMENTS_NEVER_RESOLVED = frozenset({"kill_self", "lethal_amount", "danger_now"})
+# Statements that are a mention when one of these words comes right before them (a condition).
+CONDITIONAL_STATEMENTS = frozenset({"suicidal_now"})
+CONDITIONS = {"if", "whether", "when", "once", "unless"}
 SUBJECTS = {"i", "im", "i'm", "ive", "i've", "id", "i'd"}
 QUESTION_STARTS = {"does", "do", "can", "could", "is", "will", "would", "how", "what", "are", "should", "did", "why", "has", "have"}
 QUESTION_PAIRS = {("how", "do"), ("how", "does"), ("do", "you"), ("does", "it"), ("can", "it"), ("what", "if")}
@@ -334,6 +349,8 @@ class CrisisDetector:
             rule = self.vocab.strings[match_id]
             kind = PATTERNS[rule][0]
             if kind == STATEMENT and any(s <= start <= e for s, e in mention_spans):
+                kind = MENTION
+            if rule in CONDITIONAL_STATEMENTS and start > 0 and doc[start - 1].lower_ in CONDITIONS:
                 kind = MENTION
             if _is_negated(doc, start):
                 continue

@@ -50,6 +50,7 @@ MIN_LETTERS = 3
 RULE_CATEGORIES = {
     "kill_self": "active_ideation",
     "want_to_die": "passive_death_wish",
+    "suicidal_now": "active_ideation",
     "self_harm": "self_harm",
     "overdose": "overdose_taken",
     "lethal_amount": "lethal_amount_question",
