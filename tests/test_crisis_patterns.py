@@ -103,6 +103,10 @@ def test_negations_idioms_and_general_questions(detector, nlp, text):
         ("does insurance cover this? also fyi im actively suicidal so sooner is better", "suicidal_now"),
         ("I am feeling kinda suicidal again", "suicidal_now"),
         ("honestly i feel suicidal most nights", "suicidal_now"),
+        ("does insurance cover this? also fyi i\u2019m actively suicidal", "suicidal_now"),  # a phone's apostrophe
+        ("i\u2019d be better off if i\u2019m gone", "want_to_die"),
+        ("in college i was doing fine. now i'm actively suicidal", "suicidal_now"),  # a resolved past elsewhere
+        ("nobody knows im suicidal", "suicidal_now"),
     ],
 )
 def test_statements_the_floor_catches(detector, nlp, text, rule):
@@ -138,6 +142,13 @@ def test_statements_the_floor_catches(detector, nlp, text, rule):
         "will you call the police when i'm feeling suicidal?",
         "i was suicidal in college, i'm doing much better now",
         "my son is suicidal and i am so scared for him",
+        "i don\u2019t want to die, i just want to feel better",  # a phone's apostrophe negates too
+        "i\u2019m not suicidal, just tired",
+        "i don't think i'm suicidal, just exhausted",
+        "my therapist thinks i'm suicidal but i'm not",
+        "whenever i'm suicidal i call my therapist",
+        "every time i feel suicidal i call the line",
+        "in case i'm suicidal after the session who do i call",
     ],
 )
 def test_lookalikes_and_negations_are_no_statement(detector, nlp, text):
@@ -241,10 +252,22 @@ def test_a_past_does_not_clear_these(detector, nlp, text, rule):
 def test_a_condition_makes_the_visitor_s_suicidal_state_a_mention(detector, nlp):
     """"if i'm suicidal" asks about the service: the classifier weighs it (and the footer is
     given); the same words without the condition are the visitor's state now."""
-    for word in ("if", "whether", "when", "once", "unless"):
+    for word in ("if", "whether", "when", "whenever", "once", "unless", "in case", "every time", "think", "says"):
         match = detector.find(nlp(f"what do you do {word} i'm suicidal"))
         assert match is not None and match.kind == "mention", word
     match = detector.find(nlp("what do you do, i'm suicidal"))
     assert match is not None and (match.rule, match.kind) == ("suicidal_now", "statement")
     match = detector.find(nlp("if the troches don't work i'll kill myself"))  # only that rule is conditional
     assert match is not None and (match.rule, match.kind) == ("kill_self", "statement")
+
+
+def test_a_curly_apostrophe_is_read_as_a_straight_one(detector, nlp):
+    from clinic.safety.crisis_patterns import plain_apostrophes
+
+    doc = nlp("i\u2019m done, i don\u2018t care \u02bcanymore")
+    plain = plain_apostrophes(doc)
+    assert plain.text == "i'm done, i don't care 'anymore" and [t.text for t in plain][:2] == ["i", "'m"]
+    assert len(plain) == len(doc)
+    straight = nlp("i'm fine")
+    assert plain_apostrophes(straight) is straight
+    assert detector.mentions(nlp("thoughts of suicide, i\u2019m asking for a friend"))

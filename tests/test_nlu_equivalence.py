@@ -373,11 +373,13 @@ def test_the_patch_switch_leaves_spacy_with_thinc_s_own_forward(monkeypatch):
     models = {}
     for switch in ("0", "1"):
         monkeypatch.setenv("CLINIC_RASA_PATCHES", switch)
-        nlp = load_spacy.__wrapped__(str(package_model_dir()), ("ner",))  # not the process's kept one
+        nlp = load_spacy(str(package_model_dir()), ("ner",))
         models[switch] = nlp.get_pipe("ner").model.layers[0]
+        assert load_spacy(str(package_model_dir()), ("ner",)) is nlp  # loaded once per state of the switch
     assert models["0"].id not in ner_tok2vec._THINC_FORWARDS
     assert models["1"].id in ner_tok2vec._THINC_FORWARDS
     assert models["1"]._func is not ner_tok2vec._THINC_FORWARDS[models["1"].id]
+    assert models["0"] is not models["1"]
     monkeypatch.setenv("CLINIC_RASA_PATCHES", "maybe")
     with pytest.raises(ValueError):
-        load_spacy.__wrapped__(str(package_model_dir()), ("ner",))
+        load_spacy(str(package_model_dir()), ("ner",))

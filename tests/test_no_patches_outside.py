@@ -11,8 +11,10 @@ The source of clinic/, actions/ and scripts/ is read (AST), and these are refuse
   patched in a loop, a helper given the class to patch);
 - an assignment to an object's ``__class__`` (a class swapped under a library's object);
 - an assignment to (or ``del`` of) a private attribute (``x._name``) of anything but ``self``,
-  ``cls`` or an object the same function made (``a = A()``): a library's object's internals
-  (a thinc model's forward, a Rasa graph node's function).
+  ``cls`` or an object the same function made by calling its own class by name (``a = A()``),
+  also through ``setattr``, ``delattr`` or ``object.__setattr__`` with the name written out, and any
+  write into an object's ``__dict__`` or ``vars()``: a library's object's internals (a thinc
+  model's forward, a Rasa graph node's function).
 
 One file is let through, by name and for its one kind of change: ``clinic/nlu/ner_tok2vec.py``
 gives the NER's tok2vec model of the clinic's loaded spaCy its forward function (the NLU layer
@@ -96,12 +98,19 @@ def patches_in(source: str) -> List[Tuple[int, str]]:
             elif _root(target) in foreign:
                 found.append((node.lineno, f"{ast.unparse(target)}: an attribute of a third-party module or class"))
     for scope in [tree, *(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))]:
-        made = _made_in(scope)
+        own = {"self", "cls"} | _made_in(scope, foreign)
         for node in _own_nodes(scope):
             for target in _targets(node):
+                owner = target.value if isinstance(target, (ast.Attribute, ast.Subscript)) else None
+                mine = isinstance(owner, ast.Name) and owner.id in own
                 if isinstance(target, ast.Attribute) and target.attr.startswith("_") and not target.attr.endswith("__") \
-                        and _root(target) not in ("self", "cls") and _root(target) not in made:
+                        and not mine:
                     found.append((node.lineno, f"{ast.unparse(target)}: a private attribute of another's object"))
+                elif isinstance(target, ast.Subscript) and _is_attribute_dict(target.value) \
+                        and _owner_name(target.value) not in own:
+                    found.append((node.lineno, f"{ast.unparse(target)}: an object's attributes written through its __dict__"))
+            if isinstance(node, ast.Call) and _sets_private(node) and _owner_name(node.args[0]) not in own:
+                found.append((node.lineno, f"{ast.unparse(node)[:80]}: a private attribute of another's object"))
     for scope in [tree, *(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))]:
         unknown = _unknown_in(scope)
         for node in ast.walk(scope):
@@ -122,16 +131,44 @@ def _own_nodes(scope: ast.AST) -> Iterator[ast.AST]:
             todo.extend(ast.iter_child_nodes(node))
 
 
-def _made_in(scope: ast.AST) -> Set[str]:
-    """The names a module or function binds to an object it makes (``a = A()``) and never to anything else."""
+def _made_in(scope: ast.AST, foreign: Set[str]) -> Set[str]:
+    """The names a module or function binds to an object it makes by calling a class or function
+    of its own by name (``a = A()``, not ``pipe = nlp.get_pipe(...)`` nor ``a = Agent()`` of a
+    library) and never to anything else."""
     made: Set[str] = set()
     other: Set[str] = set()
     for node in _own_nodes(scope):
         if isinstance(node, ast.Assign):
+            ours = isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name) \
+                and node.value.func.id not in foreign
             for target in node.targets:
                 if isinstance(target, ast.Name):
-                    (made if isinstance(node.value, ast.Call) else other).add(target.id)
+                    (made if ours else other).add(target.id)
     return made - other
+
+
+def _owner_name(node: ast.AST) -> str:
+    """The name of the object whose attributes ``node`` stands for (``x`` of ``x``, ``x.__dict__``,
+    ``vars(x)``), or "" when it is not a plain name."""
+    if isinstance(node, ast.Attribute) and node.attr == "__dict__":
+        node = node.value
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "vars" and node.args:
+        node = node.args[0]
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def _is_attribute_dict(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == "__dict__") or (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "vars")
+
+
+def _sets_private(node: ast.Call) -> bool:
+    """``setattr(x, "_y", ...)``, ``delattr(x, "_y")``, ``object.__setattr__(x, "_y", ...)``."""
+    func = node.func
+    named = (isinstance(func, ast.Name) and func.id in ("setattr", "delattr")) or (
+        isinstance(func, ast.Attribute) and func.attr in ("__setattr__", "__delattr__"))
+    return named and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) \
+        and isinstance(node.args[1].value, str) and node.args[1].value.startswith("_")
 
 
 def _unknown_in(scope: ast.AST) -> Set[str]:
@@ -174,8 +211,11 @@ def test_the_patch_package_is_where_the_patches_are():
     """The scanner finds the package's own patches (so it would find them anywhere else)."""
     found = {path.name: patches_in(path.read_text(encoding="utf-8")) for path in PATCH_PACKAGE.glob("*.py")}
     assert found["patching.py"]  # setattr(owner, ...) of every patch
-    for name in ("freeze_after_model_load.py", "kept_action_session.py", "tracker_caches.py", "graph_runner.py"):
+    for name in ("freeze_after_model_load.py", "kept_action_session.py", "graph_runner.py"):
         assert not found[name]  # their changes go through patching.Patch: nothing of their own
+    # tracker_caches also writes what it keeps into a tracker copy's __dict__ (its own work, here)
+    assert {what.split(":")[-1].strip() for _, what in found["tracker_caches.py"]} == {
+        "an object's attributes written through its __dict__"}
 
 
 # today's patches before issue 21, as they were written, and ways around a first scanner
@@ -240,6 +280,25 @@ CAUGHT = {
     "an engine's private attribute, given (conversation_index)": (
         "def ensure_schema(engine):\n"
         "    engine._conversation_fts = True\n"),
+    "a private attribute of a library object got from a call": (
+        "def install(nlp):\n"
+        "    pipe = nlp.get_pipe('ner')\n"
+        "    pipe._func = None\n"),
+    "a private attribute of an object a library made": (
+        "from rasa.core.agent import Agent\n"
+        "def load(p):\n"
+        "    a = Agent.load(p)\n"
+        "    a.processor._x = 1\n"),
+    "a private attribute under self": (
+        "class A:\n    def f(self):\n        self.model._func = None\n"),
+    "setattr of a private attribute by name": (
+        "def f(m):\n    setattr(m, '_func', None)\n"),
+    "object.__setattr__ of a private attribute": (
+        "def f(m):\n    object.__setattr__(m, '_func', None)\n"),
+    "an object's __dict__ written": (
+        "def f(m):\n    m.__dict__['_func'] = None\n"),
+    "vars() of an object written": (
+        "def f(m):\n    vars(m)['forward'] = None\n"),
     "a private attribute deleted": (
         "def unload(nlp):\n"
         "    del nlp._meta\n"),

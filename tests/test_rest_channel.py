@@ -13,6 +13,8 @@ import pytest
 import yaml
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
 
 from clinic.rasa_runtime.rest_channel import ClinicRestInput, button_payloads, kept_parse
 from tests.conversation_events import comparable, first_difference
@@ -102,6 +104,11 @@ def test_each_kept_parse_is_the_parse_the_graph_gives(agent):
         again = loop.run_until_complete(kept_parse(agent.processor, payload))
         graph = loop.run_until_complete(agent.processor.parse_message(UserMessage(payload)))
         assert kept == again == graph, payload
+        # in a conversation, with the web app's metadata: still the same parse
+        tracker = DialogueStateTracker.from_events("v2", [ActionExecuted("action_listen"), UserUttered("hello")])
+        in_context = loop.run_until_complete(agent.processor.parse_message(
+            UserMessage(payload, sender_id="v2", metadata={"display": payload.title()}), tracker))
+        assert in_context == kept, payload
         assert kept["intent"]["name"], payload
 
 
@@ -151,13 +158,16 @@ def test_the_rest_url_hands_rasa_the_kept_parse_of_a_button_and_none_of_typed_te
         received.append(message)
         await message.output_channel.send_text_message(message.sender_id, "ok")
 
-    Sanic.test_mode = True
-    app = Sanic(f"rest_channel_{uuid.uuid4().hex[:8]}")
-    app.ctx.agent = agent
-    app.blueprint(ClinicRestInput().blueprint(on_new_message), url_prefix="/webhooks/rest")
-    for text in ("Yes", "Mornings", "what does it cost?"):
-        _, response = app.test_client.post("/webhooks/rest/webhook", json={"sender": "v1", "message": text})
-        assert response.status == 200 and response.json == [{"recipient_id": "v1", "text": "ok"}]
+    test_mode, Sanic.test_mode = Sanic.test_mode, True
+    try:
+        app = Sanic(f"rest_channel_{uuid.uuid4().hex[:8]}")
+        app.ctx.agent = agent
+        app.blueprint(ClinicRestInput().blueprint(on_new_message), url_prefix="/webhooks/rest")
+        for text in ("Yes", "Mornings", "what does it cost?"):
+            _, response = app.test_client.post("/webhooks/rest/webhook", json={"sender": "v1", "message": text})
+            assert response.status == 200 and response.json == [{"recipient_id": "v1", "text": "ok"}]
+    finally:
+        Sanic.test_mode = test_mode
     yes, mornings, typed = received
     assert yes.parse_data == loop.run_until_complete(agent.processor.parse_message(UserMessage("Yes")))
     assert yes.parse_data["intent"]["name"] == "affirm"

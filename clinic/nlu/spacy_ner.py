@@ -47,15 +47,19 @@ from clinic.nlu import ner_tok2vec
 from clinic.settings import patches_enabled
 
 
-@lru_cache(maxsize=None)
 def load_spacy(model: Text, pipes: Tuple[Text, ...]) -> Any:
-    """The spaCy model with only these pipes enabled (loaded once per process), its NER
-    computing its token vectors directly (``clinic.nlu.ner_tok2vec``: the same vectors) unless
-    ``CLINIC_RASA_PATCHES=0`` (then thinc's own forward, as for every patch)."""
+    """The spaCy model with only these pipes enabled (loaded once per process and per state of the
+    switch), its NER computing its token vectors directly (``clinic.nlu.ner_tok2vec``: the same
+    vectors) unless ``CLINIC_RASA_PATCHES=0`` (then thinc's own forward, as for every patch)."""
+    return _load_spacy(model, pipes, patches_enabled())
+
+
+@lru_cache(maxsize=None)
+def _load_spacy(model: Text, pipes: Tuple[Text, ...], direct: bool) -> Any:
     import spacy
 
     nlp = spacy.load(model, enable=list(pipes))
-    if "ner" in pipes and patches_enabled():
+    if "ner" in pipes and direct:
         ner_tok2vec.install(nlp)
     return nlp
 

@@ -100,8 +100,8 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(rope|noose|gun) (is|ready)",
         r"(have|got|bought) (the|a) (rope|noose)",
     ]),
-    # "im actively suicidal", "i'm feeling kinda suicidal": the visitor's own state, now (after
-    # "if", "whether" or "when" a mention: "what happens if i'm suicidal during treatment?")
+    # "im actively suicidal", "i'm feeling kinda suicidal": the visitor's own state, now (a mention
+    # after a condition or a reporting verb: CONDITIONAL_STATEMENTS)
     "suicidal_now": (STATEMENT, [
         f"i ('m|m|am) ({NOW_ADVERBS})? ({NOW_ADVERBS})? ({SUICIDAL})",
         f"i ('m|m|am)? (feel|feeling) ({NOW_ADVERBS})? ({SUICIDAL})",
@@ -219,10 +219,16 @@ CLAUSE_BREAKS = {",", ";", ".", "!", "?", "but", "and", "so", "because", "cause"
 NEGATION_WINDOW = 5
 # A past the visitor says is behind them clears a statement too ("years ago i overdosed, that's
 # behind me"), except these: an intent to kill oneself, a lethal amount asked, danger now.
-STATEMENTS_NEVER_RESOLVED = frozenset({"kill_self", "lethal_amount", "danger_now"})
-# Statements that are a mention when one of these words comes right before them (a condition).
+STATEMENTS_NEVER_RESOLVED = frozenset({"kill_self", "lethal_amount", "danger_now", "suicidal_now"})
+# Statements that are a mention when their clause, before them, sets a condition ("what happens if
+# i'm suicidal", "every time i feel suicidal", "in case"), reports or weighs them ("my therapist
+# thinks i'm suicidal", "i don't think i'm suicidal"): the classifier decides those.
 CONDITIONAL_STATEMENTS = frozenset({"suicidal_now"})
-CONDITIONS = {"if", "whether", "when", "once", "unless"}
+CONDITIONS = {
+    "if", "whether", "when", "whenever", "once", "unless", "case", "time", "times", "everytime", "anytime",
+    "think", "thinks", "thought", "say", "says", "said", "saying", "assume", "assumes", "assumed", "believe",
+    "believes", "suspect", "suspects", "worried", "worry", "worries", "wonder", "wondering", "sure", "asked", "asks",
+}
 SUBJECTS = {"i", "im", "i'm", "ive", "i've", "id", "i'd"}
 QUESTION_STARTS = {"does", "do", "can", "could", "is", "will", "would", "how", "what", "are", "should", "did", "why", "has", "have"}
 QUESTION_PAIRS = {("how", "do"), ("how", "does"), ("do", "you"), ("does", "it"), ("can", "it"), ("what", "if")}
@@ -301,6 +307,20 @@ def _is_negated(doc: Doc, start: int) -> bool:
     return False
 
 
+# Phones and Macs type a curly apostrophe ("i’m", "don’t"): spaCy splits it like the straight one,
+# and the patterns, negations and past words are written with the straight one.
+APOSTROPHES = {"\u2019": "'", "\u2018": "'", "\u02bc": "'"}
+_APOSTROPHE_TABLE = str.maketrans(APOSTROPHES)
+
+
+def plain_apostrophes(doc: Doc) -> Doc:
+    """The doc with straight apostrophes, its tokens as they were (the doc itself when it has none)."""
+    if not any(mark in doc.text for mark in APOSTROPHES):
+        return doc
+    return Doc(doc.vocab, words=[t.text.translate(_APOSTROPHE_TABLE) for t in doc],
+               spaces=[bool(t.whitespace_) for t in doc])
+
+
 def _is_question(doc: Doc) -> bool:
     words = [t.lower_ for t in doc if not t.is_punct]
     if not words:
@@ -336,6 +356,7 @@ class CrisisDetector:
         """The first match that stands (a statement before any mention): not negated in its
         clause, not a mere mention in a general question, not a past the visitor says is
         behind them."""
+        doc = plain_apostrophes(doc)
         matches = self._matches(doc)
         if not matches:
             return None
@@ -350,7 +371,7 @@ class CrisisDetector:
             kind = PATTERNS[rule][0]
             if kind == STATEMENT and any(s <= start <= e for s, e in mention_spans):
                 kind = MENTION
-            if rule in CONDITIONAL_STATEMENTS and start > 0 and doc[start - 1].lower_ in CONDITIONS:
+            if rule in CONDITIONAL_STATEMENTS and any(t.lower_ in CONDITIONS for t in _clause_before(doc, start)):
                 kind = MENTION
             if _is_negated(doc, start):
                 continue
@@ -366,7 +387,7 @@ class CrisisDetector:
     def mentions(self, doc: Doc) -> bool:
         """Whether any pattern matches at all, cleared or not (the message is about suicide,
         overdose or self-harm: an informational answer gets the 988 footer)."""
-        return bool(self._matches(doc))
+        return bool(self._matches(plain_apostrophes(doc)))
 
 
 _REGEX_META = frozenset(".^$*+?{}[]\\|()")

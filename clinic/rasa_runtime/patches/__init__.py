@@ -18,7 +18,8 @@ private attribute of a library's object: tests/test_no_patches_outside.py scans 
 it. One exception, named there: spaCy's NER in the clinic's own loaded model computes its token
 vectors with the clinic's forward function (``clinic/nlu/ner_tok2vec.py``: an attribute of that
 model's object, set by the NLU layer, which may not import this package); it follows the same
-switch (``clinic.settings.patches_enabled``).
+switch (``clinic.settings.patches_enabled``), read when spaCy is loaded: ``rasa_own()`` leaves an
+NER already loaded as it is (its vectors are thinc's to the bit either way).
 """
 
 import contextlib
