@@ -12,15 +12,15 @@ import re
 from typing import Any, Iterable, List, Optional, Sequence, Set, Tuple
 
 from clinic.rules.us_states import STATE_NAMES
+from clinic.rules.visible_text import STRAIGHT_APOSTROPHES
 
 # --- Shared helpers -------------------------------------------------------
 
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 
 
 def _norm(text: str) -> str:
     """Lowercase words separated by single spaces; apostrophes kept."""
-    text = (text or "").translate(_APOSTROPHES).lower()
+    text = (text or "").translate(STRAIGHT_APOSTROPHES).lower()
     text = re.sub(r"[^\w'/]+", " ", text)
     text = re.sub(r"(?<!\w)'|'(?!\w)", " ", text)
     return " ".join(text.split())
@@ -92,7 +92,7 @@ def parse_age(text: str) -> Optional[int]:
     None. A lone "one".."nine" counts only as the whole answer ("no one" is
     not an age).
     """
-    raw = (text or "").translate(_APOSTROPHES).lower().strip()
+    raw = (text or "").translate(STRAIGHT_APOSTROPHES).lower().strip()
     if not raw:
         return None
     candidates: List[Tuple[int, bool]] = []  # (value, has an age cue)
@@ -150,7 +150,7 @@ _FUZZY_NEVER = {"indian", "main", "mainly", "virgin", "georgian", "texan", "flor
 
 
 def _normalise_place(text: str) -> str:
-    text = (text or "").translate(_APOSTROPHES)
+    text = (text or "").translate(STRAIGHT_APOSTROPHES)
     text = re.sub(r"\b([dD])\.\s?([cC])\b\.?", r"\1c", text)
     return _norm(text)
 
@@ -192,7 +192,7 @@ def _places_in_sentence(original: str, text: str) -> Set[str]:
                 for k in range(start, end):
                     taken[k] = True
     shouting = not re.search(r"[a-z]", original)
-    original = re.sub(r"\b([dD])\.\s?([cC])\b\.?", r"\1C", original.translate(_APOSTROPHES))
+    original = re.sub(r"\b([dD])\.\s?([cC])\b\.?", r"\1C", original.translate(STRAIGHT_APOSTROPHES))
     for m in re.finditer(r"(?<![\w'])([A-Za-z]{2})(?![\w'])", original):
         token = m.group(1)
         code = token.upper()
@@ -658,7 +658,7 @@ def parse_email(text: str) -> Optional[str]:
     not a lead-in like "is" or "at" ("jane doe@example.com") gives None, as
     does a text with two addresses.
     """
-    raw = (text or "").translate(_APOSTROPHES).strip()
+    raw = (text or "").translate(STRAIGHT_APOSTROPHES).strip()
     if re.search(r"\s@|@\s", raw):
         return None
     tokens = raw.split()
@@ -736,7 +736,7 @@ def detect_correction(text: str) -> Optional[Tuple[str, Any]]:
     is dropped: "wait i'm in CA not NY" -> ("state", "CA"). Values for two
     different slots give None (the caller asks again).
     """
-    raw = (text or "").translate(_APOSTROPHES).strip()
+    raw = (text or "").translate(STRAIGHT_APOSTROPHES).strip()
     has_not = re.search(r"\bnot\s+(?!sure\b)\S", raw, re.IGNORECASE) is not None
     if not raw or not (_CORRECTION_CUES.search(raw) or has_not):
         return None

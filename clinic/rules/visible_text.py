@@ -16,3 +16,8 @@ def visible_text(text: str) -> str:
         return text.strip()
     text = unicodedata.normalize("NFC", text)
     return "".join(ch for ch in text if _keep(ch)).strip()
+
+
+# Apostrophes as phones and Macs type them (’ ‘ ʼ) and a backtick, each read as the straight one
+# by the rules that spell words with it (answer parsing, the crisis patterns).
+STRAIGHT_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})

@@ -26,6 +26,8 @@ from spacy.matcher import Matcher
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
+from clinic.rules.visible_text import STRAIGHT_APOSTROPHES
+
 # Kinds of match. STATEMENT: first-person intent, plan, act or danger; only a
 # negation in its clause clears it: a crisis, whatever the classifier says. MENTION: the
 # subject named ("suicidal", "self-harm", "overdose"): the classifier decides (a therapist's
@@ -309,15 +311,14 @@ def _is_negated(doc: Doc, start: int) -> bool:
 
 # Phones and Macs type a curly apostrophe ("i’m", "don’t"): spaCy splits it like the straight one,
 # and the patterns, negations and past words are written with the straight one.
-APOSTROPHES = {"\u2019": "'", "\u2018": "'", "\u02bc": "'"}
-_APOSTROPHE_TABLE = str.maketrans(APOSTROPHES)
+_CURLY = ("\u2019", "\u2018", "\u02bc", "`")
 
 
 def plain_apostrophes(doc: Doc) -> Doc:
     """The doc with straight apostrophes, its tokens as they were (the doc itself when it has none)."""
-    if not any(mark in doc.text for mark in APOSTROPHES):
+    if not any(mark in doc.text for mark in _CURLY):
         return doc
-    return Doc(doc.vocab, words=[t.text.translate(_APOSTROPHE_TABLE) for t in doc],
+    return Doc(doc.vocab, words=[t.text.translate(STRAIGHT_APOSTROPHES) for t in doc],
                spaces=[bool(t.whitespace_) for t in doc])
 
 
