@@ -17,7 +17,6 @@ from clinic.rules.visible_text import STRAIGHT_APOSTROPHES
 # --- Shared helpers -------------------------------------------------------
 
 
-
 def _norm(text: str) -> str:
     """Lowercase words separated by single spaces; apostrophes kept."""
     text = (text or "").translate(STRAIGHT_APOSTROPHES).lower()
