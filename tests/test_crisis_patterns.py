@@ -107,6 +107,8 @@ def test_negations_idioms_and_general_questions(detector, nlp, text):
         ("i\u2019d be better off if i\u2019m gone", "want_to_die"),
         ("in college i was doing fine. now i'm actively suicidal", "suicidal_now"),  # a resolved past elsewhere
         ("nobody knows im suicidal", "suicidal_now"),
+        ("no one knows i'm suicidal", "suicidal_now"),  # the negation is another clause's
+        ("never told anyone but i feel suicidal", "suicidal_now"),
     ],
 )
 def test_statements_the_floor_catches(detector, nlp, text, rule):

@@ -294,17 +294,17 @@ def _clause_before(doc: Doc, start: int) -> Sequence:
 
 def _is_negated(doc: Doc, start: int) -> bool:
     """A negation in the match's clause negates it, unless the word after it says it does
-    not ("not gonna lie", "not sure") or a first-person subject stands between the two: the
-    negation then belongs to another clause ("no one knows i want to die", "i'm not okay i
-    want to end it", "no matter what i want to die")."""
+    not ("not gonna lie", "not sure") or a first-person subject stands between the two or
+    starts the match: the negation then belongs to another clause ("no one knows i want to die",
+    "i'm not okay i want to end it", "no matter what i want to die", "nobody knows i'm suicidal")."""
     before = _clause_before(doc, start)
     for idx, tok in enumerate(before):
         if tok.lower_ in NEGATIONS:
             following = before[idx + 1] if idx + 1 < len(before) else doc[start]
             if following.lower_ in NOT_NEGATING_NEXT:
                 continue
-            if any(t.lower_ in SUBJECTS for t in before[idx + 1:]):
-                continue
+            if any(t.lower_ in SUBJECTS for t in before[idx + 1:]) or doc[start].lower_ in SUBJECTS:
+                continue  # the match's own "i" starts another clause ("no one knows i'm suicidal")
             return True
     return False
 
