@@ -273,3 +273,11 @@ def test_a_curly_apostrophe_is_read_as_a_straight_one(detector, nlp):
     straight = nlp("i'm fine")
     assert plain_apostrophes(straight) is straight
     assert detector.mentions(nlp("thoughts of suicide, i\u2019m asking for a friend"))
+
+
+@pytest.mark.parametrize("text", ["honestly not even kidding want to die", "not even joking wanna die tonight",
+                                  "not sure why just want to die"])
+def test_a_negation_the_next_word_undoes_is_no_negation(detector, nlp, text):
+    """"not even kidding", "not sure": the word right after the negation says it negates nothing."""
+    match = detector.find(nlp(text))
+    assert match is not None and (match.rule, match.kind) == ("want_to_die", "statement"), text
