@@ -24,6 +24,7 @@ pytest.importorskip("playwright", reason="pip install -r requirements.txt brings
 
 from playwright.sync_api import Browser, BrowserContext, Page, expect  # noqa: E402
 
+from clinic.console import clock  # noqa: E402
 from clinic.storage import db  # noqa: E402
 from tests import console_driver as cd  # noqa: E402
 from tests.widget_driver import ARTIFACTS, Widget  # noqa: E402
@@ -381,9 +382,10 @@ def test_a_staff_day_from_sign_in_to_deletion_is_in_the_audit_log(
     to contacted, export and delete a conversation, and the audit log shows it all."""
     story = cd.make_referral(stack, greeting="hello from Wapakoneta")
     with stack.clinic_engine().connect() as conn:
-        created = conn.execute(
+        created_at = conn.execute(
             db.referrals.select().where(db.referrals.c.reference == story.reference)
-        ).first().created_at.date().isoformat()
+        ).first().created_at
+    created = clock.localize(created_at).date().isoformat()  # the clinic's day, as the queue shows it
 
     clinician = staff("clinician")
     clinician.goto(console_url + "/referrals")

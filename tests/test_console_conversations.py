@@ -212,13 +212,17 @@ def test_the_seeded_mix_has_what_the_filters_need(world: World) -> None:
 def test_date_range_filters_on_last_activity(world: World) -> None:
     import datetime as dt
 
-    days = sorted({dt.datetime.utcfromtimestamp(m.last_ts).date() for m in world.manifests})
+    from clinic.console import clock
+
+    def clinic_day(m: Any) -> dt.date:  # the date the list shows: the clinic's wall clock
+        return clock.localize(m.last_ts).date()
+
+    days = sorted({clinic_day(m) for m in world.manifests})
     lo, hi = days[len(days) // 4], days[len(days) // 2]
-    expected = world.newest_first(
-        [m for m in world.manifests if lo <= dt.datetime.utcfromtimestamp(m.last_ts).date() <= hi])
+    expected = world.newest_first([m for m in world.manifests if lo <= clinic_day(m) <= hi])
     assert expected
     assert world.listed(**{"from": lo.isoformat(), "to": hi.isoformat()}) == expected
-    only_from = world.newest_first([m for m in world.manifests if dt.datetime.utcfromtimestamp(m.last_ts).date() >= hi])
+    only_from = world.newest_first([m for m in world.manifests if clinic_day(m) >= hi])
     assert world.listed(**{"from": hi.isoformat()}) == only_from
     bad = world.get("/conversations", params={"from": "yesterday"})
     assert bad.status == 200 and "YYYY-MM-DD" in bad.text

@@ -18,7 +18,7 @@ from sanic import Sanic
 from sqlalchemy import select, update
 
 from clinic.storage import referrals as referral_store
-from clinic.console import auth
+from clinic.console import auth, clock
 from clinic.console.app import create_console_app
 from clinic.console.referrals_queue import TRANSITIONS
 from clinic.storage.db import audit_log, get_engine, handoff_requests, referral_notes, referrals, utcnow
@@ -182,13 +182,32 @@ def test_queue_date_filter_and_reference_search(console: Console) -> None:
     yesterday = utcnow() - dt.timedelta(days=1)
     old = console.referral("c-old", created_at=utcnow() - dt.timedelta(days=10))
     recent = console.referral("c-recent", created_at=yesterday)
-    day = yesterday.date().isoformat()
+    day = clock.localize(yesterday).date().isoformat()  # the date the queue shows
     assert queue_refs(console.get(f"/referrals?status=all&from={day}&to={day}", as_="clinician").text) == [recent]
 
     found = console.get(f"/referrals?ref={old.lower().replace('-', '')}", as_="clinician")
     assert found.status == 302 and found.headers["location"] == f"/referrals/{old}"
     missing = console.get("/referrals?ref=ZZZ-ZZZ", as_="clinician")
     assert missing.status == 200 and "No referral has that reference" in missing.text
+
+
+def test_the_date_filter_takes_the_clinics_days_as_the_queue_shows_them(console: Console) -> None:
+    """00:27 UTC on 7 December is 19:27 on the 6th in New York (settings/staffing.yml): the queue
+    shows "2026-12-06 19:27 EST", so a filter on the 6th holds it and one on the 7th does not."""
+    assert clock.zone_name() == "America/New_York"
+    evening = console.referral("c-evening", created_at=dt.datetime(2026, 12, 7, 0, 27))
+    morning = console.referral("c-morning", created_at=dt.datetime(2026, 12, 7, 5, 0))  # 00:00 EST
+    just_before = console.referral("c-before", created_at=dt.datetime(2026, 12, 6, 4, 59))  # the 5th
+    on = lambda lo, hi: queue_refs(console.get(f"/referrals?status=all&from={lo}&to={hi}", as_="clinician").text)  # noqa: E731
+    page = console.get("/referrals?status=all&from=2026-12-06&to=2026-12-06", as_="clinician").text
+    assert "2026-12-06 19:27 EST" in page
+    assert on("2026-12-06", "2026-12-06") == [evening]
+    assert on("2026-12-07", "2026-12-07") == [morning]
+    assert on("2026-12-05", "2026-12-05") == [just_before]
+    # summer: New York is UTC-4, the day starts at 04:00 UTC
+    july = console.referral("c-july", created_at=dt.datetime(2026, 7, 2, 3, 59))
+    assert on("2026-07-01", "2026-07-01") == [july]
+    assert on("2026-07-02", "2026-07-02") == []
 
 
 # --- status workflow ------------------------------------------------------------------

@@ -41,6 +41,14 @@ def local(value: Union[dt.datetime, float, int, None], seconds: bool = False) ->
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
 
 
+def day_start(day: dt.date) -> dt.datetime:
+    """The first moment of ``day`` on the clinic's wall clock, as a stored time (naive UTC), so that
+    a filter "from 2026-12-06 to 2026-12-06" holds every row the console shows with that date."""
+    zone = clinic_zone()
+    midnight = zone.localize(dt.datetime.combine(day, dt.time.min))
+    return midnight.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
 def zone_name() -> str:
     """The zone's name for a heading, e.g. "America/New_York"."""
     return str(getattr(clinic_zone(), "zone", "UTC"))

@@ -43,6 +43,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, text, tupl
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from clinic.console import clock
 from clinic.storage import db
 from clinic.rules import form_answers
 from clinic.storage.db import conversation_flags, conversation_index, conversation_index_state, conversation_tags, handoff_requests
@@ -533,7 +534,8 @@ class Filters:
 
 
 def _epoch(day: dt.date) -> float:
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp()
+    """The start of a clinic day (the list shows the clinic's times) in epoch seconds."""
+    return clock.day_start(day).replace(tzinfo=dt.timezone.utc).timestamp()
 
 
 def fts_query(q: str) -> str:

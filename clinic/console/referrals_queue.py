@@ -24,7 +24,7 @@ from sqlalchemy import and_, case, func, insert, select, true, update
 from sqlalchemy.engine import Engine
 
 from clinic.storage import referrals as referral_store
-from clinic.console import auth
+from clinic.console import auth, clock
 from clinic.console.conversations import answer_summary
 from clinic.console.pages import page_arg, render
 from clinic.storage.crypto import DecryptionError
@@ -98,9 +98,9 @@ def queue(
     elif status in STATUSES:
         conditions.append(referrals.c.status == status)
     if created_from:
-        conditions.append(referrals.c.created_at >= dt.datetime.combine(created_from, dt.time.min))
+        conditions.append(referrals.c.created_at >= clock.day_start(created_from))
     if created_to:
-        conditions.append(referrals.c.created_at < dt.datetime.combine(created_to + dt.timedelta(days=1), dt.time.min))
+        conditions.append(referrals.c.created_at < clock.day_start(created_to + dt.timedelta(days=1)))
     where = and_(*conditions) if conditions else true()
     query = (
         select(
