@@ -6,6 +6,7 @@ the web app and the console send it, and it shows in no process's command line a
 import os
 import shlex
 import stat
+import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -107,6 +108,26 @@ def _procfile_rasa() -> List[str]:
 
 def _options(command: List[str]) -> List[str]:
     return [arg for arg in command if arg.startswith("-")]
+
+
+def test_the_launcher_gives_openblas_one_thread_unless_told_otherwise():
+    """OpenBLAS's worker spins on sched_yield between products (a third of a core a server)."""
+    import subprocess
+
+    probe = ("import os, sys\n"
+             "from clinic.rasa_runtime.rasa_launch import one_thread_each\n"
+             "one_thread_each()\n"
+             "import numpy\n"
+             "from threadpoolctl import threadpool_info\n"
+             "print(sorted({p['num_threads'] for p in threadpool_info() if p['internal_api'] == 'openblas'}))\n"
+             "print(os.environ['TF_INTRA_OP_PARALLELISM_THREADS'], os.environ['TF_INTER_OP_PARALLELISM_THREADS'])\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "TF_INTRA_OP_PARALLELISM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", probe], env={**env, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[1]" and out[1].split()[0] == "1"
+    told = subprocess.run([sys.executable, "-c", probe], env={**env, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "2"},
+                          capture_output=True, text=True, check=True).stdout.split("\n")
+    assert told[0] == "[2]"
 
 
 def test_every_way_of_starting_rasa_goes_through_the_launcher(tmp_path):

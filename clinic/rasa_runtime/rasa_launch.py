@@ -26,7 +26,9 @@ sentence embedder's TensorFlow would otherwise start a pool of threads per core 
 server, fighting the other server for the same cores: TensorFlow gets one thread for an
 operation and one for the graph (``TF_INTRA_OP_PARALLELISM_THREADS``,
 ``TF_INTER_OP_PARALLELISM_THREADS``, which Rasa reads at start; the environment can say
-otherwise).
+otherwise). NumPy's OpenBLAS likewise gets one thread (``OPENBLAS_NUM_THREADS``, read when NumPy
+is first imported): its pool's worker waits for work by spinning on ``sched_yield``, and in a
+server between small matrix products that spin took a third of a core (``perf`` on the thread, 2026-12-07).
 """
 
 import os
@@ -53,11 +55,17 @@ def export_action_token() -> None:
     os.environ["ACTION_SERVER_TOKEN"] = get_settings().action_token
 
 
+def one_thread_each() -> None:
+    """TensorFlow's and OpenBLAS's thread pools at one thread, as the module docstring says, unless
+    the environment says otherwise; before NumPy and TensorFlow are first imported."""
+    for name in ("TF_INTRA_OP_PARALLELISM_THREADS", "TF_INTER_OP_PARALLELISM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+
+
 def main(args: Optional[List[str]] = None) -> None:
     from clinic.settings import get_settings
 
-    os.environ.setdefault("TF_INTRA_OP_PARALLELISM_THREADS", "1")
-    os.environ.setdefault("TF_INTER_OP_PARALLELISM_THREADS", "1")
+    one_thread_each()
     sys.argv = rasa_argv(sys.argv[1:] if args is None else args, get_settings().rasa_token)
     export_action_token()
     from clinic.rasa_runtime import patches
