@@ -79,6 +79,7 @@ def test_negations_idioms_and_general_questions(detector, nlp, text):
         ("I have nothing to live for since the divorce. how much is the first session?", "want_to_die"),
         ("honestly i don't have anything left to live for", "want_to_die"),
         ("lethel dose ketamine mg/kg", "lethal_amount"),
+        ("why keep breathing when every day is the same grey nothing", "want_to_die"),
         ("tengo ganas de no despertar", "want_to_die"),
         ("quiero quitarme la vida", "kill_self"),
         ("eu quero morrer", "want_to_die"),
@@ -155,6 +156,8 @@ def test_statements_the_floor_catches(detector, nlp, text, rule):
         "whenever i'm suicidal i call my therapist",
         "every time i feel suicidal i call the line",
         "in case i'm suicidal after the session who do i call",
+        "why keep going to a therapist who doesn't help, is ketamine different?",
+        "why go on the waitlist if the evaluation is free",
     ],
 )
 def test_lookalikes_and_negations_are_no_statement(detector, nlp, text):

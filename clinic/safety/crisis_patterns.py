@@ -119,6 +119,7 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(no|nothing) (reason|point|purpose) (to|in|for) (live|living|life|going|me|being|keep|keeping|stay|staying)",
         r"(what|whats|what's) (is|'s)? the point (of|in) (living|life|going|being|anything|trying)",
         r"(nothing|noone|nobody) (left)? to live for",
+        r"why (keep|bother|continue|go) (on)? (breathing|living|existing)",
         r"(nt|n't|no|not) (have|got)? (anything|anyone|anybody|reason|reasons) (left)? to live for",
         r"(nt|n't|no|not|never) (want|wanna|wish) (to)? (live|exist)",
         r"(nt|n't|no|not|never) (want|wanna|wish) (to)? continue (living|on|anymore|existing|life|like)",
