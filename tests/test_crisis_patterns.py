@@ -158,6 +158,7 @@ def test_statements_the_floor_catches(detector, nlp, text, rule):
         "in case i'm suicidal after the session who do i call",
         "why keep going to a therapist who doesn't help, is ketamine different?",
         "why go on the waitlist if the evaluation is free",
+        "no tengo ganas de seguir con las pastillas, ¿qué otra opción hay?",  # "carry on with the pills"
     ],
 )
 def test_lookalikes_and_negations_are_no_statement(detector, nlp, text):

@@ -153,7 +153,7 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(ganas|deseo) de (morir|morirme|desaparecer)",
         r"(ganas|deseo) de no (despertar|vivir|existir|seguir)",
         r"me quiero (morir|desaparecer)",
-        r"no (tengo|tiene|tienes|hay) (más|mas)? (ganas|razón|razon|razones|motivo|motivos) (de|para) (vivir|seguir)",
+        r"no (tengo|tiene|tienes|hay) (más|mas)? (ganas|razón|razon|razones|motivo|motivos) (de|para) vivir",
         r"nada (por|para) (lo)? (que|qué) vivir",
         r"quero morrer",
         r"(não|nao) quero (mais)? viver",
