@@ -6,7 +6,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clinic.safety.crisis_patterns import CrisisDetector
+from spacy.matcher import Matcher
+
+from clinic.safety.crisis_patterns import (
+    CLAUSE_BREAKS, CONDITIONS, FIRST_PERSON, NEGATIONS, NOT_NEGATING_NEXT, PATTERNS, QUESTION_PAIRS, QUESTION_STARTS,
+    SUBJECTS, CrisisDetector, _token_specs, plain_apostrophes,
+)
+from clinic.safety.matcher_precheck import _words
 
 PHRASES = yaml.safe_load((Path(__file__).parent / "nlu" / "crisis_phrases.yml").read_text())
 
@@ -228,6 +234,33 @@ def test_every_alternative_of_every_pattern_is_caught_by_its_rule(detector, nlp)
     assert len(CASES) > 900
 
 
+def test_every_word_of_every_line_is_reached_by_a_case_that_line_alone_catches(nlp):
+    """Each line of each rule, on its own, catches a case with each word of each of its lists in
+    its place: a line that no longer matches anything (a typo in its regex), a word the tokenizer
+    never yields ("gonna" is "gon na") or a word lost from a shared list (KILL, SELF, SUPPLY...) fails
+    here even when another line of the rule still catches the case."""
+    docs = [nlp(case["text"]) for case in CASES]
+    unreached = []
+    for rule, (_kind, lines) in PATTERNS.items():
+        for line in lines:
+            specs = _token_specs(line)
+            matcher = Matcher(nlp.vocab)
+            matcher.add(rule, [specs])
+            seen: dict = {}
+            for doc in docs:
+                for _id, start, end, where in matcher(doc, with_alignments=True):
+                    for token, index in zip(doc[start:end], where):
+                        seen.setdefault(index, set()).add(token.lower_)
+            if not seen:
+                unreached.append((rule, line, "no case"))
+                continue
+            for index, spec in enumerate(specs):
+                words = _words(spec) if "LOWER" in spec else None
+                if words and words - seen.get(index, set()):
+                    unreached.append((rule, line, sorted(words - seen.get(index, set()))))
+    assert not unreached, f"{len(unreached)} lines: {unreached[:5]}"
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -272,15 +305,22 @@ def test_a_condition_makes_the_visitor_s_suicidal_state_a_mention(detector, nlp)
 
 
 def test_a_curly_apostrophe_is_read_as_a_straight_one(detector, nlp):
-    from clinic.safety.crisis_patterns import plain_apostrophes
-
     doc = nlp("i\u2019m done, i don\u2018t care \u02bcanymore")
-    plain = plain_apostrophes(doc)
-    assert plain.text == "i'm done, i don't care 'anymore" and [t.text for t in plain][:2] == ["i", "'m"]
-    assert len(plain) == len(doc)
+    plain = plain_apostrophes(doc, detector.tokenizer)
+    assert plain.text == "i'm done, i don't care 'anymore"
+    assert [t.text for t in plain][:5] == ["i", "'m", "done", ",", "i"] and [t.text for t in plain][5:7] == ["do", "n't"]
     straight = nlp("i'm fine")
-    assert plain_apostrophes(straight) is straight
+    assert plain_apostrophes(straight, detector.tokenizer) is straight
     assert detector.mentions(nlp("thoughts of suicide, i\u2019m asking for a friend"))
+
+
+@pytest.mark.parametrize("mark", ["\u2019", "\u2018", "\u02bc", "`"])
+def test_every_apostrophe_a_keyboard_types_reads_as_the_straight_one(detector, nlp, mark):
+    # the tokenizer splits "don’t" but not "don‘t", "donʼt" or "don`t": read as "don't", all of them
+    crisis = nlp(f"i don{mark}t want to live anymore")
+    assert detector.find(crisis) is not None and detector.find(crisis).rule == "want_to_die"
+    assert detector.find(nlp(f"i wouldn{mark}t kill myself")) is None
+    assert detector.find(nlp(f"i{mark}m not okay i want to die")) is not None
 
 
 @pytest.mark.parametrize("text", ["honestly not even kidding want to die", "not even joking wanna die tonight",
@@ -289,3 +329,130 @@ def test_a_negation_the_next_word_undoes_is_no_negation(detector, nlp, text):
     """"not even kidding", "not sure": the word right after the negation says it negates nothing."""
     match = detector.find(nlp(text))
     assert match is not None and (match.rule, match.kind) == ("want_to_die", "statement"), text
+
+
+# --- each word of the negation and clause rules, shown by a pair of sentences -------------------
+# The first of each pair has the word and the second has not; the word decides between them.
+
+NEGATION_PAIRS = {
+    "not": ("i would not kill myself", "i would kill myself"),
+    "n't": ("i wouldn't kill myself", "i would kill myself"),
+    "nt": ("i wouldnt kill myself", "i would kill myself"),
+    "never": ("i would never kill myself", "i would kill myself"),
+    "no": ("no plans to kill myself", "plans to kill myself"),
+    "nor": ("i am neither drinking nor cutting myself", "i am neither drinking cutting myself"),
+    "without": ("a whole month without hurting myself", "a whole month hurting myself"),
+    "none": ("none of us want to die", "of us want to die"),
+    "nunca": ("nunca me voy a matar", "me voy a matar"),
+    "jamás": ("jamás me voy a matar", "me voy a matar"),
+    "jamas": ("jamas me voy a matar", "me voy a matar"),
+    "não": ("eu não vou me matar", "eu vou me matar"),
+    "nao": ("eu nao vou me matar", "eu vou me matar"),
+    "pas": ("je n'ai pas envie de mourir", "je n'ai envie de mourir"),
+    "jamais": ("je n'ai jamais envie de mourir", "je n'ai envie de mourir"),
+    "mai": ("io mai voglio morire", "io voglio morire"),
+    "nie": ("ich nie will sterben", "ich will sterben"),      # the word order the rule reads
+    "niemals": ("ich niemals will sterben", "ich will sterben"),
+}
+
+
+@pytest.mark.parametrize("word", sorted(NEGATION_PAIRS))
+def test_each_negation_word_negates_what_follows_it_in_its_clause(detector, nlp, word):
+    negated, plain = NEGATION_PAIRS[word]
+    assert word in [t.lower_ for t in nlp(negated)]
+    assert detector.find(nlp(negated)) is None, negated
+    assert detector.find(nlp(plain)) is not None, plain
+
+
+def test_every_negation_word_has_its_pair():
+    assert set(NEGATION_PAIRS) == NEGATIONS
+
+
+@pytest.mark.parametrize("word", sorted(NOT_NEGATING_NEXT))
+def test_a_negation_followed_by_these_words_does_not_negate(detector, nlp, word):
+    # "not sure ...", "not gonna lie ...", "not even kidding ...": the risk after them stands
+    assert detector.find(nlp(f"honestly not {word} want to die")) is not None
+    assert detector.find(nlp("honestly not want to die")) is None
+
+
+@pytest.mark.parametrize("word", sorted(CLAUSE_BREAKS))
+def test_a_clause_break_ends_the_negation_before_it(detector, nlp, word):
+    text = f"not happy {word} want to die"
+    assert word in [t.lower_ for t in nlp(text)]
+    assert detector.find(nlp(text)) is not None, text
+    assert detector.find(nlp("not happy want to die")) is None
+
+
+def test_a_negation_reaches_five_words_back_and_no_further(detector, nlp):
+    assert detector.find(nlp("never thought about how to kill myself")) is None       # five words back
+    assert detector.find(nlp("no idea what else to do kill myself")) is not None     # six words back
+
+
+def test_one_non_negating_negation_does_not_hide_a_later_one(detector, nlp):
+    assert detector.find(nlp("not sure i would never kill myself")) is None
+    assert detector.find(nlp("no i would never kill myself")) is None
+    assert detector.find(nlp("no i would kill myself")) is not None       # "i" starts another clause
+
+
+@pytest.mark.parametrize("subject", sorted(SUBJECTS))
+def test_a_subject_between_a_negation_and_the_risk_starts_another_clause(detector, nlp, subject):
+    text = f"no one knows {subject} want to die"
+    assert subject in [t.lower_ for t in nlp(text)] or subject.replace("'", "") == "".join(
+        t.lower_ for t in nlp(text)[3:5]).replace("'", "")
+    assert detector.find(nlp(text)) is not None, text
+    assert detector.find(nlp("no one knows want to die")) is None
+
+
+# --- a general question clears a mention; a question about the visitor does not ------------------
+
+@pytest.mark.parametrize("word", sorted(QUESTION_STARTS))
+def test_a_question_word_first_makes_a_general_question(detector, nlp, word):
+    assert detector.find(nlp(f"{word} ketamine treat suicidal thoughts")) is None
+    assert detector.find(nlp("ketamine treat suicidal thoughts")) is not None
+
+
+@pytest.mark.parametrize("pair", sorted(QUESTION_PAIRS))
+def test_a_question_pair_anywhere_makes_a_general_question(detector, nlp, pair):
+    first, second = pair
+    assert detector.find(nlp(f"so {first} {second} ketamine treat suicidal thoughts")) is None
+    assert detector.find(nlp(f"so {first} ketamine treat suicidal thoughts")) is not None
+
+
+def test_a_question_mark_alone_makes_a_general_question(detector, nlp):
+    assert detector.find(nlp("ketamine for suicidal thoughts?")) is None
+    assert detector.find(nlp("ketamine for suicidal thoughts")) is not None
+    assert detector.find(nlp("?!")) is None
+
+
+FIRST_PERSON_QUESTIONS = {
+    "i": "can ketamine help if i have suicidal thoughts",
+    "me": "can ketamine help me with suicidal thoughts",
+    "my": "can ketamine help my suicidal thoughts",
+    "myself": "can ketamine help myself with suicidal thoughts",
+    "mine": "can ketamine help suicidal thoughts like mine",
+}
+
+
+@pytest.mark.parametrize("word", sorted(FIRST_PERSON_QUESTIONS))
+def test_a_question_about_the_visitor_keeps_its_mention(detector, nlp, word):
+    assert detector.find(nlp(FIRST_PERSON_QUESTIONS[word])) is not None
+    assert detector.find(nlp("can ketamine help with suicidal thoughts")) is None
+
+
+def test_every_first_person_word_has_its_question():
+    assert set(FIRST_PERSON_QUESTIONS) == FIRST_PERSON
+
+
+@pytest.mark.parametrize("word", sorted(CONDITIONS))
+def test_a_condition_or_report_before_i_am_suicidal_makes_it_a_mention(detector, nlp, word):
+    match = detector.find(nlp(f"{word} i am suicidal"))
+    assert match is not None and (match.rule, match.kind) == ("suicidal_now", "mention")
+    assert detector.find(nlp("i am suicidal")).kind == "statement"
+
+
+def test_a_match_is_a_value_that_cannot_be_changed(detector, nlp):
+    from dataclasses import FrozenInstanceError
+
+    match = detector.find(nlp("i want to die"))
+    with pytest.raises(FrozenInstanceError):
+        match.kind = "mention"

@@ -25,7 +25,7 @@ from clinic.nlu.linear_intent_classifier import LinearIntentClassifier
 from clinic.nlu.safety_layer import SafetyLayerComponent
 from clinic.nlu.sentence_embeddings import encoder
 from clinic.nlu.spacy_ner import SpacyNER
-from clinic.safety.crisis_patterns import MatcherPrecheck
+from clinic.safety.matcher_precheck import MatcherPrecheck
 from clinic.nlu.evaluation import load_examples
 from clinic.safety.bank import load_bank
 

@@ -20,13 +20,15 @@ share them.
 
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import spacy
 from spacy.matcher import Matcher
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
 from clinic.rules.visible_text import STRAIGHT_APOSTROPHES
+from clinic.safety.matcher_precheck import MatcherPrecheck
 
 # Kinds of match. STATEMENT: first-person intent, plan, act or danger; only a
 # negation in its clause clears it: a crisis, whatever the classifier says. MENTION: the
@@ -50,9 +52,8 @@ NOW_ADVERBS = (
     r"actively|really|so|very|kinda|kind|of|sorta|pretty|super|literally|honestly|still|currently|"
     r"feeling|getting|seriously|genuinely|lowkey|constantly|severely|acutely|quite|extremely|just|also|fyi"
 )
-NEG_WANT = r"do|dont|don't|doesnt|no|not|never"
 # ("about to die" is left to the classifier: a phone's battery, laughing, a scare)
-WANT = r"want|wanna|wnat|wnt|wamt|whant|wish|wished|going|gonna|ready|planning|plan|need|trying|try|tried|decided|decide|thinking"
+WANT = r"want|wanna|wnat|wnt|wamt|whant|wish|wished|going|ready|planning|plan|need|trying|try|tried|decided|decide|thinking"
 PILLS = r"pills|pill|meds|medication|medications|tablets|sleeping|oxy|xanax|tylenol"
 # The clinic's own products and what holds them, as means: only the plural or whole supply
 # ("take the whole troche" is a dosing question; "take all my troches" is not).
@@ -67,8 +68,10 @@ PARTNER = (
 
 # Each pattern is a line of token regexes (fullmatch on the lower-cased
 # token), written for spaCy's tokenizer: "don't" is "do n't", "dont" is
-# "do nt", "gonna" is "gon na", "i'm" is "i 'm". A token written `x?` is
-# optional; `*` stands for up to two other tokens.
+# "do nt", "gonna" is "gon na", "i'm" is "i 'm", "cannot" is "can not",
+# "self-harm" is "self - harm" (a word the tokenizer never yields is no use in a list:
+# tests/test_crisis_patterns.py has a phrase for every word of every line, caught by that
+# line alone). A token written `x?` is optional; `*` stands for up to two other tokens.
 PATTERNS: Dict[str, Tuple[str, List[str]]] = {
     "kill_self": (STATEMENT, [
         f"({KILL}) ({SELF})",
@@ -92,8 +95,11 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(uccidermi|ammazzarmi|suicidarmi)",
         r"togliermi la vita",
         r"(end|ending) * it (all|tonight|today|now|forever)",
-        r"(want|wanna|going|gon|planning|plan|ready|gonna) (to|na)? (end|ending) it",
+        r"(want|wanna|going|gon|planning|plan|ready) (to|na)? (end|ending) it",
         r"(end|ending) everything",
+        f"(do|doing|did|done) away with ({SELF})",
+        f"(put|putting) an end to ({SELF})",
+        r"(put|putting) an end to my (own)? life",
         f"(shoot|shot|hang|hanging|hung|drown|poison|stab|suffocate|gas) ({SELF})",
         r"(slit|slitting|cut|cutting) my (wrists|wrist|throat)",
         r"(jump|jumping|jumped) (off|from|in) * (bridge|building|roof|cliff|front|tracks|train|window)",
@@ -114,10 +120,10 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(wish|wished|hope) i (was|were|had|would|could|'d) * (dead|die|died|gone|disappear|never)",
         r"better off (dead|gone)",
         r"better off without me",
-        r"better off if i (was|were|'m|m|am|wasn't|died|disappeared) (gone|dead|not)?",
+        r"better off if i (was|were|'m|m|am|died|disappeared) (gone|dead|not)?",
         r"(better|happier|easier) * without me",
         r"(no|nothing) (reason|point|purpose) (to|in|for) (live|living|life|going|me|being|keep|keeping|stay|staying)",
-        r"(what|whats|what's) (is|'s)? the point (of|in) (living|life|going|being|anything|trying)",
+        r"what (is|'s|s)? the point (of|in) (living|life|going|being|anything|trying)",
         r"(nothing|noone|nobody) (left)? to live for",
         r"why (keep|bother|continue|go) (on)? (breathing|living|existing)",
         r"(nt|n't|no|not) (have|got)? (anything|anyone|anybody|reason|reasons) (left)? to live for",
@@ -130,7 +136,7 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(no|nt|n't|not) * way out",
         r"rather (be|die) (dead|gone)?",
         r"(not|nt|n't) (going|gon) (to|na) be (around|here|alive)",
-        r"(ca|can|cannot) (nt|n't|not)? (go|keep|carry) on",
+        r"(ca|can) (nt|n't|not)? (go|keep|carry) on",
         r"(ca|can) (nt|n't) (do|take) (this|it) (anymore|any)",
         r"(done|finished|tired|sick) (with|of) (life|living|existing)",
         r"(done|finished|tired|sick) (with|of) being alive",
@@ -174,7 +180,7 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         f"({HURT}) my self",
         f"({HURT}) my (arms|arm|legs|leg|wrists|wrist|skin|body|thighs)",
         r"(self|slef) -? (harming|harmed|injuring)",
-        r"selfharming|self-harming",
+        r"selfharming",
         r"(started|start|been|keep|keeps) (self) -? (harm|harming)",
         r"(relapsed|relapsing|relapse|started|back) (into|to|with)? (cutting|self|hurting|harming)",
         r"(cutting|cut|hurting|harming) (myself)? again",
@@ -183,10 +189,10 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
     ]),
     "overdose": (STATEMENT, [
         f"(took|taken|swallowed|ate|downed|chugged|snorted|sprayed|used) * (bunch|lot|handful|many|whole|bottle|box|all|every|entire|rest) * ({SUPPLY})",
-        f"(going|gon|gonna|planning|plan|about|ready|decided|want|wanna) (to|na)? (take|swallow|down) (the|a)? (all|every|everything|whole|rest|entire|bunch|handful) (of)? (my|the|them|these|those)? ({SUPPLY})",
+        f"(going|gon|planning|plan|about|ready|decided|want|wanna) (to|na)? (take|swallow|down) (the|a)? (all|every|everything|whole|rest|entire|bunch|handful) (of)? (my|the|them|these|those)? ({SUPPLY})",
         f"(saving|saved|stockpiling|stockpiled|hoarding|hoarded|collecting|stocking|stashing|stashed|keeping|skipping) (up)? (my|the|some|all|extra)? ({SUPPLY}|{PILLS})",
         f"how many ({SUPPLY}|{PILLS}) (would|does|do|to|it|will)",
-        r"(i|just|'ve|ve|gonna|gon) (od|od'd|oded|oding|overdose|overdosed)",
+        r"(i|just|'ve|ve|gon) (od|od'd|oded|oding|overdose|overdosed)",
     ]),
     "lethal_amount": (STATEMENT, [
         r"(lethal|lethel|leathal|lethol|fatal|deadly|killing) (dose|doses|dosage|amount|amounts|quantity|level)",
@@ -211,12 +217,12 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
     "suicide_mention": (MENTION, [
         f"({SUICIDE})",
         r"(self|slef) -? (harm|injury|hurt)",
-        r"selfharm|self-harm|self-injury",
+        r"selfharm",
         r"(thoughts|thinking|thought|ideation|question|questions|asks|ask|asked) (of|about) (dying|death|ending|killing|taking|hurting|harming|being)",
     ]),
 }
 
-NEGATIONS = {"not", "n't", "nt", "never", "no", "nor", "without", "none", "cannot",
+NEGATIONS = {"not", "n't", "nt", "never", "no", "nor", "without", "none",
              # Spanish, Portuguese, French, Italian, German ("nicht" and "non" are inside their patterns)
              "nunca", "jamás", "jamas", "não", "nao", "pas", "jamais", "mai", "nie", "niemals"}
 # A negation followed by one of these does not negate what follows it:
@@ -236,10 +242,11 @@ CONDITIONS = {
     "think", "thinks", "thought", "say", "says", "said", "saying", "assume", "assumes", "assumed", "believe",
     "believes", "suspect", "suspects", "worried", "worry", "worries", "wonder", "wondering", "sure", "asked", "asks",
 }
-SUBJECTS = {"i", "im", "i'm", "ive", "i've", "id", "i'd"}
+# The tokenizer splits "i'm", "im", "i've", "ive", "i'd" and "id" after their "i": that token is the subject.
+SUBJECTS = {"i"}
 QUESTION_STARTS = {"does", "do", "can", "could", "is", "will", "would", "how", "what", "are", "should", "did", "why", "has", "have"}
 QUESTION_PAIRS = {("how", "do"), ("how", "does"), ("do", "you"), ("does", "it"), ("can", "it"), ("what", "if")}
-FIRST_PERSON = {"i", "me", "my", "myself", "mine", "im", "ive", "id"}
+FIRST_PERSON = {"i", "me", "my", "myself", "mine"}
 # "I had suicidal thoughts years ago, but that's long behind me": a mention
 # of the past that the visitor says is resolved.
 PAST = re.compile(
@@ -290,7 +297,7 @@ def _clause_before(doc: Doc, start: int) -> Sequence:
     i = start - 1
     while i >= 0 and len(tokens) < NEGATION_WINDOW:
         tok = doc[i]
-        if tok.lower_ in CLAUSE_BREAKS or tok.is_sent_end and i != start - 1:
+        if tok.lower_ in CLAUSE_BREAKS:
             break
         tokens.append(tok)
         i -= 1
@@ -304,34 +311,29 @@ def _is_negated(doc: Doc, start: int) -> bool:
     "i'm not okay i want to end it", "no matter what i want to die", "nobody knows i'm suicidal")."""
     before = _clause_before(doc, start)
     for idx, tok in enumerate(before):
-        if tok.lower_ in NEGATIONS:
-            following = before[idx + 1] if idx + 1 < len(before) else doc[start]
-            if following.lower_ in NOT_NEGATING_NEXT:
-                continue
-            if any(t.lower_ in SUBJECTS for t in before[idx + 1:]) or doc[start].lower_ in SUBJECTS:
-                continue  # the match's own "i" starts another clause ("no one knows i'm suicidal")
-            return True
+        if tok.lower_ not in NEGATIONS:
+            continue
+        after = list(before[idx + 1:]) + [doc[start]]  # up to the match's first word
+        if after[0].lower_ in NOT_NEGATING_NEXT:
+            continue
+        if any(t.lower_ in SUBJECTS for t in after):
+            continue  # a subject, the match's own "i" included, starts another clause ("no one knows i'm suicidal")
+        return True
     return False
 
 
-# Phones and Macs type a curly apostrophe ("i’m", "don’t"): spaCy splits it like the straight one,
-# and the patterns, negations and past words are written with the straight one.
-_CURLY = ("\u2019", "\u2018", "\u02bc", "`")
-
-
-def plain_apostrophes(doc: Doc) -> Doc:
-    """The doc with straight apostrophes, its tokens as they were (the doc itself when it has none)."""
-    if not any(mark in doc.text for mark in _CURLY):
-        return doc
-    return Doc(doc.vocab, words=[t.text.translate(STRAIGHT_APOSTROPHES) for t in doc],
-               spaces=[bool(t.whitespace_) for t in doc])
+# Phones and Macs type a curly apostrophe ("i’m", "don’t"), some keyboards a modifier letter or a
+# backtick ("donʼt", "don`t"): the tokenizer splits only some of them like the straight one, and the
+# patterns, negations and past words are written with the straight one.
+def plain_apostrophes(doc: Doc, tokenizer: Any) -> Doc:
+    """The doc's text with straight apostrophes, tokenized again (the doc itself when it has none)."""
+    text = doc.text.translate(STRAIGHT_APOSTROPHES)
+    return doc if text == doc.text else tokenizer(text)
 
 
 def _is_question(doc: Doc) -> bool:
     words = [t.lower_ for t in doc if not t.is_punct]
-    if not words:
-        return False
-    return "?" in doc.text or words[0] in QUESTION_STARTS or any(
+    return "?" in doc.text or bool(QUESTION_STARTS.intersection(words[:1])) or any(
         (x, y) in QUESTION_PAIRS for x, y in zip(words, words[1:])
     )
 
@@ -350,6 +352,7 @@ class CrisisDetector:
 
     def __init__(self, vocab: Vocab) -> None:
         self.vocab = vocab
+        self.tokenizer = spacy.blank("en", vocab=vocab).tokenizer  # the English rules the model's docs have
         self.matcher = build_matcher(vocab)
         self.precheck = MatcherPrecheck(self.matcher, PATTERNS)
 
@@ -362,7 +365,7 @@ class CrisisDetector:
         """The first match that stands (a statement before any mention): not negated in its
         clause, not a mere mention in a general question, not a past the visitor says is
         behind them."""
-        doc = plain_apostrophes(doc)
+        doc = plain_apostrophes(doc, self.tokenizer)
         matches = self._matches(doc)
         if not matches:
             return None
@@ -393,56 +396,4 @@ class CrisisDetector:
     def mentions(self, doc: Doc) -> bool:
         """Whether any pattern matches at all, cleared or not (the message is about suicide,
         overdose or self-harm: an informational answer gets the 988 footer)."""
-        return bool(self._matches(plain_apostrophes(doc)))
-
-
-_REGEX_META = frozenset(".^$*+?{}[]\\|()")
-Requirement = FrozenSet[str]  # the words one required token may be
-
-
-def _words(spec: Dict[str, Any]) -> Optional[Requirement]:
-    """The words a required token of a matcher pattern may be, if the spec says so plainly:
-    ``{"LOWER": {"REGEX": "^(?:a|b)$"}}`` (or ``^(?:(a|b))$``), nothing else in it."""
-    if set(spec) != {"LOWER"} or not isinstance(spec["LOWER"], dict) or set(spec["LOWER"]) != {"REGEX"}:
-        return None
-    regex = spec["LOWER"]["REGEX"]
-    if not (isinstance(regex, str) and regex.startswith("^(?:") and regex.endswith(")$")):
-        return None
-    body = regex[4:-2]
-    if body.startswith("(") and body.endswith(")") and body.count("(") == 1 and body.count(")") == 1:
-        body = body[1:-1]
-    words = body.split("|")
-    if any(not w or _REGEX_META.intersection(w) for w in words):
-        return None
-    return frozenset(words)
-
-
-class MatcherPrecheck:
-    """Whether a spaCy ``Matcher`` may find anything in a doc, from the words its patterns require.
-
-    Most messages contain none of the words a pattern needs, and the matcher costs about 0.25 ms
-    a message to find that out (each of its regular expressions tried on each token). A pattern
-    can match only when every token it requires (not optional) is in the message, and those
-    tokens are written as lists of words (``^(?:kill|kil|...)$`` on the lower-cased token), so a
-    message lacking one of them for every pattern has no match: the check tells those messages
-    apart in about a fifth of the time. Anything it cannot read as a list of words counts as
-    present, so it only ever skips a search that finds nothing (tests/test_crisis_patterns.py
-    compares it with the matcher on all the project's texts).
-    """
-
-    def __init__(self, matcher: Any, rules: Any) -> None:
-        patterns: List[Tuple[Requirement, ...]] = []
-        for rule in rules:
-            for pattern in matcher.get(rule)[1]:
-                required = [_words(spec) for spec in pattern if "OP" not in spec]
-                # a required token the check cannot read may be any word: no requirement
-                known = [words for words in required if words is not None]
-                # the rarer words first (longer: "kill" before "my"), to rule a pattern out early
-                patterns.append(tuple(sorted(known, key=lambda ws: (min(map(len, ws)), -len(ws)), reverse=True)))
-        self.patterns = patterns
-
-    def may_match(self, doc: Any) -> bool:
-        words = {token.lower_ for token in doc}
-        if any(word.endswith("\n") for word in words):  # `$` also matches before a final newline
-            return True
-        return any(all(not required.isdisjoint(words) for required in pattern) for pattern in self.patterns)
+        return bool(self._matches(plain_apostrophes(doc, self.tokenizer)))
