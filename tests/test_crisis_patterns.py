@@ -268,6 +268,7 @@ def test_every_word_of_every_line_is_reached_by_a_case_that_line_alone_catches(n
         "used to wish i wasn't here when i was 19. haven't felt that way in a decade.",
         "quit self harming 8 years ago, still proud of that",
         "in college i took a bunch of pills, i've been stable since",
+        "in middle school i wished i was dead most days, that's all gone now that i'm grown",
         "my phone's about to die, can you email me",
         "i'm about to die laughing at this",
         "does the question about being better off dead count against me",
@@ -276,6 +277,11 @@ def test_every_word_of_every_line_is_reached_by_a_case_that_line_alone_catches(n
 def test_a_resolved_past_quoted_question_or_idiom_is_no_statement(detector, nlp, text):
     match = detector.find(nlp(text))
     assert match is None or match.kind == "mention", (text, match)
+
+
+def test_gone_is_a_resolved_past_only_when_the_past_is_what_is_gone(detector, nlp):
+    assert detector.find(nlp("used to be happy, my hope is all gone, i want to die")) is not None
+    assert detector.find(nlp("i used to wish i were dead, that is long gone")) is None
 
 
 @pytest.mark.parametrize(

@@ -252,10 +252,10 @@ FIRST_PERSON = {"i", "me", "my", "myself", "mine"}
 PAST = re.compile(
     r"\b(years? ago|decades? ago|used to|as a (teen|teenager|kid|child)|in the past|"
     r"when i was (younger|a teen|a kid|in (high )?school|\d+)|long time ago|in college|"
-    r"in my (teens|twenties|20s|thirties|30s)|back in (\d{4}|the day)|in \d{4})\b"
+    r"in my (teens|twenties|20s|thirties|30s)|back in (\d{4}|the day)|in \d{4}|in (high|middle|junior high) school)\b"
 )
 RESOLVED = re.compile(
-    r"\b(behind me|have ?n[o']?t (since|in|for)|havent (since|in|for)|no longer|not anymore|"
+    r"\b(behind me|(that'?s|that is|it'?s) (long|all) gone|have ?n[o']?t (since|in|for)|havent (since|in|for)|no longer|not anymore|"
     r"recovered|clean (for|since)|doing (much )?(better|well|fine)|over it|past that|"
     r"(quit|stopped) .{0,30}(years?|months?) ago|have ?n[o']?t (felt|done|thought|been) (like )?(that|it|this)|"
     r"been (well|stable|sober|clean|fine)|sober (for|since)|\d+ years (sober|clean)|proud of)\b"
