@@ -462,3 +462,28 @@ def test_a_match_is_a_value_that_cannot_be_changed(detector, nlp):
     match = detector.find(nlp("i want to die"))
     with pytest.raises(FrozenInstanceError):
         match.kind = "mention"
+
+
+def test_a_statement_after_a_cleared_mention_or_a_cleared_past_is_found(detector, nlp):
+    # a mention cleared by a general question, then a statement
+    match = detector.find(nlp("does ketamine help suicidal people? kms"))
+    assert match is not None and match.rule == "kill_self"
+    # a past statement the visitor says is resolved, then one that never is
+    match = detector.find(nlp("years ago i was self harming, that's behind me, but now i want to kill myself"))
+    assert match is not None and match.rule == "kill_self"
+
+
+def test_a_pattern_line_becomes_token_specs():
+    assert _token_specs("(end|ending) it") == [{"LOWER": {"REGEX": "^(?:(end|ending))$"}}, {"LOWER": {"REGEX": "^(?:it)$"}}]
+    # `x?` is optional, a one-letter word too; `\?` is a question mark; `*` is up to two other tokens
+    assert _token_specs("a? (to|na)?") == [{"LOWER": {"REGEX": "^(?:a)$"}, "OP": "?"},
+                                            {"LOWER": {"REGEX": "^(?:(to|na))$"}, "OP": "?"}]
+    assert _token_specs("why \\?") == [{"LOWER": {"REGEX": "^(?:why)$"}}, {"LOWER": {"REGEX": "^(?:\\?)$"}}]
+    assert _token_specs("end * it") == [{"LOWER": {"REGEX": "^(?:end)$"}}, {"OP": "?"}, {"OP": "?"},
+                                        {"LOWER": {"REGEX": "^(?:it)$"}}]
+
+
+def test_up_to_two_words_stand_where_a_line_has_a_star(detector, nlp):
+    for text in ["took a whole bunch of my troches", "took the entire rest of the pills", "swallowed all of the pills"]:
+        match = detector.find(nlp(text))
+        assert match is not None and match.rule == "overdose", text

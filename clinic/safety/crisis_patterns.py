@@ -357,9 +357,8 @@ class CrisisDetector:
         self.precheck = MatcherPrecheck(self.matcher, PATTERNS)
 
     def _matches(self, doc: Doc) -> List[Tuple[int, int, int]]:
-        if not self.precheck.may_match(doc):
-            return []
-        return sorted(self.matcher(doc), key=lambda m: m[1])
+        found = self.matcher(doc) if self.precheck.may_match(doc) else []
+        return sorted(found, key=lambda m: m[1])
 
     def find(self, doc: Doc) -> Optional[CrisisMatch]:
         """The first match that stands (a statement before any mention): not negated in its
