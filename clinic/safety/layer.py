@@ -85,7 +85,7 @@ class SafetyLayer:
         mentioned = False
         if self.detector is not None and doc is not None:
             match = self.detector.find(doc)
-            mentioned = self.detector.mentions(doc)
+            mentioned = match is not None or self.detector.mentions(doc)  # a match found is one mentioned
             if match is not None and match.kind == MENTION:
                 match = None
         judged = self.model is not None and sum(c.isalpha() for c in text) >= MIN_LETTERS
