@@ -106,7 +106,8 @@ def test_negations_idioms_and_general_questions(detector, nlp, text):
         ("i've been saving up my doses", "overdose"),
         ("i think i od'd", "overdose"),
         ("what's the lethal dose of ketamine", "lethal_amount"),
-        ("how many troches would it take to kill me", "overdose"),
+        ("how many troches would it take to kill me", "lethal_amount"),
+        ("how many troches would it take to make my heart stop", "overdose"),
         ("enough to never wake up", "lethal_amount"),
         ("my husband choked me last night", "danger_now"),
         ("i'm scared for my life", "danger_now"),
@@ -487,3 +488,92 @@ def test_up_to_two_words_stand_where_a_line_has_a_star(detector, nlp):
     for text in ["took a whole bunch of my troches", "took the entire rest of the pills", "swallowed all of the pills"]:
         match = detector.find(nlp(text))
         assert match is not None and match.rule == "overdose", text
+
+
+# Each way ROUTINE has of saying a treatment's routine, in a sentence the overdose rule would read
+# as a statement without it.
+ROUTINE_SENTENCES = [
+    ("i took all my meds this morning as prescribed", "i took all my meds this morning"),
+    ("took the whole box of troches as directed by the nurse", "took the whole box of troches"),
+    ("i took all my doses as instructed", "i took all my doses"),
+    ("took all my doses as scheduled this week", "took all my doses this week"),
+    ("i took all my meds today like i'm supposed to", "i took all my meds today"),
+    ("took all my doses on schedule", "took all my doses"),
+    ("used the whole supply, do i need a refill", "used the whole supply, do i need help"),
+    ("used the whole supply, when do refills come", "used the whole supply, when do they come"),
+    ("i've used all my troches, how do i reorder", "i've used all my troches, how do i go on"),
+    ("used all my troches, can i re-order", "used all my troches, can i stop"),
+    ("used the whole supply already, when does the next shipment come", "used the whole supply already"),
+    ("used the whole supply, are shipments weekly", "used the whole supply, weekly"),
+    ("took all my doses, when is the delivery", "took all my doses, when is it"),
+    ("took the rest of my troches, are deliveries on monday", "took the rest of my troches on monday"),
+    ("took the rest of my pills to the pharmacy", "took the rest of my pills to the end"),
+    ("took all my doses, when does the next box ship", "took all my doses, when does it ship"),
+    ("took all my sprays, is the next order ready", "took all my sprays, i am ready"),
+    ("took all my troches, the next batch is late", "took all my troches, it is late"),
+    ("took all my doses, where is my next package", "took all my doses, where is my family"),
+    ("took all my doses, can i get the same next month", "took all my doses, can i get help"),
+    ("how many troches would i take per day to not wake up groggy", "how many troches would i take to not wake up"),
+    ("took all my doses, is it two per week", "took all my doses, is it two"),
+    ("took all my troches, is it one per month", "took all my troches, is it one"),
+    ("took all my doses, is it one per session", "took all my doses, is it one"),
+    ("took the rest of my lozenges on my trip", "took the rest of my lozenges"),
+    ("took all my meds on the vacation", "took all my meds on the bed"),
+    ("took all my pills on a holiday", "took all my pills on a whim"),
+    ("took the rest of my troches on vacation", "took the rest of my troches on purpose"),
+    ("i took the rest of my lozenges with me", "i took the rest of my lozenges at once"),
+    ("i am saving my doses for the weekend session", "i am saving my doses for the weekend"),
+    ("saving up my troches for my appointment", "saving up my troches for the end"),
+    ("took all my troches on the flight home", "took all my troches on the floor"),
+    ("took the whole bottle of my meds in my bag", "took the whole bottle of my meds in my room"),
+    ("took all my doses in my luggage", "took all my doses in my car"),
+    ("took all my doses in my suitcase", "took all my doses in my kitchen"),
+    ("took all my troches and ran out", "took all my troches and left"),
+    ("took all my troches, will i run out", "took all my troches, will i die"),
+    ("took all my troches, running out soon", "took all my troches, leaving soon"),
+    ("took all my troches, i need more", "took all my troches, i need you"),
+    ("took all my troches, can i order more", "took all my troches, can i go"),
+]
+
+
+@pytest.mark.parametrize("routine,bare", ROUTINE_SENTENCES)
+def test_an_overdose_rule_in_a_sentence_about_the_routine_of_a_treatment_is_a_mention(detector, nlp, routine, bare):
+    statement = detector.find(nlp(bare))
+    assert statement is not None and (statement.rule, statement.kind) == ("overdose", "statement"), bare
+    cleared = detector.find(nlp(routine))
+    assert cleared is not None and cleared.kind == "mention", (routine, cleared)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i swallowed the whole bottle of my meds. the pharmacy can't help now",
+        "i swallowed the whole bottle of my meds! the pharmacy can't help now",
+        "i swallowed the whole bottle of my meds? the pharmacy can't help now",
+        "i swallowed the whole bottle of my meds\nthe pharmacy can't help now",
+        "the pharmacy is closed. i swallowed the whole bottle of my meds",
+    ],
+)
+def test_the_routine_of_a_treatment_in_another_sentence_does_not_clear_an_overdose(detector, nlp, text):
+    match = detector.find(nlp(text))
+    assert match is not None and (match.rule, match.kind) == ("overdose", "statement"), text
+
+
+def test_the_routine_clears_only_the_overdose_rule(detector, nlp):
+    match = detector.find(nlp("i want to kill myself, i took my meds as prescribed"))
+    assert match is not None and (match.rule, match.kind) == ("kill_self", "statement")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how many troches do i take per session",
+        "how many doses would i need for a month",
+        "how many sprays will it take to feel better",
+        "i've been skipping my meds lately",
+        "keeping my pills in the car is fine?",
+    ],
+)
+def test_dosing_and_adherence_talk_is_no_statement(detector, nlp, text):
+    match = detector.find(nlp(text))
+    assert match is None or match.kind == "mention", (text, match)

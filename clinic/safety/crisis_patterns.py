@@ -61,6 +61,8 @@ SUPPLY = (
     r"pills|meds|medications|tablets|troches|lozenges|rdts|doses|sprays|bottles|bottle|supply|stash|"
     r"ketamine|k|xanax|oxys|tylenol|sleeping|insulin|prescription|prescriptions|script"
 )
+# What a count of doses would do, asked about: an overdose's question ("... to stop my heart").
+LETHAL_EFFECTS = r"kill|die|dead|od|overdose|survive|wake|heart|breathing"
 PARTNER = (
     r"someone|somebody|he|she|they|partner|husband|wife|boyfriend|girlfriend|bf|gf|dad|father|"
     r"mom|mother|stepdad|stepfather|ex|brother|sister|roommate|man|guy"
@@ -189,9 +191,12 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
     ]),
     "overdose": (STATEMENT, [
         f"(took|taken|swallowed|ate|downed|chugged|snorted|sprayed|used) * (bunch|lot|handful|many|whole|bottle|box|all|every|entire|rest) * ({SUPPLY})",
+        f"(took|taken|swallowed|ate|downed|chugged) every last (one)? (of)? (my|the|them|these|those)? ({SUPPLY}|{PILLS})",
         f"(going|gon|planning|plan|about|ready|decided|want|wanna) (to|na)? (take|swallow|down) (the|a)? (all|every|everything|whole|rest|entire|bunch|handful) (of)? (my|the|them|these|those)? ({SUPPLY})",
-        f"(saving|saved|stockpiling|stockpiled|hoarding|hoarded|collecting|stocking|stashing|stashed|keeping|skipping) (up)? (my|the|some|all|extra)? ({SUPPLY}|{PILLS})",
-        f"how many ({SUPPLY}|{PILLS}) (would|does|do|to|it|will)",
+        f"(saving|saved|stockpiling|stockpiled|hoarding|hoarded|collecting|stocking|stashing|stashed) (up)? (my|the|some|all|extra)? ({SUPPLY}|{PILLS})",
+        # a count asked with what it would do: "how many troches would it take to stop my heart"
+        # ("how many troches do i take per session", "how many doses would i need for a month" are dosing)
+        f"how many ({SUPPLY}|{PILLS}) (would|will|to) * * * * ({LETHAL_EFFECTS})",
         r"(i|just|'ve|ve|gon) (od|od'd|oded|oding|overdose|overdosed)",
     ]),
     "lethal_amount": (STATEMENT, [
@@ -261,6 +266,19 @@ RESOLVED = re.compile(
     r"been (well|stable|sober|clean|fine)|sober (for|since)|\d+ years (sober|clean)|proud of)\b"
 )
 
+# An overdose rule's words in a sentence about the routine of a treatment ("took all my meds this
+# morning like i'm supposed to", "used the whole supply, when does the next shipment come"): a
+# mention, left to the classifier, which reads the whole sentence (a check-in where it is unsure).
+ROUTINE_CLEARED = frozenset({"overdose"})
+ROUTINE = re.compile(
+    r"\b(as (prescribed|directed|instructed|scheduled)|supposed to|on schedule|refills?|re-?order|"
+    r"shipments?|deliver(y|ies)|pharmacy|next (box|order|batch|package|month)|per (day|week|month|session)|"
+    r"on ((my|the|a) )?(trip|vacation|holiday|flight)|with me|in my (bag|luggage|suitcase)|ran out|run out|"
+    r"for (\S+ ){0,2}(session|appointment)|"
+    r"running out|need more|order more)\b"
+)
+SENTENCE_ENDS = frozenset(".!?")
+
 
 @dataclass(frozen=True)
 class CrisisMatch:
@@ -302,6 +320,20 @@ def _clause_before(doc: Doc, start: int) -> Sequence:
         tokens.append(tok)
         i -= 1
     return list(reversed(tokens))
+
+
+def _ends_sentence(tok: Any) -> bool:
+    return "\n" in tok.text or (tok.is_punct and tok.text[-1] in SENTENCE_ENDS)
+
+
+def _sentence(doc: Doc, start: int, end: int) -> str:
+    """The lower-cased text of the sentence that holds the tokens start..end."""
+    first, last = start, end
+    while first > 0 and not _ends_sentence(doc[first - 1]):
+        first -= 1
+    while last < len(doc) and not _ends_sentence(doc[last]):
+        last += 1
+    return doc[first:last].text.lower()
 
 
 def _is_negated(doc: Doc, start: int) -> bool:
@@ -380,6 +412,8 @@ class CrisisDetector:
             if kind == STATEMENT and any(s <= start <= e for s, e in mention_spans):
                 kind = MENTION
             if rule in CONDITIONAL_STATEMENTS and any(t.lower_ in CONDITIONS for t in _clause_before(doc, start)):
+                kind = MENTION
+            if rule in ROUTINE_CLEARED and ROUTINE.search(_sentence(doc, start, end)):
                 kind = MENTION
             if _is_negated(doc, start):
                 continue
