@@ -577,3 +577,42 @@ def test_the_routine_clears_only_the_overdose_rule(detector, nlp):
 def test_dosing_and_adherence_talk_is_no_statement(detector, nlp, text):
     match = detector.find(nlp(text))
     assert match is None or match.kind == "mention", (text, match)
+
+
+@pytest.mark.parametrize("verb", ["is", "'s", "has", "was", "are"])
+def test_a_match_its_clause_denies_after_it_is_a_mention(detector, nlp, verb):
+    spaced = "killing myself's" if verb == "'s" else f"killing myself {verb}"
+    match = detector.find(nlp(f"{spaced} not an option for me"))
+    assert match is not None and (match.rule, match.kind) == ("kill_self", "mention"), verb
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hurting myself has never been on the table for me",
+        "cutting myself was never my thing",
+        "killing myself isn't something i'd do",
+    ],
+)
+def test_denied_after_the_match_is_a_mention(detector, nlp, text):
+    match = detector.find(nlp(text))
+    assert match is not None and match.kind == "mention", (text, match)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i said killing myself is not the answer, but i want to",  # a subject before it: its own clause
+        "killing myself would not be hard",  # "would" does not deny
+        "killing myself is the only way out",  # no negation after the verb
+        "killing myself, not an option? it is",  # no verb between
+    ],
+)
+def test_a_match_not_denied_after_it_stays_a_statement(detector, nlp, text):
+    match = detector.find(nlp(text))
+    assert match is not None and match.kind == "statement", (text, match)
+
+
+@pytest.mark.parametrize("text", ["how to kill time before my appointment", "best way to kill weeds", "ways to kill people in a novel"])
+def test_how_to_kill_something_else_is_no_method_search(detector, nlp, text):
+    assert detector.find(nlp(text)) is None, text

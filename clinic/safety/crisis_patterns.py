@@ -155,7 +155,8 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"burden (to|on|for) (everyone|everybody|my|all|the|others|people)",
         r"(want|wanna|need) (the|all|it|this|everything) (pain)? (to)? (all)? (stop|end) (for|forever|permanently)",
         r"(want|wanna|need) it (all)? to (end|stop)",
-        r"(ways|way|how) to (die|kill)",
+        r"(ways|way|how) to die",
+        r"(ways|way|how) to kill (me|myself|oneself|yourself|urself|ourselves)",  # not "how to kill time"
         r"(want|wanna) to disappear forever",
         r"no (quiero|puedo) (vivir|seguir|despertar|más|mas)",
         r"(ganas|deseo) de (morir|morirme|desaparecer)",
@@ -235,6 +236,8 @@ NEGATIONS = {"not", "n't", "nt", "never", "no", "nor", "without", "none",
 NOT_NEGATING_NEXT = {"sure", "know", "lie", "lying", "think", "care", "even", "really", "only", "okay", "ok", "well", "fine"}
 CLAUSE_BREAKS = {",", ";", ".", "!", "?", "but", "and", "so", "because", "cause", "cuz", "though", "although", "however", "yet", ":", "-", "—"}
 NEGATION_WINDOW = 5
+# The verbs that deny a match they follow ("<match> is not", "has never", "was never", "'s not").
+DENYING_VERBS = {"is", "'s", "has", "was", "are"}  # not "would": "ending it all would not be hard"
 # A past the visitor says is behind them clears a statement too ("years ago i overdosed, that's
 # behind me"), except these: an intent to kill oneself, a lethal amount asked, danger now.
 STATEMENTS_NEVER_RESOLVED = frozenset({"kill_self", "lethal_amount", "danger_now", "suicidal_now"})
@@ -336,6 +339,16 @@ def _sentence(doc: Doc, start: int, end: int) -> str:
     return doc[first:last].text.lower()
 
 
+def _denied_after(doc: Doc, start: int, end: int) -> bool:
+    """The match is the subject its clause denies: "hurting myself has never been on the table",
+    "killing myself isn't an option" (a mention: the classifier reads the rest, "isn't off the
+    table anymore")."""
+    if any(t.lower_ in SUBJECTS for t in _clause_before(doc, start)):
+        return False
+    after = [t.lower_ for t in doc[end:end + 2]]
+    return len(after) == 2 and after[0] in DENYING_VERBS and after[1] in NEGATIONS
+
+
 def _is_negated(doc: Doc, start: int) -> bool:
     """A negation in the match's clause negates it, unless the word after it says it does
     not ("not gonna lie", "not sure") or a first-person subject stands between the two or
@@ -414,6 +427,8 @@ class CrisisDetector:
             if rule in CONDITIONAL_STATEMENTS and any(t.lower_ in CONDITIONS for t in _clause_before(doc, start)):
                 kind = MENTION
             if rule in ROUTINE_CLEARED and ROUTINE.search(_sentence(doc, start, end)):
+                kind = MENTION
+            if _denied_after(doc, start, end):
                 kind = MENTION
             if _is_negated(doc, start):
                 continue
