@@ -79,7 +79,8 @@ def test_negations_idioms_and_general_questions(detector, nlp, text):
         ("k1ll mys3lf", "kill_self"),
         ("thinking about sewer slide", "kill_self"),
         ("im gonna unalive myself", "kill_self"),
-        ("me quiero morir", "kill_self"),
+        ("me quiero morir", "want_to_die"),
+        ("quiero morir", "kill_self"),
         ("ya no quiero vivir", "want_to_die"),
         ("ya no tengo ganas de vivir, ¿cuánto cuesta la consulta?", "want_to_die"),
         ("I have nothing to live for since the divorce. how much is the first session?", "want_to_die"),
@@ -616,3 +617,44 @@ def test_a_match_not_denied_after_it_stays_a_statement(detector, nlp, text):
 @pytest.mark.parametrize("text", ["how to kill time before my appointment", "best way to kill weeds", "ways to kill people in a novel"])
 def test_how_to_kill_something_else_is_no_method_search(detector, nlp, text):
     assert detector.find(nlp(text)) is None, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mi jefe me va a matar si falto otra vez",  # an idiom: the classifier reads it
+        "me voy a morir de risa con este video",
+        "voy a morir de hambre antes de la cita",
+        "in my last message i asked about refills",
+        "see my last note about the shipment",
+    ],
+)
+def test_idioms_and_earlier_messages_are_no_statement(detector, nlp, text):
+    match = detector.find(nlp(text))
+    assert match is None or match.kind == "mention", (text, match)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "at 16 i cut my arms, i haven't self-harmed in almost twenty years",
+        "from 15 to 19 i cut myself, haven't had a suicidal thought since my early twenties",
+        "at age 17 i cut myself. i haven't cut in over ten years",
+    ],
+)
+def test_an_age_in_the_past_and_years_without_it_clear_a_statement(detector, nlp, text):
+    assert detector.find(nlp(text)) is None, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i cut myself at 9pm, i haven't done it since",  # a time, not an age
+        "i cut myself at 10:30, haven't stopped shaking since",
+        "at 16 i cut my arms and i cut myself again tonight",  # no years without it
+        "at 16 i cut my arms, i haven't told anyone",  # not a time without it
+    ],
+)
+def test_a_time_of_day_or_a_past_not_left_behind_keeps_the_statement(detector, nlp, text):
+    match = detector.find(nlp(text))
+    assert match is not None and match.kind == "statement", text

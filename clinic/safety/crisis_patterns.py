@@ -87,11 +87,15 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(i|me|like) (end|ending) it",
         r"ending it (seems|is|feels|sounds)",
         f"(use|using|used) (it|this|that|a|the|my)? (gun|knife|pills|rope|blade)? on ({SELF})",
-        r"(me|quiero|voy|vas|va|vamos) (a)? (matarme|suicidarme|quitarme|morirme|morir|matar|suicidar)",
+        # ("me va a matar", "vas a matarme": someone else will, an idiom as often as not: the classifier's)
+        r"(quiero|voy) (a)? (matarme|suicidarme|quitarme|morirme)",
+        r"quiero morir",
+        r"se (va|van) (a)? (matar|suicidar)",
+        r"(va|van) (a)? (matarse|suicidarse)",
         r"(quitarme|quitar) la vida",
-        r"me (voy|quiero) (a)? (matar|suicidar|morir)",
+        r"me (voy|quiero) (a)? (matar|suicidar)",  # not "me voy a morir de risa"
         # Portuguese, French, German, Italian: the explicit wording only (the classifier reads the rest)
-        r"(quero|vou) me (matar|suicidar)",
+        r"(quero|vou|em|de|pra|para) me (matar|suicidar)",  # not "vai me matar": someone will, an idiom
         r"(veux|vais) me (tuer|suicider)",
         r"(will|werde|möchte|moechte) mich (umbringen|töten|toeten)",
         r"(uccidermi|ammazzarmi|suicidarmi)",
@@ -147,7 +151,11 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(sleep|sleeping) and never wake up",
         r"never (wake|woke) up (again)?",
         r"(wo|will) (nt|n't|not) (be|being) (around|here|alive)",
-        r"(last|final) (message|goodbye|note|letter|words)",
+        r"final (message|goodbye|note|letter|words)",
+        r"last (goodbye|words)",
+        r"(is|be|'s) (my|the)? last (message|note|letter)",  # not "in my last message"
+        r"last (message|note) * (bye|goodbye)",
+        r"last (message|note|letter|words) from me",
         r"(goodbye|suicide) (note|notes|letter|letters)",
         r"(saying|say) goodbye to (everyone|everybody|my|the|all)",
         r"(nobody|noone) (would|will|'d) (miss|care|notice)",
@@ -219,6 +227,10 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(going|gon|about) (to|na) (hurt|kill) (someone|somebody|him|her|them|people)",
         f"({PARTNER}) (hit|hits|choked|chokes|strangled|strangles|beat|beats|punched|punches|kicked|kicks|slapped|shoved) me",
         r"(afraid|scared|terrified) (of|for) my (life|safety)",
+        # Spanish: a threat reported, a partner's blows ("mi jefe me va a matar" alone is an idiom)
+        r"(dijo|dice|amenaza|amenazó|amenazo|jura|juró) (que)? me (va|iba|quiere) (a)? matar",
+        r"me (amenaza|amenazó|amenazo) con matarme",
+        r"(esposo|marido|novio|pareja|ex|esposa|novia|padrastro) me (pegó|pego|pega|golpeó|golpeo|golpea|ahorcó|ahorco|ahorca)",
     ]),
     "suicide_mention": (MENTION, [
         f"({SUICIDE})",
@@ -260,13 +272,15 @@ FIRST_PERSON = {"i", "me", "my", "myself", "mine"}
 PAST = re.compile(
     r"\b(years? ago|decades? ago|used to|as a (teen|teenager|kid|child)|in the past|"
     r"when i was (younger|a teen|a kid|in (high )?school|\d+)|long time ago|in college|"
-    r"in my (teens|twenties|20s|thirties|30s)|back in (\d{4}|the day)|in \d{4}|in (high|middle|junior high) school)\b"
+    r"in my (teens|twenties|20s|thirties|30s)|back in (\d{4}|the day)|in \d{4}|in (high|middle|junior high) school|"
+    r"at (age )?\d\d(?!:| ?[ap]\.?m)|from (about )?\d\d to \d\d)\b"
 )
 RESOLVED = re.compile(
     r"\b(behind me|(that'?s|that is|it'?s) (long|all) gone|have ?n[o']?t (since|in|for)|havent (since|in|for)|no longer|not anymore|"
     r"recovered|clean (for|since)|doing (much )?(better|well|fine)|over it|past that|"
     r"(quit|stopped) .{0,30}(years?|months?) ago|have ?n[o']?t (felt|done|thought|been) (like )?(that|it|this)|"
-    r"been (well|stable|sober|clean|fine)|sober (for|since)|\d+ years (sober|clean)|proud of)\b"
+    r"been (well|stable|sober|clean|fine)|sober (for|since)|\d+ years (sober|clean)|proud of|"
+    r"have ?n[o']?t [a-z-]+\b.{0,40}\b(since|in (over |almost |nearly |about )?([a-z]+ )?(years|decades)))\b"
 )
 
 # An overdose rule's words in a sentence about the routine of a treatment ("took all my meds this
