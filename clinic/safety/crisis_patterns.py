@@ -201,6 +201,7 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
     "overdose": (STATEMENT, [
         f"(took|taken|swallowed|ate|downed|chugged|snorted|sprayed|used) * (bunch|lot|handful|many|whole|bottle|box|all|every|entire|rest) * ({SUPPLY})",
         f"(took|taken|swallowed|ate|downed|chugged) every last (one)? (of)? (my|the|them|these|those)? ({SUPPLY}|{PILLS})",
+        r"(took|taken|swallowed|ate|downed|chugged) * (most|half) (of)? * (bottle|bottles|box|boxes|supply|stash)",
         f"(going|gon|planning|plan|about|ready|decided|want|wanna) (to|na)? (take|swallow|down) (the|a)? (all|every|everything|whole|rest|entire|bunch|handful) (of)? (my|the|them|these|those)? ({SUPPLY})",
         f"(saving|saved|stockpiling|stockpiled|hoarding|hoarded|collecting|stocking|stashing|stashed) (up)? (my|the|some|all|extra)? ({SUPPLY}|{PILLS})",
         # a count asked with what it would do: "how many troches would it take to stop my heart"
@@ -288,7 +289,7 @@ RESOLVED = re.compile(
 # mention, left to the classifier, which reads the whole sentence (a check-in where it is unsure).
 ROUTINE_CLEARED = frozenset({"overdose"})
 ROUTINE = re.compile(
-    r"\b(as (prescribed|directed|instructed|scheduled)|supposed to|on schedule|refills?|re-?order|"
+    r"\b(as (prescribed|directed|instructed|scheduled)|(like|as) (usual|always|normal)|supposed to|on schedule|refills?|re-?order|"
     r"shipments?|deliver(y|ies)|pharmacy|next (box|order|batch|package|month)|per (day|week|month|session)|"
     r"on ((my|the|a) )?(trip|vacation|holiday|flight)|with me|in my (bag|luggage|suitcase)|ran out|run out|"
     r"for (\S+ ){0,2}(session|appointment)|"
