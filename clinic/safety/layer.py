@@ -64,8 +64,8 @@ RULE_CATEGORIES = {
 class Thresholds:
     takeover: float = 0.6
     takeover_sentence: float = 0.9
-    check_in: float = 0.15
-    check_in_sentence: float = 0.5
+    check_in: float = 0.1
+    check_in_sentence: float = 0.4
     urgent: float = 0.4
     footer: float = 0.05
     distress: float = 0.5
