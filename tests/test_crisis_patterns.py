@@ -274,6 +274,18 @@ def test_every_word_of_every_line_is_reached_by_a_case_that_line_alone_catches(n
         "my phone's about to die, can you email me",
         "i'm about to die laughing at this",
         "does the question about being better off dead count against me",
+        # dosing and adherence
+        "how many troches do i take per session",
+        "how many doses would i need for a month",
+        "how many sprays will it take to feel better",
+        "i've been skipping my meds lately",
+        "keeping my pills in the car is fine?",
+        # idioms the classifier reads, and an earlier message
+        "mi jefe me va a matar si falto otra vez",
+        "me voy a morir de risa con este video",
+        "voy a morir de hambre antes de la cita",
+        "in my last message i asked about refills",
+        "see my last note about the shipment",
     ],
 )
 def test_a_resolved_past_quoted_question_or_idiom_is_no_statement(detector, nlp, text):
@@ -568,21 +580,6 @@ def test_the_routine_clears_only_the_overdose_rule(detector, nlp):
     assert match is not None and (match.rule, match.kind) == ("kill_self", "statement")
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "how many troches do i take per session",
-        "how many doses would i need for a month",
-        "how many sprays will it take to feel better",
-        "i've been skipping my meds lately",
-        "keeping my pills in the car is fine?",
-    ],
-)
-def test_dosing_and_adherence_talk_is_no_statement(detector, nlp, text):
-    match = detector.find(nlp(text))
-    assert match is None or match.kind == "mention", (text, match)
-
-
 @pytest.mark.parametrize("verb", ["is", "'s", "has", "was", "are"])
 def test_a_match_its_clause_denies_after_it_is_a_mention(detector, nlp, verb):
     spaced = "killing myself's" if verb == "'s" else f"killing myself {verb}"
@@ -620,21 +617,6 @@ def test_a_match_not_denied_after_it_stays_a_statement(detector, nlp, text):
 @pytest.mark.parametrize("text", ["how to kill time before my appointment", "best way to kill weeds", "ways to kill people in a novel"])
 def test_how_to_kill_something_else_is_no_method_search(detector, nlp, text):
     assert detector.find(nlp(text)) is None, text
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "mi jefe me va a matar si falto otra vez",  # an idiom: the classifier reads it
-        "me voy a morir de risa con este video",
-        "voy a morir de hambre antes de la cita",
-        "in my last message i asked about refills",
-        "see my last note about the shipment",
-    ],
-)
-def test_idioms_and_earlier_messages_are_no_statement(detector, nlp, text):
-    match = detector.find(nlp(text))
-    assert match is None or match.kind == "mention", (text, match)
 
 
 @pytest.mark.parametrize(
