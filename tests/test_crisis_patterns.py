@@ -529,7 +529,7 @@ ROUTINE_SENTENCES = [
     ("took all my troches, the next batch is late", "took all my troches, it is late"),
     ("took all my doses, where is my next package", "took all my doses, where is my family"),
     ("took all my doses, can i get the same next month", "took all my doses, can i get help"),
-    ("how many troches would i take per day to not wake up groggy", "how many troches would i take to not wake up"),
+    ("how many troches would i take per day without my heart racing", "how many troches would i take so my heart gives out"),
     ("took all my doses, is it two per week", "took all my doses, is it two"),
     ("took all my troches, is it one per month", "took all my troches, is it one"),
     ("took all my doses, is it one per session", "took all my doses, is it one"),
@@ -537,7 +537,7 @@ ROUTINE_SENTENCES = [
     ("took all my meds on the vacation", "took all my meds on the bed"),
     ("took all my pills on a holiday", "took all my pills on a whim"),
     ("took the rest of my troches on vacation", "took the rest of my troches on purpose"),
-    ("i took the rest of my lozenges with me", "i took the rest of my lozenges at once"),
+    ("i took the rest of my lozenges in my suitcase", "i took the rest of my lozenges at home"),
     ("i am saving my doses for the weekend session", "i am saving my doses for the weekend"),
     ("saving up my troches for my appointment", "saving up my troches for the end"),
     ("took all my troches on the flight home", "took all my troches on the floor"),
@@ -643,3 +643,11 @@ def test_an_age_in_the_past_and_years_without_it_clear_a_statement(detector, nlp
 def test_a_time_of_day_or_a_past_not_left_behind_keeps_the_statement(detector, nlp, text):
     match = detector.find(nlp(text))
     assert match is not None and match.kind == "statement", text
+
+
+@pytest.mark.parametrize("meant", ["at once", "at the same time", "together", "in one go", "on purpose", "intentionally",
+                                   "deliberately", "to die", "so i do not wake up", "so i never wake up"])
+def test_an_overdose_said_to_be_meant_is_a_statement_even_in_a_sentence_about_the_routine(detector, nlp, meant):
+    text = f"took all my pills {meant}, i need more"
+    match = detector.find(nlp(text))
+    assert match is not None and (match.rule, match.kind) == ("overdose", "statement"), text

@@ -291,10 +291,12 @@ ROUTINE_CLEARED = frozenset({"overdose"})
 ROUTINE = re.compile(
     r"\b(as (prescribed|directed|instructed|scheduled)|(like|as) (usual|always|normal)|supposed to|on schedule|refills?|re-?order|"
     r"shipments?|deliver(y|ies)|pharmacy|next (box|order|batch|package|month)|per (day|week|month|session)|"
-    r"on ((my|the|a) )?(trip|vacation|holiday|flight)|with me|in my (bag|luggage|suitcase)|ran out|run out|"
+    r"on ((my|the|a) )?(trip|vacation|holiday|flight)|in my (bag|luggage|suitcase)|ran out|run out|"
     r"for (\S+ ){0,2}(session|appointment)|"
     r"running out|need more|order more)\b"
 )
+# ... unless the same sentence says it was meant ("took all my pills at once, need more").
+MEANT = re.compile(r"\b(at once|at the same time|together|in one go|on purpose|intentionally|deliberately|to die|not wake|never wake)\b")
 SENTENCE_ENDS = frozenset(".!?")
 
 
@@ -338,6 +340,10 @@ def _clause_before(doc: Doc, start: int) -> Sequence:
         tokens.append(tok)
         i -= 1
     return list(reversed(tokens))
+
+
+def _routine(sentence: str) -> bool:
+    return bool(ROUTINE.search(sentence)) and not MEANT.search(sentence)
 
 
 def _ends_sentence(tok: Any) -> bool:
@@ -441,7 +447,7 @@ class CrisisDetector:
                 kind = MENTION
             if rule in CONDITIONAL_STATEMENTS and any(t.lower_ in CONDITIONS for t in _clause_before(doc, start)):
                 kind = MENTION
-            if rule in ROUTINE_CLEARED and ROUTINE.search(_sentence(doc, start, end)):
+            if rule in ROUTINE_CLEARED and _routine(_sentence(doc, start, end)):
                 kind = MENTION
             if _denied_after(doc, start, end):
                 kind = MENTION
