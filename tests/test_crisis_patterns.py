@@ -122,6 +122,24 @@ def test_negations_idioms_and_general_questions(detector, nlp, text):
         ("nobody knows im suicidal", "suicidal_now"),
         ("no one knows i'm suicidal", "suicidal_now"),  # the negation is another clause's
         ("never told anyone but i feel suicidal", "suicidal_now"),
+        # a review of the treatment routine, the denial after a match and the narrowed lines
+        ("i started cutting myself at 14 and haven't stopped since", "self_harm"),
+        ("i took all my pills at 10 tonight and haven't eaten since", "overdose"),
+        ("i've been stockpiling my meds from every refill", "overdose"),
+        ("i'm saving up my troches, by next month i'll have enough", "overdose"),
+        ("i took all my pills even though i'm not supposed to", "overdose"),
+        ("i just swallowed all the pills i got from the pharmacy", "overdose"),
+        ("i took all my pills to sleep forever, sorry i ran out of time", "overdose"),
+        ("i'm going to take all my pills on my trip so nobody finds me in time", "overdose"),
+        ("mi esposo me va a matar, tengo miedo por mi vida", "danger_now"),
+        ("meu marido vai me matar", "danger_now"),
+        ("how many xanax does it take to end it", "overdose"),
+        ("how many tylenol would be fatal", "overdose"),
+        ("consider this my last message", "want_to_die"),
+        ("writing my last note to my kids", "want_to_die"),
+        ("killing myself isn't off the table anymore", "kill_self"),
+        ("cutting myself isn't helping anymore", "self_harm"),
+        ("ya no aguanto, me voy a morir", "kill_self"),
     ],
 )
 def test_statements_the_floor_catches(detector, nlp, text, rule):
@@ -286,6 +304,11 @@ def test_every_word_of_every_line_is_reached_by_a_case_that_line_alone_catches(n
         "voy a morir de hambre antes de la cita",
         "in my last message i asked about refills",
         "see my last note about the shipment",
+        # counts asked about what a dose does, not what would kill
+        "how many sprays would raise my heart rate",
+        "how many troches would i need to survive a two week trip",
+        "how many doses would it take to wake up feeling better",
+        "that's the last message i sent you about my appointment",
     ],
 )
 def test_a_resolved_past_quoted_question_or_idiom_is_no_statement(detector, nlp, text):
@@ -523,17 +546,15 @@ ROUTINE_SENTENCES = [
     ("used the whole supply, are shipments weekly", "used the whole supply, weekly"),
     ("took all my doses, when is the delivery", "took all my doses, when is it"),
     ("took the rest of my troches, are deliveries on monday", "took the rest of my troches on monday"),
-    ("took the rest of my pills to the pharmacy", "took the rest of my pills to the end"),
     ("took all my doses, when does the next box ship", "took all my doses, when does it ship"),
     ("took all my sprays, is the next order ready", "took all my sprays, i am ready"),
     ("took all my troches, the next batch is late", "took all my troches, it is late"),
     ("took all my doses, where is my next package", "took all my doses, where is my family"),
     ("took all my doses, can i get the same next month", "took all my doses, can i get help"),
-    ("how many troches would i take per day without my heart racing", "how many troches would i take so my heart gives out"),
+    ("how many doses do i take per day before it turns fatal", "how many doses do i take before it turns fatal"),
     ("took all my doses, is it two per week", "took all my doses, is it two"),
     ("took all my troches, is it one per month", "took all my troches, is it one"),
     ("took all my doses, is it one per session", "took all my doses, is it one"),
-    ("took the rest of my lozenges on my trip", "took the rest of my lozenges"),
     ("took all my meds on the vacation", "took all my meds on the bed"),
     ("took all my pills on a holiday", "took all my pills on a whim"),
     ("took the rest of my troches on vacation", "took the rest of my troches on purpose"),
@@ -547,7 +568,6 @@ ROUTINE_SENTENCES = [
     ("took all my troches and ran out", "took all my troches and left"),
     ("took all my troches, will i run out", "took all my troches, will i die"),
     ("took all my troches, running out soon", "took all my troches, leaving soon"),
-    ("took all my troches, i need more", "took all my troches, i need you"),
     ("took all my troches, can i order more", "took all my troches, can i go"),
 ]
 

@@ -62,7 +62,7 @@ SUPPLY = (
     r"ketamine|k|xanax|oxys|tylenol|sleeping|insulin|prescription|prescriptions|script"
 )
 # What a count of doses would do, asked about: an overdose's question ("... to stop my heart").
-LETHAL_EFFECTS = r"kill|die|dead|od|overdose|survive|wake|heart|breathing"
+LETHAL_EFFECTS = r"kill|die|dead|od|overdose|fatal|lethal|forever"
 PARTNER = (
     r"someone|somebody|he|she|they|partner|husband|wife|boyfriend|girlfriend|bf|gf|dad|father|"
     r"mom|mother|stepdad|stepfather|ex|brother|sister|roommate|man|guy"
@@ -94,6 +94,7 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(va|van) (a)? (matarse|suicidarse)",
         r"(quitarme|quitar) la vida",
         r"me (voy|quiero) (a)? (matar|suicidar)",  # not "me voy a morir de risa"
+        r"no (aguanto|puedo|soporto) (más|mas)? * me voy a morir",
         # Portuguese, French, German, Italian: the explicit wording only (the classifier reads the rest)
         r"(quero|vou|em|de|pra|para) me (matar|suicidar)",  # not "vai me matar": someone will, an idiom
         r"(veux|vais) me (tuer|suicider)",
@@ -153,7 +154,11 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(wo|will) (nt|n't|not) (be|being) (around|here|alive)",
         r"final (message|goodbye|note|letter|words)",
         r"last (goodbye|words)",
-        r"(is|be|'s) (my|the)? last (message|note|letter)",  # not "in my last message"
+        r"(is|be|'s) my last (message|note|letter)",  # not "in my last message"
+        r"this (is|'s|will) (be)? the last (message|note|letter)",  # not "that's the last message i sent"
+        r"(consider|call) this my last",
+        r"(writing|wrote|written|left|leaving) (my|a)? last (note|letter|message)",
+        r"last (note|letter|notes|letters) (to|for) (my|everyone|everybody|the|all)",
         r"last (message|note) * (bye|goodbye)",
         r"last (message|note|letter|words) from me",
         r"(goodbye|suicide) (note|notes|letter|letters)",
@@ -206,7 +211,11 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         f"(saving|saved|stockpiling|stockpiled|hoarding|hoarded|collecting|stocking|stashing|stashed) (up)? (my|the|some|all|extra)? ({SUPPLY}|{PILLS})",
         # a count asked with what it would do: "how many troches would it take to stop my heart"
         # ("how many troches do i take per session", "how many doses would i need for a month" are dosing)
-        f"how many ({SUPPLY}|{PILLS}) (would|will|to) * * * * ({LETHAL_EFFECTS})",
+        f"how many ({SUPPLY}|{PILLS}) (would|will|to|does|do) * * * * ({LETHAL_EFFECTS})",
+        f"how many ({SUPPLY}|{PILLS}) (would|will|to|does|do) * * * * (stop|stops) * (heart|breathing)",
+        f"how many ({SUPPLY}|{PILLS}) (would|will|to|does|do) * * * * (heart|breathing) (stop|stops)",
+        f"how many ({SUPPLY}|{PILLS}) (would|will|to|does|do) * * * * (never|not|nt|n't) wake",
+        f"how many ({SUPPLY}|{PILLS}) (would|will|to|does|do) * * * * end (it|things|everything|myself)",
         r"(i|just|'ve|ve|gon) (od|od'd|oded|oding|overdose|overdosed)",
     ]),
     "lethal_amount": (STATEMENT, [
@@ -214,6 +223,7 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"how (much|many) * * (would|will|to|does|do|it) * (kill|die|od|overdose|stop)",
         r"enough (to|that)? (would|will)? (kill|die|od|overdose)",
         r"enough to (not|never) wake",
+        r"too (many|much) to survive",
     ]),
     "overdose_mention": (MENTION, [
         r"overdose|overdosed|overdosing",
@@ -231,6 +241,9 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         # Spanish: a threat reported, a partner's blows ("mi jefe me va a matar" alone is an idiom)
         r"(dijo|dice|amenaza|amenazó|amenazo|jura|juró) (que)? me (va|iba|quiere) (a)? matar",
         r"me (amenaza|amenazó|amenazo) con matarme",
+        r"(esposo|marido|novio|pareja|ex|esposa|novia|padrastro|padre|papá) me (va|quiere|iba) (a)? matar",
+        r"(marido|namorado|ex|esposa|namorada|companheiro|padrasto) (vai|quer) me matar",
+        r"miedo por mi vida",
         r"(esposo|marido|novio|pareja|ex|esposa|novia|padrastro) me (pegó|pego|pega|golpeó|golpeo|golpea|ahorcó|ahorco|ahorca)",
     ]),
     "suicide_mention": (MENTION, [
@@ -251,6 +264,10 @@ CLAUSE_BREAKS = {",", ";", ".", "!", "?", "but", "and", "so", "because", "cause"
 NEGATION_WINDOW = 5
 # The verbs that deny a match they follow ("<match> is not", "has never", "was never", "'s not").
 DENYING_VERBS = {"is", "'s", "has", "was", "are"}  # not "would": "ending it all would not be hard"
+# ... and what undoes the denial: "killing myself isn't off the table anymore", "isn't enough",
+# "isn't scary", "cutting myself isn't helping", "... is not even the worst part".
+DENIAL_UNDONE = {"anymore", "enough", "longer", "off", "worst", "even", "scary", "helping", "working", "hard", "bad"}
+DENIED_RULES = frozenset({"kill_self", "self_harm"})
 # A past the visitor says is behind them clears a statement too ("years ago i overdosed, that's
 # behind me"), except these: an intent to kill oneself, a lethal amount asked, danger now.
 STATEMENTS_NEVER_RESOLVED = frozenset({"kill_self", "lethal_amount", "danger_now", "suicidal_now"})
@@ -281,7 +298,8 @@ RESOLVED = re.compile(
     r"recovered|clean (for|since)|doing (much )?(better|well|fine)|over it|past that|"
     r"(quit|stopped) .{0,30}(years?|months?) ago|have ?n[o']?t (felt|done|thought|been) (like )?(that|it|this)|"
     r"been (well|stable|sober|clean|fine)|sober (for|since)|\d+ years (sober|clean)|proud of|"
-    r"have ?n[o']?t [a-z-]+\b.{0,40}\b(since|in (over |almost |nearly |about )?([a-z]+ )?(years|decades)))\b"
+    r"have ?n[o']?t (had|felt|done|thought|tried|cut|used|hurt|harmed|self-harmed|relapsed|attempted|touched)\b.{0,40}\b"
+    r"(since|in (over |almost |nearly |about )?([a-z]+ )?(years|decades)))\b"
 )
 
 # An overdose rule's words in a sentence about the routine of a treatment ("took all my meds this
@@ -289,14 +307,24 @@ RESOLVED = re.compile(
 # mention, left to the classifier, which reads the whole sentence (a check-in where it is unsure).
 ROUTINE_CLEARED = frozenset({"overdose"})
 ROUTINE = re.compile(
-    r"\b(as (prescribed|directed|instructed|scheduled)|(like|as) (usual|always|normal)|supposed to|on schedule|refills?|re-?order|"
-    r"shipments?|deliver(y|ies)|pharmacy|next (box|order|batch|package|month)|per (day|week|month|session)|"
-    r"on ((my|the|a) )?(trip|vacation|holiday|flight)|in my (bag|luggage|suitcase)|ran out|run out|"
-    r"for (\S+ ){0,2}(session|appointment)|"
-    r"running out|need more|order more)\b"
+    r"\b(as (prescribed|directed|instructed|scheduled)|(like|as) (usual|always|normal)|(like|as) (i'?m|i am) supposed to|"
+    r"on schedule|refills?|re-?order|shipments?|deliver(y|ies)|next (box|order|batch|package|month)|"
+    r"per (day|week|month|session)|on ((my|the|a) )?(vacation|holiday|flight)|in my (bag|luggage|suitcase)|"
+    r"(ran|run|running) out(?! of (reasons|time|hope|options|everything|energy|strength|will|ways|patience))|"
+    r"for (\S+ ){0,2}(session|appointment)|order more)\b"
 )
 # ... unless the same sentence says it was meant ("took all my pills at once, need more").
-MEANT = re.compile(r"\b(at once|at the same time|together|in one go|on purpose|intentionally|deliberately|to die|not wake|never wake)\b")
+MEANT = re.compile(
+    r"\b(at once|at the same time|together|in one go|on purpose|intentionally|deliberately|to die|not wake|"
+    r"never wake|not supposed|more than|times what|nobody finds|no one finds|forever)\b"
+)
+# Only what was taken, or a count asked, can be routine: a plan to take it all ("going to take all my
+# troches on my trip") never is, and stockpiling ("saving my meds from every refill") is only when it
+# is kept for a session ("saving this week's dose for saturday's session").
+ROUTINE_TAKEN = frozenset({"took", "taken", "swallowed", "ate", "downed", "chugged", "snorted", "sprayed", "used", "how"})
+STOCKPILING = frozenset({"saving", "saved", "stockpiling", "stockpiled", "hoarding", "hoarded", "collecting",
+                         "stocking", "stashing", "stashed"})
+KEPT_FOR_A_SESSION = re.compile(r"\bfor (\S+ ){0,2}(session|appointment)\b")
 SENTENCE_ENDS = frozenset(".!?")
 
 
@@ -342,8 +370,12 @@ def _clause_before(doc: Doc, start: int) -> Sequence:
     return list(reversed(tokens))
 
 
-def _routine(sentence: str) -> bool:
-    return bool(ROUTINE.search(sentence)) and not MEANT.search(sentence)
+def _routine(first_word: str, sentence: str) -> bool:
+    if MEANT.search(sentence):
+        return False
+    if first_word in STOCKPILING:
+        return bool(KEPT_FOR_A_SESSION.search(sentence))
+    return first_word in ROUTINE_TAKEN and bool(ROUTINE.search(sentence))
 
 
 def _ends_sentence(tok: Any) -> bool:
@@ -367,7 +399,10 @@ def _denied_after(doc: Doc, start: int, end: int) -> bool:
     if any(t.lower_ in SUBJECTS for t in _clause_before(doc, start)):
         return False
     after = [t.lower_ for t in doc[end:end + 2]]
-    return len(after) == 2 and after[0] in DENYING_VERBS and after[1] in NEGATIONS
+    if not (len(after) == 2 and after[0] in DENYING_VERBS and after[1] in NEGATIONS):
+        return False
+    rest = _sentence(doc, end, end).split()
+    return not DENIAL_UNDONE.intersection(rest)
 
 
 def _is_negated(doc: Doc, start: int) -> bool:
@@ -447,9 +482,9 @@ class CrisisDetector:
                 kind = MENTION
             if rule in CONDITIONAL_STATEMENTS and any(t.lower_ in CONDITIONS for t in _clause_before(doc, start)):
                 kind = MENTION
-            if rule in ROUTINE_CLEARED and _routine(_sentence(doc, start, end)):
+            if rule in ROUTINE_CLEARED and _routine(doc[start].lower_, _sentence(doc, start, end)):
                 kind = MENTION
-            if _denied_after(doc, start, end):
+            if rule in DENIED_RULES and _denied_after(doc, start, end):
                 kind = MENTION
             if _is_negated(doc, start):
                 continue
