@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
@@ -770,3 +771,54 @@ def test_a_rasa_server_killed_mid_load_loses_no_visitor_message(scale: ScaleStac
     logs = "".join((scale.workdir / f"{name}.log").read_text(errors="replace") for name in ("web", *scale.rasa_names()))
     typed = {s.typed for s in sent if len(s.typed) >= 8}  # short ones ("no", "TX") are common words
     assert typed and not [t for t in typed if t in logs]  # nothing of a visitor's in the logs
+
+
+def _open_lock_store(path: str) -> str:
+    from clinic.rasa_runtime.lock_store import SQLiteTicketLockStore
+
+    SQLiteTicketLockStore(db=path, poll_seconds=0.01)
+    return "ok"
+
+
+def test_two_servers_starting_at_once_on_a_new_lock_file_both_start(tmp_path: Path) -> None:
+    """`make run` starts two Rasa servers together: on a fresh machine both turn the new lock file to
+    WAL at the same moment, and SQLite answered one of them "database is locked" at once."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        for round_ in range(6):
+            path = str(tmp_path / f"locks-{round_}.db")
+            assert pool.map(_open_lock_store, [path] * 4) == ["ok"] * 4
+
+
+def test_a_lock_store_waits_while_another_server_holds_its_new_file(tmp_path: Path, monkeypatch: Any) -> None:
+    from clinic.rasa_runtime.lock_store import SQLiteTicketLockStore
+
+    store = SQLiteTicketLockStore(db=str(tmp_path / "locks.db"), poll_seconds=0.01)
+    calls = []
+
+    def locked_twice() -> None:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise sqlite3.OperationalError("database is locked")
+
+    store._while_locked(locked_twice, timeout_s=5)
+    assert len(calls) == 3
+
+    def always_locked() -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        store._while_locked(always_locked, timeout_s=0.1)
+    assert time.monotonic() - started < 2
+
+    def broken() -> None:
+        calls.append(1)
+        raise sqlite3.OperationalError("no such table: x")
+
+    calls.clear()
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        store._while_locked(broken, timeout_s=5)
+    assert len(calls) == 1  # another error is not waited on

@@ -255,15 +255,32 @@ class SQLiteTicketLockStore(TransactionalTicketLockStore):
         self._mutex = threading.Lock()  # one connection, used by one thread at a time
         self._conn = encrypted_sqlite.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
                                               check_same_thread=False)
+        with self._mutex:
+            self._while_locked(self._set_up, busy_timeout_s)
+        super().__init__()
+
+    def _set_up(self) -> None:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        with self._mutex:
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS conversation_locks "
-                "(conversation_id TEXT PRIMARY KEY, lock TEXT NOT NULL, stale_at REAL NOT NULL)"
-            )
-            self._conn.execute("DELETE FROM conversation_locks WHERE stale_at < ?", (time.time(),))
-        super().__init__()
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS conversation_locks "
+            "(conversation_id TEXT PRIMARY KEY, lock TEXT NOT NULL, stale_at REAL NOT NULL)"
+        )
+        self._conn.execute("DELETE FROM conversation_locks WHERE stale_at < ?", (time.time(),))
+
+    def _while_locked(self, step: Callable[[], None], timeout_s: float) -> None:
+        """Runs ``step`` again while another server holds the file. Two servers starting at once on
+        a new file both turn it to WAL: SQLite answers "database is locked" at once, without waiting
+        for its busy timeout (the wait could deadlock), so the wait is here."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                step()
+                return
+            except self.store_errors as e:
+                if "locked" not in str(e) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(self.poll_seconds)
 
     def _read(self, conversation_id: str) -> Optional[TicketLock]:
         row = self._conn.execute(
