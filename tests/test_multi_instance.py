@@ -822,3 +822,51 @@ def test_a_lock_store_waits_while_another_server_holds_its_new_file(tmp_path: Pa
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
         store._while_locked(broken, timeout_s=5)
     assert len(calls) == 1  # another error is not waited on
+
+
+def _open_clinic_db(path: str) -> str:
+    from clinic.storage.db import get_engine
+
+    with get_engine(f"sqlite:///{path}").connect() as conn:
+        conn.exec_driver_sql("SELECT count(*) FROM handoff_requests")
+    return "ok"
+
+
+def test_processes_starting_at_once_on_a_new_clinic_database_all_start(tmp_path: Path) -> None:
+    """Each process makes the tables it finds missing: on a new SQLite file one made a table between
+    another's check and its CREATE ("table handoff_requests already exists")."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        for round_ in range(4):
+            path = str(tmp_path / f"clinic-{round_}.db")
+            assert pool.map(_open_clinic_db, [path] * 4) == ["ok"] * 4
+
+
+def test_a_schema_error_no_other_process_explains_is_raised_at_once(monkeypatch: Any) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from clinic.storage import db
+
+    calls = []
+
+    def create_all(engine: Any) -> None:
+        calls.append(1)
+        raise OperationalError("CREATE TABLE x", {}, sqlite3.OperationalError("disk I/O error"))
+
+    monkeypatch.setattr(db.metadata, "create_all", create_all)
+    with pytest.raises(OperationalError, match="disk I/O error"):
+        db._create_sqlite_tables(object())
+    assert len(calls) == 1
+
+    def made_by_another(engine: Any) -> None:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("CREATE TABLE x", {}, sqlite3.OperationalError("table x already exists"))
+
+    calls.clear()
+    monkeypatch.setattr(db.metadata, "create_all", made_by_another)
+    monkeypatch.setattr(db, "add_missing_columns", lambda engine: None)
+    db._create_sqlite_tables(object())
+    assert len(calls) == 3

@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import os
 import re
+import time
 import weakref
 from functools import lru_cache
 from pathlib import Path
@@ -41,6 +42,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
 from clinic.storage import encrypted_sqlite
@@ -295,8 +297,7 @@ def _create_tables(engine: Engine) -> None:
     (processes starting together on a new database would otherwise collide: "already exists")."""
     if engine.dialect.name != "postgresql":
         encrypted_sqlite.refuse_plain(engine.url)
-        metadata.create_all(engine)
-        add_missing_columns(engine)
+        _create_sqlite_tables(engine)
         return
     from sqlalchemy.pool import NullPool
 
@@ -311,6 +312,25 @@ def _create_tables(engine: Engine) -> None:
                 lock.exec_driver_sql(f"SELECT pg_advisory_unlock({SCHEMA_LOCK})")
     finally:
         lock_engine.dispose()
+
+
+# What another process making the same tables at the same moment answers (SQLite has no advisory lock).
+CONCURRENT_SCHEMA_ERRORS = ("already exists", "duplicate column", "database is locked")
+
+
+def _create_sqlite_tables(engine: Engine, attempts: int = 8) -> None:
+    """Tables made on a SQLite file that the servers of ``make run``, starting together on a fresh
+    machine, all open at once: one makes a table between another's check and its CREATE ("table
+    handoff_requests already exists"). The loser tries again, and then finds what the other made."""
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            add_missing_columns(engine)
+            return
+        except OperationalError as e:
+            if attempt == attempts - 1 or not any(m in str(e.orig) for m in CONCURRENT_SCHEMA_ERRORS):
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def add_missing_columns(engine: Engine) -> None:
