@@ -9,8 +9,9 @@ import yaml
 from spacy.matcher import Matcher
 
 from clinic.safety.crisis_patterns import (
-    CLAUSE_BREAKS, CONDITIONS, FIRST_PERSON, NEGATIONS, NOT_NEGATING_NEXT, PATTERNS, QUESTION_PAIRS, QUESTION_STARTS,
-    SUBJECTS, CrisisDetector, _token_specs, plain_apostrophes,
+    AGE_WORDS, CLAUSE_BREAKS, CONDITIONS, COUNTED_LIVES, FIRST_PERSON, IDIOM_SUBJECTS, MEANS_WORDS, NEGATIONS,
+    NOT_NEGATING_NEXT, PATTERNS, PEOPLE, QUESTION_PAIRS, QUESTION_STARTS, SKIPPING, SUBJECTS, CrisisDetector,
+    _token_specs, plain_apostrophes,
 )
 from clinic.safety.matcher_precheck import _words
 
@@ -671,3 +672,141 @@ def test_an_overdose_said_to_be_meant_is_a_statement_even_in_a_sentence_about_th
     text = f"took all my pills {meant}, i need more"
     match = detector.find(nlp(text))
     assert match is not None and (match.rule, match.kind) == ("overdose", "statement"), text
+
+
+# Round 12's review of the net's full takeovers (2026-12-07): words that name no risk where they stand.
+
+@pytest.mark.parametrize("word", sorted(SKIPPING))
+def test_a_skipping_rope_is_no_means(detector, nlp, word):
+    assert detector.find(nlp(f"{word} rope is my workout, is that okay on session days")) is None, word
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i'd rather die than fill out another prior authorization form",
+        "she'd rather die than go to her grandma's for christmas",
+        "i'd rather be dead than sit through that video again",
+        "i would rather be gone than do another icebreaker",
+    ],
+)
+def test_rather_die_than_do_a_chore_is_a_hyperbole_the_classifier_reads(detector, nlp, text):
+    match = detector.find(nlp(text))
+    assert match is not None and (match.rule, match.kind) == ("want_to_die", "mention"), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i'd rather die", "i'd rather be dead",
+        "i'd rather be dead than keep doing this to him", "i'd rather die than go on like this",
+        "i'd rather die than going on like this", "i'd rather die than to live like this",
+        "i'd rather die than living like this", "i'd rather die than continue", "i'd rather die than feel this",
+        "i'd rather die than feeling this way", "i'd rather be dead than be like this",
+        "i'd rather be dead than be a burden", "i'd rather die than be alive", "i'd rather die than be here",
+        "i'd rather die than spend another year like this", "i'd rather die than wake up tomorrow",
+        "i'd rather die than face another day", "i'd rather die than face this", "i'd rather die than deal with this",
+        "i'd rather die than deal with it", "i'd rather die than exist like this", "i'd rather die than stay",
+        "i'd rather die than put them through this", "i'd rather die than put him through it",
+        "i'd rather die than put her through it", "i'd rather die than put my kids through it",
+        "i'd rather die than do this to them", "i'd rather die than do that to her",
+    ],
+)
+def test_rather_die_than_go_on_living_so_stays_a_statement(detector, nlp, text):
+    match = detector.find(nlp(text))
+    assert match is not None and (match.rule, match.kind) == ("want_to_die", "statement"), text
+
+
+@pytest.mark.parametrize("word", sorted(MEANS_WORDS))
+def test_means_at_hand_stay_a_statement(detector, nlp, word):
+    match = detector.find(nlp(f"the {word} is ready and i'm alone tonight"))
+    assert match is not None and (match.rule, match.kind) == ("kill_self", "statement"), word
+
+
+@pytest.mark.parametrize("text", ["i'm safe for now, though the gun is loaded and sitting next to me",
+                                  "the door is locked and the gun is on my lap", "the rope is in the garage, safe from the kids"])
+def test_safe_or_locked_said_of_something_else_keeps_means_at_hand_a_statement(detector, nlp, text):
+    match = detector.find(nlp(text))
+    assert match is not None and (match.rule, match.kind) == ("kill_self", "statement"), text
+
+
+@pytest.mark.parametrize("put_away", ["locked up", "locked away", "locked in a cabinet", "locked inside a case",
+                                      "in a lockbox", "in a lock box", "in the gun safe", "in a safe", "into his safe",
+                                      "inside her safe", "kept in my safe", "in our safe", "in their safe", "unloaded",
+                                      "under a trigger lock", "under a cable lock", "in storage",
+                                      "not here, we got rid of it", "not here, i gave it away", "gone, i gave them away"])
+def test_a_gun_said_to_be_put_away_is_a_mention_for_the_classifier(detector, nlp, put_away):
+    match = detector.find(nlp(f"my husband's gun is {put_away}"))
+    assert match is not None and (match.rule, match.kind) == ("kill_self", "mention"), put_away
+    bare = detector.find(nlp("my husband's gun is on the table"))
+    assert bare is not None and bare.kind == "statement"
+
+
+@pytest.mark.parametrize("word", sorted(COUNTED_LIVES))
+def test_a_count_of_lives_or_cells_is_no_lethal_amount_question(detector, nlp, word):
+    assert detector.find(nlp(f"how many {word} does he kill in that movie")) is None, word
+
+
+def test_a_count_of_doses_is_still_a_lethal_amount_question(detector, nlp):
+    match = detector.find(nlp("how many troches does it take to kill me"))
+    assert match is not None and (match.rule, match.kind) == ("lethal_amount", "statement")
+
+
+@pytest.mark.parametrize("word", sorted(IDIOM_SUBJECTS))
+def test_a_thing_trying_to_kill_me_is_an_idiom(detector, nlp, word):
+    assert detector.find(nlp(f"honestly this {word} has been trying to kill me")) is None, word
+
+
+@pytest.mark.parametrize("person", sorted(PEOPLE - {"i"}))
+def test_a_person_trying_to_kill_me_is_danger_even_in_an_idiom_s_clause(detector, nlp, person):
+    match = detector.find(nlp(f"this week {person} has been trying to kill me"))
+    assert match is not None and (match.rule, match.kind) == ("danger_now", "statement"), person
+
+
+def test_i_in_the_clause_keeps_a_threat_a_threat(detector, nlp):
+    match = detector.find(nlp("all week i know he's threatening to kill me"))
+    assert match is not None and match.rule == "danger_now"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tried to hurt myself as a teen, not since",
+        "cut myself as a teen, nothing since.",
+        "burned myself as a kid; none since",
+        "i also self-harmed, cutting mostly, from about fifteen to twenty. that's all a long time ago.",
+        "i cut myself years ago, that is a long time ago",
+        "i cut myself years ago. it was a long time ago",
+        "i cut myself years ago. that was all a long time ago",
+        "i cut myself years ago. it is a long time ago",
+        "i cut myself years ago, it's a long time ago",
+        "i attempted suicide in 2006 by overdose. i have not had any suicidal thoughts or urges to self-harm in well over a decade",
+        "i cut myself years ago and haven't done it in more than a year",
+        "i cut myself years ago and haven't done it in almost a decade",
+    ],
+)
+def test_more_ways_of_saying_a_past_is_over(detector, nlp, text):
+    assert detector.find(nlp(text)) is None, text
+
+
+@pytest.mark.parametrize("text", ["cut myself as a teen, not since last night", "i cut myself as a teen, not since then it started again"])
+def test_not_since_with_a_time_after_it_is_no_resolved_past(detector, nlp, text):
+    match = detector.find(nlp(text))
+    assert match is not None and match.kind == "statement", text
+
+
+@pytest.mark.parametrize("age", AGE_WORDS.split("|"))
+def test_an_age_in_words_is_a_past(detector, nlp, age):
+    assert detector.find(nlp(f"when i was {age} i cut myself, haven't done it in years")) is None, age
+    assert detector.find(nlp(f"from {age} to {age} i cut myself, haven't done it in years")) is None, age
+    assert detector.find(nlp(f"i cut myself, haven't done it in years")) is not None  # no past, no clearing
+
+
+@pytest.mark.parametrize("kind", ["regular", "usual", "normal", "daily", "morning", "evening", "nightly", "bedtime",
+                                  "everyday", "other"])
+@pytest.mark.parametrize("what", ["meds", "medications", "pills", "tablets"])
+def test_taking_all_of_one_s_ordinary_medicines_is_routine(detector, nlp, kind, what):
+    match = detector.find(nlp(f"i took all my {kind} {what} this morning"))
+    assert match is not None and match.kind == "mention", (kind, what)
+    meant = detector.find(nlp(f"i took all my {kind} {what} at once"))
+    assert meant is not None and meant.kind == "statement", (kind, what)

@@ -287,19 +287,21 @@ QUESTION_PAIRS = {("how", "do"), ("how", "does"), ("do", "you"), ("does", "it"),
 FIRST_PERSON = {"i", "me", "my", "myself", "mine"}
 # "I had suicidal thoughts years ago, but that's long behind me": a mention
 # of the past that the visitor says is resolved.
+AGE_WORDS = r"twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty"
 PAST = re.compile(
     r"\b(years? ago|decades? ago|used to|as a (teen|teenager|kid|child)|in the past|"
-    r"when i was (younger|a teen|a kid|in (high )?school|\d+)|long time ago|in college|"
+    rf"when i was (younger|a teen|a kid|in (high )?school|\d+|{AGE_WORDS})|long time ago|in college|"
     r"in my (teens|twenties|20s|thirties|30s)|back in (\d{4}|the day)|in \d{4}|in (high|middle|junior high) school|"
-    r"at (age )?\d\d(?!:| ?[ap]\.?m)|from (about )?\d\d to \d\d)\b"
+    rf"at (age )?\d\d(?!:| ?[ap]\.?m)|from (about )?(\d\d|{AGE_WORDS}) to (\d\d|{AGE_WORDS}))\b"
 )
 RESOLVED = re.compile(
     r"\b(behind me|(that'?s|that is|it'?s) (long|all) gone|have ?n[o']?t (since|in|for)|havent (since|in|for)|no longer|not anymore|"
     r"recovered|clean (for|since)|doing (much )?(better|well|fine)|over it|past that|"
     r"(quit|stopped) .{0,30}(years?|months?) ago|have ?n[o']?t (felt|done|thought|been) (like )?(that|it|this)|"
     r"been (well|stable|sober|clean|fine)|sober (for|since)|\d+ years (sober|clean)|proud of|"
-    r"have ?n[o']?t (had|felt|done|thought|tried|cut|used|hurt|harmed|self-harmed|relapsed|attempted|touched)\b.{0,40}\b"
-    r"(since|in (over |almost |nearly |about )?([a-z]+ )?(years|decades)))\b"
+    r"have ?n[o']?t (had|felt|done|thought|tried|cut|used|hurt|harmed|self-harmed|relapsed|attempted|touched)\b.{0,60}\b"
+    r"(since|in (well )?(over |almost |nearly |about |more than )?(a |[a-z]+ )?(years?|decades?))|"
+    r"(not|nothing|none|never) since(?= *($|[.,;!)]))|(that'?s|that is|it'?s|it is|it was|that was) (all )?a long time ago)\b"
 )
 
 # An overdose rule's words in a sentence about the routine of a treatment ("took all my meds this
@@ -311,7 +313,8 @@ ROUTINE = re.compile(
     r"on schedule|refills?|re-?order|shipments?|deliver(y|ies)|next (box|order|batch|package|month)|"
     r"per (day|week|month|session)|on ((my|the|a) )?(vacation|holiday|flight)|in my (bag|luggage|suitcase)|"
     r"(ran|run|running) out(?! of (reasons|time|hope|options|everything|energy|strength|will|ways|patience))|"
-    r"for (\S+ ){0,2}(session|appointment)|order more)\b"
+    r"for (\S+ ){0,2}(session|appointment)|order more|"
+    r"(regular|usual|normal|daily|morning|evening|nightly|bedtime|everyday|other) (meds|medications|pills|tablets))\b"
 )
 # ... unless the same sentence says it was meant ("took all my pills at once, need more").
 MEANT = re.compile(
@@ -326,6 +329,34 @@ STOCKPILING = frozenset({"saving", "saved", "stockpiling", "stockpiled", "hoardi
                          "stocking", "stashing", "stashed"})
 KEPT_FOR_A_SESSION = re.compile(r"\bfor (\S+ ){0,2}(session|appointment)\b")
 SENTENCE_ENDS = frozenset(".!?")
+
+# "the gun is ...", "rope is ...": means at hand, unless its sentence says it is put away ("my
+# husband's gun is locked in a safe at his brother's": a safety answer, a mention the classifier
+# reads) or the rope is a skipping rope.
+MEANS_WORDS = frozenset({"gun", "rope", "noose"})
+PUT_AWAY = re.compile(
+    r"\b(locked (up|away|in|inside)|lock ?box|(in|into|inside) (a|the|his|her|my|our|their) (gun )?safe|unloaded|"
+    r"trigger lock|cable lock|in storage|got rid|gave (it|them) away)\b"
+)
+SKIPPING = frozenset({"jump", "jumping", "skip", "skipping"})
+# "how many people does he kill", "how many brain cells does it kill": a count of lives or cells,
+# not of doses.
+COUNTED_LIVES = frozenset({"people", "persons", "men", "women", "guys", "kids", "children", "enemies", "zombies",
+                           "monsters", "bosses", "players", "characters", "soldiers", "villains", "animals", "birds",
+                           "bugs", "weeds", "cells", "neurons"})
+# "i'd rather die than fill out another form": a hyperbole, a mention the classifier reads, unless what
+# it would rather die than do is go on living so ("rather be dead than keep doing this to him").
+RATHER_THAN_LIVING = re.compile(
+    r"^than (to )?(keep|go on|going on|live|living|continue|feel|feeling|be (like this|a burden|alive|here)|"
+    r"spend another|wake up|face (another|this)|deal with (this|it)|exist|stay|put (them|him|her|my)|do (this|that) to)\b"
+)
+# "this week has been trying to kill me", "the heat is trying to kill me": no one is (unless a person
+# is named too: "this week my ex has been trying to kill me").
+PEOPLE = frozenset(PARTNER.split("|")) | {"boss", "son", "daughter", "neighbor", "neighbour", "uncle", "cousin", "i"}
+IDIOM_SUBJECTS = frozenset({"week", "day", "month", "year", "job", "work", "shift", "heat", "weather", "cold",
+                            "humidity", "traffic", "commute", "semester", "exam", "exams", "homework", "allergies",
+                            "back", "knees", "diet", "workout", "deadline", "project", "paperwork", "bills", "taxes",
+                            "insurance", "schedule", "hangover", "migraine", "flu"})
 
 
 @dataclass(frozen=True)
@@ -403,6 +434,34 @@ def _denied_after(doc: Doc, start: int, end: int) -> bool:
         return False
     rest = _sentence(doc, end, end).split()
     return not DENIAL_UNDONE.intersection(rest)
+
+
+def _not_a_risk(rule: str, doc: Doc, start: int, end: int) -> bool:
+    """A match whose words name no risk here: a skipping rope, a count of people in a film, a week
+    "trying to kill me" (the constants above)."""
+    first = doc[start].lower_
+    if rule == "kill_self" and first in MEANS_WORDS:
+        return start > 0 and doc[start - 1].lower_ in SKIPPING
+    if rule == "lethal_amount" and first == "how":
+        return start + 2 < len(doc) and doc[start + 2].lower_ in COUNTED_LIVES
+    if rule == "danger_now" and first in {"trying", "threatening", "threatened"}:
+        before = {t.lower_ for t in _clause_before(doc, start)}
+        return bool(before & IDIOM_SUBJECTS) and not before & PEOPLE
+    return False
+
+
+def _hyperbole(rule: str, doc: Doc, start: int, end: int) -> bool:
+    if rule != "want_to_die" or doc[start].lower_ != "rather":
+        return False
+    if end < len(doc) and doc[end].lower_ in {"dead", "gone"}:  # the pattern's optional last word, left out of the match
+        end += 1
+    if end >= len(doc) or doc[end].lower_ != "than":
+        return False
+    return not RATHER_THAN_LIVING.search(doc[end:end + 6].text.lower())
+
+
+def _put_away(rule: str, doc: Doc, start: int, end: int) -> bool:
+    return rule == "kill_self" and doc[start].lower_ in MEANS_WORDS and bool(PUT_AWAY.search(_sentence(doc, start, end)))
 
 
 def _is_negated(doc: Doc, start: int) -> bool:
@@ -486,6 +545,10 @@ class CrisisDetector:
                 kind = MENTION
             if rule in DENIED_RULES and _denied_after(doc, start, end):
                 kind = MENTION
+            if _put_away(rule, doc, start, end) or _hyperbole(rule, doc, start, end):
+                kind = MENTION
+            if _not_a_risk(rule, doc, start, end):
+                continue
             if _is_negated(doc, start):
                 continue
             if kind == MENTION and general_question:
