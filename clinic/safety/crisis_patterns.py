@@ -209,6 +209,8 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(took|taken|swallowed|ate|downed|chugged) * (most|half) (of)? * (bottle|bottles|box|boxes|supply|stash)",
         f"(going|gon|planning|plan|about|ready|decided|want|wanna) (to|na)? (take|swallow|down) (the|a)? (all|every|everything|whole|rest|entire|bunch|handful) (of)? (my|the|them|these|those)? ({SUPPLY})",
         f"(saving|saved|stockpiling|stockpiled|hoarding|hoarded|collecting|stocking|stashing|stashed) (up)? (my|the|some|all|extra)? ({SUPPLY}|{PILLS})",
+        # with no supply named, what it is kept for says it: "stockpiling for the end", "hoarding for when i'm ready"
+        r"(stockpiling|stockpiled|hoarding|hoarded) (them|it|up)? for (the|when|my|an|one) (end|i|day|night|exit|last|right)",
         # a count asked with what it would do: "how many troches would it take to stop my heart"
         # ("how many troches do i take per session", "how many doses would i need for a month" are dosing)
         f"how many ({SUPPLY}|{PILLS}) (would|will|to|does|do) * * * * ({LETHAL_EFFECTS})",
