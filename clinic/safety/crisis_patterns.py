@@ -209,6 +209,10 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"(took|taken|swallowed|ate|downed|chugged) * (most|half) (of)? * (bottle|bottles|box|boxes|supply|stash)",
         f"(going|gon|planning|plan|about|ready|decided|want|wanna) (to|na)? (take|swallow|down) (the|a)? (all|every|everything|whole|rest|entire|bunch|handful) (of)? (my|the|them|these|those)? ({SUPPLY})",
         f"(saving|saved|stockpiling|stockpiled|hoarding|hoarded|collecting|stocking|stashing|stashed) (up)? (my|the|some|all|extra)? ({SUPPLY}|{PILLS})",
+        # every one of a thing taken, with how ("used up every lozenge in the pack in one go"): "took every
+        # dose this week" alone is adherence
+        r"(took|taken|swallowed|ate|downed|chugged|used) (up)? every (single|last)? (troche|lozenge|pill|tablet|capsule|dose) * * at once",
+        r"(took|taken|swallowed|ate|downed|chugged|used) (up)? every (single|last)? (troche|lozenge|pill|tablet|capsule|dose) * * in one (go|sitting|gulp|handful|swallow|shot)",
         # with no supply named, what it is kept for says it: "stockpiling for the end", "hoarding for when i'm ready"
         r"(stockpiling|stockpiled|hoarding|hoarded) (them|it|up)? for (the|when|my|an|one) (end|i|day|night|exit|last|right)",
         # a count asked with what it would do: "how many troches would it take to stop my heart"
