@@ -810,3 +810,33 @@ def test_taking_all_of_one_s_ordinary_medicines_is_routine(detector, nlp, kind, 
     assert match is not None and match.kind == "mention", (kind, what)
     meant = detector.find(nlp(f"i took all my {kind} {what} at once"))
     assert meant is not None and meant.kind == "statement", (kind, what)
+
+
+@pytest.mark.parametrize("mistake", ["by mistake", "by accident", "accidentally", "mistakenly", "because i misread the label",
+                                     "misreading the label", "because i mixed up the boxes", "in a mix-up",
+                                     "because i forgot i already had", "because i forgot that i had"])
+def test_an_overdose_said_to_be_a_mistake_is_a_mention_for_the_classifier(detector, nlp, mistake):
+    match = detector.find(nlp(f"i took 2 whole tablets {mistake}"))
+    assert match is not None and (match.rule, match.kind) == ("overdose", "mention"), mistake
+
+
+@pytest.mark.parametrize("meant", ["on purpose", "intentionally", "deliberately", "to die", "so i would not wake",
+                                   "so i never wake", "and i meant it", "and i meant to", "not by accident",
+                                   "and it was not a mistake", "it wasn't an accident", "no accident", "it isn't a mistake",
+                                   "it wasnt a mistake"])
+def test_a_mistake_word_with_the_intent_said_keeps_the_overdose_a_statement(detector, nlp, meant):
+    match = detector.find(nlp(f"i took the whole bottle instead of waiting, {meant}"))
+    assert match is not None and (match.rule, match.kind) == ("overdose", "statement"), meant
+
+
+@pytest.mark.parametrize("text", ["i've been saving my troches instead of taking them",
+                                  "i'm going to take all the troches instead of one",
+                                  "i took the whole bottle, i didn't realize how bad i felt"])
+def test_instead_of_or_not_realizing_is_no_mistake(detector, nlp, text):
+    match = detector.find(nlp(text))
+    assert match is not None and (match.rule, match.kind) == ("overdose", "statement"), text
+
+
+@pytest.mark.parametrize("text", ["took a full week of vacation", "i took the whole month off work", "took a whole week of leave"])
+def test_a_week_or_a_month_taken_off_is_no_overdose(detector, nlp, text):
+    assert detector.find(nlp(text)) is None, text

@@ -206,6 +206,9 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
     "overdose": (STATEMENT, [
         f"(took|taken|swallowed|ate|downed|chugged|snorted|sprayed|used) * (bunch|lot|handful|many|whole|bottle|box|all|every|entire|rest) * ({SUPPLY})",
         f"(took|taken|swallowed|ate|downed|chugged) every last (one)? (of)? (my|the|them|these|those)? ({SUPPLY}|{PILLS})",
+        # a month's or a week's supply taken ("took my whole month of seroquel"; "took a full week of vacation" is none)
+        r"(swallowed|ate|downed|chugged) (my|the|a)? (whole|entire|full) (month|months|week|weeks) (of|worth)",
+        r"(took|taken) my (whole|entire|full) (month|months|week|weeks) (of|worth)",
         r"(took|taken|swallowed|ate|downed|chugged) * (most|half) (of)? * (bottle|bottles|box|boxes|supply|stash)",
         f"(going|gon|planning|plan|about|ready|decided|want|wanna) (to|na)? (take|swallow|down) (the|a)? (all|every|everything|whole|rest|entire|bunch|handful) (of)? (my|the|them|these|those)? ({SUPPLY})",
         f"(saving|saved|stockpiling|stockpiled|hoarding|hoarded|collecting|stocking|stashing|stashed) (up)? (my|the|some|all|extra)? ({SUPPLY}|{PILLS})",
@@ -327,6 +330,18 @@ MEANT = re.compile(
     r"\b(at once|at the same time|together|in one go|on purpose|intentionally|deliberately|to die|not wake|"
     r"never wake|not supposed|more than|times what|nobody finds|no one finds|forever)\b"
 )
+# An overdose rule's words in a sentence that says it was a mistake ("I misread the label and took 2
+# whole tablets instead of half", "took my dose twice by accident"): an accidental extra dose, urgent
+# and not a crisis: a mention the classifier reads; unless the sentence also says it was meant. ("instead
+# of" says nothing either way: "saving my troches instead of taking them" is stockpiling.)
+ACCIDENTAL = re.compile(
+    r"\b(by (mistake|accident)|accidentally|mistakenly|misread|misreading|mixed up|mix-up|"
+    r"forgot (i|that i) (already|had))\b"
+)
+INTENDED = re.compile(
+    r"\b(on purpose|intentionally|deliberately|to die|not wake|never wake|meant (it|to)|"
+    r"(not|no|was ?n[o']?t|is ?n[o']?t) (by |an? )?(accident|mistake))\b"
+)
 # Only what was taken, or a count asked, can be routine: a plan to take it all ("going to take all my
 # troches on my trip") never is, and stockpiling ("saving my meds from every refill") is only when it
 # is kept for a session ("saving this week's dose for saturday's session").
@@ -413,6 +428,10 @@ def _routine(first_word: str, sentence: str) -> bool:
     if first_word in STOCKPILING:
         return bool(KEPT_FOR_A_SESSION.search(sentence))
     return first_word in ROUTINE_TAKEN and bool(ROUTINE.search(sentence))
+
+
+def _accidental(sentence: str) -> bool:
+    return bool(ACCIDENTAL.search(sentence)) and not INTENDED.search(sentence)
 
 
 def _ends_sentence(tok: Any) -> bool:
@@ -548,6 +567,8 @@ class CrisisDetector:
             if rule in CONDITIONAL_STATEMENTS and any(t.lower_ in CONDITIONS for t in _clause_before(doc, start)):
                 kind = MENTION
             if rule in ROUTINE_CLEARED and _routine(doc[start].lower_, _sentence(doc, start, end)):
+                kind = MENTION
+            if rule in ROUTINE_CLEARED and _accidental(_sentence(doc, start, end)):
                 kind = MENTION
             if rule in DENIED_RULES and _denied_after(doc, start, end):
                 kind = MENTION
