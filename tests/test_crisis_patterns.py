@@ -676,6 +676,12 @@ def test_an_overdose_said_to_be_meant_is_a_statement_even_in_a_sentence_about_th
 
 # Round 12's review of the net's full takeovers (2026-12-07): words that name no risk where they stand.
 
+def rule_and_kind(detector, nlp, text):
+    """What the net found in a text: (rule, kind), or None."""
+    match = detector.find(nlp(text))
+    return None if match is None else (match.rule, match.kind)
+
+
 @pytest.mark.parametrize("word", sorted(SKIPPING))
 def test_a_skipping_rope_is_no_means(detector, nlp, word):
     assert detector.find(nlp(f"{word} rope is my workout, is that okay on session days")) is None, word
@@ -691,8 +697,7 @@ def test_a_skipping_rope_is_no_means(detector, nlp, word):
     ],
 )
 def test_rather_die_than_do_a_chore_is_a_hyperbole_the_classifier_reads(detector, nlp, text):
-    match = detector.find(nlp(text))
-    assert match is not None and (match.rule, match.kind) == ("want_to_die", "mention"), text
+    assert rule_and_kind(detector, nlp, text) == ("want_to_die", "mention"), text
 
 
 @pytest.mark.parametrize(
@@ -713,21 +718,18 @@ def test_rather_die_than_do_a_chore_is_a_hyperbole_the_classifier_reads(detector
     ],
 )
 def test_rather_die_than_go_on_living_so_stays_a_statement(detector, nlp, text):
-    match = detector.find(nlp(text))
-    assert match is not None and (match.rule, match.kind) == ("want_to_die", "statement"), text
+    assert rule_and_kind(detector, nlp, text) == ("want_to_die", "statement"), text
 
 
 @pytest.mark.parametrize("word", sorted(MEANS_WORDS))
 def test_means_at_hand_stay_a_statement(detector, nlp, word):
-    match = detector.find(nlp(f"the {word} is ready and i'm alone tonight"))
-    assert match is not None and (match.rule, match.kind) == ("kill_self", "statement"), word
+    assert rule_and_kind(detector, nlp, f"the {word} is ready and i'm alone tonight") == ("kill_self", "statement"), word
 
 
 @pytest.mark.parametrize("text", ["i'm safe for now, though the gun is loaded and sitting next to me",
                                   "the door is locked and the gun is on my lap", "the rope is in the garage, safe from the kids"])
 def test_safe_or_locked_said_of_something_else_keeps_means_at_hand_a_statement(detector, nlp, text):
-    match = detector.find(nlp(text))
-    assert match is not None and (match.rule, match.kind) == ("kill_self", "statement"), text
+    assert rule_and_kind(detector, nlp, text) == ("kill_self", "statement"), text
 
 
 @pytest.mark.parametrize("put_away", ["locked up", "locked away", "locked in a cabinet", "locked inside a case",
@@ -736,8 +738,7 @@ def test_safe_or_locked_said_of_something_else_keeps_means_at_hand_a_statement(d
                                       "under a trigger lock", "under a cable lock", "in storage",
                                       "not here, we got rid of it", "not here, i gave it away", "gone, i gave them away"])
 def test_a_gun_said_to_be_put_away_is_a_mention_for_the_classifier(detector, nlp, put_away):
-    match = detector.find(nlp(f"my husband's gun is {put_away}"))
-    assert match is not None and (match.rule, match.kind) == ("kill_self", "mention"), put_away
+    assert rule_and_kind(detector, nlp, f"my husband's gun is {put_away}") == ("kill_self", "mention"), put_away
     bare = detector.find(nlp("my husband's gun is on the table"))
     assert bare is not None and bare.kind == "statement"
 
@@ -748,8 +749,7 @@ def test_a_count_of_lives_or_cells_is_no_lethal_amount_question(detector, nlp, w
 
 
 def test_a_count_of_doses_is_still_a_lethal_amount_question(detector, nlp):
-    match = detector.find(nlp("how many troches does it take to kill me"))
-    assert match is not None and (match.rule, match.kind) == ("lethal_amount", "statement")
+    assert rule_and_kind(detector, nlp, "how many troches does it take to kill me") == ("lethal_amount", "statement")
 
 
 @pytest.mark.parametrize("word", sorted(IDIOM_SUBJECTS))
@@ -759,8 +759,7 @@ def test_a_thing_trying_to_kill_me_is_an_idiom(detector, nlp, word):
 
 @pytest.mark.parametrize("person", sorted(PEOPLE - {"i"}))
 def test_a_person_trying_to_kill_me_is_danger_even_in_an_idiom_s_clause(detector, nlp, person):
-    match = detector.find(nlp(f"this week {person} has been trying to kill me"))
-    assert match is not None and (match.rule, match.kind) == ("danger_now", "statement"), person
+    assert rule_and_kind(detector, nlp, f"this week {person} has been trying to kill me") == ("danger_now", "statement"), person
 
 
 def test_i_in_the_clause_keeps_a_threat_a_threat(detector, nlp):
@@ -791,33 +790,29 @@ def test_more_ways_of_saying_a_past_is_over(detector, nlp, text):
 
 @pytest.mark.parametrize("text", ["cut myself as a teen, not since last night", "i cut myself as a teen, not since then it started again"])
 def test_not_since_with_a_time_after_it_is_no_resolved_past(detector, nlp, text):
-    match = detector.find(nlp(text))
-    assert match is not None and match.kind == "statement", text
+    assert rule_and_kind(detector, nlp, text) == ("self_harm", "statement"), text
 
 
 @pytest.mark.parametrize("age", AGE_WORDS.split("|"))
 def test_an_age_in_words_is_a_past(detector, nlp, age):
     assert detector.find(nlp(f"when i was {age} i cut myself, haven't done it in years")) is None, age
     assert detector.find(nlp(f"from {age} to {age} i cut myself, haven't done it in years")) is None, age
-    assert detector.find(nlp(f"i cut myself, haven't done it in years")) is not None  # no past, no clearing
+    assert detector.find(nlp("i cut myself, haven't done it in years")) is not None  # no past, no clearing
 
 
 @pytest.mark.parametrize("kind", ["regular", "usual", "normal", "daily", "morning", "evening", "nightly", "bedtime",
                                   "everyday", "other"])
 @pytest.mark.parametrize("what", ["meds", "medications", "pills", "tablets"])
 def test_taking_all_of_one_s_ordinary_medicines_is_routine(detector, nlp, kind, what):
-    match = detector.find(nlp(f"i took all my {kind} {what} this morning"))
-    assert match is not None and match.kind == "mention", (kind, what)
-    meant = detector.find(nlp(f"i took all my {kind} {what} at once"))
-    assert meant is not None and meant.kind == "statement", (kind, what)
+    assert rule_and_kind(detector, nlp, f"i took all my {kind} {what} this morning") == ("overdose", "mention"), (kind, what)
+    assert rule_and_kind(detector, nlp, f"i took all my {kind} {what} at once") == ("overdose", "statement"), (kind, what)
 
 
 @pytest.mark.parametrize("mistake", ["by mistake", "by accident", "accidentally", "mistakenly", "because i misread the label",
                                      "misreading the label", "because i mixed up the boxes", "in a mix-up",
                                      "because i forgot i already had", "because i forgot that i had"])
 def test_an_overdose_said_to_be_a_mistake_is_a_mention_for_the_classifier(detector, nlp, mistake):
-    match = detector.find(nlp(f"i took 2 whole tablets {mistake}"))
-    assert match is not None and (match.rule, match.kind) == ("overdose", "mention"), mistake
+    assert rule_and_kind(detector, nlp, f"i took 2 whole tablets {mistake}") == ("overdose", "mention"), mistake
 
 
 @pytest.mark.parametrize("meant", ["on purpose", "intentionally", "deliberately", "to die", "so i would not wake",
@@ -825,16 +820,14 @@ def test_an_overdose_said_to_be_a_mistake_is_a_mention_for_the_classifier(detect
                                    "and it was not a mistake", "it wasn't an accident", "no accident", "it isn't a mistake",
                                    "it wasnt a mistake"])
 def test_a_mistake_word_with_the_intent_said_keeps_the_overdose_a_statement(detector, nlp, meant):
-    match = detector.find(nlp(f"i took the whole bottle instead of waiting, {meant}"))
-    assert match is not None and (match.rule, match.kind) == ("overdose", "statement"), meant
+    assert rule_and_kind(detector, nlp, f"i took the whole bottle instead of waiting, {meant}") == ("overdose", "statement"), meant
 
 
 @pytest.mark.parametrize("text", ["i've been saving my troches instead of taking them",
                                   "i'm going to take all the troches instead of one",
                                   "i took the whole bottle, i didn't realize how bad i felt"])
 def test_instead_of_or_not_realizing_is_no_mistake(detector, nlp, text):
-    match = detector.find(nlp(text))
-    assert match is not None and (match.rule, match.kind) == ("overdose", "statement"), text
+    assert rule_and_kind(detector, nlp, text) == ("overdose", "statement"), text
 
 
 @pytest.mark.parametrize("text", ["took a full week of vacation", "i took the whole month off work", "took a whole week of leave"])

@@ -461,7 +461,7 @@ def _denied_after(doc: Doc, start: int, end: int) -> bool:
     return not DENIAL_UNDONE.intersection(rest)
 
 
-def _not_a_risk(rule: str, doc: Doc, start: int, end: int) -> bool:
+def _not_a_risk(rule: str, doc: Doc, start: int) -> bool:
     """A match whose words name no risk here: a skipping rope, a count of people in a film, a week
     "trying to kill me" (the constants above)."""
     first = doc[start].lower_
@@ -485,8 +485,8 @@ def _hyperbole(rule: str, doc: Doc, start: int, end: int) -> bool:
     return not RATHER_THAN_LIVING.search(doc[end:end + 6].text.lower())
 
 
-def _put_away(rule: str, doc: Doc, start: int, end: int) -> bool:
-    return rule == "kill_self" and doc[start].lower_ in MEANS_WORDS and bool(PUT_AWAY.search(_sentence(doc, start, end)))
+def _put_away(rule: str, doc: Doc, start: int, sentence: str) -> bool:
+    return rule == "kill_self" and doc[start].lower_ in MEANS_WORDS and bool(PUT_AWAY.search(sentence))
 
 
 def _is_negated(doc: Doc, start: int) -> bool:
@@ -566,15 +566,14 @@ class CrisisDetector:
                 kind = MENTION
             if rule in CONDITIONAL_STATEMENTS and any(t.lower_ in CONDITIONS for t in _clause_before(doc, start)):
                 kind = MENTION
-            if rule in ROUTINE_CLEARED and _routine(doc[start].lower_, _sentence(doc, start, end)):
-                kind = MENTION
-            if rule in ROUTINE_CLEARED and _accidental(_sentence(doc, start, end)):
+            sentence = _sentence(doc, start, end)
+            if rule in ROUTINE_CLEARED and (_routine(doc[start].lower_, sentence) or _accidental(sentence)):
                 kind = MENTION
             if rule in DENIED_RULES and _denied_after(doc, start, end):
                 kind = MENTION
-            if _put_away(rule, doc, start, end) or _hyperbole(rule, doc, start, end):
+            if _put_away(rule, doc, start, sentence) or _hyperbole(rule, doc, start, end):
                 kind = MENTION
-            if _not_a_risk(rule, doc, start, end):
+            if _not_a_risk(rule, doc, start):
                 continue
             if _is_negated(doc, start):
                 continue
