@@ -743,6 +743,25 @@ def test_a_gun_said_to_be_put_away_is_a_mention_for_the_classifier(detector, nlp
     assert bare is not None and bare.kind == "statement"
 
 
+@pytest.mark.parametrize("answer", [": not at all", ": no", ": never.", " - 0", " = 0", " \u2014 none", ": nope!", ": zero",
+                                    " -- no", ":no"])
+def test_a_questionnaire_item_answered_no_is_a_mention_for_the_classifier(detector, nlp, answer):
+    item = "thoughts that you would be better off dead"
+    assert rule_and_kind(detector, nlp, f"Q9 {item}{answer}") == ("want_to_die", "mention"), answer
+    assert rule_and_kind(detector, nlp, f"{item} or of hurting yourself{answer}") == ("want_to_die", "mention"), answer
+
+
+@pytest.mark.parametrize("text", [
+    "better off dead: nearly every day",  # an answer that is not no
+    "I'd be better off dead: no one would miss me",  # the words after the colon go on
+    "i'd be better off dead and my answer on the form is - no",  # the visitor's own words between
+    "better off dead - not at all sure i want to stay",
+    "better off dead. no",  # the answer in a sentence of its own
+])
+def test_an_item_not_answered_no_stays_a_statement(detector, nlp, text):
+    assert rule_and_kind(detector, nlp, text) == ("want_to_die", "statement"), text
+
+
 @pytest.mark.parametrize("word", sorted(COUNTED_LIVES))
 def test_a_count_of_lives_or_cells_is_no_lethal_amount_question(detector, nlp, word):
     assert detector.find(nlp(f"how many {word} does he kill in that movie")) is None, word

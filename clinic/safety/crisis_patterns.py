@@ -360,6 +360,14 @@ PUT_AWAY = re.compile(
     r"trigger lock|cable lock|in storage|got rid|gave (it|them) away)\b"
 )
 SKIPPING = frozenset({"jump", "jumping", "skip", "skipping"})
+
+# A questionnaire's item copied with its answer: "thoughts that you would be better off dead: not
+# at all", "self-harm - never", "...better off dead or of hurting yourself = 0": a form answer, a
+# mention the classifier reads. The answer ends the match's sentence, after a colon, a dash or an
+# equals sign, with at most a few words of the item between, none of them the visitor's own.
+ANSWERED_NO = re.compile(
+    r"^(?P<item>[^.!?]{0,60}?)(:|(?:^|\s)[=\-\u2013\u2014]+)\s*(not at all|no|never|nope|none|0|zero)\s*[.,;!)]*\s*$"
+)
 # "how many people does he kill", "how many brain cells does it kill": a count of lives or cells,
 # not of doses.
 COUNTED_LIVES = frozenset({"people", "persons", "men", "women", "guys", "kids", "children", "enemies", "zombies",
@@ -485,6 +493,15 @@ def _hyperbole(rule: str, doc: Doc, start: int, end: int) -> bool:
     return not RATHER_THAN_LIVING.search(doc[end:end + 6].text.lower())
 
 
+def _answered_no(doc: Doc, end: int) -> bool:
+    """The match is a questionnaire's item whose answer, after it, is no (``ANSWERED_NO``)."""
+    last = end
+    while last < len(doc) and not _ends_sentence(doc[last]):
+        last += 1
+    answered = ANSWERED_NO.match(doc[end:last].text.lower()) if end < len(doc) else None
+    return answered is not None and not FIRST_PERSON.intersection(re.findall(r"[a-z']+", answered["item"]))
+
+
 def _put_away(rule: str, doc: Doc, start: int, sentence: str) -> bool:
     return rule == "kill_self" and doc[start].lower_ in MEANS_WORDS and bool(PUT_AWAY.search(sentence))
 
@@ -571,7 +588,7 @@ class CrisisDetector:
                 kind = MENTION
             if rule in DENIED_RULES and _denied_after(doc, start, end):
                 kind = MENTION
-            if _put_away(rule, doc, start, sentence) or _hyperbole(rule, doc, start, end):
+            if _put_away(rule, doc, start, sentence) or _hyperbole(rule, doc, start, end) or _answered_no(doc, end):
                 kind = MENTION
             if _not_a_risk(rule, doc, start):
                 continue
