@@ -162,6 +162,13 @@ def test_the_training_banks_are_large_and_named():
     assert len(negatives) >= 600 and len({e.group for e in negatives}) >= 10
 
 
+def test_the_data_and_evaluation_files_read_as_yaml_safe_load_reads_them():
+    files = sorted((ROOT / "data").rglob("*.yml")) + sorted((ROOT / "tests").rglob("*.yml"))
+    assert len(files) > 100
+    for path in files:
+        assert bank.read_yaml(path) == (yaml.safe_load(path.read_text(encoding="utf-8")) or {}), path
+
+
 EVALUATION_BANKS = ["validation_bank.yml", "test_bank.yml", "test_bank_v2.yml", "test_bank_v3.yml", "test_bank_v4.yml",
                     "test_bank_v5.yml", "test_bank_v6.yml", "test_bank_v7.yml", "test_bank_v8.yml", "test_bank_v9.yml",
                     "test_bank_v10.yml", "test_bank_v11.yml", "test_bank_v12.yml",

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import yaml
+from clinic.safety.bank import read_yaml
 
 Example = Tuple[str, str]  # (text, gold label)
 FALLBACK = "nlu_fallback"
@@ -42,7 +42,7 @@ BINS = 10
 
 
 def load_examples(path: Path) -> List[Example]:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    data = read_yaml(path)
     examples: List[Example] = []
     for block in data.get("nlu", []):
         label = block["intent"]

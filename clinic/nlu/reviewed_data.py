@@ -43,7 +43,7 @@ import yaml
 
 from clinic.rules.answer_parsing import contains_email, contains_phone
 from clinic.rules.visible_text import visible_text
-from clinic.safety.bank import CRISIS, RISK_INTENTS, URGENT_MEDICAL, file_examples, normalised
+from clinic.safety.bank import CRISIS, RISK_INTENTS, URGENT_MEDICAL, file_examples, normalised, read_yaml
 
 NOT_CRISIS = "not_crisis"
 NEW_TOPIC = "new_topic"
@@ -196,7 +196,7 @@ class ReviewedData:
         negatives: Dict[str, str] = {}
         for path in sorted(self.root.rglob("*.yml")):
             try:
-                doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                doc = read_yaml(path)
             except yaml.YAMLError:
                 continue
             if not isinstance(doc, dict):
@@ -216,7 +216,7 @@ class ReviewedData:
         path = self.root / relative
         if not path.exists():
             return {}
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = read_yaml(path)
         blocks: Dict[str, List[str]] = {}
         for block in doc.get("nlu") or []:
             blocks.setdefault(str(block["intent"]), []).extend(_lines(block.get("examples")))

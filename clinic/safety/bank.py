@@ -19,7 +19,7 @@ Where they live:
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Sequence
+from typing import Any, Iterable, List, Sequence
 
 import yaml
 
@@ -40,6 +40,18 @@ class Example:
     group: str  # the category (risk) or kind (hard negative); "" for ordinary messages
 
 
+# libyaml's loader (PyYAML's wheels are built with it): the same documents as ``yaml.safe_load``,
+# ~25 times faster (the 129 training and evaluation files: 0.15 s against 3.7 s on 2026-12-07's
+# slower machine). The staff console's review reads them all at each accept.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file of the project's data or evaluation sets, as ``yaml.safe_load`` reads it
+    (``{}`` when it is empty)."""
+    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_LOADER) or {}
+
+
 def _lines(block: str) -> List[str]:
     return [line.strip()[2:].strip() for line in str(block or "").splitlines() if line.strip().startswith("- ")]
 
@@ -47,7 +59,7 @@ def _lines(block: str) -> List[str]:
 def load_risk_examples(path: Path) -> List[Example]:
     """A training file of risk messages in Rasa's NLU format (``- intent: crisis``, metadata
     ``category``)."""
-    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    doc = read_yaml(path)
     examples = []
     for block in doc.get("nlu", []):
         outcome = block["intent"]
@@ -60,7 +72,7 @@ def load_risk_examples(path: Path) -> List[Example]:
 
 def load_negatives(path: Path) -> List[Example]:
     """A training file of hard negatives (``safety_negatives:``, one block per kind)."""
-    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    doc = read_yaml(path)
     return [
         Example(text, NONE, block["kind"])
         for block in doc.get("safety_negatives", [])
@@ -70,7 +82,7 @@ def load_negatives(path: Path) -> List[Example]:
 
 def load_bank(path: Path) -> List[Example]:
     """An evaluation bank (``safety_bank:``): every outcome, a category or kind per block."""
-    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    doc = read_yaml(path)
     examples = []
     for block in doc.get("safety_bank", []):
         outcome = block["outcome"]
@@ -105,7 +117,7 @@ def normalised(text: str) -> str:
 
 def file_examples(path: Path) -> List[str]:
     """Every example of a file in any of the project's formats (Rasa NLU, hard negatives, banks)."""
-    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    doc = read_yaml(path)
     if not isinstance(doc, dict):
         return []
     return [text for key in ("nlu", "safety_negatives", "safety_bank") for block in doc.get(key) or []
