@@ -498,7 +498,7 @@ def _answered_no(doc: Doc, end: int) -> bool:
     last = end
     while last < len(doc) and not _ends_sentence(doc[last]):
         last += 1
-    answered = ANSWERED_NO.match(doc[end:last].text.lower()) if end < len(doc) else None
+    answered = ANSWERED_NO.match(doc[end:last].text.lower())
     return answered is not None and not FIRST_PERSON.intersection(re.findall(r"[a-z']+", answered["item"]))
 
 
