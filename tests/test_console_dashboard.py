@@ -405,7 +405,9 @@ def test_binary_search_finds_the_window_start(console: Console) -> None:
 
 
 def test_dashboard_counts_right_on_a_large_store(console: Console, request: pytest.FixtureRequest) -> None:
-    """100,000 conversations over a year (1.3 million events): the 30-day figures in well under 3 s (about 0.35 s here)."""
+    """100,000 conversations over a year (1.3 million events): the 30-day figures right. Their speed is
+    scripts/bench_console.py's: here, on a slow 2-core machine (2026-12-07), the 30 days' 150,000 events
+    read and folded in Python took 5.1-5.9 s, past the test client's 5 s deadline, which is raised."""
     now = utcnow()
     year_ago = epoch(now) - 365 * DAY
     kinds = (
@@ -438,7 +440,7 @@ def test_dashboard_counts_right_on_a_large_store(console: Console, request: pyte
     stats = dashboard.compute(console.engine, console.app.ctx.tracker, 30, now=now)
     start = epoch(dt.datetime.combine(now.date() - dt.timedelta(days=29), dt.time.min))
     assert stats.conversations == sum(1 for i in range(100_000) if year_ago + i * (365 * DAY / 100_000) >= start)
-    assert console.get("/dashboard", as_="support").status == 200
+    assert console.get("/dashboard", as_="support", timeout=60).status == 200
 
 
 def test_satisfaction_per_topic_and_the_worst_rated_answers(console: Console) -> None:

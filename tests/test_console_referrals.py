@@ -87,9 +87,10 @@ class Console:
         }
         return self.users[username]
 
-    def get(self, path: str, as_: Optional[str] = None):
+    def get(self, path: str, as_: Optional[str] = None, timeout: float = 5.0):
+        """The page as ``as_`` sees it; ``timeout``: the test client's deadline (httpx's 5 s)."""
         cookies = {auth.SESSION_COOKIE: self.users[as_]["token"]} if as_ else {}
-        _, resp = self.app.test_client.get(path, cookies=cookies, allow_redirects=False)
+        _, resp = self.app.test_client.get(path, cookies=cookies, allow_redirects=False, timeout=timeout)
         return resp
 
     def post(self, path: str, data: Dict[str, Any], as_: Optional[str] = None, csrf: bool = True):

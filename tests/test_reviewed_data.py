@@ -289,3 +289,20 @@ def test_eval_nlu_reports_the_reviewed_examples_and_the_copy_leaves_them_out(tmp
     table = comparison_table({"tests/nlu/heldout.yml": {"without reviewed": report, "with reviewed": report}}).splitlines()
     assert table[1].split() == ["tests/nlu/heldout.yml", "without", "reviewed", "0.250", "1.000", "0.125", "0.500", "1"]
     assert table[2].split()[1:3] == ["with", "reviewed"]
+
+
+def test_the_training_config_is_the_projects_with_the_copys_bank_or_no_safety_layer(tmp_path: Path) -> None:
+    from clinic.nlu.training import ROOT, SAFETY_LAYER, training_config
+
+    project = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))
+    names = [c["name"] for c in project["pipeline"]]
+    with_safety = training_config(tmp_path / "data")
+    assert [c["name"] for c in with_safety["pipeline"]] == names and SAFETY_LAYER in names
+    layer = next(c for c in with_safety["pipeline"] if c["name"] == SAFETY_LAYER)
+    assert layer["bank"] == str((tmp_path / "data" / "safety").resolve())
+    assert {k: v for k, v in layer.items() if k != "bank"} == {
+        k: v for k, v in next(c for c in project["pipeline"] if c["name"] == SAFETY_LAYER).items() if k != "bank"}
+    without = training_config(tmp_path / "data", safety=False)
+    assert [c["name"] for c in without["pipeline"]] == [n for n in names if n != SAFETY_LAYER]
+    assert without["policies"] == project["policies"] and without["language"] == project["language"]
+    assert next(c for c in project["pipeline"] if c["name"] == SAFETY_LAYER)["bank"] == "data/safety"  # untouched
