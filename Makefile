@@ -90,8 +90,8 @@ eval-nlu: $(MODEL) ## both held-out NLU sets: top-1 and top-3 topic accuracy, ca
 eval-reviewed: $(MODEL) ## held-out figures before and after the corrections accepted in the console (trains an NLU model without data/reviewed/ in a temp folder)
 	$(PY) -m clinic.nlu.evaluation --compare-reviewed tests/nlu/heldout.yml tests/nlu/heldout_faq_pages.yml
 
-eval-safety: $(MODEL) ## the safety layer on its test banks (v15 first; all seen since their first runs, docs/SAFETY.md): recall per category, false alarms per kind, crisis/urgent confusion
-	$(PY) -m clinic.safety.evaluation tests/safety/test_bank_v15.yml tests/safety/test_bank_v14.yml tests/safety/test_bank_v13.yml tests/safety/test_bank_v12.yml tests/safety/test_bank_v11.yml tests/safety/test_bank_v10.yml tests/safety/test_bank_v9.yml tests/safety/test_bank_v8.yml tests/safety/test_bank_v7.yml tests/safety/test_bank_v6.yml tests/safety/test_bank_v5.yml tests/safety/test_bank_v4.yml tests/safety/test_bank_v3.yml tests/safety/test_bank_v2.yml tests/safety/test_bank.yml
+eval-safety: $(MODEL) ## the safety layer on its test banks (v16 first; all seen since their first runs, docs/SAFETY.md): recall per category, false alarms per kind, crisis/urgent confusion
+	$(PY) -m clinic.safety.evaluation tests/safety/test_bank_v16.yml tests/safety/test_bank_v15.yml tests/safety/test_bank_v14.yml tests/safety/test_bank_v13.yml tests/safety/test_bank_v12.yml tests/safety/test_bank_v11.yml tests/safety/test_bank_v10.yml tests/safety/test_bank_v9.yml tests/safety/test_bank_v8.yml tests/safety/test_bank_v7.yml tests/safety/test_bank_v6.yml tests/safety/test_bank_v5.yml tests/safety/test_bank_v4.yml tests/safety/test_bank_v3.yml tests/safety/test_bank_v2.yml tests/safety/test_bank.yml
 
 answers: $(VENV)/.installed ## print every answer and its "Tell me more" with word counts, filled from settings/ (docs/CONTENT.md)
 	$(PY) scripts/answers.py $(ANSWERS_ARGS)

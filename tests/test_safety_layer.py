@@ -172,7 +172,7 @@ def test_the_data_and_evaluation_files_read_as_yaml_safe_load_reads_them():
 EVALUATION_BANKS = ["validation_bank.yml", "test_bank.yml", "test_bank_v2.yml", "test_bank_v3.yml", "test_bank_v4.yml",
                     "test_bank_v5.yml", "test_bank_v6.yml", "test_bank_v7.yml", "test_bank_v8.yml", "test_bank_v9.yml",
                     "test_bank_v10.yml", "test_bank_v11.yml", "test_bank_v12.yml",
-                    "test_bank_v13.yml", "test_bank_v14.yml", "test_bank_v15.yml"]
+                    "test_bank_v13.yml", "test_bank_v14.yml", "test_bank_v15.yml", "test_bank_v16.yml"]
 
 
 @pytest.mark.parametrize("name", EVALUATION_BANKS)
@@ -194,7 +194,8 @@ def test_the_evaluation_banks_share_no_message_with_the_training_banks(name):
                                            ("test_bank_v8.yml", 1000), ("test_bank_v9.yml", 1000),
                                            ("test_bank_v10.yml", 1000), ("test_bank_v11.yml", 1000),
                                            ("test_bank_v12.yml", 900), ("test_bank_v13.yml", 900),
-                                           ("test_bank_v14.yml", 800), ("test_bank_v15.yml", 500)])
+                                           ("test_bank_v14.yml", 800), ("test_bank_v15.yml", 500),
+                                           ("test_bank_v16.yml", 700)])
 def test_each_test_bank_meets_the_issues_sizes(name, longest):
     examples = bank.load_bank(ROOT / "tests" / "safety" / name)
     assert sum(e.outcome in bank.RISK_INTENTS for e in examples) >= 300

@@ -1,6 +1,6 @@
 """The safety layer measured on a bank written apart from its training data.
 
-    python -m clinic.safety.evaluation tests/safety/test_bank_v15.yml tests/safety/test_bank_v14.yml ...   (make eval-safety)
+    python -m clinic.safety.evaluation tests/safety/test_bank_v16.yml tests/safety/test_bank_v15.yml ...   (make eval-safety)
     python -m clinic.safety.evaluation tests/safety/validation_bank.yml --thresholds
 
 parses every message of the bank with the trained model, as the Rasa server would, and prints:
@@ -178,7 +178,7 @@ def main(argv: List[str]) -> int:
 
     configure_structlog(logging.WARNING)  # Rasa's debug log prints what it parses: never the texts
     args = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    args.add_argument("banks", nargs="*", default=["tests/safety/test_bank_v15.yml"])
+    args.add_argument("banks", nargs="*", default=["tests/safety/test_bank_v16.yml"])
     args.add_argument("--model", default="models/clinic.tar.gz")
     args.add_argument("--thresholds", action="store_true", help="print the thresholds the bank supports")
     options = args.parse_args(argv)
