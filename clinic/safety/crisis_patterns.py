@@ -103,6 +103,8 @@ PATTERNS: Dict[str, Tuple[str, List[str]]] = {
         r"togliermi la vita",
         r"(end|ending) * it (all|tonight|today|now|forever)",
         r"(want|wanna|going|gon|planning|plan|ready) (to|na)? (end|ending) it",
+        # an urge heard from inside ("my brain keeps telling me to end it"): not "my friend told me to"
+        r"(brain|head|mind|voice|voices|thoughts) (keeps|keep|kept|is|was)? (telling|tells|told|saying|says) (me)? (to)? (just)? (end|ending) (it|things|everything)",
         r"(end|ending) everything",
         f"(do|doing|did|done) away with ({SELF})",
         f"(put|putting) an end to ({SELF})",
